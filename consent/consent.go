@@ -1,0 +1,46 @@
+// Package consent defines consent records, the ConsentStore contract and a
+// bounded, short-lived local cache in front of any store.
+//
+// # Redis schema
+//
+// One hash per subject, key "consent:<subject>": one field per purpose with
+// value "1" (granted) or "0" (denied), and field "_v", a monotonically
+// increasing int64 version. A missing key, a missing purpose field or any
+// value other than "1" means denied. See the README for examples.
+package consent
+
+import (
+	"context"
+	"errors"
+)
+
+// Record is what is known about one subject's consent at lookup time.
+type Record struct {
+	// Found is false when the store holds no record: nothing is granted.
+	Found bool
+	// Version is the record's "_v" field (0 when absent or not found).
+	Version int64
+	// Granted holds the purposes whose value is "1". Purposes absent from
+	// the map are denied.
+	Granted map[string]bool
+}
+
+// Allows reports whether purpose is granted. The zero Record allows nothing.
+func (r Record) Allows(purpose string) bool {
+	return r.Found && r.Granted[purpose]
+}
+
+// Store resolves consent for many subjects at once.
+//
+// Lookup returns one Record per distinct subject, in a map keyed by
+// subject; subjects without a stored record map to Record{Found: false}.
+// It must answer for all subjects or return an error: a partial answer is
+// never returned, so callers can fail closed. Implementations are safe for
+// concurrent use and honour ctx cancellation.
+type Store interface {
+	Lookup(ctx context.Context, subjects []string) (map[string]Record, error)
+}
+
+// ErrInvalidRecord reports a stored record that cannot be interpreted, such
+// as a non-numeric "_v". Lookups that meet one fail rather than guess.
+var ErrInvalidRecord = errors.New("invalid consent record")

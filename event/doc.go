@@ -1,0 +1,477 @@
+// Package event parses and edits JSON tracking events (Segment-spec shaped)
+// without decoding them into maps.
+//
+// Parse validates the whole document once and records, for every object,
+// where each member's key and value lie in the original bytes. Edits (remove a
+// member, replace a value) are recorded beside the parsed document and
+// applied by Encode, which copies every untouched subtree verbatim. A document
+// can be edited several times, once per output, with independent Edits.
+//
+// Duplicate keys are the classic way to smuggle a field past a filter: one
+// parser strips the first "ip", the consumer reads the second. Any object that
+// an edit or lookup touches is therefore checked for duplicate keys (after
+// unescaping) and the operation fails with ErrDuplicateKey instead of
+// guessing which copy is meant.
+package event
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Errors returned by Parse and by lookups. They are matched with errors.Is.
+var (
+	ErrSyntax       = errors.New("invalid json")
+	ErrNotObject    = errors.New("event is not a json object")
+	ErrTooDeep      = errors.New("json nesting too deep")
+	ErrDuplicateKey = errors.New("duplicate key")
+	ErrWrongType    = errors.New("wrong type")
+)
+
+// MaxDepth is the deepest nesting of objects and arrays Parse accepts.
+const MaxDepth = 64
+
+// Kind is the JSON type of a value.
+type Kind uint8
+
+// The JSON kinds.
+const (
+	Invalid Kind = iota
+	Object
+	Array
+	String
+	Number
+	Bool
+	Null
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Object:
+		return "object"
+	case Array:
+		return "array"
+	case String:
+		return "string"
+	case Number:
+		return "number"
+	case Bool:
+		return "bool"
+	case Null:
+		return "null"
+	}
+	return "invalid"
+}
+
+type node struct {
+	kind       Kind
+	start, end int32 // value bytes in raw
+	first, n   int32 // object members: d.members[first:first+n]
+	parent     int32 // enclosing object node, -1 for the root
+	dupState   int8  // 0 unchecked, 1 no duplicates, 2 duplicates
+	escapes    bool  // string value contains backslash escapes
+}
+
+type member struct {
+	keyStart, keyEnd int32 // key bytes including quotes
+	keyEsc           bool
+	val              int32 // index into d.nodes
+}
+
+// Doc is a parsed JSON object. It is not safe for concurrent use; Reset and
+// reuse it (or take one from a sync.Pool) to avoid allocations.
+type Doc struct {
+	raw     []byte
+	nodes   []node
+	members []member
+	stack   []member
+	depth   int
+	pos     int
+}
+
+// Parse validates raw as a JSON object and indexes it. raw is retained and
+// must not be modified while d is in use.
+func (d *Doc) Parse(raw []byte) error {
+	d.raw = raw
+	d.nodes = d.nodes[:0]
+	d.members = d.members[:0]
+	d.stack = d.stack[:0]
+	d.depth = 0
+	d.pos = 0
+	d.skipWS()
+	if d.pos >= len(raw) {
+		return fmt.Errorf("%w: empty input", ErrSyntax)
+	}
+	if raw[d.pos] != '{' {
+		if _, err := d.parseValue(); err != nil {
+			return err
+		}
+		return ErrNotObject
+	}
+	if _, err := d.parseValue(); err != nil {
+		return err
+	}
+	d.skipWS()
+	if d.pos != len(raw) {
+		return d.syntaxErr("trailing data after object")
+	}
+	return nil
+}
+
+// Raw returns the bytes the document was parsed from.
+func (d *Doc) Raw() []byte { return d.raw }
+
+func (d *Doc) syntaxErr(what string) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrSyntax, what, d.pos)
+}
+
+func (d *Doc) skipWS() {
+	for d.pos < len(d.raw) {
+		switch d.raw[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// parseValue parses the value at d.pos. Objects are indexed as nodes; values
+// inside arrays are validated but not indexed (paths never enter arrays), in
+// which case -1 is returned.
+func (d *Doc) parseValue() (int32, error) {
+	return d.value(true)
+}
+
+func (d *Doc) value(index bool) (int32, error) {
+	if d.pos >= len(d.raw) {
+		return -1, d.syntaxErr("unexpected end of input")
+	}
+	start := d.pos
+	switch c := d.raw[d.pos]; {
+	case c == '{':
+		return d.object(index)
+	case c == '[':
+		return d.array(index)
+	case c == '"':
+		esc, err := d.str()
+		if err != nil {
+			return -1, err
+		}
+		return d.leaf(index, String, start, esc), nil
+	case c == 't':
+		return d.literal(index, "true", Bool)
+	case c == 'f':
+		return d.literal(index, "false", Bool)
+	case c == 'n':
+		return d.literal(index, "null", Null)
+	case c == '-' || (c >= '0' && c <= '9'):
+		if err := d.number(); err != nil {
+			return -1, err
+		}
+		return d.leaf(index, Number, start, false), nil
+	default:
+		return -1, d.syntaxErr(fmt.Sprintf("unexpected character %q", c))
+	}
+}
+
+func (d *Doc) leaf(index bool, k Kind, start int, esc bool) int32 {
+	if !index {
+		return -1
+	}
+	d.nodes = append(d.nodes, node{kind: k, start: int32(start), end: int32(d.pos), escapes: esc})
+	return int32(len(d.nodes) - 1)
+}
+
+func (d *Doc) literal(index bool, lit string, k Kind) (int32, error) {
+	start := d.pos
+	if len(d.raw)-d.pos < len(lit) || string(d.raw[d.pos:d.pos+len(lit)]) != lit {
+		return -1, d.syntaxErr("invalid literal")
+	}
+	d.pos += len(lit)
+	return d.leaf(index, k, start, false), nil
+}
+
+func (d *Doc) number() error {
+	p := d.pos
+	raw := d.raw
+	if p < len(raw) && raw[p] == '-' {
+		p++
+	}
+	switch {
+	case p < len(raw) && raw[p] == '0':
+		p++
+	case p < len(raw) && raw[p] >= '1' && raw[p] <= '9':
+		for p < len(raw) && raw[p] >= '0' && raw[p] <= '9' {
+			p++
+		}
+	default:
+		d.pos = p
+		return d.syntaxErr("invalid number")
+	}
+	if p < len(raw) && raw[p] == '.' {
+		p++
+		q := p
+		for p < len(raw) && raw[p] >= '0' && raw[p] <= '9' {
+			p++
+		}
+		if p == q {
+			d.pos = p
+			return d.syntaxErr("invalid number")
+		}
+	}
+	if p < len(raw) && (raw[p] == 'e' || raw[p] == 'E') {
+		p++
+		if p < len(raw) && (raw[p] == '+' || raw[p] == '-') {
+			p++
+		}
+		q := p
+		for p < len(raw) && raw[p] >= '0' && raw[p] <= '9' {
+			p++
+		}
+		if p == q {
+			d.pos = p
+			return d.syntaxErr("invalid number")
+		}
+	}
+	d.pos = p
+	return nil
+}
+
+// str scans a string starting at the opening quote and reports whether it
+// contains escapes.
+func (d *Doc) str() (bool, error) {
+	raw := d.raw
+	p := d.pos + 1
+	esc := false
+	utf := false
+	for {
+		if p >= len(raw) {
+			d.pos = p
+			return false, d.syntaxErr("unterminated string")
+		}
+		c := raw[p]
+		switch {
+		case c == '"':
+			if utf && !utf8.Valid(raw[d.pos+1:p]) {
+				return false, d.syntaxErr("invalid utf-8 in string")
+			}
+			d.pos = p + 1
+			return esc, nil
+		case c == '\\':
+			esc = true
+			if p+1 >= len(raw) {
+				d.pos = p
+				return false, d.syntaxErr("unterminated escape")
+			}
+			switch raw[p+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p += 2
+			case 'u':
+				if p+6 > len(raw) || !isHex4(raw[p+2:p+6]) {
+					d.pos = p
+					return false, d.syntaxErr("invalid \\u escape")
+				}
+				p += 6
+			default:
+				d.pos = p
+				return false, d.syntaxErr("invalid escape")
+			}
+		case c < 0x20:
+			d.pos = p
+			return false, d.syntaxErr("control character in string")
+		default:
+			if c >= 0x80 {
+				utf = true
+			}
+			p++
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Doc) enter() error {
+	d.depth++
+	if d.depth > MaxDepth {
+		return fmt.Errorf("%w: more than %d levels", ErrTooDeep, MaxDepth)
+	}
+	return nil
+}
+
+func (d *Doc) array(index bool) (int32, error) {
+	start := d.pos
+	if err := d.enter(); err != nil {
+		return -1, err
+	}
+	d.pos++ // [
+	d.skipWS()
+	if d.pos < len(d.raw) && d.raw[d.pos] == ']' {
+		d.pos++
+	} else {
+		for {
+			d.skipWS()
+			if _, err := d.value(false); err != nil {
+				return -1, err
+			}
+			d.skipWS()
+			if d.pos >= len(d.raw) {
+				return -1, d.syntaxErr("unterminated array")
+			}
+			if d.raw[d.pos] == ',' {
+				d.pos++
+				continue
+			}
+			if d.raw[d.pos] == ']' {
+				d.pos++
+				break
+			}
+			return -1, d.syntaxErr("expected , or ] in array")
+		}
+	}
+	d.depth--
+	return d.leaf(index, Array, start, false), nil
+}
+
+func (d *Doc) object(index bool) (int32, error) {
+	start := d.pos
+	if err := d.enter(); err != nil {
+		return -1, err
+	}
+	var self int32 = -1
+	if index {
+		d.nodes = append(d.nodes, node{kind: Object, start: int32(start), parent: -1})
+		self = int32(len(d.nodes) - 1)
+	}
+	base := len(d.stack)
+	d.pos++ // {
+	d.skipWS()
+	if d.pos < len(d.raw) && d.raw[d.pos] == '}' {
+		d.pos++
+	} else {
+		for {
+			d.skipWS()
+			if d.pos >= len(d.raw) || d.raw[d.pos] != '"' {
+				return -1, d.syntaxErr("expected string key")
+			}
+			ks := d.pos
+			esc, err := d.str()
+			if err != nil {
+				return -1, err
+			}
+			ke := d.pos
+			d.skipWS()
+			if d.pos >= len(d.raw) || d.raw[d.pos] != ':' {
+				return -1, d.syntaxErr("expected : after key")
+			}
+			d.pos++
+			d.skipWS()
+			v, err := d.value(index)
+			if err != nil {
+				return -1, err
+			}
+			if index {
+				d.stack = append(d.stack, member{keyStart: int32(ks), keyEnd: int32(ke), keyEsc: esc, val: v})
+			}
+			d.skipWS()
+			if d.pos >= len(d.raw) {
+				return -1, d.syntaxErr("unterminated object")
+			}
+			if d.raw[d.pos] == ',' {
+				d.pos++
+				continue
+			}
+			if d.raw[d.pos] == '}' {
+				d.pos++
+				break
+			}
+			return -1, d.syntaxErr("expected , or } in object")
+		}
+	}
+	d.depth--
+	if !index {
+		return -1, nil
+	}
+	n := &d.nodes[self]
+	n.end = int32(d.pos)
+	n.first = int32(len(d.members))
+	n.n = int32(len(d.stack) - base)
+	for _, m := range d.stack[base:] {
+		d.nodes[m.val].parent = self
+	}
+	d.members = append(d.members, d.stack[base:]...)
+	d.stack = d.stack[:base]
+	return self, nil
+}
+
+// keyEquals reports whether member m's key, unescaped, equals name.
+func (d *Doc) keyEquals(m *member, name string) bool {
+	k := d.raw[m.keyStart+1 : m.keyEnd-1]
+	if !m.keyEsc {
+		return string(k) == name
+	}
+	return unescape(nil, k) == name
+}
+
+// key returns member m's key, unescaped.
+func (d *Doc) key(m *member) string {
+	k := d.raw[m.keyStart+1 : m.keyEnd-1]
+	if !m.keyEsc {
+		return string(k)
+	}
+	return unescape(nil, k)
+}
+
+// hasDuplicates reports whether object node i has two members with the same
+// (unescaped) key. The answer is cached on the node.
+func (d *Doc) hasDuplicates(i int32) bool {
+	n := &d.nodes[i]
+	if n.dupState != 0 {
+		return n.dupState == 2
+	}
+	ms := d.members[n.first : n.first+n.n]
+	dup := false
+	anyEsc := false
+	for j := range ms {
+		if ms[j].keyEsc {
+			anyEsc = true
+			break
+		}
+	}
+	if len(ms) <= 24 && !anyEsc {
+		for a := 1; a < len(ms) && !dup; a++ {
+			ka := d.raw[ms[a].keyStart:ms[a].keyEnd]
+			for b := 0; b < a; b++ {
+				if bytes.Equal(ka, d.raw[ms[b].keyStart:ms[b].keyEnd]) {
+					dup = true
+					break
+				}
+			}
+		}
+	} else {
+		seen := make(map[string]struct{}, len(ms))
+		for j := range ms {
+			k := d.key(&ms[j])
+			if _, ok := seen[k]; ok {
+				dup = true
+				break
+			}
+			seen[k] = struct{}{}
+		}
+	}
+	if dup {
+		n.dupState = 2
+	} else {
+		n.dupState = 1
+	}
+	return dup
+}

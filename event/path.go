@@ -1,0 +1,132 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Path addresses members of nested objects, written with dots:
+// "context.page.url". A "*" segment matches every member of one object level.
+// Paths never descend into arrays; an array is a value like any other.
+type Path []string
+
+// ParsePath parses a dotted path. Empty segments are an error.
+func ParsePath(s string) (Path, error) {
+	if s == "" {
+		return nil, fmt.Errorf("empty path")
+	}
+	p := Path(strings.Split(s, "."))
+	for _, seg := range p {
+		if seg == "" {
+			return nil, fmt.Errorf("path %q has an empty segment", s)
+		}
+		if strings.Contains(seg, "*") && seg != "*" {
+			return nil, fmt.Errorf("path %q: '*' must be a whole segment", s)
+		}
+	}
+	return p, nil
+}
+
+// MustPath is ParsePath for literals known to be valid; it panics otherwise.
+func MustPath(s string) Path {
+	p, err := ParsePath(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func (p Path) String() string { return strings.Join(p, ".") }
+
+// HasWildcard reports whether any segment is "*".
+func (p Path) HasWildcard() bool {
+	for _, s := range p {
+		if s == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// Value is a JSON value inside a document: its kind and its raw bytes.
+type Value struct {
+	Kind Kind
+	Raw  []byte
+	esc  bool
+}
+
+// Str returns a string value's text, unescaped. For other kinds it returns
+// the raw JSON text.
+func (v Value) Str() string {
+	if v.Kind != String {
+		return string(v.Raw)
+	}
+	inner := v.Raw[1 : len(v.Raw)-1]
+	if !v.esc {
+		return string(inner)
+	}
+	return unescape(nil, inner)
+}
+
+// unescape decodes the body of a JSON string (without quotes). The input
+// has been validated by Parse, so decoding cannot fail.
+func unescape(_ []byte, body []byte) string {
+	q := make([]byte, 0, len(body)+2)
+	q = append(q, '"')
+	q = append(q, body...)
+	q = append(q, '"')
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return string(body)
+	}
+	return s
+}
+
+func (d *Doc) valueAt(n *node) Value {
+	return Value{Kind: n.kind, Raw: d.raw[n.start:n.end], esc: n.escapes}
+}
+
+// Get returns the value at a path without wildcards. found is false when a
+// segment is missing or a non-object lies on the way. Any object on the way
+// that has duplicate keys yields ErrDuplicateKey.
+func (d *Doc) Get(p Path) (v Value, found bool, err error) {
+	if len(d.nodes) == 0 {
+		return Value{}, false, nil
+	}
+	cur := int32(0)
+	for _, seg := range p {
+		n := &d.nodes[cur]
+		if n.kind != Object {
+			return Value{}, false, nil
+		}
+		if d.hasDuplicates(cur) {
+			return Value{}, false, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
+		}
+		next := int32(-1)
+		for i := n.first; i < n.first+n.n; i++ {
+			if d.keyEquals(&d.members[i], seg) {
+				next = d.members[i].val
+				break
+			}
+		}
+		if next < 0 {
+			return Value{}, false, nil
+		}
+		cur = next
+	}
+	return d.valueAt(&d.nodes[cur]), true, nil
+}
+
+// GetString returns the string at p. found is false when the path is absent
+// or null; a present value of another kind is ErrWrongType.
+func (d *Doc) GetString(p Path) (s string, found bool, err error) {
+	v, ok, err := d.Get(p)
+	if err != nil || !ok || v.Kind == Null {
+		return "", false, err
+	}
+	if v.Kind != String {
+		return "", false, fmt.Errorf("%w: %s is a %s, want string", ErrWrongType, p, v.Kind)
+	}
+	return v.Str(), true, nil
+}

@@ -1,0 +1,264 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/consentd/consentd/event"
+)
+
+// Policy is a compiled, validated policy. It is immutable and safe for
+// concurrent use.
+type Policy struct {
+	Version      string
+	Purposes     []string
+	Subjects     []event.Path
+	PseudonymKey string
+	Outputs      []*Output
+	keys         *Keyring
+}
+
+// Output is one compiled clean output.
+type Output struct {
+	Name       string
+	Topic      string
+	Require    []string
+	Types      []string
+	Events     []string
+	Transforms []Transform
+}
+
+// Compile validates spec and builds a Policy. Every problem found is
+// reported, joined. keys may be nil only to check a policy without its key
+// file (consentd policy check): Decide then fails on the first pseudonym.
+func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
+	var errs []error
+	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	p := &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, keys: keys}
+	if strings.TrimSpace(spec.Version) == "" {
+		fail("version: required")
+	}
+	purposes := map[string]bool{}
+	for _, pu := range spec.Purposes {
+		if err := validName(pu); err != nil {
+			fail("purposes: %w", err)
+			continue
+		}
+		if purposes[pu] {
+			fail("purposes: %q listed twice", pu)
+		}
+		purposes[pu] = true
+		p.Purposes = append(p.Purposes, pu)
+	}
+	if len(spec.Purposes) == 0 {
+		fail("purposes: at least one purpose is required")
+	}
+	subjects := spec.Subjects
+	if len(subjects) == 0 {
+		subjects = []string{"userId", "anonymousId"}
+	}
+	for _, s := range subjects {
+		path, err := event.ParsePath(s)
+		if err == nil && path.HasWildcard() {
+			err = errors.New("wildcards are not allowed")
+		}
+		if err != nil {
+			fail("subjects: %q: %w", s, err)
+			continue
+		}
+		p.Subjects = append(p.Subjects, path)
+	}
+	checkKey := func(where, id string) {
+		if err := validKeyID(id); err != nil {
+			fail("%s: %w", where, err)
+		} else if keys != nil && !keys.Has(id) {
+			fail("%s: key %q is not in the key file", where, id)
+		}
+	}
+	if spec.PseudonymKey == "" {
+		fail("pseudonym_key: required (the clean message key is the pseudonymized subject)")
+	} else {
+		checkKey("pseudonym_key", spec.PseudonymKey)
+	}
+	if len(spec.Outputs) == 0 {
+		fail("outputs: at least one output is required")
+	}
+	names := map[string]bool{}
+	for i, os := range spec.Outputs {
+		where := fmt.Sprintf("outputs[%d]", i)
+		if os.Name != "" {
+			where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
+		}
+		o := &Output{Name: os.Name, Topic: os.Topic}
+		if err := validName(os.Name); err != nil {
+			fail("%s: name: %w", where, err)
+		} else if names[os.Name] {
+			fail("%s: name %q used twice", where, os.Name)
+		}
+		names[os.Name] = true
+		if strings.TrimSpace(os.Topic) == "" {
+			fail("%s: topic: required", where)
+		}
+		if len(os.Require) == 0 {
+			fail("%s: require: at least one purpose is required", where)
+		}
+		for _, r := range os.Require {
+			if !purposes[r] {
+				fail("%s: require: unknown purpose %q (declare it under purposes)", where, r)
+			}
+			o.Require = append(o.Require, r)
+		}
+		if os.When != nil {
+			o.Types = os.When.Type
+			o.Events = os.When.Event
+		}
+		for j, ts := range os.Transforms {
+			t, err := compileTransform(ts, spec.PseudonymKey, checkKey, fmt.Sprintf("%s: transforms[%d]", where, j))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: transforms[%d]: %w", where, j, err))
+				continue
+			}
+			o.Transforms = append(o.Transforms, t)
+		}
+		p.Outputs = append(p.Outputs, o)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func validName(s string) error {
+	if s == "" {
+		return errors.New("empty name")
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.' are allowed", s)
+		}
+	}
+	return nil
+}
+
+func paths(list []string, def ...string) ([]event.Path, error) {
+	if len(list) == 0 {
+		list = def
+	}
+	if len(list) == 0 {
+		return nil, errors.New("fields: at least one path is required")
+	}
+	out := make([]event.Path, 0, len(list))
+	for _, s := range list {
+		p, err := event.ParsePath(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id string), where string) (Transform, error) {
+	set := 0
+	for _, b := range []bool{ts.DropFields != nil, ts.KeepOnly != nil, ts.Pseudonymize != nil, ts.TruncateIP != nil, ts.RoundGeo != nil, ts.TruncateTime != nil} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, fmt.Errorf("want exactly one of drop_fields, keep_only, pseudonymize, truncate_ip, round_geo, truncate_time; got %d", set)
+	}
+	switch {
+	case ts.DropFields != nil:
+		ps, err := paths(ts.DropFields)
+		if err != nil {
+			return nil, fmt.Errorf("drop_fields: %w", err)
+		}
+		return &dropFields{paths: ps}, nil
+	case ts.KeepOnly != nil:
+		ps, err := paths(ts.KeepOnly)
+		if err != nil {
+			return nil, fmt.Errorf("keep_only: %w", err)
+		}
+		return &keepOnly{paths: ps}, nil
+	case ts.Pseudonymize != nil:
+		ps, err := paths(ts.Pseudonymize.Fields)
+		if err != nil {
+			return nil, fmt.Errorf("pseudonymize: %w", err)
+		}
+		key := ts.Pseudonymize.Key
+		if key == "" {
+			key = defKey
+		}
+		checkKey(where+": pseudonymize", key)
+		return &pseudonymize{paths: ps, key: key}, nil
+	case ts.TruncateIP != nil:
+		ps, err := paths(ts.TruncateIP.Fields, "context.ip")
+		if err != nil {
+			return nil, fmt.Errorf("truncate_ip: %w", err)
+		}
+		v4, v6 := intOr(ts.TruncateIP.IPv4Bits, 24), intOr(ts.TruncateIP.IPv6Bits, 48)
+		if v4 < 0 || v4 > 32 {
+			return nil, fmt.Errorf("truncate_ip: ipv4_bits %d: want 0..32", v4)
+		}
+		if v6 < 0 || v6 > 128 {
+			return nil, fmt.Errorf("truncate_ip: ipv6_bits %d: want 0..128", v6)
+		}
+		return &truncateIP{paths: ps, v4: v4, v6: v6}, nil
+	case ts.RoundGeo != nil:
+		ps, err := paths(ts.RoundGeo.Fields, "context.location.latitude", "context.location.longitude")
+		if err != nil {
+			return nil, fmt.Errorf("round_geo: %w", err)
+		}
+		dec := intOr(ts.RoundGeo.Decimals, 2)
+		if dec < 0 || dec > 6 {
+			return nil, fmt.Errorf("round_geo: decimals %d: want 0..6", dec)
+		}
+		return &roundGeo{paths: ps, decimals: dec}, nil
+	default:
+		ps, err := paths(ts.TruncateTime.Fields, "timestamp")
+		if err != nil {
+			return nil, fmt.Errorf("truncate_time: %w", err)
+		}
+		unit, ok := timeUnits[ts.TruncateTime.To]
+		if !ok {
+			return nil, fmt.Errorf("truncate_time: to %q: want minute, hour or day", ts.TruncateTime.To)
+		}
+		return &truncateTime{paths: ps, unit: unit, name: ts.TruncateTime.To}, nil
+	}
+}
+
+// Summary describes the policy for humans (consentd policy check).
+func (p *Policy) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy %q: %d purposes (%s), %d outputs, message key pseudonymized with key %q\n",
+		p.Version, len(p.Purposes), strings.Join(p.Purposes, ", "), len(p.Outputs), p.PseudonymKey)
+	subj := make([]string, len(p.Subjects))
+	for i, s := range p.Subjects {
+		subj[i] = s.String()
+	}
+	fmt.Fprintf(&b, "subject from: %s\n", strings.Join(subj, ", then "))
+	for _, o := range p.Outputs {
+		fmt.Fprintf(&b, "- output %s -> topic %s, requires %s", o.Name, o.Topic, strings.Join(o.Require, " + "))
+		if len(o.Types) > 0 {
+			fmt.Fprintf(&b, ", type in [%s]", strings.Join(o.Types, ", "))
+		}
+		if len(o.Events) > 0 {
+			fmt.Fprintf(&b, ", event in [%s]", strings.Join(o.Events, ", "))
+		}
+		b.WriteString("\n")
+		for i, t := range o.Transforms {
+			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
+		}
+	}
+	return b.String()
+}

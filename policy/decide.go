@@ -1,0 +1,196 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/event"
+)
+
+// Reasons an output is not written, as they appear in decisions and metrics.
+const (
+	// ReasonNoSubject: the event has none of the subject paths.
+	ReasonNoSubject = "no_subject"
+	// ReasonFiltered: the output's when-filter does not select the event.
+	ReasonFiltered = "filtered"
+	// ReasonConsentDeniedPrefix is followed by the first missing purpose.
+	ReasonConsentDeniedPrefix = "consent_denied:"
+)
+
+// Decision explains what happened to one event.
+type Decision struct {
+	PolicyVersion  string
+	ConsentFound   bool
+	ConsentVersion int64
+	// SubjectPath is the path the subject was read from.
+	SubjectPath string
+	// Key is the clean message key: the pseudonymized subject.
+	Key []byte
+	// Outputs has one entry per policy output, in policy order.
+	Outputs []OutputDecision
+}
+
+// OutputDecision is the outcome for one output.
+type OutputDecision struct {
+	Output *Output
+	// Write is true when the event goes to Output.Topic as Value.
+	Write bool
+	// Reason says why the event is not written ("" when written).
+	Reason string
+	// Actions lists every change made, in order.
+	Actions []Action
+	// Value is the transformed event, set when Write.
+	Value []byte
+}
+
+// Written counts outputs the event is written to.
+func (d *Decision) Written() int {
+	n := 0
+	for i := range d.Outputs {
+		if d.Outputs[i].Write {
+			n++
+		}
+	}
+	return n
+}
+
+// ActionsHeader renders an output's actions for the consentd-actions header:
+// "op:path,op:path", or "none".
+func (o *OutputDecision) ActionsHeader() string {
+	if len(o.Actions) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, a := range o.Actions {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(a.Op)
+		b.WriteByte(':')
+		b.WriteString(a.Path)
+	}
+	return b.String()
+}
+
+// Explain renders the decision for humans and debug logs. It contains no
+// event values and no raw subject id.
+func (d *Decision) Explain() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy %s, consent ", d.PolicyVersion)
+	if d.ConsentFound {
+		b.WriteString("v" + strconv.FormatInt(d.ConsentVersion, 10))
+	} else {
+		b.WriteString("none (nothing granted)")
+	}
+	for _, o := range d.Outputs {
+		if o.Write {
+			fmt.Fprintf(&b, "; %s: written (%s)", o.Output.Name, o.ActionsHeader())
+		} else {
+			fmt.Fprintf(&b, "; %s: skipped (%s)", o.Output.Name, o.Reason)
+		}
+	}
+	return b.String()
+}
+
+// Subject returns the event's subject: the first subject path holding a
+// non-empty string. path is the path it was found at. ok is false when
+// there is none (reason no_subject). A subject of the wrong type, or a
+// duplicate key on the way, is an *InputError.
+func (p *Policy) Subject(doc *event.Doc) (subject, path string, ok bool, err error) {
+	for _, sp := range p.Subjects {
+		s, found, err := doc.GetString(sp)
+		if err != nil {
+			ie := inputErr(err).(*InputError)
+			if ie.Reason == ReasonWrongType {
+				ie.Reason = ReasonInvalidSubject
+			}
+			return "", "", false, ie
+		}
+		if found && s != "" {
+			return s, sp.String(), true, nil
+		}
+	}
+	return "", "", false, nil
+}
+
+// Decider evaluates a Policy. It holds reusable buffers: one per goroutine.
+type Decider struct {
+	P  *Policy
+	ed event.Edit
+}
+
+var (
+	pathType  = event.MustPath("type")
+	pathEvent = event.MustPath("event")
+)
+
+// Decide evaluates every output for the event in doc, whose subject (from
+// Subject) and consent record are given. Values in the Decision are freshly
+// allocated and stay valid after doc is reused. An *InputError means the
+// event must be dead-lettered as a whole; no output is written then.
+func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec consent.Record) (*Decision, error) {
+	p := dc.P
+	d := &Decision{
+		PolicyVersion:  p.Version,
+		ConsentFound:   rec.Found,
+		ConsentVersion: rec.Version,
+		SubjectPath:    subjectPath,
+		Outputs:        make([]OutputDecision, len(p.Outputs)),
+	}
+	if p.keys == nil {
+		return nil, &InputError{Reason: ReasonInternal, Err: fmt.Errorf("no pseudonymization keys loaded")}
+	}
+	key, err := p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
+	if err != nil {
+		return nil, &InputError{Reason: ReasonInternal, Err: err}
+	}
+	d.Key = key
+
+	var typ, name string
+	var typeRead bool
+	for i, o := range p.Outputs {
+		od := &d.Outputs[i]
+		od.Output = o
+		if missing := firstMissing(o.Require, rec); missing != "" {
+			od.Reason = ReasonConsentDeniedPrefix + missing
+			continue
+		}
+		if len(o.Types) > 0 || len(o.Events) > 0 {
+			if !typeRead {
+				typeRead = true
+				if typ, _, err = doc.GetString(pathType); err == nil {
+					name, _, err = doc.GetString(pathEvent)
+				}
+				if err != nil {
+					return nil, inputErr(err)
+				}
+			}
+			if (len(o.Types) > 0 && !slices.Contains(o.Types, typ)) || (len(o.Events) > 0 && !slices.Contains(o.Events, name)) {
+				od.Reason = ReasonFiltered
+				continue
+			}
+		}
+		dc.ed.Reset(doc)
+		rec := func(a Action) { od.Actions = append(od.Actions, a) }
+		for _, t := range o.Transforms {
+			if err := t.Apply(&dc.ed, p.keys, rec); err != nil {
+				return nil, inputErr(err)
+			}
+		}
+		od.Value = dc.ed.AppendTo(make([]byte, 0, len(doc.Raw())))
+		od.Write = true
+	}
+	return d, nil
+}
+
+func firstMissing(require []string, rec consent.Record) string {
+	for _, pu := range require {
+		if !rec.Allows(pu) {
+			return pu
+		}
+	}
+	return ""
+}

@@ -1,0 +1,136 @@
+// Package policy turns a declarative policy file into decisions: for one
+// event and one subject's consent, which clean outputs receive the event and
+// what each of them receives.
+//
+// The package is pure: no Kafka, no Redis, no clock. Decide is given the
+// parsed event and the consent record and returns a Decision that records
+// the policy version, the consent version, and for every output whether it
+// was written and which transform changed which field.
+package policy
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/consentd/consentd/internal/yamlx"
+)
+
+// Spec is the policy file as written (configs/policy.yaml).
+type Spec struct {
+	// Version identifies this policy in every decision and on every clean
+	// message (header consentd-policy-version). Required.
+	Version string `yaml:"version"`
+	// Purposes lists every purpose an output may require. Required.
+	Purposes []string `yaml:"purposes"`
+	// Subjects lists, in order, the paths where an event's subject id is
+	// looked for; the first non-empty string wins.
+	// Default: [userId, anonymousId].
+	Subjects []string `yaml:"subjects"`
+	// PseudonymKey is the key id used to pseudonymize the subject into the
+	// clean message key, and by pseudonymize transforms that name no key.
+	// Required.
+	PseudonymKey string `yaml:"pseudonym_key"`
+	// Outputs are the clean topics. At least one.
+	Outputs []OutputSpec `yaml:"outputs"`
+}
+
+// OutputSpec is one clean output.
+type OutputSpec struct {
+	// Name labels the output in metrics and decisions. Required, unique.
+	Name string `yaml:"name"`
+	// Topic is the clean Kafka topic. Required.
+	Topic string `yaml:"topic"`
+	// Require lists purposes that must all be granted. Required, non-empty:
+	// an output without a purpose would bypass consent.
+	Require []string `yaml:"require"`
+	// When restricts the output to some event types/names. Default: all.
+	When *FilterSpec `yaml:"when"`
+	// Transforms run in order on the event before it is written.
+	Transforms []TransformSpec `yaml:"transforms"`
+}
+
+// FilterSpec selects events by their "type" and "event" fields. An empty
+// list matches everything; both lists must match.
+type FilterSpec struct {
+	Type  []string `yaml:"type"`
+	Event []string `yaml:"event"`
+}
+
+// TransformSpec is one transform; exactly one field is set.
+type TransformSpec struct {
+	// DropFields removes the listed paths ("*" matches any key at one level).
+	DropFields []string `yaml:"drop_fields"`
+	// KeepOnly removes everything not on or below the listed paths.
+	KeepOnly []string `yaml:"keep_only"`
+	// Pseudonymize replaces values with keyed HMAC-SHA256 pseudonyms.
+	Pseudonymize *PseudonymizeSpec `yaml:"pseudonymize"`
+	// TruncateIP zeroes the host bits of IP addresses.
+	TruncateIP *TruncateIPSpec `yaml:"truncate_ip"`
+	// RoundGeo rounds coordinates to a number of decimals.
+	RoundGeo *RoundGeoSpec `yaml:"round_geo"`
+	// TruncateTime truncates RFC 3339 timestamps to a minute, hour or day.
+	TruncateTime *TruncateTimeSpec `yaml:"truncate_time"`
+}
+
+// PseudonymizeSpec configures pseudonymize.
+type PseudonymizeSpec struct {
+	// Fields to pseudonymize. Required.
+	Fields []string `yaml:"fields"`
+	// Key is the key id. Default: the policy's pseudonym_key.
+	Key string `yaml:"key"`
+}
+
+// TruncateIPSpec configures truncate_ip.
+type TruncateIPSpec struct {
+	// Fields holding IP addresses. Default: [context.ip].
+	Fields []string `yaml:"fields"`
+	// IPv4Bits is the IPv4 prefix kept. Default: 24.
+	IPv4Bits *int `yaml:"ipv4_bits"`
+	// IPv6Bits is the IPv6 prefix kept. Default: 48.
+	IPv6Bits *int `yaml:"ipv6_bits"`
+}
+
+// RoundGeoSpec configures round_geo.
+type RoundGeoSpec struct {
+	// Fields holding coordinates.
+	// Default: [context.location.latitude, context.location.longitude].
+	Fields []string `yaml:"fields"`
+	// Decimals kept, 0 to 6. Default: 2.
+	Decimals *int `yaml:"decimals"`
+}
+
+// TruncateTimeSpec configures truncate_time.
+type TruncateTimeSpec struct {
+	// Fields holding RFC 3339 timestamps. Default: [timestamp].
+	Fields []string `yaml:"fields"`
+	// To is minute, hour or day (UTC). Required.
+	To string `yaml:"to"`
+}
+
+// ParseSpec strictly decodes a policy file's contents; name is used in
+// error messages.
+func ParseSpec(name string, data []byte) (*Spec, error) {
+	var s Spec
+	if err := yamlx.Decode(name, data, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Load reads, parses and compiles the policy file at path. keys may be nil,
+// in which case key ids are not checked (see Compile).
+func Load(path string, keys *Keyring) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	spec, err := ParseSpec(path, data)
+	if err != nil {
+		return nil, err
+	}
+	p, err := Compile(spec, keys)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}

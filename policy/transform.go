@@ -1,0 +1,311 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/consentd/consentd/event"
+)
+
+// Action records one change a transform made to one field.
+type Action struct {
+	// Op is the transform: drop_fields, keep_only, pseudonymize,
+	// truncate_ip, round_geo or truncate_time.
+	Op string
+	// Path is the dotted path of the field changed.
+	Path string
+}
+
+func (a Action) String() string { return a.Op + ":" + a.Path }
+
+// Transform changes an event for one output. Apply records every field it
+// changes through rec. A value it cannot handle (a number where an IP is
+// expected, say) is an *InputError: the event is dead-lettered, never
+// passed on half-transformed.
+type Transform interface {
+	Apply(ed *event.Edit, keys *Keyring, rec func(Action)) error
+	String() string
+}
+
+// InputError reports an event the policy cannot decide on. Reason is a
+// short, stable label for metrics and dead-letter headers.
+type InputError struct {
+	Reason string
+	Err    error
+}
+
+func (e *InputError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Reasons for dead-lettering.
+const (
+	ReasonInvalidJSON      = "invalid_json"
+	ReasonNotObject        = "not_object"
+	ReasonTooDeep          = "too_deep"
+	ReasonTooLarge         = "too_large"
+	ReasonDuplicateKey     = "duplicate_key"
+	ReasonWrongType        = "wrong_type"
+	ReasonInvalidIP        = "invalid_ip"
+	ReasonInvalidTimestamp = "invalid_timestamp"
+	ReasonInvalidSubject   = "invalid_subject"
+	ReasonInternal         = "internal"
+)
+
+// inputErr classifies err from the event package into an InputError.
+func inputErr(err error) error {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return err
+	}
+	reason := ReasonInternal
+	switch {
+	case errors.Is(err, event.ErrDuplicateKey):
+		reason = ReasonDuplicateKey
+	case errors.Is(err, event.ErrWrongType):
+		reason = ReasonWrongType
+	case errors.Is(err, event.ErrNotObject):
+		reason = ReasonNotObject
+	case errors.Is(err, event.ErrTooDeep):
+		reason = ReasonTooDeep
+	case errors.Is(err, event.ErrSyntax):
+		reason = ReasonInvalidJSON
+	}
+	return &InputError{Reason: reason, Err: err}
+}
+
+// ParseError classifies an error returned by event.Doc.Parse.
+func ParseError(err error) *InputError {
+	var ie *InputError
+	errors.As(inputErr(err), &ie)
+	return ie
+}
+
+func joinPaths(ps []event.Path) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+type dropFields struct{ paths []event.Path }
+
+func (t *dropFields) String() string { return "drop_fields: " + joinPaths(t.paths) }
+
+func (t *dropFields) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	for _, p := range t.paths {
+		err := ed.Each(p, func(r event.Ref) error {
+			rec(Action{Op: "drop_fields", Path: ed.PathOf(r)})
+			ed.Remove(r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type keepOnly struct{ paths []event.Path }
+
+func (t *keepOnly) String() string { return "keep_only: " + joinPaths(t.paths) }
+
+func (t *keepOnly) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	return ed.KeepOnly(t.paths, func(r event.Ref) {
+		rec(Action{Op: "keep_only", Path: ed.PathOf(r)})
+	})
+}
+
+type pseudonymize struct {
+	paths []event.Path
+	key   string
+}
+
+func (t *pseudonymize) String() string {
+	return fmt.Sprintf("pseudonymize (key %s): %s", t.key, joinPaths(t.paths))
+}
+
+func (t *pseudonymize) Apply(ed *event.Edit, keys *Keyring, rec func(Action)) error {
+	if keys == nil {
+		return errors.New("no pseudonymization keys loaded")
+	}
+	for _, p := range t.paths {
+		err := ed.Each(p, func(r event.Ref) error {
+			v := ed.Value(r)
+			var in []byte
+			switch v.Kind {
+			case event.Null:
+				return nil
+			case event.String:
+				in = []byte(v.Str())
+			case event.Number, event.Bool:
+				in = v.Raw
+			default:
+				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("pseudonymize %s: cannot pseudonymize a %s", ed.PathOf(r), v.Kind)}
+			}
+			out := make([]byte, 0, len(t.key)+PseudonymLen+3)
+			out = append(out, '"')
+			out, err := keys.AppendPseudonym(out, t.key, in)
+			if err != nil {
+				return err
+			}
+			ed.Replace(r, append(out, '"'))
+			rec(Action{Op: "pseudonymize", Path: ed.PathOf(r)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type truncateIP struct {
+	paths  []event.Path
+	v4, v6 int
+}
+
+func (t *truncateIP) String() string {
+	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, joinPaths(t.paths))
+}
+
+// TruncateIP keeps the first v4 (IPv4, including IPv4-mapped IPv6) or v6
+// bits of the address s and zeroes the rest. Zones are dropped.
+func TruncateIP(s string, v4, v6 int) (string, error) {
+	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	a = a.WithZone("").Unmap()
+	bits := v6
+	if a.Is4() {
+		bits = v4
+	}
+	pfx, err := a.Prefix(bits)
+	if err != nil {
+		return "", err
+	}
+	return pfx.Addr().String(), nil
+}
+
+func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	for _, p := range t.paths {
+		err := ed.Each(p, func(r event.Ref) error {
+			v := ed.Value(r)
+			switch {
+			case v.Kind == event.Null:
+				return nil
+			case v.Kind != event.String:
+				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_ip %s: a %s is not an IP address", ed.PathOf(r), v.Kind)}
+			case v.Str() == "":
+				return nil
+			}
+			out, err := TruncateIP(v.Str(), t.v4, t.v6)
+			if err != nil {
+				// The message must not echo the address: it is personal data.
+				return &InputError{Reason: ReasonInvalidIP, Err: fmt.Errorf("truncate_ip %s: not an IP address", ed.PathOf(r))}
+			}
+			ed.Replace(r, strconv.AppendQuote(nil, out))
+			rec(Action{Op: "truncate_ip", Path: ed.PathOf(r)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type roundGeo struct {
+	paths    []event.Path
+	decimals int
+}
+
+func (t *roundGeo) String() string {
+	return fmt.Sprintf("round_geo (%d decimals): %s", t.decimals, joinPaths(t.paths))
+}
+
+// RoundCoordinate rounds v to decimals places, half away from zero on the
+// decimal text so that negative coordinates round symmetrically, and
+// formats it without trailing zeros.
+func RoundCoordinate(v float64, decimals int) []byte {
+	// FormatFloat rounds the exact binary value correctly for any sign;
+	// math.Round(v*10^d) would be wrong for values like 1.005 whose
+	// product is not exact.
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	if s == "-0" {
+		s = "0"
+	}
+	return []byte(s)
+}
+
+func (t *roundGeo) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	for _, p := range t.paths {
+		err := ed.Each(p, func(r event.Ref) error {
+			v := ed.Value(r)
+			if v.Kind == event.Null {
+				return nil
+			}
+			if v.Kind != event.Number {
+				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: a %s is not a coordinate", ed.PathOf(r), v.Kind)}
+			}
+			f, err := strconv.ParseFloat(string(v.Raw), 64)
+			if err != nil || math.IsInf(f, 0) {
+				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: number out of range", ed.PathOf(r))}
+			}
+			ed.Replace(r, RoundCoordinate(f, t.decimals))
+			rec(Action{Op: "round_geo", Path: ed.PathOf(r)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var timeUnits = map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}
+
+type truncateTime struct {
+	paths []event.Path
+	unit  time.Duration
+	name  string
+}
+
+func (t *truncateTime) String() string {
+	return fmt.Sprintf("truncate_time (to %s, UTC): %s", t.name, joinPaths(t.paths))
+}
+
+func (t *truncateTime) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	for _, p := range t.paths {
+		err := ed.Each(p, func(r event.Ref) error {
+			v := ed.Value(r)
+			if v.Kind == event.Null {
+				return nil
+			}
+			if v.Kind != event.String {
+				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_time %s: a %s is not a timestamp", ed.PathOf(r), v.Kind)}
+			}
+			ts, err := time.Parse(time.RFC3339Nano, v.Str())
+			if err != nil {
+				return &InputError{Reason: ReasonInvalidTimestamp, Err: fmt.Errorf("truncate_time %s: not an RFC 3339 timestamp", ed.PathOf(r))}
+			}
+			out := ts.UTC().Truncate(t.unit).AppendFormat([]byte{'"'}, time.RFC3339)
+			ed.Replace(r, append(out, '"'))
+			rec(Action{Op: "truncate_time", Path: ed.PathOf(r)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
