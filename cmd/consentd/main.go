@@ -1,0 +1,230 @@
+// Command consentd enforces user consent on behavioural event streams.
+//
+//	consentd run --config configs/consentd.yaml
+//	consentd demo
+//	consentd policy check configs/policy.yaml [--keys FILE]
+//	consentd keygen [KEYID]
+//	consentd version
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/demo"
+	"github.com/consentd/consentd/policy"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `consentd enforces user consent on behavioural event streams.
+
+Usage:
+  consentd run --config FILE        consume raw topics, enforce the policy, write clean topics
+  consentd demo [--duration D]      run the real pipeline on an in-process Kafka and Redis
+  consentd policy check FILE        validate a policy file and print a summary
+  consentd keygen [KEYID]           print a new pseudonymization key line
+  consentd version                  print the version
+
+Run 'consentd COMMAND --help' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(args[1:], stdout, stderr)
+	case "keygen":
+		err = cmdKeygen(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "consentd", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "consentd: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "consentd:", err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "consentd:", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	return zc.Build()
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", "consentd run --config FILE", stderr)
+	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	pol, err := app.LoadPolicy(cfg)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	a, err := app.New(cfg, pol, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000]", stderr)
+	opts := demo.DefaultOptions()
+	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to stream synthetic events")
+	fs.IntVar(&opts.Users, "users", opts.Users, "synthetic users with seeded consent")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return demo.Run(ctx, opts, stdout)
+}
+
+func cmdPolicy(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintln(stdout, "Usage: consentd policy check FILE [--keys KEYFILE]")
+			return nil
+		}
+		return usageError{errors.New("usage: consentd policy check FILE [--keys KEYFILE]")}
+	}
+	fs := newFlags("policy check", "consentd policy check FILE [--keys KEYFILE]", stderr)
+	keysPath := fs.String("keys", "", "pseudonymization key file; when given, every key id the policy uses must be in it")
+	// Accept the file before or after the flags.
+	rest := args[1:]
+	var file string
+	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
+		file, rest = rest[0], rest[1:]
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if file == "" && fs.NArg() == 1 {
+		file = fs.Arg(0)
+	} else if fs.NArg() > 0 || file == "" {
+		return usageError{errors.New("policy check takes exactly one FILE")}
+	}
+	var keys *policy.Keyring
+	if *keysPath != "" {
+		data, err := os.ReadFile(*keysPath)
+		if err != nil {
+			return err
+		}
+		if keys, err = policy.ParseKeyring(*keysPath, data); err != nil {
+			return err
+		}
+	}
+	p, err := policy.Load(file, keys)
+	if err != nil {
+		return fmt.Errorf("policy is invalid:\n%w", err)
+	}
+	fmt.Fprint(stdout, p.Summary())
+	if keys == nil {
+		fmt.Fprintln(stdout, "key ids not checked against a key file (pass --keys FILE)")
+	}
+	fmt.Fprintln(stdout, "policy OK")
+	return nil
+}
+
+func cmdKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", "consentd keygen [KEYID]   (appends nothing; redirect into your key file)", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	id := "k1"
+	if fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	line := id + ":" + base64.StdEncoding.EncodeToString(secret)
+	if _, err := policy.ParseKeyring("keygen", []byte(line)); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, line)
+	return nil
+}

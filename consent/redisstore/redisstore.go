@@ -1,0 +1,127 @@
+// Package redisstore implements consent.Store on Redis with the schema
+// documented in package consent: one hash "consent:<subject>" per subject.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/metrics"
+)
+
+// VersionField is the hash field holding the record's version.
+const VersionField = "_v"
+
+// Store looks consent up in Redis, one pipelined round trip per Lookup.
+type Store struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	timeout time.Duration
+	m       *metrics.Metrics
+}
+
+// New returns a Store using rdb. prefix is prepended to subjects to form
+// keys (normally "consent:"); timeout bounds one lookup. m may be nil.
+func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, m *metrics.Metrics) *Store {
+	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, m: m}
+}
+
+// Lookup implements consent.Store: HGETALL for every subject, pipelined.
+func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
+	if len(subjects) == 0 {
+		return map[string]consent.Record{}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	start := time.Now()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(subjects))
+	for i, subj := range subjects {
+		cmds[i] = pipe.HGetAll(ctx, s.prefix+subj)
+	}
+	_, err := pipe.Exec(ctx)
+	if s.m != nil {
+		s.m.LookupSeconds.Observe(time.Since(start).Seconds())
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if s.m != nil {
+			s.m.RedisErrors.Inc()
+		}
+		return nil, fmt.Errorf("consent lookup of %d subjects: %w", len(subjects), err)
+	}
+	out := make(map[string]consent.Record, len(subjects))
+	for i, subj := range subjects {
+		fields, err := cmds[i].Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			if s.m != nil {
+				s.m.RedisErrors.Inc()
+			}
+			return nil, fmt.Errorf("consent lookup: %w", err)
+		}
+		rec, err := Decode(fields)
+		if err != nil {
+			// Fail closed for this subject only: an unreadable record
+			// grants nothing, and the pipeline goes on.
+			if s.m != nil {
+				s.m.InvalidRecord.Inc()
+			}
+			rec = consent.Record{}
+		}
+		out[subj] = rec
+	}
+	return out, nil
+}
+
+// Decode interprets a consent hash. An empty hash is "no record". A
+// missing or non-integer "_v" is consent.ErrInvalidRecord.
+func Decode(fields map[string]string) (consent.Record, error) {
+	if len(fields) == 0 {
+		return consent.Record{}, nil
+	}
+	vs, ok := fields[VersionField]
+	if !ok {
+		return consent.Record{}, fmt.Errorf("%w: no %s field", consent.ErrInvalidRecord, VersionField)
+	}
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if err != nil || v < 0 {
+		return consent.Record{}, fmt.Errorf("%w: %s is not a non-negative integer", consent.ErrInvalidRecord, VersionField)
+	}
+	rec := consent.Record{Found: true, Version: v, Granted: make(map[string]bool, len(fields)-1)}
+	for k, val := range fields {
+		if k == VersionField {
+			continue
+		}
+		if val == "1" {
+			rec.Granted[k] = true
+		}
+	}
+	return rec, nil
+}
+
+// Put writes a full record for subject (used by tests, the demo and
+// tools): purposes listed map to "1"/"0", plus "_v". Keys not listed are
+// removed.
+func Put(ctx context.Context, rdb redis.Cmdable, prefix, subject string, version int64, purposes map[string]bool) error {
+	fields := make([]any, 0, 2+2*len(purposes))
+	fields = append(fields, VersionField, version)
+	for p, ok := range purposes {
+		v := "0"
+		if ok {
+			v = "1"
+		}
+		fields = append(fields, p, v)
+	}
+	key := prefix + subject
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, fields...)
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,183 @@
+// Package app wires a loaded configuration into a running consentd: Redis
+// consent store behind the local cache, policy, Kafka writer, consumer group
+// runner and the admin HTTP server. cmd/consentd, the demo and the
+// integration tests all start consentd through here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/policy"
+)
+
+// LoadPolicy loads the keyring named by cfg and compiles the policy with it.
+func LoadPolicy(cfg *config.Config) (*policy.Policy, error) {
+	name, data, err := cfg.KeyMaterial()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := policy.ParseKeyring(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return policy.Load(cfg.Policy, keys)
+}
+
+// App is a wired consentd instance.
+type App struct {
+	Config  *config.Config
+	Policy  *policy.Policy
+	Metrics *metrics.Metrics
+	Health  *pipeline.Health
+	Log     *zap.Logger
+	Redis   *redis.Client
+	Cache   *consent.Cache
+	Writer  *kafka.Writer
+
+	runner *pipeline.Runner
+	admin  *http.Server
+	ln     net.Listener
+}
+
+// New builds an App. Nothing is fetched until Run; the admin port is bound
+// here so that a busy port fails fast.
+func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) {
+	m := metrics.New()
+	m.Info.WithLabelValues(pol.Version).Set(1)
+	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
+	rdb := redis.NewClient(&redis.Options{
+		Addr:         cfg.Redis.Addr,
+		DB:           cfg.Redis.DB,
+		Username:     cfg.Redis.Username,
+		Password:     string(cfg.Redis.Password),
+		DialTimeout:  cfg.Redis.Timeout,
+		ReadTimeout:  cfg.Redis.Timeout,
+		WriteTimeout: cfg.Redis.Timeout,
+		MaxRetries:   -1, // the pipeline retries with its own backoff
+	})
+	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, m)
+	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, m)
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Kafka.Brokers...),
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           cfg.Pipeline.ProduceLinger,
+		BatchSize:              2 * cfg.Pipeline.BatchSize,
+		BatchBytes:             int64(max(1<<20, 2*cfg.Kafka.MaxMessageBytes)),
+		MaxAttempts:            3,
+		AllowAutoTopicCreation: false,
+	}
+	startOffset := kafka.FirstOffset
+	if cfg.Kafka.StartFrom == "latest" {
+		startOffset = kafka.LastOffset
+	}
+	a := &App{Config: cfg, Policy: pol, Metrics: m, Health: h, Log: log, Redis: rdb, Cache: cache, Writer: w}
+	a.runner = pipeline.NewRunner(pipeline.RunnerConfig{
+		Brokers:          cfg.Kafka.Brokers,
+		Topics:           cfg.Kafka.RawTopics,
+		GroupID:          cfg.Kafka.GroupID,
+		SessionTimeout:   cfg.Kafka.SessionTimeout,
+		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
+		StartOffset:      startOffset,
+		MaxFetchBytes:    max(10<<20, 2*cfg.Kafka.MaxMessageBytes),
+		BatchSize:        cfg.Pipeline.BatchSize,
+		BatchLinger:      cfg.Pipeline.BatchLinger,
+		CommitInterval:   cfg.Pipeline.CommitInterval,
+		RetryBackoffMin:  cfg.Pipeline.RetryBackoffMin,
+		RetryBackoffMax:  cfg.Pipeline.RetryBackoffMax,
+		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
+		NewProcessor: func() *pipeline.Processor {
+			return pipeline.NewProcessor(pipeline.ProcessorConfig{
+				Policy:          pol,
+				Store:           cache,
+				DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+				MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+				RetryBackoffMin: cfg.Pipeline.RetryBackoffMin,
+				RetryBackoffMax: cfg.Pipeline.RetryBackoffMax,
+				Metrics:         m,
+				Health:          h,
+				Log:             log,
+			})
+		},
+		Writer:  w,
+		Metrics: m,
+		Health:  h,
+		Log:     log,
+	})
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	a.ln = ln
+	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return a, nil
+}
+
+// AdminAddr is the address the admin server listens on.
+func (a *App) AdminAddr() string { return a.ln.Addr().String() }
+
+// AdminHandler serves /metrics, /healthz and /readyz.
+func (a *App) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := a.Health.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux
+}
+
+// Run serves the admin endpoints and runs the pipeline until ctx ends, then
+// drains, commits and closes everything.
+func (a *App) Run(ctx context.Context) error {
+	go func() {
+		if err := a.admin.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("admin server", zap.Error(err))
+		}
+	}()
+	a.Log.Info("consentd running",
+		zap.Strings("raw_topics", a.Config.Kafka.RawTopics),
+		zap.String("group", a.Config.Kafka.GroupID),
+		zap.String("policy_version", a.Policy.Version),
+		zap.Int("outputs", len(a.Policy.Outputs)),
+		zap.String("admin", a.AdminAddr()))
+	err := a.runner.Run(ctx)
+	werr := a.Writer.Close()
+	a.Redis.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.admin.Shutdown(sctx)
+	a.Log.Info("consentd stopped")
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return fmt.Errorf("closing writer: %w", werr)
+	}
+	return nil
+}

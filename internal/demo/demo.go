@@ -1,0 +1,327 @@
+// Package demo runs the real consentd pipeline against an in-process
+// Kafka-protocol broker (kfake) and an in-process Redis (miniredis), with
+// synthetic users and events, and reports what happened. It needs nothing
+// installed.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/configs"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/synth"
+	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/policy"
+)
+
+// Options tune the demo.
+type Options struct {
+	// Duration of event production. Default: 4s.
+	Duration time.Duration
+	// Users with seeded consent. Default: 3000.
+	Users int
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options { return Options{Duration: 4 * time.Second, Users: 3000} }
+
+const (
+	rawTopic = "raw.events"
+	dlqTopic = "consentd.dlq"
+)
+
+// Run runs the demo and prints a report to out.
+func Run(ctx context.Context, opts Options, out io.Writer) error {
+	if opts.Users < 10 {
+		return errors.New("demo: --users must be at least 10")
+	}
+	if opts.Duration <= 0 {
+		return errors.New("demo: --duration must be positive")
+	}
+	spec, err := policy.ParseSpec("configs/policy.yaml (embedded)", configs.Policy)
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	keys, err := policy.NewKeyring(map[string][]byte{spec.PseudonymKey: secret})
+	if err != nil {
+		return err
+	}
+	pol, err := policy.Compile(spec, keys)
+	if err != nil {
+		return err
+	}
+	topics := []string{rawTopic, dlqTopic}
+	for _, o := range pol.Outputs {
+		topics = append(topics, o.Topic)
+	}
+	fmt.Fprintf(out, "consentd demo: in-process Kafka (kfake) and Redis (miniredis); policy %q with %d outputs\n", pol.Version, len(pol.Outputs))
+
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics...))
+	if err != nil {
+		return fmt.Errorf("starting in-process kafka: %w", err)
+	}
+	defer cluster.Close()
+	mr, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("starting in-process redis: %w", err)
+	}
+	defer mr.Close()
+
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	gen := synth.New(42, opts.Users)
+	seeded := 0
+	for i := 0; i < opts.Users; i++ {
+		purposes, ok := gen.Consent(i)
+		if i < 4 { // the users the bad events name have full consent
+			purposes, ok = map[string]bool{"personalization": true, "analytics": true, "advertising": true}, true
+		}
+		if !ok {
+			continue
+		}
+		if err := redisstore.Put(ctx, rdb, config.DefaultKeyPrefix, synth.UserID(i), int64(1000+i), purposes); err != nil {
+			return err
+		}
+		if err := redisstore.Put(ctx, rdb, config.DefaultKeyPrefix, synth.AnonID(i), int64(1000+i), purposes); err != nil {
+			return err
+		}
+		seeded++
+	}
+	fmt.Fprintf(out, "seeded consent for %d of %d users (the rest have no record: nothing granted)\n", seeded, opts.Users)
+
+	brokers := cluster.ListenAddrs()
+	cfg := &config.Config{
+		Kafka:            config.Kafka{Brokers: brokers, RawTopics: []string{rawTopic}, DeadLetterTopic: dlqTopic, GroupID: "consentd-demo", SessionTimeout: 6 * time.Second},
+		Redis:            config.Redis{Addr: mr.Addr()},
+		Admin:            config.Admin{Listen: "127.0.0.1:0"},
+		Policy:           "embedded",
+		Pipeline:         config.Pipeline{CommitInterval: 200 * time.Millisecond},
+		Pseudonymization: config.Pseudonymization{KeyEnv: "unused"},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	a, err := app.New(cfg, pol, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	runCtx, stopApp := context.WithCancel(ctx)
+	defer stopApp()
+	appDone := make(chan error, 1)
+	go func() { appDone <- a.Run(runCtx) }()
+	fmt.Fprintf(out, "pipeline running; metrics at http://%s/metrics\n", a.AdminAddr())
+
+	// Produce.
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: rawTopic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 5 * time.Millisecond, BatchSize: 500, RequiredAcks: kafka.RequireAll}
+	produced := 0
+	for _, b := range synth.BadEvents {
+		if err := w.WriteMessages(ctx, kafka.Message{Value: b.Value}); err != nil {
+			return fmt.Errorf("producing: %w", err)
+		}
+		produced++
+	}
+	deadline := time.Now().Add(opts.Duration)
+	batch := make([]kafka.Message, 0, 500)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		batch = batch[:0]
+		for range 500 {
+			v, u := gen.Event()
+			batch = append(batch, kafka.Message{Key: []byte(synth.AnonID(u)), Value: v})
+		}
+		if err := w.WriteMessages(ctx, batch...); err != nil {
+			return fmt.Errorf("producing: %w", err)
+		}
+		produced += len(batch)
+		time.Sleep(20 * time.Millisecond) // a steady stream, not one burst
+	}
+	w.Close()
+	fmt.Fprintf(out, "produced %d raw events in %s; waiting until all are accounted for\n", produced, opts.Duration)
+
+	// Wait until every raw event is consumed and its writes acknowledged.
+	waitUntil := time.Now().Add(30 * time.Second)
+	for counter(a.Metrics.Registry, "consentd_events_consumed_total", nil) < float64(produced) {
+		if time.Now().After(waitUntil) || ctx.Err() != nil {
+			stopApp()
+			<-appDone
+			return fmt.Errorf("demo: only %.0f of %d events were processed in time", counter(a.Metrics.Registry, "consentd_events_consumed_total", nil), produced)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopApp()
+	if err := <-appDone; err != nil {
+		return err
+	}
+	report(out, a, pol, brokers, produced)
+	return nil
+}
+
+func report(out io.Writer, a *app.App, pol *policy.Policy, brokers []string, produced int) {
+	reg := a.Metrics.Registry
+	fmt.Fprintf(out, "\n== accounting: %d raw events in ==\n", produced)
+	for _, o := range pol.Outputs {
+		w := counter(reg, "consentd_events_written_total", map[string]string{"output": o.Name})
+		fmt.Fprintf(out, "output %-16s -> %-22s written %6.0f\n", o.Name, o.Topic, w)
+		for _, r := range labelValues(reg, "consentd_decisions_total", map[string]string{"output": o.Name, "action": "skip"}, "reason") {
+			fmt.Fprintf(out, "    skipped %-34s %6.0f\n", r.label, r.value)
+		}
+	}
+	fmt.Fprintln(out, "events written to no output (dropped), by reason:")
+	for _, r := range labelValues(reg, "consentd_events_dropped_total", nil, "reason") {
+		fmt.Fprintf(out, "    %-42s %6.0f\n", r.label, r.value)
+	}
+	fmt.Fprintln(out, "dead-lettered, by reason:")
+	for _, r := range labelValues(reg, "consentd_events_dead_lettered_total", nil, "reason") {
+		fmt.Fprintf(out, "    %-42s %6.0f\n", r.label, r.value)
+	}
+	lookups := counter(reg, "consentd_consent_lookups_total", nil)
+	hits := counter(reg, "consentd_consent_cache_hits_total", nil)
+	fmt.Fprintf(out, "consent lookups: %.0f subjects, %.0f from the local cache, %.0f Redis round trips\n",
+		lookups, hits, histCount(reg, "consentd_consent_lookup_seconds"))
+
+	fmt.Fprintln(out, "\n== one event before and after, per output ==")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, o := range pol.Outputs {
+		clean, ok := firstMessage(ctx, brokers, o.Topic)
+		if !ok {
+			fmt.Fprintf(out, "\n[%s] nothing written\n", o.Name)
+			continue
+		}
+		fmt.Fprintf(out, "\n[%s] topic %s, key %s\n", o.Name, o.Topic, clean.Key)
+		for _, h := range clean.Headers {
+			if h.Key == pipeline.HeaderActions || h.Key == pipeline.HeaderConsentVersion || h.Key == pipeline.HeaderPolicyVersion {
+				fmt.Fprintf(out, "  header %s: %s\n", h.Key, h.Value)
+			}
+		}
+		if raw, ok := sourceOf(ctx, brokers, clean); ok {
+			fmt.Fprintf(out, "  before: %s\n", raw.Value)
+		}
+		fmt.Fprintf(out, "  after:  %s\n", clean.Value)
+	}
+	if dl, ok := firstMessage(ctx, brokers, dlqTopic); ok {
+		fmt.Fprintf(out, "\n[dead-letter] topic %s\n", dlqTopic)
+		for _, h := range dl.Headers {
+			fmt.Fprintf(out, "  header %s: %s\n", h.Key, h.Value)
+		}
+		fmt.Fprintf(out, "  value:  %s\n", dl.Value)
+	}
+}
+
+func firstMessage(ctx context.Context, brokers []string, topic string) (kafka.Message, bool) {
+	for p := 0; p < 4; p++ {
+		if m, ok := readAt(ctx, brokers, topic, p, kafka.FirstOffset); ok {
+			return m, true
+		}
+	}
+	return kafka.Message{}, false
+}
+
+func sourceOf(ctx context.Context, brokers []string, clean kafka.Message) (kafka.Message, bool) {
+	for _, h := range clean.Headers {
+		if h.Key != pipeline.HeaderSource {
+			continue
+		}
+		parts := strings.Split(string(h.Value), "/")
+		if len(parts) != 3 {
+			return kafka.Message{}, false
+		}
+		p, _ := strconv.Atoi(parts[1])
+		off, _ := strconv.ParseInt(parts[2], 10, 64)
+		return readAt(ctx, brokers, parts[0], p, off)
+	}
+	return kafka.Message{}, false
+}
+
+func readAt(ctx context.Context, brokers []string, topic string, partition int, offset int64) (kafka.Message, bool) {
+	conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, partition)
+	if err != nil {
+		return kafka.Message{}, false
+	}
+	defer conn.Close()
+	last, err := conn.ReadLastOffset()
+	if err != nil || last == 0 {
+		return kafka.Message{}, false
+	}
+	if offset == kafka.FirstOffset {
+		offset, _ = conn.ReadFirstOffset()
+	}
+	if _, err := conn.Seek(offset, kafka.SeekAbsolute); err != nil {
+		return kafka.Message{}, false
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	m, err := conn.ReadMessage(10 << 20)
+	return m, err == nil
+}
+
+type labeled struct {
+	label string
+	value float64
+}
+
+// counter sums the counter's series whose labels include match.
+func counter(reg prometheus.Gatherer, name string, match map[string]string) float64 {
+	sum := 0.0
+	for _, l := range labelValues(reg, name, match, "") {
+		sum += l.value
+	}
+	return sum
+}
+
+func labelValues(reg prometheus.Gatherer, name string, match map[string]string, label string) []labeled {
+	mfs, _ := reg.Gather()
+	var out []labeled
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range match {
+				if labels[k] != v {
+					continue metric
+				}
+			}
+			out = append(out, labeled{label: labels[label], value: m.GetCounter().GetValue()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].value > out[j].value })
+	return out
+}
+
+func histCount(reg prometheus.Gatherer, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,61 @@
+// Package metrics defines every Prometheus metric consentd exports. One
+// Metrics value is created per process (or per test) with its own registry.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds consentd's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Consumed      *prometheus.CounterVec // topic
+	Decisions     *prometheus.CounterVec // output, action, reason
+	Written       *prometheus.CounterVec // output
+	Dropped       *prometheus.CounterVec // reason
+	DeadLettered  *prometheus.CounterVec // reason
+	Lookups       prometheus.Counter     // subjects resolved
+	CacheHits     prometheus.Counter     // subjects answered by the local cache
+	RedisErrors   prometheus.Counter     // failed round trips
+	InvalidRecord prometheus.Counter     // stored records that could not be read
+	LookupSeconds prometheus.Histogram   // one pipelined round trip
+	ProduceSecs   prometheus.Histogram   // one acknowledged produce call
+	ProduceErrors prometheus.Counter     // failed produce calls (retried)
+	Commits       *prometheus.CounterVec // result
+	CommitLag     *prometheus.GaugeVec   // topic, partition: fetched but not yet committed
+	Ready         prometheus.Gauge       // 1 when ready
+	Rebalances    prometheus.Counter     // generations joined
+	Info          *prometheus.GaugeVec   // policy_version
+}
+
+// New creates and registers all metrics on a fresh registry, with the Go
+// runtime and process collectors.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{Registry: r}
+	m.Consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_consumed_total", Help: "Raw events consumed, per raw topic."}, []string{"topic"})
+	m.Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_decisions_total", Help: "Per-output decisions: action write or skip, with the reason for skips (consent_denied:<purpose>, filtered, no_subject)."}, []string{"output", "action", "reason"})
+	m.Written = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_written_total", Help: "Clean events acknowledged by Kafka, per output."}, []string{"output"})
+	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_dropped_total", Help: "Raw events written to no output, per reason."}, []string{"reason"})
+	m.DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_dead_lettered_total", Help: "Raw events sent to the dead-letter topic, per reason."}, []string{"reason"})
+	m.Lookups = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_lookups_total", Help: "Subjects whose consent was resolved (cache or Redis)."})
+	m.CacheHits = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_cache_hits_total", Help: "Subjects answered by the local cache."})
+	m.RedisErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_redis_errors_total", Help: "Failed Redis lookups (each retried; nothing is emitted meanwhile)."})
+	m.InvalidRecord = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_invalid_records_total", Help: "Stored consent records that could not be read and were treated as no consent."})
+	m.LookupSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_consent_lookup_seconds", Help: "Latency of one pipelined Redis lookup.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.ProduceSecs = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_produce_seconds", Help: "Latency of one acknowledged produce call (a batch).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	m.ProduceErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_produce_errors_total", Help: "Failed produce calls (retried until acknowledged)."})
+	m.Commits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_offset_commits_total", Help: "Offset commits, by result."}, []string{"result"})
+	m.CommitLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_commit_lag_messages", Help: "Messages fetched but not yet committed, per raw partition."}, []string{"topic", "partition"})
+	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_ready", Help: "1 when consentd can decide and write events, 0 while it waits (fail closed)."})
+	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
+	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
+	for _, c := range []prometheus.Collector{m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Rebalances, m.Info} {
+		f(c)
+	}
+	return m
+}

@@ -1,0 +1,76 @@
+package pipeline
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/consentd/consentd/internal/metrics"
+)
+
+// Readiness conditions.
+const (
+	CondConsentStore = "consent_store"
+	CondKafkaWrite   = "kafka_write"
+	CondGroup        = "consumer_group"
+)
+
+// Health tracks readiness conditions. The zero value is not usable; use
+// NewHealth. A nil *Health ignores every call.
+type Health struct {
+	mu     sync.Mutex
+	failed map[string]string
+	m      *metrics.Metrics
+}
+
+// NewHealth returns a Health in which the given conditions start failed
+// (for example "not joined yet").
+func NewHealth(m *metrics.Metrics, initial map[string]string) *Health {
+	h := &Health{failed: map[string]string{}, m: m}
+	for k, v := range initial {
+		h.failed[k] = v
+	}
+	h.publish()
+	return h
+}
+
+// Set marks cond failed with err, or healthy when err is nil.
+func (h *Health) Set(cond string, err error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	if err == nil {
+		delete(h.failed, cond)
+	} else {
+		h.failed[cond] = err.Error()
+	}
+	h.publish()
+	h.mu.Unlock()
+}
+
+func (h *Health) publish() {
+	if h.m == nil {
+		return
+	}
+	if len(h.failed) == 0 {
+		h.m.Ready.Set(1)
+	} else {
+		h.m.Ready.Set(0)
+	}
+}
+
+// Ready reports whether no condition failed, and the failures otherwise,
+// sorted.
+func (h *Health) Ready() (bool, []string) {
+	if h == nil {
+		return true, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for k, v := range h.failed {
+		out = append(out, k+": "+v)
+	}
+	sort.Strings(out)
+	return len(out) == 0, out
+}

@@ -1,0 +1,298 @@
+// Package pipeline moves events from raw Kafka topics through consent
+// lookups and the policy to clean topics, committing offsets only after
+// every write of a message, and of all earlier messages in its partition,
+// has been acknowledged.
+//
+// The Processor is the per-batch core (no Kafka I/O: messages in, messages
+// to write out); the Runner wires it to kafka-go consumer groups and a
+// writer.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/policy"
+)
+
+// Header names on clean and dead-letter messages.
+const (
+	HeaderPolicyVersion  = "consentd-policy-version"
+	HeaderConsentVersion = "consentd-consent-version"
+	HeaderActions        = "consentd-actions"
+	HeaderOutput         = "consentd-output"
+	HeaderSource         = "consentd-source"
+	HeaderDLQReason      = "consentd-dlq-reason"
+	HeaderDLQError       = "consentd-dlq-error"
+	HeaderSourceTopic    = "consentd-source-topic"
+	HeaderSourcePart     = "consentd-source-partition"
+	HeaderSourceOffset   = "consentd-source-offset"
+)
+
+// ProcessorConfig configures a Processor.
+type ProcessorConfig struct {
+	Policy *policy.Policy
+	// Store answers consent lookups (normally a consent.Cache over Redis).
+	Store consent.Store
+	// DeadLetterTopic receives undecidable events.
+	DeadLetterTopic string
+	// MaxMessageBytes: larger raw events are dead-lettered as too_large.
+	MaxMessageBytes int
+	// RetryBackoffMin/Max bound the wait between failed lookups.
+	RetryBackoffMin, RetryBackoffMax time.Duration
+	Metrics                          *metrics.Metrics
+	Health                           *Health
+	Log                              *zap.Logger
+}
+
+// Accounting is what a processed batch did, applied to metrics once its
+// writes are acknowledged (so a batch abandoned in a rebalance and
+// redelivered is not counted twice).
+type Accounting struct {
+	Consumed map[string]int // raw topic
+	Written  map[string]int // output
+	Dropped  map[string]int // reason
+	Dead     map[string]int // reason
+	// Decisions counts output decisions by output, action and reason.
+	Decisions map[[3]string]int
+}
+
+func newAccounting() Accounting {
+	return Accounting{Consumed: map[string]int{}, Written: map[string]int{}, Dropped: map[string]int{}, Dead: map[string]int{}, Decisions: map[[3]string]int{}}
+}
+
+// Apply adds the counts to m.
+func (a *Accounting) Apply(m *metrics.Metrics) {
+	if m == nil {
+		return
+	}
+	for k, v := range a.Consumed {
+		m.Consumed.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range a.Written {
+		m.Written.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range a.Dropped {
+		m.Dropped.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range a.Dead {
+		m.DeadLettered.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range a.Decisions {
+		m.Decisions.WithLabelValues(k[0], k[1], k[2]).Add(float64(v))
+	}
+}
+
+// Result is a processed batch: the messages to write, in order, and the
+// accounting of every input message.
+type Result struct {
+	Out        []kafka.Message
+	Accounting Accounting
+	// Decisions has one entry per input message: nil when the message was
+	// dead-lettered or had no subject.
+	Decisions []*policy.Decision
+}
+
+// Processor decides a batch of raw messages. Not safe for concurrent use:
+// use one per partition worker.
+type Processor struct {
+	cfg     ProcessorConfig
+	docs    []event.Doc
+	decider policy.Decider
+}
+
+// NewProcessor returns a Processor.
+func NewProcessor(cfg ProcessorConfig) *Processor {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}}
+}
+
+type state uint8
+
+const (
+	stPending state = iota
+	stDead
+	stNoSubject
+)
+
+// Process decides msgs. It returns an error only when ctx ends while the
+// consent store is failing: then nothing of the batch may be written.
+// While the store fails, Process retries with backoff and marks the
+// Health not ready (fail closed).
+func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result, error) {
+	if cap(p.docs) < len(msgs) {
+		p.docs = make([]event.Doc, len(msgs))
+	}
+	docs := p.docs[:len(msgs)]
+	states := make([]state, len(msgs))
+	subjects := make([]string, len(msgs))
+	paths := make([]string, len(msgs))
+	dead := make([]*policy.InputError, len(msgs))
+	unique := make([]string, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+
+	for i := range msgs {
+		m := &msgs[i]
+		if len(m.Value) > p.cfg.MaxMessageBytes {
+			states[i], dead[i] = stDead, &policy.InputError{Reason: policy.ReasonTooLarge, Err: errors.New("event of " + strconv.Itoa(len(m.Value)) + " bytes exceeds max_message_bytes " + strconv.Itoa(p.cfg.MaxMessageBytes))}
+			continue
+		}
+		if err := docs[i].Parse(m.Value); err != nil {
+			states[i], dead[i] = stDead, policy.ParseError(err)
+			continue
+		}
+		s, path, ok, err := p.cfg.Policy.Subject(&docs[i])
+		if err != nil {
+			var ie *policy.InputError
+			errors.As(err, &ie)
+			states[i], dead[i] = stDead, ie
+			continue
+		}
+		if !ok {
+			states[i] = stNoSubject
+			continue
+		}
+		subjects[i], paths[i] = s, path
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			unique = append(unique, s)
+		}
+	}
+
+	records, err := p.lookup(ctx, unique)
+	if err != nil {
+		return nil, err
+	}
+
+	res := &Result{Accounting: newAccounting(), Decisions: make([]*policy.Decision, len(msgs)), Out: make([]kafka.Message, 0, len(msgs)*2)}
+	acc := &res.Accounting
+	for i := range msgs {
+		m := &msgs[i]
+		acc.Consumed[m.Topic]++
+		switch states[i] {
+		case stDead:
+			res.Out = append(res.Out, p.deadLetter(m, dead[i]))
+			acc.Dead[dead[i].Reason]++
+			continue
+		case stNoSubject:
+			acc.Dropped[policy.ReasonNoSubject]++
+			for _, o := range p.cfg.Policy.Outputs {
+				acc.Decisions[[3]string{o.Name, "skip", policy.ReasonNoSubject}]++
+			}
+			continue
+		}
+		d, err := p.decider.Decide(&docs[i], subjects[i], paths[i], records[subjects[i]])
+		if err != nil {
+			var ie *policy.InputError
+			if !errors.As(err, &ie) {
+				ie = &policy.InputError{Reason: policy.ReasonInternal, Err: err}
+			}
+			res.Out = append(res.Out, p.deadLetter(m, ie))
+			acc.Dead[ie.Reason]++
+			continue
+		}
+		res.Decisions[i] = d
+		source := m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
+		consentVersion := "none"
+		if d.ConsentFound {
+			consentVersion = strconv.FormatInt(d.ConsentVersion, 10)
+		}
+		dropReason := ""
+		for j := range d.Outputs {
+			od := &d.Outputs[j]
+			if !od.Write {
+				acc.Decisions[[3]string{od.Output.Name, "skip", od.Reason}]++
+				if dropReason == "" || (dropReason == policy.ReasonFiltered && od.Reason != policy.ReasonFiltered) {
+					dropReason = od.Reason
+				}
+				continue
+			}
+			acc.Decisions[[3]string{od.Output.Name, "write", ""}]++
+			acc.Written[od.Output.Name]++
+			res.Out = append(res.Out, kafka.Message{
+				Topic: od.Output.Topic,
+				Key:   d.Key,
+				Value: od.Value,
+				Time:  m.Time,
+				Headers: []kafka.Header{
+					{Key: HeaderPolicyVersion, Value: []byte(d.PolicyVersion)},
+					{Key: HeaderConsentVersion, Value: []byte(consentVersion)},
+					{Key: HeaderActions, Value: []byte(od.ActionsHeader())},
+					{Key: HeaderOutput, Value: []byte(od.Output.Name)},
+					{Key: HeaderSource, Value: []byte(source)},
+				},
+			})
+		}
+		if d.Written() == 0 {
+			acc.Dropped[dropReason]++
+		}
+		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
+			ce.Write(zap.String("source", source), zap.String("explain", d.Explain()))
+		}
+	}
+	return res, nil
+}
+
+func (p *Processor) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Message {
+	return kafka.Message{
+		Topic: p.cfg.DeadLetterTopic,
+		Key:   m.Key,
+		Value: m.Value,
+		Time:  m.Time,
+		Headers: []kafka.Header{
+			{Key: HeaderDLQReason, Value: []byte(ie.Reason)},
+			{Key: HeaderDLQError, Value: []byte(ie.Error())},
+			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
+			{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
+			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+			{Key: HeaderPolicyVersion, Value: []byte(p.cfg.Policy.Version)},
+		},
+	}
+}
+
+// lookup resolves subjects, retrying with backoff until it succeeds or ctx
+// ends. Nothing is decided while the store cannot answer.
+func (p *Processor) lookup(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
+	if len(subjects) == 0 {
+		return map[string]consent.Record{}, nil
+	}
+	backoff := p.cfg.RetryBackoffMin
+	for attempt := 1; ; attempt++ {
+		recs, err := p.cfg.Store.Lookup(ctx, subjects)
+		if err == nil {
+			p.cfg.Health.Set(CondConsentStore, nil)
+			return recs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		p.cfg.Health.Set(CondConsentStore, err)
+		p.cfg.Log.Warn("consent store unavailable; holding the batch (fail closed)",
+			zap.Int("attempt", attempt), zap.Int("subjects", len(subjects)), zap.Duration("retry_in", backoff), zap.Error(err))
+		if err := sleep(ctx, backoff); err != nil {
+			return nil, err
+		}
+		backoff = min(backoff*2, p.cfg.RetryBackoffMax)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
