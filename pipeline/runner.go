@@ -88,7 +88,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		JoinGroupBackoff:      time.Second,
 		StartOffset:           cfg.StartOffset,
 		WatchPartitionChanges: true,
-		ErrorLogger:           kafka.LoggerFunc(func(f string, a ...any) { cfg.Log.Warn("kafka consumer group", zap.String("detail", fmt.Sprintf(f, a...))) }),
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			cfg.Log.Warn("kafka consumer group", zap.String("detail", fmt.Sprintf(f, a...)))
+		}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating consumer group: %w", err)
