@@ -1,0 +1,251 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func mustParse(t *testing.T, s string) *Doc {
+	t.Helper()
+	var d Doc
+	if err := d.Parse([]byte(s)); err != nil {
+		t.Fatalf("Parse(%s): %v", s, err)
+	}
+	return &d
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"empty", ``, ErrSyntax},
+		{"whitespace only", `   `, ErrSyntax},
+		{"array", `[1,2]`, ErrNotObject},
+		{"string", `"x"`, ErrNotObject},
+		{"number", `12`, ErrNotObject},
+		{"truncated", `{"a":1`, ErrSyntax},
+		{"trailing comma", `{"a":1,}`, ErrSyntax},
+		{"trailing data", `{"a":1} {}`, ErrSyntax},
+		{"unquoted key", `{a:1}`, ErrSyntax},
+		{"single quotes", `{'a':1}`, ErrSyntax},
+		{"leading zero", `{"a":01}`, ErrSyntax},
+		{"bare minus", `{"a":-}`, ErrSyntax},
+		{"dot without digits", `{"a":1.}`, ErrSyntax},
+		{"exponent without digits", `{"a":1e}`, ErrSyntax},
+		{"bad literal", `{"a":tru}`, ErrSyntax},
+		{"bad escape", `{"a":"\x"}`, ErrSyntax},
+		{"short unicode escape", `{"a":"\u12"}`, ErrSyntax},
+		{"control char", "{\"a\":\"x\ny\"}", ErrSyntax},
+		{"invalid utf8", "{\"a\":\"\xff\"}", ErrSyntax},
+		{"unterminated string", `{"a":"abc`, ErrSyntax},
+		{"array missing comma", `{"a":[1 2]}`, ErrSyntax},
+		{"too deep", strings.Repeat(`{"a":`, MaxDepth+1) + `1` + strings.Repeat(`}`, MaxDepth+1), ErrTooDeep},
+		{"too deep in arrays", `{"a":` + strings.Repeat(`[`, MaxDepth+1) + strings.Repeat(`]`, MaxDepth+1) + `}`, ErrTooDeep},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d Doc
+			err := d.Parse([]byte(tt.in))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Parse(%q) = %v, want %v", tt.in, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestGet(t *testing.T) {
+	d := mustParse(t, `{"userId":"u1","n":12.5,"ctx":{"ip":"1.2.3.4","deep":{"x":null}},"esc":"a\"b\u00e9","list":[{"userId":"no"}],"u\u0049d":"escaped-key"}`)
+	tests := []struct {
+		path      string
+		wantFound bool
+		wantKind  Kind
+		wantStr   string
+	}{
+		{"userId", true, String, "u1"},
+		{"n", true, Number, "12.5"},
+		{"ctx.ip", true, String, "1.2.3.4"},
+		{"ctx.deep.x", true, Null, "null"},
+		{"ctx.deep", true, Object, `{"x":null}`},
+		{"esc", true, String, `a"bé`},
+		{"uId", true, String, "escaped-key"},
+		{"ctx.missing", false, Invalid, ""},
+		{"userId.more", false, Invalid, ""},
+		{"list.userId", false, Invalid, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			v, found, err := d.Get(MustPath(tt.path))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tt.wantFound || v.Kind != tt.wantKind || (found && v.Str() != tt.wantStr) {
+				t.Fatalf("Get(%s) = (%v %q, %v), want (%v %q, %v)", tt.path, v.Kind, v.Str(), found, tt.wantKind, tt.wantStr, tt.wantFound)
+			}
+		})
+	}
+}
+
+func TestDuplicateKeysOnTouchedPath(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		path string
+	}{
+		{"plain duplicate", `{"ctx":{"ip":"1.1.1.1","ip":"2.2.2.2"}}`, "ctx.ip"},
+		{"escaped duplicate", `{"ctx":{"ip":"1.1.1.1","\u0069p":"2.2.2.2"}}`, "ctx.ip"},
+		{"duplicate parent", `{"ctx":{"ip":"1.1.1.1"},"ctx":{"ip":"2.2.2.2"}}`, "ctx.ip"},
+		{"duplicate sibling in touched object", `{"ctx":{"ip":"1.1.1.1","a":1,"a":2}}`, "ctx.ip"},
+		{"wildcard", `{"ctx":{"a":1,"a":2}}`, "ctx.*"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mustParse(t, tt.doc)
+			if _, _, err := d.Get(MustPath(tt.path)); !errors.Is(err, ErrDuplicateKey) && !MustPath(tt.path).HasWildcard() {
+				t.Fatalf("Get: err = %v, want ErrDuplicateKey", err)
+			}
+			var e Edit
+			e.Reset(d)
+			err := e.Each(MustPath(tt.path), func(r Ref) error { e.Remove(r); return nil })
+			if !errors.Is(err, ErrDuplicateKey) {
+				t.Fatalf("Each: err = %v, want ErrDuplicateKey", err)
+			}
+			if err := e.KeepOnly([]Path{MustPath(tt.path)}, nil); !errors.Is(err, ErrDuplicateKey) {
+				t.Fatalf("KeepOnly: err = %v, want ErrDuplicateKey", err)
+			}
+		})
+	}
+	// Duplicates in an untouched object do not matter.
+	d := mustParse(t, `{"ctx":{"ip":"1.1.1.1"},"props":{"a":1,"a":2}}`)
+	if _, _, err := d.Get(MustPath("ctx.ip")); err != nil {
+		t.Fatalf("untouched duplicate: %v", err)
+	}
+}
+
+func edit(t *testing.T, doc string, fn func(e *Edit) error) string {
+	t.Helper()
+	d := mustParse(t, doc)
+	var e Edit
+	e.Reset(d)
+	if err := fn(&e); err != nil {
+		t.Fatal(err)
+	}
+	out := e.AppendTo(nil)
+	if !json.Valid(out) {
+		t.Fatalf("output is not valid JSON: %s", out)
+	}
+	return string(out)
+}
+
+func remove(p string) func(e *Edit) error {
+	return func(e *Edit) error {
+		return e.Each(MustPath(p), func(r Ref) error { e.Remove(r); return nil })
+	}
+}
+
+func TestEdit(t *testing.T) {
+	const doc = `{"a": 1, "ctx": {"ip": "1.2.3.4", "ua": "x", "page": {"url": "u", "path": "/p"}}, "props": {"k": [1, {"ip": 2}]}, "z": true}`
+	tests := []struct {
+		name string
+		fn   func(e *Edit) error
+		want string
+	}{
+		{"no edit copies verbatim", func(*Edit) error { return nil }, doc},
+		{"remove leaf", remove("ctx.ip"), `{"a":1,"ctx":{"ua": "x","page": {"url": "u", "path": "/p"}},"props": {"k": [1, {"ip": 2}]},"z":true}`},
+		{"remove first", remove("a"), `{"ctx": {"ip": "1.2.3.4", "ua": "x", "page": {"url": "u", "path": "/p"}},"props": {"k": [1, {"ip": 2}]},"z":true}`},
+		{"remove last", remove("z"), `{"a":1,"ctx": {"ip": "1.2.3.4", "ua": "x", "page": {"url": "u", "path": "/p"}},"props": {"k": [1, {"ip": 2}]}}`},
+		{"remove missing is a no-op", remove("ctx.nope"), doc},
+		{"wildcard", remove("ctx.*"), `{"a":1,"ctx":{},"props": {"k": [1, {"ip": 2}]},"z":true}`},
+		{"wildcard middle", remove("ctx.*.url"), `{"a":1,"ctx":{"ip": "1.2.3.4","ua": "x","page":{"path": "/p"}},"props": {"k": [1, {"ip": 2}]},"z":true}`},
+		{"replace", func(e *Edit) error {
+			return e.Each(MustPath("ctx.page.url"), func(r Ref) error { e.Replace(r, []byte(`"X"`)); return nil })
+		}, `{"a":1,"ctx":{"ip": "1.2.3.4","ua": "x","page":{"url":"X","path": "/p"}},"props": {"k": [1, {"ip": 2}]},"z":true}`},
+		{"keep only", func(e *Edit) error {
+			return e.KeepOnly([]Path{MustPath("a"), MustPath("ctx.page.path"), MustPath("props")}, nil)
+		}, `{"a":1,"ctx":{"page":{"path": "/p"}},"props": {"k": [1, {"ip": 2}]}}`},
+		{"keep only wildcard", func(e *Edit) error {
+			return e.KeepOnly([]Path{MustPath("ctx.*")}, nil)
+		}, `{"ctx": {"ip": "1.2.3.4", "ua": "x", "page": {"url": "u", "path": "/p"}}}`},
+		{"keep only through a non-object removes it", func(e *Edit) error {
+			return e.KeepOnly([]Path{MustPath("a.b")}, nil)
+		}, `{}`},
+		{"removed member is not matched again", func(e *Edit) error {
+			if err := remove("ctx")(e); err != nil {
+				return err
+			}
+			n := 0
+			err := e.Each(MustPath("ctx.ip"), func(Ref) error { n++; return nil })
+			if n != 0 {
+				t.Errorf("matched %d removed members", n)
+			}
+			return err
+		}, `{"a":1,"props": {"k": [1, {"ip": 2}]},"z":true}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := edit(t, doc, tt.fn); compact(t, got) != compact(t, tt.want) {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func compact(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		t.Fatalf("compact %s: %v", s, err)
+	}
+	return b.String()
+}
+
+func TestUntouchedSubtreesAreCopiedVerbatim(t *testing.T) {
+	const doc = `{"a" : 1, "ctx": {"ip": "1.2.3.4"}, "props": {"k": [1, {"ip": 2}],  "s": "\u00e9"}}`
+	if got := edit(t, doc, func(*Edit) error { return nil }); got != doc {
+		t.Fatalf("unedited document changed:\n%s", got)
+	}
+	got := edit(t, doc, remove("ctx.ip"))
+	if !strings.Contains(got, `"props":{"k": [1, {"ip": 2}],  "s": "\u00e9"}`) {
+		t.Fatalf("untouched subtree not verbatim: %s", got)
+	}
+}
+
+func TestEditIsIndependentPerOutput(t *testing.T) {
+	d := mustParse(t, `{"a":1,"b":2}`)
+	var e Edit
+	e.Reset(d)
+	_ = e.Each(MustPath("a"), func(r Ref) error { e.Remove(r); return nil })
+	if got := string(e.AppendTo(nil)); got != `{"b":2}` {
+		t.Fatalf("first edit: %s", got)
+	}
+	e.Reset(d)
+	if got := string(e.AppendTo(nil)); got != `{"a":1,"b":2}` {
+		t.Fatalf("after Reset: %s", got)
+	}
+}
+
+func TestPathOf(t *testing.T) {
+	d := mustParse(t, `{"x":{"y":{"z":1}},"w":{"y":{"z":2}}}`)
+	var e Edit
+	e.Reset(d)
+	var got []string
+	_ = e.Each(MustPath("*.y.z"), func(r Ref) error { got = append(got, e.PathOf(r)); return nil })
+	if strings.Join(got, " ") != "x.y.z w.y.z" {
+		t.Fatalf("paths = %v", got)
+	}
+}
+
+func TestParsePath(t *testing.T) {
+	for _, bad := range []string{"", ".", "a..b", "a.", "a*", "a.b*"} {
+		if _, err := ParsePath(bad); err == nil {
+			t.Errorf("ParsePath(%q) succeeded", bad)
+		}
+	}
+	if p, err := ParsePath("context.*.ip"); err != nil || len(p) != 3 || !p.HasWildcard() {
+		t.Errorf("ParsePath(context.*.ip) = %v, %v", p, err)
+	}
+}
