@@ -14,7 +14,10 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-var lineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
+var (
+	lineRe  = regexp.MustCompile(`^line (\d+): (.*)$`)
+	fieldRe = regexp.MustCompile(`field (\S+) not found`)
+)
 
 // Decode parses data (read from file name) into out, rejecting unknown
 // fields, type mismatches and more than one document.
@@ -40,7 +43,11 @@ func Decode(name string, data []byte, out any) error {
 				continue
 			}
 			line, _ := strconv.Atoi(m[1])
-			key := keyAtLine(&root, line, "")
+			want := ""
+			if f := fieldRe.FindStringSubmatch(m[2]); f != nil {
+				want = f[1]
+			}
+			key := keyAtLine(&root, line, "", want)
 			if key != "" {
 				msgs = append(msgs, fmt.Sprintf("%s:%d: %s: %s", name, line, key, m[2]))
 			} else {
@@ -56,13 +63,13 @@ func Decode(name string, data []byte, out any) error {
 	return nil
 }
 
-// keyAtLine returns the dotted path of the mapping key or sequence item that
-// starts on line.
-func keyAtLine(n *yaml.Node, line int, prefix string) string {
+// keyAtLine returns the dotted path of the deepest mapping key (named
+// want, if want is not empty) or scalar sequence item on line.
+func keyAtLine(n *yaml.Node, line int, prefix, want string) string {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if k := keyAtLine(c, line, prefix); k != "" {
+			if k := keyAtLine(c, line, prefix, want); k != "" {
 				return k
 			}
 		}
@@ -73,21 +80,21 @@ func keyAtLine(n *yaml.Node, line int, prefix string) string {
 			if prefix != "" {
 				p = prefix + "." + k.Value
 			}
-			if k.Line == line {
-				return p
-			}
-			if r := keyAtLine(v, line, p); r != "" {
+			if r := keyAtLine(v, line, p, want); r != "" {
 				return r
+			}
+			if k.Line == line && (want == "" || k.Value == want) {
+				return p
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := fmt.Sprintf("%s[%d]", prefix, i)
-			if c.Kind == yaml.ScalarNode && c.Line == line {
-				return p
-			}
-			if r := keyAtLine(c, line, p); r != "" {
+			if r := keyAtLine(c, line, p, want); r != "" {
 				return r
+			}
+			if c.Kind == yaml.ScalarNode && c.Line == line && want == "" {
+				return p
 			}
 		}
 	}

@@ -1,0 +1,465 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/event"
+)
+
+func testKeys(t *testing.T) *Keyring {
+	t.Helper()
+	k, err := NewKeyring(map[string][]byte{
+		"k1": []byte("0123456789abcdef0123456789abcdef"),
+		"k2": []byte("fedcba9876543210fedcba9876543210"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pseudonym(t *testing.T, k *Keyring, id, v string) string {
+	t.Helper()
+	b, err := k.AppendPseudonym(nil, id, []byte(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const basePolicy = `
+version: "t1"
+purposes: [personalization, analytics, advertising]
+pseudonym_key: k1
+outputs:
+`
+
+func compileYAML(t *testing.T, outputs string) *Policy {
+	t.Helper()
+	spec, err := ParseSpec("test.yaml", []byte(basePolicy+outputs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func granted(v int64, purposes ...string) consent.Record {
+	r := consent.Record{Found: true, Version: v, Granted: map[string]bool{}}
+	for _, p := range purposes {
+		r.Granted[p] = true
+	}
+	return r
+}
+
+func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, error) {
+	t.Helper()
+	var doc event.Doc
+	if err := doc.Parse([]byte(ev)); err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	subj, path, ok, err := p.Subject(&doc)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		t.Fatalf("no subject in %s", ev)
+	}
+	dc := Decider{P: p}
+	return dc.Decide(&doc, subj, path, rec)
+}
+
+func TestDecideConsent(t *testing.T) {
+	p := compileYAML(t, `
+  - {name: perso, topic: c.perso, require: [personalization]}
+  - {name: both, topic: c.both, require: [personalization, advertising]}
+  - {name: ana, topic: c.ana, require: [analytics], when: {type: [track], event: [Order Completed]}}
+`)
+	const ev = `{"type":"track","event":"Order Completed","userId":"u1"}`
+	tests := []struct {
+		name    string
+		ev      string
+		rec     consent.Record
+		written []string
+		reasons map[string]string
+	}{
+		{"no record means no consent", ev, consent.Record{}, nil,
+			map[string]string{"perso": "consent_denied:personalization", "both": "consent_denied:personalization", "ana": "consent_denied:analytics"}},
+		{"record with nothing granted", ev, granted(3), nil,
+			map[string]string{"perso": "consent_denied:personalization"}},
+		{"explicit denial", ev, consent.Record{Found: true, Version: 2, Granted: map[string]bool{"personalization": false}}, nil,
+			map[string]string{"perso": "consent_denied:personalization"}},
+		{"one purpose", ev, granted(3, "personalization"), []string{"perso"},
+			map[string]string{"both": "consent_denied:advertising", "ana": "consent_denied:analytics"}},
+		{"all purposes", ev, granted(3, "personalization", "advertising", "analytics"), []string{"perso", "both", "ana"}, nil},
+		{"filter by event name", `{"type":"track","event":"Signed Up","userId":"u1"}`, granted(3, "analytics"), nil,
+			map[string]string{"ana": "filtered"}},
+		{"filter by type", `{"type":"page","event":"Order Completed","userId":"u1"}`, granted(3, "analytics"), nil,
+			map[string]string{"ana": "filtered"}},
+		{"record not found ignores stray grants", ev, consent.Record{Found: false, Granted: map[string]bool{"personalization": true}}, nil,
+			map[string]string{"perso": "consent_denied:personalization"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := decide(t, p, tt.ev, tt.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var written []string
+			for _, o := range d.Outputs {
+				if o.Write {
+					written = append(written, o.Output.Name)
+					if len(o.Value) == 0 {
+						t.Errorf("%s: written with empty value", o.Output.Name)
+					}
+				} else if o.Value != nil {
+					t.Errorf("%s: skipped output carries a value", o.Output.Name)
+				}
+				if want, ok := tt.reasons[o.Output.Name]; ok && o.Reason != want {
+					t.Errorf("%s: reason %q, want %q", o.Output.Name, o.Reason, want)
+				}
+			}
+			if strings.Join(written, ",") != strings.Join(tt.written, ",") {
+				t.Errorf("written to %v, want %v", written, tt.written)
+			}
+			if d.PolicyVersion != "t1" || d.ConsentVersion != tt.rec.Version || d.ConsentFound != tt.rec.Found {
+				t.Errorf("decision versions = %q/%d/%v", d.PolicyVersion, d.ConsentVersion, d.ConsentFound)
+			}
+		})
+	}
+}
+
+func TestTransforms(t *testing.T) {
+	keys := testKeys(t)
+	tests := []struct {
+		name      string
+		transform string
+		ev        string
+		want      string
+		actions   string
+	}{
+		{"drop_fields", `[{drop_fields: [context.ip, traits.email, nope.x]}]`,
+			`{"userId":"u1","context":{"ip":"1.2.3.4","locale":"de"},"traits":{"email":"e","plan":"p"}}`,
+			`{"userId":"u1","context":{"locale":"de"},"traits":{"plan":"p"}}`,
+			"drop_fields:context.ip,drop_fields:traits.email"},
+		{"drop_fields wildcard", `[{drop_fields: ["context.*.id"]}]`,
+			`{"userId":"u1","context":{"device":{"id":"d","model":"m"},"app":{"id":"a"},"ip":"x"}}`,
+			`{"userId":"u1","context":{"device":{"model":"m"},"app":{},"ip":"x"}}`,
+			"drop_fields:context.device.id,drop_fields:context.app.id"},
+		{"keep_only", `[{keep_only: [userId, context.page.path]}]`,
+			`{"userId":"u1","anonymousId":"a","context":{"ip":"1","page":{"path":"/p","url":"u"}}}`,
+			`{"userId":"u1","context":{"page":{"path":"/p"}}}`,
+			"keep_only:anonymousId,keep_only:context.ip,keep_only:context.page.url"},
+		{"pseudonymize with default key", `[{pseudonymize: {fields: [userId, context.device.id, n, missing]}}]`,
+			`{"userId":"u1","context":{"device":{"id":"d1"}},"n":42}`,
+			`{"userId":"` + pseudonym(t, keys, "k1", "u1") + `","context":{"device":{"id":"` + pseudonym(t, keys, "k1", "d1") + `"}},"n":"` + pseudonym(t, keys, "k1", "42") + `"}`,
+			"pseudonymize:userId,pseudonymize:context.device.id,pseudonymize:n"},
+		{"pseudonymize with named key", `[{pseudonymize: {fields: [userId], key: k2}}]`,
+			`{"userId":"u1"}`,
+			`{"userId":"` + pseudonym(t, keys, "k2", "u1") + `"}`,
+			"pseudonymize:userId"},
+		{"pseudonymize unescapes first", `[{pseudonymize: {fields: [anonymousId]}}]`,
+			`{"userId":"u1","anonymousId":"\u0061"}`,
+			`{"userId":"u1","anonymousId":"` + pseudonym(t, keys, "k1", "a") + `"}`,
+			"pseudonymize:anonymousId"},
+		{"pseudonymize null is left", `[{pseudonymize: {fields: [anonymousId]}}]`,
+			`{"userId":"u1","anonymousId":null}`, `{"userId":"u1","anonymousId":null}`, "none"},
+		{"truncate_ip v4 default", `[{truncate_ip: {}}]`,
+			`{"userId":"u1","context":{"ip":"203.0.113.77"}}`, `{"userId":"u1","context":{"ip":"203.0.113.0"}}`, "truncate_ip:context.ip"},
+		{"truncate_ip v6 default", `[{truncate_ip: {}}]`,
+			`{"userId":"u1","context":{"ip":"2001:db8:85a3:8d3:1319:8a2e:370:7348"}}`, `{"userId":"u1","context":{"ip":"2001:db8:85a3::"}}`, "truncate_ip:context.ip"},
+		{"truncate_ip custom bits", `[{truncate_ip: {fields: [ip], ipv4_bits: 16, ipv6_bits: 32}}]`,
+			`{"userId":"u1","ip":"203.0.113.77"}`, `{"userId":"u1","ip":"203.0.0.0"}`, "truncate_ip:ip"},
+		{"truncate_ip v4-mapped v6 uses v4 bits", `[{truncate_ip: {}}]`,
+			`{"userId":"u1","context":{"ip":"::ffff:203.0.113.77"}}`, `{"userId":"u1","context":{"ip":"203.0.113.0"}}`, "truncate_ip:context.ip"},
+		{"truncate_ip empty is left", `[{truncate_ip: {}}]`,
+			`{"userId":"u1","context":{"ip":""}}`, `{"userId":"u1","context":{"ip":""}}`, "none"},
+		{"round_geo", `[{round_geo: {}}]`,
+			`{"userId":"u1","context":{"location":{"latitude":-34.605,"longitude":-58.38159,"city":"BA"}}}`,
+			`{"userId":"u1","context":{"location":{"latitude":-34.6,"longitude":-58.38,"city":"BA"}}}`,
+			"round_geo:context.location.latitude,round_geo:context.location.longitude"},
+		{"round_geo zero decimals", `[{round_geo: {fields: [lat], decimals: 0}}]`,
+			`{"userId":"u1","lat":-0.4}`, `{"userId":"u1","lat":0}`, "round_geo:lat"},
+		{"truncate_time hour", `[{truncate_time: {to: hour}}]`,
+			`{"userId":"u1","timestamp":"2026-11-22T21:37:12.123+01:00"}`, `{"userId":"u1","timestamp":"2026-11-22T20:00:00Z"}`, "truncate_time:timestamp"},
+		{"truncate_time day", `[{truncate_time: {to: day}}]`,
+			`{"userId":"u1","timestamp":"2026-11-22T21:37:12Z"}`, `{"userId":"u1","timestamp":"2026-11-22T00:00:00Z"}`, "truncate_time:timestamp"},
+		{"truncate_time minute", `[{truncate_time: {to: minute, fields: [sentAt]}}]`,
+			`{"userId":"u1","sentAt":"2026-11-22T21:37:12.9Z"}`, `{"userId":"u1","sentAt":"2026-11-22T21:37:00Z"}`, "truncate_time:sentAt"},
+		{"order matters: drop after keep", `[{keep_only: [userId, properties]}, {drop_fields: [properties.email]}]`,
+			`{"userId":"u1","properties":{"email":"e","sku":"s"},"context":{}}`, `{"userId":"u1","properties":{"sku":"s"}}`,
+			"keep_only:context,drop_fields:properties.email"},
+		{"no transforms copies the event", `[]`, `{"userId":"u1", "x": [1, 2]}`, `{"userId":"u1", "x": [1, 2]}`, "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := compileYAML(t, "  - {name: o, topic: c.o, require: [personalization], transforms: "+tt.transform+"}\n")
+			d, err := decide(t, p, tt.ev, granted(1, "personalization"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := d.Outputs[0]
+			if !o.Write {
+				t.Fatalf("not written: %s", o.Reason)
+			}
+			if string(o.Value) != tt.want {
+				t.Errorf("value\n got %s\nwant %s", o.Value, tt.want)
+			}
+			if got := o.ActionsHeader(); got != tt.actions {
+				t.Errorf("actions\n got %s\nwant %s", got, tt.actions)
+			}
+		})
+	}
+}
+
+func TestDecideInputErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		transform string
+		ev        string
+		reason    string
+	}{
+		{"duplicate key on dropped path", `[{drop_fields: [context.ip]}]`, `{"userId":"u","context":{"ip":"1.1.1.1","ip":"2.2.2.2"}}`, ReasonDuplicateKey},
+		{"escaped duplicate key", `[{drop_fields: [context.ip]}]`, `{"userId":"u","context":{"ip":"1.1.1.1","\u0069p":"2.2.2.2"}}`, ReasonDuplicateKey},
+		{"duplicate key under keep_only", `[{keep_only: [userId]}]`, `{"userId":"u","x":1,"x":2}`, ReasonDuplicateKey},
+		{"ip not a string", `[{truncate_ip: {}}]`, `{"userId":"u","context":{"ip":1234}}`, ReasonWrongType},
+		{"ip not an ip", `[{truncate_ip: {}}]`, `{"userId":"u","context":{"ip":"1.2.3"}}`, ReasonInvalidIP},
+		{"ip with port", `[{truncate_ip: {}}]`, `{"userId":"u","context":{"ip":"1.2.3.4:80"}}`, ReasonInvalidIP},
+		{"geo as string", `[{round_geo: {}}]`, `{"userId":"u","context":{"location":{"latitude":"52.1"}}}`, ReasonWrongType},
+		{"geo overflow", `[{round_geo: {fields: [x]}}]`, `{"userId":"u","x":1e999}`, ReasonWrongType},
+		{"time not rfc3339", `[{truncate_time: {to: hour}}]`, `{"userId":"u","timestamp":"yesterday"}`, ReasonInvalidTimestamp},
+		{"time a number", `[{truncate_time: {to: hour}}]`, `{"userId":"u","timestamp":1732280000}`, ReasonWrongType},
+		{"pseudonymize an object", `[{pseudonymize: {fields: [traits]}}]`, `{"userId":"u","traits":{"a":1}}`, ReasonWrongType},
+		{"filter on non-string type", `[]`, `{"userId":"u","type":7}`, ReasonWrongType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := compileYAML(t, "  - {name: o, topic: c.o, require: [personalization], when: {type: [track]}, transforms: "+tt.transform+"}\n")
+			ev := tt.ev
+			if !strings.Contains(ev, `"type"`) {
+				ev = strings.Replace(ev, `{`, `{"type":"track",`, 1)
+			}
+			_, err := decide(t, p, ev, granted(1, "personalization"))
+			var ie *InputError
+			if !errors.As(err, &ie) || ie.Reason != tt.reason {
+				t.Fatalf("err = %v, want InputError %s", err, tt.reason)
+			}
+			for _, secret := range []string{"1.1.1.1", "2.2.2.2", "1.2.3.4", "yesterday"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error message echoes event data %q: %v", secret, err)
+				}
+			}
+		})
+	}
+}
+
+func TestDeniedOutputsAreNotTransformed(t *testing.T) {
+	// A bad IP only matters for outputs the subject consented to.
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [advertising], transforms: [{truncate_ip: {}}]}\n")
+	d, err := decide(t, p, `{"userId":"u","context":{"ip":"junk"}}`, granted(1, "personalization"))
+	if err != nil || d.Outputs[0].Write || d.Outputs[0].Reason != "consent_denied:advertising" {
+		t.Fatalf("got %+v, %v", d, err)
+	}
+}
+
+func TestSubject(t *testing.T) {
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [personalization]}\n")
+	tests := []struct {
+		name, ev, subject, path, reason string
+	}{
+		{"userId first", `{"userId":"u","anonymousId":"a"}`, "u", "userId", ""},
+		{"empty userId falls back", `{"userId":"","anonymousId":"a"}`, "a", "anonymousId", ""},
+		{"null userId falls back", `{"userId":null,"anonymousId":"a"}`, "a", "anonymousId", ""},
+		{"none", `{"type":"track"}`, "", "", ""},
+		{"wrong type", `{"userId":17}`, "", "", ReasonInvalidSubject},
+		{"duplicate userId", `{"userId":"a","userId":"b"}`, "", "", ReasonDuplicateKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc event.Doc
+			if err := doc.Parse([]byte(tt.ev)); err != nil {
+				t.Fatal(err)
+			}
+			s, path, ok, err := p.Subject(&doc)
+			if tt.reason != "" {
+				var ie *InputError
+				if !errors.As(err, &ie) || ie.Reason != tt.reason {
+					t.Fatalf("err = %v, want %s", err, tt.reason)
+				}
+				return
+			}
+			if err != nil || s != tt.subject || path != tt.path || ok != (tt.subject != "") {
+				t.Fatalf("Subject = %q %q %v %v", s, path, ok, err)
+			}
+		})
+	}
+}
+
+func TestMessageKeyIsPseudonymizedSubject(t *testing.T) {
+	keys := testKeys(t)
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [personalization]}\n")
+	d, err := decide(t, p, `{"anonymousId":"anon-1"}`, granted(9, "personalization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(d.Key) != pseudonym(t, keys, "k1", "anon-1") || strings.Contains(string(d.Key), "anon-1") {
+		t.Fatalf("key = %s", d.Key)
+	}
+	if !strings.HasPrefix(string(d.Key), "k1:") || len(d.Key) != 3+PseudonymLen {
+		t.Fatalf("key format = %s", d.Key)
+	}
+	if pseudonym(t, keys, "k1", "x") == pseudonym(t, keys, "k2", "x") {
+		t.Fatal("pseudonyms under different keys are equal")
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"no version", "purposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a]}]", "version: required"},
+		{"no purposes", "version: v\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a]}]", "at least one purpose"},
+		{"unknown purpose", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [b]}]", `unknown purpose "b"`},
+		{"no require", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t}]", "require: at least one purpose"},
+		{"no topic", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, require: [a]}]", "topic: required"},
+		{"duplicate output", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a]}, {name: o, topic: u, require: [a]}]", "used twice"},
+		{"no pseudonym key", "version: v\npurposes: [a]\noutputs: [{name: o, topic: t, require: [a]}]", "pseudonym_key: required"},
+		{"unknown key id", "version: v\npurposes: [a]\npseudonym_key: k9\noutputs: [{name: o, topic: t, require: [a]}]", `key "k9" is not in the key file`},
+		{"two transforms in one item", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{drop_fields: [x], keep_only: [y]}]}]", "exactly one"},
+		{"bad path", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{drop_fields: [a..b]}]}]", "empty segment"},
+		{"bad ip bits", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{truncate_ip: {ipv4_bits: 33}}]}]", "ipv4_bits 33"},
+		{"bad decimals", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{round_geo: {decimals: 9}}]}]", "decimals 9"},
+		{"bad time unit", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{truncate_time: {to: week}}]}]", `to "week"`},
+		{"wildcard subject", "version: v\npurposes: [a]\nsubjects: ['*']\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a]}]", "wildcards are not allowed"},
+		{"unknown transform key", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{hash: [x]}]}]", "test.yaml:4: outputs[0].transforms[0].hash: field hash not found"},
+		{"unknown top-level key", "version: v\npurposez: [a]", "test.yaml:2: purposez: field purposez not found"},
+		{"wrong type", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{round_geo: {decimals: two}}]}]", "test.yaml:4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := ParseSpec("test.yaml", []byte(tt.yaml))
+			if err == nil {
+				_, err = Compile(spec, testKeys(t))
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestShippedPolicyCompiles(t *testing.T) {
+	p, err := Load("../configs/policy.yaml", testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Outputs) == 0 || !strings.Contains(p.Summary(), "output personalization") {
+		t.Fatalf("summary: %s", p.Summary())
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	const secret = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	tests := []struct {
+		name, file, want string
+	}{
+		{"ok", "# comment\nk1:" + secret + "\n\nk2: " + secret, ""},
+		{"no colon", "k1" + secret, "want KEYID:BASE64SECRET"},
+		{"not base64", "k1:!!!!", "not base64"},
+		{"short", "k1:c2hvcnQ=", "need at least 32"},
+		{"duplicate", "k1:" + secret + "\nk1:" + secret, "defined twice"},
+		{"empty", "# nothing\n", "no keys"},
+		{"bad id", "k 1:" + secret, "only letters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKeyring("keys", []byte(tt.file))
+			if tt.want == "" {
+				if err != nil || !k.Has("k1") || !k.Has("k2") {
+					t.Fatalf("ParseKeyring: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "c2hvcnQ") {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}
+
+func TestRoundCoordinate(t *testing.T) {
+	tests := []struct {
+		v    float64
+		d    int
+		want string
+	}{
+		{52.520008, 2, "52.52"},
+		{-52.525, 2, "-52.52"}, // -52.525 is -52.52499999... in binary
+		{-52.5251, 2, "-52.53"},
+		{52.5251, 2, "52.53"},
+		{-0.001, 2, "0"},
+		{13.4, 3, "13.4"},
+		{-58.381592, 1, "-58.4"},
+		{179.999, 2, "180"},
+		{-179.999, 2, "-180"},
+		{1.5, 0, "2"},
+		{-1.5, 0, "-2"},
+	}
+	for _, tt := range tests {
+		if got := string(RoundCoordinate(tt.v, tt.d)); got != tt.want {
+			t.Errorf("RoundCoordinate(%v, %d) = %s, want %s", tt.v, tt.d, got, tt.want)
+		}
+		if tt.v != 0 {
+			if neg := string(RoundCoordinate(-tt.v, tt.d)); neg != negate(tt.want) {
+				t.Errorf("rounding is not symmetric: %v -> %s but %v -> %s", tt.v, tt.want, -tt.v, neg)
+			}
+		}
+	}
+}
+
+func negate(s string) string {
+	switch {
+	case s == "0":
+		return s
+	case strings.HasPrefix(s, "-"):
+		return s[1:]
+	}
+	return "-" + s
+}
+
+func TestTruncateIP(t *testing.T) {
+	tests := []struct {
+		in     string
+		v4, v6 int
+		want   string
+		bad    bool
+	}{
+		{"1.2.3.4", 24, 48, "1.2.3.0", false},
+		{"1.2.3.4", 8, 48, "1.0.0.0", false},
+		{"1.2.3.4", 32, 48, "1.2.3.4", false},
+		{"255.255.255.255", 0, 48, "0.0.0.0", false},
+		{"2001:0db8:85a3:0000:0000:8a2e:0370:7334", 24, 48, "2001:db8:85a3::", false},
+		{"2001:db8::1", 24, 64, "2001:db8::", false},
+		{"fe80::1%eth0", 24, 48, "fe80::", false},
+		{"::ffff:10.1.2.3", 24, 48, "10.1.2.0", false},
+		{" 1.2.3.4 ", 24, 48, "1.2.3.0", false},
+		{"1.2.3", 24, 48, "", true},
+		{"example.com", 24, 48, "", true},
+		{"1.2.3.4/24", 24, 48, "", true},
+	}
+	for _, tt := range tests {
+		got, err := TruncateIP(tt.in, tt.v4, tt.v6)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("TruncateIP(%q, %d, %d) = %q, %v; want %q (bad=%v)", tt.in, tt.v4, tt.v6, got, err, tt.want, tt.bad)
+		}
+	}
+}
