@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/itest"
+)
+
+// testSecret is the k1 pseudonymization key used by integration tests.
+var testSecret = []byte("integration-test-secret-0123456789abcdef")
+
+// pseud computes the expected pseudonym independently of package policy.
+func pseud(v string) string {
+	m := hmac.New(sha256.New, testSecret)
+	m.Write([]byte(v))
+	return "k1:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// stack is one consentd under test with its own topics, group and Redis
+// key prefix, using the shipped policy.
+type stack struct {
+	env                     itest.Env
+	raw, dlq, group, prefix string
+	perso, ana, adv         string
+	cfgPath                 string
+	cfg                     *config.Config
+}
+
+func newStack(t *testing.T, env itest.Env, rawPartitions int) *stack {
+	t.Helper()
+	id := itest.Unique("t")
+	s := &stack{env: env, raw: id + ".raw", dlq: id + ".dlq", group: id + ".group", prefix: id + ":consent:",
+		perso: id + ".perso", ana: id + ".ana", adv: id + ".adv"}
+	itest.CreateTopics(t, env.Kafka, rawPartitions, s.raw)
+	itest.CreateTopics(t, env.Kafka, 2, s.dlq, s.perso, s.ana, s.adv)
+
+	dir := t.TempDir()
+	policy, err := os.ReadFile("../../configs/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := string(policy)
+	for from, to := range map[string]string{"topic: clean.personalization": "topic: " + s.perso, "topic: clean.analytics": "topic: " + s.ana, "topic: clean.advertising": "topic: " + s.adv} {
+		if !strings.Contains(p, from) {
+			t.Fatalf("shipped policy has no %q", from)
+		}
+		p = strings.Replace(p, from, to, 1)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("policy.yaml", p)
+	write("keys", "k1:"+base64Std(testSecret)+"\n")
+	write("consentd.yaml", `
+kafka:
+  brokers: ["`+env.Kafka+`"]
+  raw_topics: [`+s.raw+`]
+  group_id: `+s.group+`
+  dead_letter_topic: `+s.dlq+`
+  max_message_bytes: 4096
+  session_timeout: 6s
+redis:
+  addr: `+env.Redis+`
+  key_prefix: "`+s.prefix+`"
+  timeout: 300ms
+admin:
+  listen: 127.0.0.1:0
+pipeline:
+  batch_size: 200
+  commit_interval: 100ms
+  retry_backoff_min: 50ms
+  retry_backoff_max: 300ms
+  shutdown_grace: 10s
+pseudonymization:
+  key_file: keys
+policy: policy.yaml
+`)
+	s.cfgPath = filepath.Join(dir, "consentd.yaml")
+	s.cfg, err = config.Load(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// running is an in-process consentd.
+type running struct {
+	app  *App
+	stop func() error
+}
+
+func (s *stack) start(t *testing.T, mutate func(*config.Config)) *running {
+	t.Helper()
+	cfg := *s.cfg
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	pol, err := LoadPolicy(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	a, err := New(&cfg, pol, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("consentd did not stop within 30s")
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &running{app: a, stop: stop}
+}
+
+func (r *running) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + r.app.AdminAddr() + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the value of one exposition line "name{labels} value",
+// or 0 when the series does not exist.
+func (r *running) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	_, body := r.get(t, "/metrics")
+	return metricValue(body, series)
+}

@@ -1,0 +1,284 @@
+// Package itest holds helpers for integration tests against a real Kafka
+// broker and a real Redis. Tests find them through CONSENTD_TEST_KAFKA and
+// CONSENTD_TEST_REDIS (set by `make test`); without them the tests skip,
+// unless CONSENTD_REQUIRE_INTEGRATION=1 (CI), where a missing service fails.
+package itest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+)
+
+// Env locates the real services.
+type Env struct {
+	Kafka string // host:port
+	Redis string // host:port
+}
+
+// Require returns the services or skips (fails under CI) the test.
+func Require(t testing.TB) Env {
+	t.Helper()
+	e := Env{Kafka: os.Getenv("CONSENTD_TEST_KAFKA"), Redis: os.Getenv("CONSENTD_TEST_REDIS")}
+	if e.Kafka == "" || e.Redis == "" {
+		if os.Getenv("CONSENTD_REQUIRE_INTEGRATION") == "1" {
+			t.Fatal("CONSENTD_REQUIRE_INTEGRATION=1 but CONSENTD_TEST_KAFKA / CONSENTD_TEST_REDIS are not set")
+		}
+		t.Skip("integration test: set CONSENTD_TEST_KAFKA and CONSENTD_TEST_REDIS (make test does)")
+	}
+	return e
+}
+
+// Unique returns prefix plus a random suffix, for topic, group and key names.
+func Unique(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// CreateTopics creates topics with the given partition count and waits
+// until their leaders are known.
+func CreateTopics(t testing.TB, broker string, partitions int, topics ...string) {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		t.Fatalf("dial kafka: %v", err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		t.Fatalf("controller: %v", err)
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		t.Fatalf("dial controller: %v", err)
+	}
+	defer cc.Close()
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, tp := range topics {
+		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1}
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil {
+		t.Fatalf("create topics: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, tp := range topics {
+		for {
+			parts, err := conn.ReadPartitions(tp)
+			if err == nil && len(parts) == partitions && parts[0].Leader.Port != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("topic %s not ready: %v", tp, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// Produce writes msgs to topic with acks=all and fails the test on error.
+func Produce(t testing.TB, broker, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
+
+// ReadAll returns every message currently in topic, partition by partition
+// (ordered by partition then offset).
+func ReadAll(t testing.TB, broker, topic string) []kafka.Message {
+	t.Helper()
+	msgs, err := readAll(broker, topic)
+	if err != nil {
+		t.Fatalf("read %s: %v", topic, err)
+	}
+	return msgs
+}
+
+func readAll(broker, topic string) ([]kafka.Message, error) {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
+	var out []kafka.Message
+	for _, p := range parts {
+		ms, err := readPartition(broker, topic, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+func readPartition(broker, topic string, partition int) ([]kafka.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	first, last, err := conn.ReadOffsets()
+	if err != nil {
+		return nil, err
+	}
+	var out []kafka.Message
+	if first >= last {
+		return nil, nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("partition %d at %d of %d: %w", partition, len(out), last-first, err)
+		}
+		out = append(out, m)
+		if m.Offset >= last-1 {
+			return out, nil
+		}
+	}
+}
+
+// Count returns how many messages topic holds (sum of end-start offsets).
+func Count(t testing.TB, broker, topic string) int64 {
+	t.Helper()
+	n, err := count(broker, topic)
+	if err != nil {
+		t.Fatalf("count %s: %v", topic, err)
+	}
+	return n
+}
+
+func count(broker, topic string) (int64, error) {
+	ends, err := Offsets(broker, topic)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, o := range ends {
+		n += o[1] - o[0]
+	}
+	return n, nil
+}
+
+// Offsets returns [first, end) per partition of topic.
+func Offsets(broker, topic string) (map[int][2]int64, error) {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][2]int64{}
+	for _, p := range parts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		f, l, err := c.ReadOffsets()
+		c.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[p.ID] = [2]int64{f, l}
+	}
+	return out, nil
+}
+
+// Committed returns the group's committed offset per partition of topic
+// (-1 where none).
+func Committed(t testing.TB, broker, group, topic string, partitions int) map[int]int64 {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	if resp.Error != nil {
+		t.Fatalf("offset fetch: %v", resp.Error)
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+// Eventually polls cond every 50ms until it is true or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Redis returns a client for db 0 of the test Redis.
+func Redis(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", addr, err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// Header returns the value of header key in m, and whether it is present.
+func Header(m kafka.Message, key string) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
