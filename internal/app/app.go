@@ -58,6 +58,7 @@ type App struct {
 // New builds an App. Nothing is fetched until Run; the admin port is bound
 // here so that a busy port fails fast.
 func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) {
+	routeRedisLogs(log)
 	m := metrics.New()
 	m.Info.WithLabelValues(pol.Version).Set(1)
 	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})

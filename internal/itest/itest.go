@@ -282,3 +282,7 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// RedisNoCheck returns a client without checking the server answers.
+func RedisNoCheck(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+}
