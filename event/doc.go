@@ -431,6 +431,15 @@ func (d *Doc) key(m *member) string {
 	return unescape(nil, k)
 }
 
+// appendKey appends member m's key, unescaped, to dst.
+func (d *Doc) appendKey(dst []byte, m *member) []byte {
+	k := d.raw[m.keyStart+1 : m.keyEnd-1]
+	if !m.keyEsc {
+		return append(dst, k...)
+	}
+	return append(dst, unescape(nil, k)...)
+}
+
 // hasDuplicates reports whether object node i has two members with the same
 // (unescaped) key. The answer is cached on the node.
 func (d *Doc) hasDuplicates(i int32) bool {

@@ -18,6 +18,7 @@ type Edit struct {
 	dirty   []bool   // per node; an object with a changed descendant
 	refs    []Ref
 	path    []string
+	prefix  []byte
 }
 
 // Reset prepares e for a fresh set of edits against d.
@@ -176,18 +177,102 @@ func (e *Edit) touch(obj int32) {
 	}
 }
 
-// KeepOnly removes every member that is neither on one of the paths nor
-// below one of them: an allow-list. An object that lies on a path but whose
-// members are all removed is kept as {}. removedFn, if not nil, is called for
-// each member removed.
-func (e *Edit) KeepOnly(paths []Path, removedFn func(Ref)) error {
+// KeepSet is a compiled allow-list for KeepOnly: a trie of path segments
+// in which every "*" branch has been merged into its named siblings, so
+// that each member is matched against at most one node.
+type KeepSet struct{ root *keepNode }
+
+type keepNode struct {
+	whole    bool // keep this member and everything below it
+	children map[string]*keepNode
+	star     *keepNode
+}
+
+// NewKeepSet compiles paths into a KeepSet.
+func NewKeepSet(paths []Path) *KeepSet {
+	root := &keepNode{}
+	for _, p := range paths {
+		n := root
+		for _, seg := range p {
+			if seg == "*" {
+				if n.star == nil {
+					n.star = &keepNode{}
+				}
+				n = n.star
+				continue
+			}
+			if n.children == nil {
+				n.children = map[string]*keepNode{}
+			}
+			c := n.children[seg]
+			if c == nil {
+				c = &keepNode{}
+				n.children[seg] = c
+			}
+			n = c
+		}
+		n.whole = true
+	}
+	root.merge()
+	return &KeepSet{root: root}
+}
+
+func (n *keepNode) child(key string) *keepNode {
+	if c, ok := n.children[key]; ok {
+		return c
+	}
+	return n.star
+}
+
+// merge folds every star subtree into the named siblings.
+func (n *keepNode) merge() {
+	if n == nil {
+		return
+	}
+	if n.star != nil {
+		n.star.merge()
+		for k, c := range n.children {
+			n.children[k] = union(c, n.star)
+		}
+	}
+	for _, c := range n.children {
+		c.merge()
+	}
+}
+
+func union(a, b *keepNode) *keepNode {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	u := &keepNode{whole: a.whole || b.whole, star: union(a.star, b.star)}
+	if len(a.children)+len(b.children) > 0 {
+		u.children = map[string]*keepNode{}
+		for k, c := range a.children {
+			u.children[k] = c
+		}
+		for k, c := range b.children {
+			u.children[k] = union(u.children[k], c)
+		}
+	}
+	return u
+}
+
+// KeepOnly removes every member that is neither on one of the set's paths
+// nor below one of them: an allow-list. An object that lies on a path but
+// whose members are all removed is kept as {}. removedFn, if not nil, is
+// called with the dotted path of each member removed.
+func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string)) error {
 	if len(e.d.nodes) == 0 {
 		return nil
 	}
-	return e.keep(0, paths, 0, removedFn)
+	e.prefix = e.prefix[:0]
+	return e.keep(0, ks.root, removedFn)
 }
 
-func (e *Edit) keep(obj int32, paths []Path, depth int, removedFn func(Ref)) error {
+func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string)) error {
 	d := e.d
 	n := &d.nodes[obj]
 	if d.hasDuplicates(obj) {
@@ -198,35 +283,30 @@ func (e *Edit) keep(obj int32, paths []Path, depth int, removedFn func(Ref)) err
 			continue
 		}
 		m := &d.members[i]
-		whole, deeper := false, false
-		for _, p := range paths {
-			if len(p) <= depth || (p[depth] != "*" && !d.keyEquals(m, p[depth])) {
-				continue
-			}
-			if len(p) == depth+1 {
-				whole = true
-				break
-			}
-			deeper = true
+		var c *keepNode
+		if m.keyEsc {
+			c = kn.child(d.key(m))
+		} else {
+			c = kn.child(string(d.raw[m.keyStart+1 : m.keyEnd-1]))
 		}
 		switch {
-		case whole:
-		case deeper && e.repl[i] == nil && d.nodes[m.val].kind == Object:
-			var sub []Path
-			for _, p := range paths {
-				if len(p) > depth+1 && (p[depth] == "*" || d.keyEquals(m, p[depth])) {
-					sub = append(sub, p)
-				}
-			}
-			if err := e.keep(m.val, sub, depth+1, removedFn); err != nil {
+		case c != nil && c.whole:
+		case c != nil && e.repl[i] == nil && d.nodes[m.val].kind == Object:
+			mark := len(e.prefix)
+			e.prefix = append(d.appendKey(e.prefix, m), '.')
+			err := e.keep(m.val, c, removedFn)
+			e.prefix = e.prefix[:mark]
+			if err != nil {
 				return err
 			}
 		default:
-			r := Ref{obj: obj, mem: i}
 			if removedFn != nil {
-				removedFn(r)
+				mark := len(e.prefix)
+				e.prefix = d.appendKey(e.prefix, m)
+				removedFn(string(e.prefix))
+				e.prefix = e.prefix[:mark]
 			}
-			e.Remove(r)
+			e.Remove(Ref{obj: obj, mem: i})
 		}
 	}
 	return nil

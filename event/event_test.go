@@ -114,7 +114,7 @@ func TestDuplicateKeysOnTouchedPath(t *testing.T) {
 			if !errors.Is(err, ErrDuplicateKey) {
 				t.Fatalf("Each: err = %v, want ErrDuplicateKey", err)
 			}
-			if err := e.KeepOnly([]Path{MustPath(tt.path)}, nil); !errors.Is(err, ErrDuplicateKey) {
+			if err := e.KeepOnly(NewKeepSet([]Path{MustPath(tt.path)}), nil); !errors.Is(err, ErrDuplicateKey) {
 				t.Fatalf("KeepOnly: err = %v, want ErrDuplicateKey", err)
 			}
 		})
@@ -165,13 +165,19 @@ func TestEdit(t *testing.T) {
 			return e.Each(MustPath("ctx.page.url"), func(r Ref) error { e.Replace(r, []byte(`"X"`)); return nil })
 		}, `{"a":1,"ctx":{"ip": "1.2.3.4","ua": "x","page":{"url":"X","path": "/p"}},"props": {"k": [1, {"ip": 2}]},"z":true}`},
 		{"keep only", func(e *Edit) error {
-			return e.KeepOnly([]Path{MustPath("a"), MustPath("ctx.page.path"), MustPath("props")}, nil)
+			return e.KeepOnly(NewKeepSet([]Path{MustPath("a"), MustPath("ctx.page.path"), MustPath("props")}), nil)
 		}, `{"a":1,"ctx":{"page":{"path": "/p"}},"props": {"k": [1, {"ip": 2}]}}`},
 		{"keep only wildcard", func(e *Edit) error {
-			return e.KeepOnly([]Path{MustPath("ctx.*")}, nil)
+			return e.KeepOnly(NewKeepSet([]Path{MustPath("ctx.*")}), nil)
 		}, `{"ctx": {"ip": "1.2.3.4", "ua": "x", "page": {"url": "u", "path": "/p"}}}`},
+		{"keep only wildcard merged with a named path", func(e *Edit) error {
+			return e.KeepOnly(NewKeepSet([]Path{MustPath("ctx.*.url"), MustPath("ctx.page.path"), MustPath("ctx.ip")}), nil)
+		}, `{"ctx":{"ip": "1.2.3.4","page":{"url": "u", "path": "/p"}}}`},
+		{"keep only whole wildcard wins over a deeper path", func(e *Edit) error {
+			return e.KeepOnly(NewKeepSet([]Path{MustPath("*"), MustPath("ctx.ip")}), nil)
+		}, doc},
 		{"keep only through a non-object removes it", func(e *Edit) error {
-			return e.KeepOnly([]Path{MustPath("a.b")}, nil)
+			return e.KeepOnly(NewKeepSet([]Path{MustPath("a.b")}), nil)
 		}, `{}`},
 		{"removed member is not matched again", func(e *Edit) error {
 			if err := remove("ctx")(e); err != nil {

@@ -62,7 +62,7 @@ func FuzzEdit(f *testing.F) {
 		var e Edit
 		e.Reset(&d)
 		if keep {
-			err = e.KeepOnly([]Path{p}, nil)
+			err = e.KeepOnly(NewKeepSet([]Path{p}), nil)
 		} else {
 			err = e.Each(p, func(r Ref) error { e.Remove(r); return nil })
 		}

@@ -69,6 +69,15 @@ func (v Value) Str() string {
 	return unescape(nil, inner)
 }
 
+// Text returns a string value's text as bytes, unescaped; without escapes
+// it aliases the document and must not be modified.
+func (v Value) Text() []byte {
+	if v.Kind == String && !v.esc {
+		return v.Raw[1 : len(v.Raw)-1]
+	}
+	return []byte(v.Str())
+}
+
 // unescape decodes the body of a JSON string (without quotes). The input
 // has been validated by Parse, so decoding cannot fail.
 func unescape(_ []byte, body []byte) string {

@@ -183,13 +183,13 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		if err != nil {
 			return nil, fmt.Errorf("drop_fields: %w", err)
 		}
-		return &dropFields{paths: ps}, nil
+		return &dropFields{newFields(ps)}, nil
 	case ts.KeepOnly != nil:
 		ps, err := paths(ts.KeepOnly)
 		if err != nil {
 			return nil, fmt.Errorf("keep_only: %w", err)
 		}
-		return &keepOnly{paths: ps}, nil
+		return &keepOnly{paths: ps, set: event.NewKeepSet(ps)}, nil
 	case ts.Pseudonymize != nil:
 		ps, err := paths(ts.Pseudonymize.Fields)
 		if err != nil {
@@ -200,7 +200,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 			key = defKey
 		}
 		checkKey(where+": pseudonymize", key)
-		return &pseudonymize{paths: ps, key: key}, nil
+		return &pseudonymize{fields: newFields(ps), key: key}, nil
 	case ts.TruncateIP != nil:
 		ps, err := paths(ts.TruncateIP.Fields, "context.ip")
 		if err != nil {
@@ -213,7 +213,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		if v6 < 0 || v6 > 128 {
 			return nil, fmt.Errorf("truncate_ip: ipv6_bits %d: want 0..128", v6)
 		}
-		return &truncateIP{paths: ps, v4: v4, v6: v6}, nil
+		return &truncateIP{fields: newFields(ps), v4: v4, v6: v6}, nil
 	case ts.RoundGeo != nil:
 		ps, err := paths(ts.RoundGeo.Fields, "context.location.latitude", "context.location.longitude")
 		if err != nil {
@@ -223,7 +223,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		if dec < 0 || dec > 6 {
 			return nil, fmt.Errorf("round_geo: decimals %d: want 0..6", dec)
 		}
-		return &roundGeo{paths: ps, decimals: dec}, nil
+		return &roundGeo{fields: newFields(ps), decimals: dec}, nil
 	default:
 		ps, err := paths(ts.TruncateTime.Fields, "timestamp")
 		if err != nil {
@@ -233,7 +233,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		if !ok {
 			return nil, fmt.Errorf("truncate_time: to %q: want minute, hour or day", ts.TruncateTime.To)
 		}
-		return &truncateTime{paths: ps, unit: unit, name: ts.TruncateTime.To}, nil
+		return &truncateTime{fields: newFields(ps), unit: unit, name: ts.TruncateTime.To}, nil
 	}
 }
 

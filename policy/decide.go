@@ -174,6 +174,7 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 			}
 		}
 		dc.ed.Reset(doc)
+		od.Actions = make([]Action, 0, 16)
 		rec := func(a Action) { od.Actions = append(od.Actions, a) }
 		for _, t := range o.Transforms {
 			if err := t.Apply(&dc.ed, p.keys, rec); err != nil {

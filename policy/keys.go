@@ -23,6 +23,11 @@ type Keyring struct {
 	keys map[string]*hmacPool
 }
 
+type hmacState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
 type hmacPool struct {
 	id   string
 	pool sync.Pool
@@ -39,7 +44,7 @@ func NewKeyring(secrets map[string][]byte) (*Keyring, error) {
 			return nil, fmt.Errorf("key %q: secret is %d bytes, need at least %d", id, len(secret), MinKeyBytes)
 		}
 		s := bytes.Clone(secret)
-		k.keys[id] = &hmacPool{id: id, pool: sync.Pool{New: func() any { return hmac.New(sha256.New, s) }}}
+		k.keys[id] = &hmacPool{id: id, pool: sync.Pool{New: func() any { return &hmacState{h: hmac.New(sha256.New, s)} }}}
 	}
 	return k, nil
 }
@@ -123,13 +128,13 @@ func (k *Keyring) AppendPseudonym(dst []byte, id string, value []byte) ([]byte, 
 	if !ok {
 		return dst, fmt.Errorf("unknown pseudonymization key %q", id)
 	}
-	h := p.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(value)
-	var sum [sha256.Size]byte
-	out := h.Sum(sum[:0])
-	p.pool.Put(h)
+	st := p.pool.Get().(*hmacState)
+	st.h.Reset()
+	st.h.Write(value)
+	out := st.h.Sum(st.sum[:0])
 	dst = append(dst, id...)
 	dst = append(dst, ':')
-	return hex.AppendEncode(dst, out[:PseudonymLen/2]), nil
+	dst = hex.AppendEncode(dst, out[:PseudonymLen/2])
+	p.pool.Put(st)
+	return dst, nil
 }

@@ -93,16 +93,34 @@ func joinPaths(ps []event.Path) string {
 	return strings.Join(s, ", ")
 }
 
-type dropFields struct{ paths []event.Path }
+// fields is a transform's list of paths with their names precomputed.
+type fields struct {
+	paths []event.Path
+	names []string // "" where the path has a wildcard
+}
 
-func (t *dropFields) String() string { return "drop_fields: " + joinPaths(t.paths) }
+func newFields(ps []event.Path) fields {
+	f := fields{paths: ps, names: make([]string, len(ps))}
+	for i, p := range ps {
+		if !p.HasWildcard() {
+			f.names[i] = p.String()
+		}
+	}
+	return f
+}
 
-func (t *dropFields) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	for _, p := range t.paths {
+func (f fields) String() string { return joinPaths(f.paths) }
+
+// each calls fn for every member matched by any of the paths, with its
+// dotted path.
+func (f fields) each(ed *event.Edit, fn func(r event.Ref, path string) error) error {
+	for i, p := range f.paths {
 		err := ed.Each(p, func(r event.Ref) error {
-			rec(Action{Op: "drop_fields", Path: ed.PathOf(r)})
-			ed.Remove(r)
-			return nil
+			name := f.names[i]
+			if name == "" {
+				name = ed.PathOf(r)
+			}
+			return fn(r, name)
 		})
 		if err != nil {
 			return err
@@ -111,67 +129,76 @@ func (t *dropFields) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 	return nil
 }
 
-type keepOnly struct{ paths []event.Path }
+type dropFields struct{ fields }
+
+func (t *dropFields) String() string { return "drop_fields: " + t.fields.String() }
+
+func (t *dropFields) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+	return t.each(ed, func(r event.Ref, path string) error {
+		rec(Action{Op: "drop_fields", Path: path})
+		ed.Remove(r)
+		return nil
+	})
+}
+
+type keepOnly struct {
+	paths []event.Path
+	set   *event.KeepSet
+}
 
 func (t *keepOnly) String() string { return "keep_only: " + joinPaths(t.paths) }
 
 func (t *keepOnly) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	return ed.KeepOnly(t.paths, func(r event.Ref) {
-		rec(Action{Op: "keep_only", Path: ed.PathOf(r)})
+	return ed.KeepOnly(t.set, func(path string) {
+		rec(Action{Op: "keep_only", Path: path})
 	})
 }
 
 type pseudonymize struct {
-	paths []event.Path
-	key   string
+	fields
+	key string
 }
 
 func (t *pseudonymize) String() string {
-	return fmt.Sprintf("pseudonymize (key %s): %s", t.key, joinPaths(t.paths))
+	return fmt.Sprintf("pseudonymize (key %s): %s", t.key, t.fields)
 }
 
 func (t *pseudonymize) Apply(ed *event.Edit, keys *Keyring, rec func(Action)) error {
 	if keys == nil {
 		return errors.New("no pseudonymization keys loaded")
 	}
-	for _, p := range t.paths {
-		err := ed.Each(p, func(r event.Ref) error {
-			v := ed.Value(r)
-			var in []byte
-			switch v.Kind {
-			case event.Null:
-				return nil
-			case event.String:
-				in = []byte(v.Str())
-			case event.Number, event.Bool:
-				in = v.Raw
-			default:
-				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("pseudonymize %s: cannot pseudonymize a %s", ed.PathOf(r), v.Kind)}
-			}
-			out := make([]byte, 0, len(t.key)+PseudonymLen+3)
-			out = append(out, '"')
-			out, err := keys.AppendPseudonym(out, t.key, in)
-			if err != nil {
-				return err
-			}
-			ed.Replace(r, append(out, '"'))
-			rec(Action{Op: "pseudonymize", Path: ed.PathOf(r)})
+	return t.each(ed, func(r event.Ref, path string) error {
+		v := ed.Value(r)
+		var in []byte
+		switch v.Kind {
+		case event.Null:
 			return nil
-		})
+		case event.String:
+			in = v.Text()
+		case event.Number, event.Bool:
+			in = v.Raw
+		default:
+			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("pseudonymize %s: cannot pseudonymize a %s", path, v.Kind)}
+		}
+		out := make([]byte, 0, len(t.key)+PseudonymLen+3)
+		out = append(out, '"')
+		out, err := keys.AppendPseudonym(out, t.key, in)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
+		ed.Replace(r, append(out, '"'))
+		rec(Action{Op: "pseudonymize", Path: path})
+		return nil
+	})
 }
 
 type truncateIP struct {
-	paths  []event.Path
+	fields
 	v4, v6 int
 }
 
 func (t *truncateIP) String() string {
-	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, joinPaths(t.paths))
+	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, t.fields)
 }
 
 // TruncateIP keeps the first v4 (IPv4, including IPv4-mapped IPv6) or v6
@@ -194,40 +221,34 @@ func TruncateIP(s string, v4, v6 int) (string, error) {
 }
 
 func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	for _, p := range t.paths {
-		err := ed.Each(p, func(r event.Ref) error {
-			v := ed.Value(r)
-			switch {
-			case v.Kind == event.Null:
-				return nil
-			case v.Kind != event.String:
-				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_ip %s: a %s is not an IP address", ed.PathOf(r), v.Kind)}
-			case v.Str() == "":
-				return nil
-			}
-			out, err := TruncateIP(v.Str(), t.v4, t.v6)
-			if err != nil {
-				// The message must not echo the address: it is personal data.
-				return &InputError{Reason: ReasonInvalidIP, Err: fmt.Errorf("truncate_ip %s: not an IP address", ed.PathOf(r))}
-			}
-			ed.Replace(r, strconv.AppendQuote(nil, out))
-			rec(Action{Op: "truncate_ip", Path: ed.PathOf(r)})
+	return t.each(ed, func(r event.Ref, path string) error {
+		v := ed.Value(r)
+		switch {
+		case v.Kind == event.Null:
 			return nil
-		})
-		if err != nil {
-			return err
+		case v.Kind != event.String:
+			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_ip %s: a %s is not an IP address", path, v.Kind)}
+		case len(v.Raw) == 2: // ""
+			return nil
 		}
-	}
-	return nil
+		out, err := TruncateIP(v.Str(), t.v4, t.v6)
+		if err != nil {
+			// The message must not echo the address: it is personal data.
+			return &InputError{Reason: ReasonInvalidIP, Err: fmt.Errorf("truncate_ip %s: not an IP address", path)}
+		}
+		ed.Replace(r, strconv.AppendQuote(nil, out))
+		rec(Action{Op: "truncate_ip", Path: path})
+		return nil
+	})
 }
 
 type roundGeo struct {
-	paths    []event.Path
+	fields
 	decimals int
 }
 
 func (t *roundGeo) String() string {
-	return fmt.Sprintf("round_geo (%d decimals): %s", t.decimals, joinPaths(t.paths))
+	return fmt.Sprintf("round_geo (%d decimals): %s", t.decimals, t.fields)
 }
 
 // RoundCoordinate rounds v to decimals places, half away from zero on the
@@ -248,64 +269,52 @@ func RoundCoordinate(v float64, decimals int) []byte {
 }
 
 func (t *roundGeo) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	for _, p := range t.paths {
-		err := ed.Each(p, func(r event.Ref) error {
-			v := ed.Value(r)
-			if v.Kind == event.Null {
-				return nil
-			}
-			if v.Kind != event.Number {
-				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: a %s is not a coordinate", ed.PathOf(r), v.Kind)}
-			}
-			f, err := strconv.ParseFloat(string(v.Raw), 64)
-			if err != nil || math.IsInf(f, 0) {
-				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: number out of range", ed.PathOf(r))}
-			}
-			ed.Replace(r, RoundCoordinate(f, t.decimals))
-			rec(Action{Op: "round_geo", Path: ed.PathOf(r)})
+	return t.each(ed, func(r event.Ref, path string) error {
+		v := ed.Value(r)
+		if v.Kind == event.Null {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-	}
-	return nil
+		if v.Kind != event.Number {
+			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: a %s is not a coordinate", path, v.Kind)}
+		}
+		f, err := strconv.ParseFloat(string(v.Raw), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: number out of range", path)}
+		}
+		ed.Replace(r, RoundCoordinate(f, t.decimals))
+		rec(Action{Op: "round_geo", Path: path})
+		return nil
+	})
 }
 
 var timeUnits = map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}
 
 type truncateTime struct {
-	paths []event.Path
-	unit  time.Duration
-	name  string
+	fields
+	unit time.Duration
+	name string
 }
 
 func (t *truncateTime) String() string {
-	return fmt.Sprintf("truncate_time (to %s, UTC): %s", t.name, joinPaths(t.paths))
+	return fmt.Sprintf("truncate_time (to %s, UTC): %s", t.name, t.fields)
 }
 
 func (t *truncateTime) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	for _, p := range t.paths {
-		err := ed.Each(p, func(r event.Ref) error {
-			v := ed.Value(r)
-			if v.Kind == event.Null {
-				return nil
-			}
-			if v.Kind != event.String {
-				return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_time %s: a %s is not a timestamp", ed.PathOf(r), v.Kind)}
-			}
-			ts, err := time.Parse(time.RFC3339Nano, v.Str())
-			if err != nil {
-				return &InputError{Reason: ReasonInvalidTimestamp, Err: fmt.Errorf("truncate_time %s: not an RFC 3339 timestamp", ed.PathOf(r))}
-			}
-			out := ts.UTC().Truncate(t.unit).AppendFormat([]byte{'"'}, time.RFC3339)
-			ed.Replace(r, append(out, '"'))
-			rec(Action{Op: "truncate_time", Path: ed.PathOf(r)})
+	return t.each(ed, func(r event.Ref, path string) error {
+		v := ed.Value(r)
+		if v.Kind == event.Null {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-	}
-	return nil
+		if v.Kind != event.String {
+			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_time %s: a %s is not a timestamp", path, v.Kind)}
+		}
+		ts, err := time.Parse(time.RFC3339Nano, v.Str())
+		if err != nil {
+			return &InputError{Reason: ReasonInvalidTimestamp, Err: fmt.Errorf("truncate_time %s: not an RFC 3339 timestamp", path)}
+		}
+		out := ts.UTC().Truncate(t.unit).AppendFormat([]byte{'"'}, time.RFC3339)
+		ed.Replace(r, append(out, '"'))
+		rec(Action{Op: "truncate_time", Path: path})
+		return nil
+	})
 }

@@ -53,7 +53,7 @@ var (
 	countries = []string{"DE", "FR", "PT", "AR", "AU", "CA"}
 	coords    = [][2]float64{{52.520008, 13.404954}, {48.856613, 2.352222}, {38.722252, -9.139337}, {-34.603722, -58.381592}, {-33.868820, 151.209290}, {43.651070, -79.347015}}
 	locales   = []string{"de-DE", "fr-FR", "pt-PT", "es-AR", "en-AU", "en-CA"}
-	agents    = []string{"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Mobile Safari/537.36"}
+	agents    = []string{"Mozilla/5.0 (Macintosh) Safari/605.1", "Mozilla/5.0 (Linux; Android 14) Chrome/130.0"}
 )
 
 // Event returns the next event (about 600 bytes) and the index of its user.
@@ -77,10 +77,10 @@ func (g *Generator) Event() ([]byte, int) {
 	switch k := r.IntN(10); {
 	case k < 6:
 		typ, name = "track", events[r.IntN(len(events))]
-		props = fmt.Sprintf(`{"product_id":"sku-%d","category":"shoes","price":%d.99,"revenue":%d.5,"currency":"EUR","email":"%s@example.com"}`, r.IntN(5000), 20+r.IntN(200), r.IntN(400), UserID(u))
+		props = fmt.Sprintf(`{"product_id":"sku-%d","category":"shoes","revenue":%d.5,"currency":"EUR","email":"%s@example.com"}`, r.IntN(5000), r.IntN(400), UserID(u))
 	case k < 9:
 		typ = "page"
-		props = fmt.Sprintf(`{"path":%q,"title":"Shop","referrer":"https://search.example/?q=shoes"}`, page)
+		props = fmt.Sprintf(`{"path":%q,"title":"Shop"}`, page)
 	default:
 		typ = "identify"
 		props = `{}`
@@ -91,7 +91,7 @@ func (g *Generator) Event() ([]byte, int) {
 	}
 	b := make([]byte, 0, 768)
 	b = append(b, `{"type":"`+typ+`",`+evName+user+`"anonymousId":"`+AnonID(u)+`","messageId":"msg-`+strconv.Itoa(g.seq)+`","timestamp":"`+ts+`",`...)
-	b = fmt.Appendf(b, `"context":{"ip":%q,"userAgent":%q,"locale":%q,"page":{"url":"https://shop.example%s?utm_source=news","referrer":"https://search.example/","path":%q,"search":"?utm_source=news","title":"Shop"},`,
+	b = fmt.Appendf(b, `"context":{"ip":%q,"userAgent":%q,"locale":%q,"page":{"url":"https://shop.example%s?utm=n","path":%q,"search":"?utm=n","title":"Shop"},`,
 		ip, agents[r.IntN(len(agents))], locales[c], page, page)
 	b = fmt.Appendf(b, `"location":{"latitude":%.6f,"longitude":%.6f,"city":%q,"country":%q},"device":{"id":"dev-%d","advertisingId":"ad-%d"},"traits":{"email":"%s@example.com"}},`,
 		coords[c][0]+r.Float64()/100, coords[c][1]+r.Float64()/100, cities[c], countries[c], u, u, UserID(u))
