@@ -32,8 +32,8 @@ func (r Record) Allows(purpose string) bool {
 
 // Store resolves consent for many subjects at once.
 //
-// Lookup returns one Record per distinct subject, in a map keyed by
-// subject; subjects without a stored record map to Record{Found: false}.
+// Lookup returns one Record per distinct subject (subjects may repeat),
+// in a map keyed by subject; subjects without a stored record map to Record{Found: false}.
 // It must answer for all subjects or return an error: a partial answer is
 // never returned, so callers can fail closed. Implementations are safe for
 // concurrent use and honour ctx cancellation.

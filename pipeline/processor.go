@@ -96,9 +96,6 @@ func (a *Accounting) Apply(m *metrics.Metrics) {
 type Result struct {
 	Out        []kafka.Message
 	Accounting Accounting
-	// Decisions has one entry per input message: nil when the message was
-	// dead-lettered or had no subject.
-	Decisions []*policy.Decision
 }
 
 // Processor decides a batch of raw messages. Not safe for concurrent use:
@@ -107,14 +104,33 @@ type Processor struct {
 	cfg     ProcessorConfig
 	docs    []event.Doc
 	decider policy.Decider
+	// Header values shared by every message (never modified).
+	policyVersion []byte
+	outputNames   [][]byte
 }
+
+var noneBytes = []byte("none")
 
 // NewProcessor returns a Processor.
 func NewProcessor(cfg ProcessorConfig) *Processor {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	return &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}}
+	p := &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}, policyVersion: []byte(cfg.Policy.Version)}
+	for _, o := range cfg.Policy.Outputs {
+		p.outputNames = append(p.outputNames, []byte(o.Name))
+	}
+	return p
+}
+
+// sourceHeader renders "topic/partition/offset".
+func sourceHeader(m *kafka.Message) []byte {
+	b := make([]byte, 0, len(m.Topic)+24)
+	b = append(b, m.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(m.Partition), 10)
+	b = append(b, '/')
+	return strconv.AppendInt(b, m.Offset, 10)
 }
 
 type state uint8
@@ -138,8 +154,7 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 	subjects := make([]string, len(msgs))
 	paths := make([]string, len(msgs))
 	dead := make([]*policy.InputError, len(msgs))
-	unique := make([]string, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
+	lookup := make([]string, 0, len(msgs))
 
 	for i := range msgs {
 		m := &msgs[i]
@@ -163,18 +178,15 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 			continue
 		}
 		subjects[i], paths[i] = s, path
-		if _, dup := seen[s]; !dup {
-			seen[s] = struct{}{}
-			unique = append(unique, s)
-		}
+		lookup = append(lookup, s) // the store deduplicates
 	}
 
-	records, err := p.lookup(ctx, unique)
+	records, err := p.lookup(ctx, lookup)
 	if err != nil {
 		return nil, err
 	}
 
-	res := &Result{Accounting: newAccounting(), Decisions: make([]*policy.Decision, len(msgs)), Out: make([]kafka.Message, 0, len(msgs)*2)}
+	res := &Result{Accounting: newAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2)}
 	acc := &res.Accounting
 	for i := range msgs {
 		m := &msgs[i]
@@ -201,11 +213,10 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 			acc.Dead[ie.Reason]++
 			continue
 		}
-		res.Decisions[i] = d
-		source := m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
-		consentVersion := "none"
+		source := sourceHeader(m)
+		consentVersion := noneBytes
 		if d.ConsentFound {
-			consentVersion = strconv.FormatInt(d.ConsentVersion, 10)
+			consentVersion = strconv.AppendInt(nil, d.ConsentVersion, 10)
 		}
 		dropReason := ""
 		for j := range d.Outputs {
@@ -225,11 +236,11 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 				Value: od.Value,
 				Time:  m.Time,
 				Headers: []kafka.Header{
-					{Key: HeaderPolicyVersion, Value: []byte(d.PolicyVersion)},
-					{Key: HeaderConsentVersion, Value: []byte(consentVersion)},
-					{Key: HeaderActions, Value: []byte(od.ActionsHeader())},
-					{Key: HeaderOutput, Value: []byte(od.Output.Name)},
-					{Key: HeaderSource, Value: []byte(source)},
+					{Key: HeaderPolicyVersion, Value: p.policyVersion},
+					{Key: HeaderConsentVersion, Value: consentVersion},
+					{Key: HeaderActions, Value: od.AppendActions(nil)},
+					{Key: HeaderOutput, Value: p.outputNames[j]},
+					{Key: HeaderSource, Value: source},
 				},
 			})
 		}
@@ -237,7 +248,7 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 			acc.Dropped[dropReason]++
 		}
 		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
-			ce.Write(zap.String("source", source), zap.String("explain", d.Explain()))
+			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))
 		}
 	}
 	return res, nil
@@ -255,7 +266,7 @@ func (p *Processor) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Me
 			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
 			{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
 			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-			{Key: HeaderPolicyVersion, Value: []byte(p.cfg.Policy.Version)},
+			{Key: HeaderPolicyVersion, Value: p.policyVersion},
 		},
 	}
 }

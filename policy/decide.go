@@ -59,20 +59,27 @@ func (d *Decision) Written() int {
 
 // ActionsHeader renders an output's actions for the consentd-actions header:
 // "op:path,op:path", or "none".
-func (o *OutputDecision) ActionsHeader() string {
+func (o *OutputDecision) ActionsHeader() string { return string(o.AppendActions(nil)) }
+
+// AppendActions appends ActionsHeader's text to dst.
+func (o *OutputDecision) AppendActions(dst []byte) []byte {
 	if len(o.Actions) == 0 {
-		return "none"
+		return append(dst, "none"...)
 	}
-	var b strings.Builder
+	n := 0
+	for _, a := range o.Actions {
+		n += len(a.Op) + len(a.Path) + 2
+	}
+	dst = slices.Grow(dst, n)
 	for i, a := range o.Actions {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		b.WriteString(a.Op)
-		b.WriteByte(':')
-		b.WriteString(a.Path)
+		dst = append(dst, a.Op...)
+		dst = append(dst, ':')
+		dst = append(dst, a.Path...)
 	}
-	return b.String()
+	return dst
 }
 
 // Explain renders the decision for humans and debug logs. It contains no

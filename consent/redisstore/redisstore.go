@@ -32,11 +32,13 @@ func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, m *met
 	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, m: m}
 }
 
-// Lookup implements consent.Store: HGETALL for every subject, pipelined.
+// Lookup implements consent.Store: HGETALL for every distinct subject,
+// pipelined in one round trip.
 func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
 	if len(subjects) == 0 {
 		return map[string]consent.Record{}, nil
 	}
+	subjects = distinct(subjects)
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
@@ -76,6 +78,18 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 		out[subj] = rec
 	}
 	return out, nil
+}
+
+func distinct(subjects []string) []string {
+	seen := make(map[string]struct{}, len(subjects))
+	out := subjects[:0:0]
+	for _, s := range subjects {
+		if _, ok := seen[s]; !ok {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Decode interprets a consent hash. An empty hash is "no record". A

@@ -1,0 +1,48 @@
+// Command consentd-bench measures consentd end to end on a real Kafka and
+// Redis against a plain kafka-go consume→produce→commit pass-through on the
+// same data in the same run. `make bench-e2e` starts the services and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+
+	"github.com/consentd/consentd/internal/e2ebench"
+)
+
+func main() {
+	var o e2ebench.Options
+	flag.StringVar(&o.Brokers, "brokers", "127.0.0.1:9092", "Kafka bootstrap broker")
+	flag.StringVar(&o.Redis, "redis", "127.0.0.1:6379", "Redis address")
+	flag.IntVar(&o.Events, "events", 200000, "raw events to preload and process")
+	flag.IntVar(&o.Users, "users", 20000, "synthetic users")
+	flag.IntVar(&o.Partitions, "partitions", 4, "partitions of every topic")
+	flag.IntVar(&o.Rounds, "rounds", 2, "alternating rounds of pass-through then consentd")
+	flag.IntVar(&o.BatchSize, "batch", 1000, "batch size for both")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "consentd-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "consentd-bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := e2ebench.Run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "consentd-bench:", err)
+		stop()
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
