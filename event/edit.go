@@ -19,6 +19,24 @@ type Edit struct {
 	refs    []Ref
 	path    []string
 	prefix  []byte
+	names   map[string]string // interned removed-member paths
+}
+
+// maxInterned bounds the path strings an Edit remembers.
+const maxInterned = 4096
+
+// intern returns b as a string, reusing an earlier identical one: removed
+// paths repeat from event to event.
+func (e *Edit) intern(b []byte) string {
+	if s, ok := e.names[string(b)]; ok {
+		return s
+	}
+	if e.names == nil || len(e.names) >= maxInterned {
+		e.names = make(map[string]string, 64)
+	}
+	s := string(b)
+	e.names[s] = s
+	return s
 }
 
 // Reset prepares e for a fresh set of edits against d.
@@ -303,7 +321,7 @@ func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string)) error {
 			if removedFn != nil {
 				mark := len(e.prefix)
 				e.prefix = d.appendKey(e.prefix, m)
-				removedFn(string(e.prefix))
+				removedFn(e.intern(e.prefix))
 				e.prefix = e.prefix[:mark]
 			}
 			e.Remove(Ref{obj: obj, mem: i})

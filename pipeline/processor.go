@@ -9,6 +9,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -107,6 +108,26 @@ type Processor struct {
 	// Header values shared by every message (never modified).
 	policyVersion []byte
 	outputNames   [][]byte
+	// Rendered consentd-actions headers, shared between messages with the
+	// same actions (most events of one shape).
+	actionHdrs map[string][]byte
+	scratch    []byte
+}
+
+const maxActionHeaders = 1024
+
+// actionsHeader returns od's actions header, reusing an identical earlier one.
+func (p *Processor) actionsHeader(od *policy.OutputDecision) []byte {
+	p.scratch = od.AppendActions(p.scratch[:0])
+	if h, ok := p.actionHdrs[string(p.scratch)]; ok {
+		return h
+	}
+	if p.actionHdrs == nil || len(p.actionHdrs) >= maxActionHeaders {
+		p.actionHdrs = make(map[string][]byte, 64)
+	}
+	h := bytes.Clone(p.scratch)
+	p.actionHdrs[string(h)] = h
+	return h
 }
 
 var noneBytes = []byte("none")
@@ -238,7 +259,7 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 				Headers: []kafka.Header{
 					{Key: HeaderPolicyVersion, Value: p.policyVersion},
 					{Key: HeaderConsentVersion, Value: consentVersion},
-					{Key: HeaderActions, Value: od.AppendActions(nil)},
+					{Key: HeaderActions, Value: p.actionsHeader(od)},
 					{Key: HeaderOutput, Value: p.outputNames[j]},
 					{Key: HeaderSource, Value: source},
 				},

@@ -125,8 +125,9 @@ func (p *Policy) Subject(doc *event.Doc) (subject, path string, ok bool, err err
 
 // Decider evaluates a Policy. It holds reusable buffers: one per goroutine.
 type Decider struct {
-	P  *Policy
-	ed event.Edit
+	P    *Policy
+	ed   event.Edit
+	acts []Action
 }
 
 var (
@@ -158,6 +159,9 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 
 	var typ, name string
 	var typeRead bool
+	acts := dc.acts[:0]
+	bounds := make([][2]int, len(p.Outputs))
+	record := func(a Action) { acts = append(acts, a) }
 	for i, o := range p.Outputs {
 		od := &d.Outputs[i]
 		od.Output = o
@@ -181,15 +185,24 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 			}
 		}
 		dc.ed.Reset(doc)
-		od.Actions = make([]Action, 0, 16)
-		rec := func(a Action) { od.Actions = append(od.Actions, a) }
+		start := len(acts)
 		for _, t := range o.Transforms {
-			if err := t.Apply(&dc.ed, p.keys, rec); err != nil {
+			if err := t.Apply(&dc.ed, p.keys, record); err != nil {
+				dc.acts = acts
 				return nil, inputErr(err)
 			}
 		}
+		bounds[i] = [2]int{start, len(acts)}
 		od.Value = dc.ed.AppendTo(make([]byte, 0, len(doc.Raw())))
 		od.Write = true
+	}
+	dc.acts = acts
+	// One allocation holds every output's actions.
+	all := slices.Clone(acts)
+	for i := range d.Outputs {
+		if d.Outputs[i].Write && bounds[i][1] > bounds[i][0] {
+			d.Outputs[i].Actions = all[bounds[i][0]:bounds[i][1]:bounds[i][1]]
+		}
 	}
 	return d, nil
 }

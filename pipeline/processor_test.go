@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/synth"
+	"github.com/consentd/consentd/policy"
+)
+
+// mapStore is an in-memory consent.Store that counts calls and can fail.
+type mapStore struct {
+	recs  map[string]consent.Record
+	calls atomic.Int64
+	fail  atomic.Int64 // fail this many calls
+}
+
+func (s *mapStore) Lookup(_ context.Context, subjects []string) (map[string]consent.Record, error) {
+	s.calls.Add(1)
+	if s.fail.Load() > 0 {
+		s.fail.Add(-1)
+		return nil, errors.New("store down")
+	}
+	out := make(map[string]consent.Record, len(subjects))
+	for _, sub := range subjects {
+		out[sub] = s.recs[sub]
+	}
+	return out, nil
+}
+
+func testPolicy(t testing.TB) *policy.Policy {
+	t.Helper()
+	keys, err := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load("../configs/policy.yaml", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func synthBatch(n int) ([]kafka.Message, *mapStore) {
+	g := synth.New(3, 500)
+	st := &mapStore{recs: map[string]consent.Record{}}
+	for i := 0; i < 500; i++ {
+		if p, ok := g.Consent(i); ok {
+			r := consent.Record{Found: true, Version: int64(i), Granted: p}
+			st.recs[synth.UserID(i)] = r
+			st.recs[synth.AnonID(i)] = r
+		}
+	}
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		v, _ := g.Event()
+		msgs[i] = kafka.Message{Topic: "raw", Partition: 0, Offset: int64(i), Value: v}
+	}
+	return msgs, st
+}
+
+func newTestProcessor(t testing.TB, st consent.Store) *Processor {
+	return NewProcessor(ProcessorConfig{Policy: testPolicy(t), Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096,
+		RetryBackoffMin: time.Millisecond, RetryBackoffMax: 5 * time.Millisecond})
+}
+
+func TestProcessAccountsForEveryMessage(t *testing.T) {
+	msgs, st := synthBatch(500)
+	for _, b := range synth.BadEvents {
+		msgs = append(msgs, kafka.Message{Topic: "raw", Value: b.Value})
+	}
+	p := newTestProcessor(t, st)
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Accounting
+	if a.Consumed["raw"] != len(msgs) {
+		t.Fatalf("consumed %d of %d", a.Consumed["raw"], len(msgs))
+	}
+	// Every message is in exactly one state: written somewhere, dropped, or dead.
+	written := 0
+	for _, m := range res.Out {
+		if m.Topic != "dlq" {
+			written++
+		}
+	}
+	dropped, dead := 0, 0
+	for _, n := range a.Dropped {
+		dropped += n
+	}
+	for _, n := range a.Dead {
+		dead += n
+	}
+	if dead != len(res.Out)-written {
+		t.Fatalf("dead-letter count %d, messages to dlq %d", dead, len(res.Out)-written)
+	}
+	withOutput := len(msgs) - dropped - dead
+	if withOutput <= 0 || withOutput > written {
+		t.Fatalf("%d messages with an output, %d clean writes", withOutput, written)
+	}
+	for _, b := range synth.BadEvents {
+		if b.Reason == policy.ReasonNoSubject {
+			if a.Dropped[b.Reason] == 0 {
+				t.Errorf("no drop counted for %s", b.Reason)
+			}
+		} else if a.Dead[b.Reason] == 0 && b.Reason != policy.ReasonInvalidIP && b.Reason != policy.ReasonDuplicateKey {
+			// invalid_ip and duplicate_key depend on the subject's consent.
+			t.Errorf("no dead letter counted for %s", b.Reason)
+		}
+	}
+	if st.calls.Load() != 1 {
+		t.Fatalf("%d store round trips for one batch, want 1", st.calls.Load())
+	}
+}
+
+func TestProcessFailsClosedWhileStoreIsDown(t *testing.T) {
+	msgs, st := synthBatch(50)
+	st.fail.Store(3)
+	h := NewHealth(nil, nil)
+	p := newTestProcessor(t, st)
+	p.cfg.Health = h
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil || len(res.Out) == 0 {
+		t.Fatalf("after the store recovered: %v", err)
+	}
+	if st.calls.Load() != 4 {
+		t.Fatalf("store called %d times, want 4 (3 failures, 1 success)", st.calls.Load())
+	}
+	if ok, _ := h.Ready(); !ok {
+		t.Fatal("not ready after recovery")
+	}
+
+	st.fail.Store(1 << 30)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res, err = p.Process(ctx, msgs)
+	if err == nil || res != nil {
+		t.Fatalf("store down: Process returned %v, %v; want nothing and an error", res, err)
+	}
+	if ok, why := h.Ready(); ok || len(why) == 0 {
+		t.Fatal("ready while the store is down")
+	}
+}
+
+func BenchmarkProcessBatch(b *testing.B) {
+	msgs, st := synthBatch(1000)
+	p := newTestProcessor(b, st)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Value)
+	}
+	b.SetBytes(int64(size / len(msgs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := p.Process(context.Background(), msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/event")
+}
