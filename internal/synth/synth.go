@@ -91,10 +91,10 @@ func (g *Generator) Event() ([]byte, int) {
 	}
 	b := make([]byte, 0, 768)
 	b = append(b, `{"type":"`+typ+`",`+evName+user+`"anonymousId":"`+AnonID(u)+`","messageId":"msg-`+strconv.Itoa(g.seq)+`","timestamp":"`+ts+`",`...)
-	b = fmt.Appendf(b, `"context":{"ip":%q,"userAgent":%q,"locale":%q,"page":{"url":"https://shop.example%s?utm=n","path":%q,"search":"?utm=n","title":"Shop"},`,
+	b = fmt.Appendf(b, `"context":{"ip":%q,"userAgent":%q,"locale":%q,"page":{"url":"https://shop.example%s","path":%q},`,
 		ip, agents[r.IntN(len(agents))], locales[c], page, page)
-	b = fmt.Appendf(b, `"location":{"latitude":%.6f,"longitude":%.6f,"city":%q,"country":%q},"device":{"id":"dev-%d","advertisingId":"ad-%d"},"traits":{"email":"%s@example.com"}},`,
-		coords[c][0]+r.Float64()/100, coords[c][1]+r.Float64()/100, cities[c], countries[c], u, u, UserID(u))
+	b = fmt.Appendf(b, `"location":{"latitude":%.6f,"longitude":%.6f,"city":%q,"country":%q},"device":{"id":"dev-%d","advertisingId":"ad-%d"}},`,
+		coords[c][0]+r.Float64()/100, coords[c][1]+r.Float64()/100, cities[c], countries[c], u, u)
 	b = fmt.Appendf(b, `"properties":%s,"traits":{"plan":"pro","email":"%s@example.com"}}`, props, UserID(u))
 	return b, u
 }
