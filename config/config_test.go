@@ -128,3 +128,17 @@ func TestShippedConfigParses(t *testing.T) {
 		t.Fatalf("policy = %s", c.Policy)
 	}
 }
+
+func TestComposeConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../configs/consentd.compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("../configs/consentd.compose.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.Brokers[0] != "kafka:9092" || c.Redis.Addr != "redis:6379" || c.Pseudonymization.KeyFile != "/keys/pseudonym.keys" {
+		t.Fatalf("compose config: %+v", c)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -209,13 +210,17 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", "consentd keygen [KEYID]   (appends nothing; redirect into your key file)", stderr)
+	fs := newFlags("keygen", "consentd keygen [KEYID] [--out FILE]", stderr)
+	out := fs.String("out", "", "write the key line to FILE (mode 0600) unless FILE exists; default: print it")
+	id := "k1"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	id := "k1"
 	if fs.NArg() > 0 {
-		id = fs.Arg(0)
+		return usageError{fmt.Errorf("keygen: unexpected argument %q", fs.Arg(0))}
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
@@ -225,6 +230,25 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	if _, err := policy.ParseKeyring("keygen", []byte(line)); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, line)
+	if *out == "" {
+		fmt.Fprintln(stdout, line)
+		return nil
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		fmt.Fprintf(stdout, "%s exists; keeping its keys\n", *out)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote key %s to %s\n", id, *out)
 	return nil
 }
