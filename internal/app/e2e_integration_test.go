@@ -249,6 +249,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatalf("Run returned %v", err)
 	}
+	s.assertNoPersonalData(t, "uAll", "uPerso", "uDenied", "uNone", "anonAll", "anA", "203.0.113.77", "2001:db8:aaaa", "a@x", "1.1.1.1", "999.1.1.1")
 
 	// A third-party consumer (kcat) reads the clean topic: same keys, values and headers.
 	out, err := exec.Command("kcat", "-C", "-b", env.Kafka, "-t", s.perso, "-e", "-q", "-f", "%k\t%h\t%s\n").CombinedOutput()

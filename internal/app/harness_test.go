@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/itest"
@@ -38,6 +41,10 @@ type stack struct {
 	perso, ana, adv         string
 	cfgPath                 string
 	cfg                     *config.Config
+	// logs records every entry at info level and above, from every
+	// instance started on this stack.
+	logs *observer.ObservedLogs
+	core zapcore.Core
 }
 
 func newStack(t *testing.T, env itest.Env, rawPartitions int) *stack {
@@ -91,6 +98,7 @@ pseudonymization:
   key_file: keys
 policy: policy.yaml
 `)
+	s.core, s.logs = observer.New(zap.InfoLevel)
 	s.cfgPath = filepath.Join(dir, "consentd.yaml")
 	s.cfg, err = config.Load(s.cfgPath)
 	if err != nil {
@@ -115,7 +123,9 @@ func (s *stack) start(t *testing.T, mutate func(*config.Config)) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, s.core)
+	})))
 	a, err := New(&cfg, pol, log)
 	if err != nil {
 		t.Fatal(err)
@@ -158,4 +168,24 @@ func (r *running) metric(t *testing.T, series string) float64 {
 	t.Helper()
 	_, body := r.get(t, "/metrics")
 	return metricValue(body, series)
+}
+
+// assertNoPersonalData fails if any log entry at info level or above
+// mentions one of the values.
+func (s *stack) assertNoPersonalData(t *testing.T, values ...string) {
+	t.Helper()
+	if s.logs.Len() == 0 {
+		t.Error("no log entries observed at info level; the check would be vacuous")
+	}
+	for _, e := range s.logs.All() {
+		text := e.Message
+		for k, v := range e.ContextMap() {
+			text += " " + k + "=" + fmt.Sprint(v)
+		}
+		for _, v := range values {
+			if strings.Contains(text, v) {
+				t.Errorf("log entry at %s contains personal data %q: %s", e.Level, v, text)
+			}
+		}
+	}
 }

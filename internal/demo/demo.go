@@ -26,6 +26,7 @@ import (
 	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/synth"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
@@ -280,35 +281,15 @@ type labeled struct {
 	value float64
 }
 
-// counter sums the counter's series whose labels include match.
 func counter(reg prometheus.Gatherer, name string, match map[string]string) float64 {
-	sum := 0.0
-	for _, l := range labelValues(reg, name, match, "") {
-		sum += l.value
-	}
-	return sum
+	return metrics.Sum(reg, name, match)
 }
 
+// labelValues returns the series' values by one label, largest first.
 func labelValues(reg prometheus.Gatherer, name string, match map[string]string, label string) []labeled {
-	mfs, _ := reg.Gather()
 	var out []labeled
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metric:
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range match {
-				if labels[k] != v {
-					continue metric
-				}
-			}
-			out = append(out, labeled{label: labels[label], value: m.GetCounter().GetValue()})
-		}
+	for _, s := range metrics.Collect(reg, name, match) {
+		out = append(out, labeled{label: s.Labels[label], value: s.Value})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].value > out[j].value })
 	return out

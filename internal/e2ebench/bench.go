@@ -7,16 +7,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -25,6 +21,8 @@ import (
 	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/kafkautil"
+	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/synth"
 )
 
@@ -57,7 +55,7 @@ func Run(ctx context.Context, o Options, out io.Writer) ([]Result, error) {
 	raw := id + ".raw"
 	clean := []string{id + ".personalization", id + ".analytics", id + ".advertising"}
 	dlq, pass := id+".dlq", id+".passthrough"
-	if err := createTopics(o.Brokers, o.Partitions, append([]string{raw, dlq, pass}, clean...)...); err != nil {
+	if err := kafkautil.CreateTopics(o.Brokers, o.Partitions, append([]string{raw, dlq, pass}, clean...)...); err != nil {
 		return nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: o.Redis})
@@ -248,23 +246,23 @@ func consentd(ctx context.Context, o Options, raw, dlq string, clean []string, p
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		consumed := gather(a.Metrics.Registry, "consentd_events_consumed_total")
+		consumed := metrics.Sum(a.Metrics.Registry, "consentd_events_consumed_total", nil)
 		if first.IsZero() && consumed > 0 {
 			first = time.Now()
 		}
 		if consumed >= float64(o.Events) {
-			n, err := committed(o.Brokers, group, raw, o.Partitions)
+			c, err := kafkautil.Committed(o.Brokers, group, raw, o.Partitions)
 			if err != nil {
 				return Result{}, err
 			}
-			if n >= int64(o.Events) {
+			if kafkautil.SumCommitted(c) >= int64(o.Events) {
 				break
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	end := time.Now()
-	writes := int64(gather(a.Metrics.Registry, "consentd_events_written_total") + gather(a.Metrics.Registry, "consentd_events_dead_lettered_total"))
+	writes := int64(metrics.Sum(a.Metrics.Registry, "consentd_events_written_total", nil) + metrics.Sum(a.Metrics.Registry, "consentd_events_dead_lettered_total", nil))
 	cancel()
 	if err := <-done; err != nil {
 		return Result{}, err
@@ -281,74 +279,4 @@ func replaceOnce(s, old, new string) string {
 		}
 	}
 	return s
-}
-
-func gather(reg prometheus.Gatherer, name string) float64 {
-	mfs, _ := reg.Gather()
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
-}
-
-func committed(broker, group, topic string, partitions int) (int64, error) {
-	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
-	ps := make([]int, partitions)
-	for i := range ps {
-		ps[i] = i
-	}
-	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, p := range resp.Topics[topic] {
-		if p.CommittedOffset > 0 {
-			n += p.CommittedOffset
-		}
-	}
-	return n, nil
-}
-
-func createTopics(broker string, partitions int, topics ...string) error {
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		return err
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	cfgs := make([]kafka.TopicConfig, len(topics))
-	for i, t := range topics {
-		cfgs[i] = kafka.TopicConfig{Topic: t, NumPartitions: partitions, ReplicationFactor: 1}
-	}
-	if err := cc.CreateTopics(cfgs...); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, t := range topics {
-		for {
-			ps, err := conn.ReadPartitions(t)
-			if err == nil && len(ps) == partitions {
-				break
-			}
-			if time.Now().After(deadline) {
-				return errors.New("topic " + t + " not ready")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return nil
 }

@@ -8,16 +8,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/internal/kafkautil"
 )
 
 // Env locates the real services.
@@ -50,39 +52,8 @@ func Unique(prefix string) string {
 // until their leaders are known.
 func CreateTopics(t testing.TB, broker string, partitions int, topics ...string) {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		t.Fatalf("dial kafka: %v", err)
-	}
-	defer conn.Close()
-	ctrl, err := conn.Controller()
-	if err != nil {
-		t.Fatalf("controller: %v", err)
-	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
-	if err != nil {
-		t.Fatalf("dial controller: %v", err)
-	}
-	defer cc.Close()
-	cfgs := make([]kafka.TopicConfig, len(topics))
-	for i, tp := range topics {
-		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1}
-	}
-	if err := cc.CreateTopics(cfgs...); err != nil {
-		t.Fatalf("create topics: %v", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, tp := range topics {
-		for {
-			parts, err := conn.ReadPartitions(tp)
-			if err == nil && len(parts) == partitions && parts[0].Leader.Port != 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("topic %s not ready: %v", tp, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+	if err := kafkautil.CreateTopics(broker, partitions, topics...); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -93,8 +64,28 @@ func Produce(t testing.TB, broker, topic string, msgs ...kafka.Message) {
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce to %s: %v", topic, err)
+	// A topic created a moment ago may not be known to every part of the
+	// broker yet (UnknownTopicOrPartition): retry for a while.
+	for attempt := 1; ; attempt++ {
+		err := w.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return
+		}
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) {
+			var retry []kafka.Message
+			for i, e := range werrs {
+				if e != nil {
+					retry = append(retry, msgs[i])
+				}
+			}
+			msgs = retry
+		}
+		if attempt >= 30 || ctx.Err() != nil {
+			t.Errorf("produce to %s: %v", topic, err)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -187,53 +178,15 @@ func count(broker, topic string) (int64, error) {
 }
 
 // Offsets returns [first, end) per partition of topic.
-func Offsets(broker, topic string) (map[int][2]int64, error) {
-	conn, err := kafka.Dial("tcp", broker)
-	if err != nil {
-		return nil, err
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, err
-	}
-	out := map[int][2]int64{}
-	for _, p := range parts {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		f, l, err := c.ReadOffsets()
-		c.Close()
-		if err != nil {
-			return nil, err
-		}
-		out[p.ID] = [2]int64{f, l}
-	}
-	return out, nil
-}
+func Offsets(broker, topic string) (map[int][2]int64, error) { return kafkautil.Offsets(broker, topic) }
 
 // Committed returns the group's committed offset per partition of topic
 // (-1 where none).
 func Committed(t testing.TB, broker, group, topic string, partitions int) map[int]int64 {
 	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
-	ps := make([]int, partitions)
-	for i := range ps {
-		ps[i] = i
-	}
-	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	out, err := kafkautil.Committed(broker, group, topic, partitions)
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
-	}
-	if resp.Error != nil {
-		t.Fatalf("offset fetch: %v", resp.Error)
-	}
-	out := map[int]int64{}
-	for _, p := range resp.Topics[topic] {
-		out[p.Partition] = p.CommittedOffset
 	}
 	return out
 }

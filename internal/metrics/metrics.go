@@ -59,3 +59,48 @@ func New() *Metrics {
 	}
 	return m
 }
+
+// Series is one labelled value of a counter or gauge.
+type Series struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// Collect returns every series of the counter or gauge called name whose
+// labels include match.
+func Collect(g prometheus.Gatherer, name string, match map[string]string) []Series {
+	mfs, _ := g.Gather()
+	var out []Series
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range match {
+				if labels[k] != v {
+					continue series
+				}
+			}
+			v := m.GetCounter().GetValue()
+			if m.GetGauge() != nil {
+				v = m.GetGauge().GetValue()
+			}
+			out = append(out, Series{Labels: labels, Value: v})
+		}
+	}
+	return out
+}
+
+// Sum adds up Collect's values.
+func Sum(g prometheus.Gatherer, name string, match map[string]string) float64 {
+	sum := 0.0
+	for _, s := range Collect(g, name, match) {
+		sum += s.Value
+	}
+	return sum
+}

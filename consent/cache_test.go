@@ -1,0 +1,109 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+type countingStore struct {
+	mu    sync.Mutex
+	recs  map[string]Record
+	calls [][]string
+	err   error
+}
+
+func (s *countingStore) Lookup(_ context.Context, subjects []string) (map[string]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, append([]string(nil), subjects...))
+	if s.err != nil {
+		return nil, s.err
+	}
+	out := map[string]Record{}
+	for _, sub := range subjects {
+		out[sub] = s.recs[sub]
+	}
+	return out, nil
+}
+
+func TestCacheBatchesMissesAndCachesNoRecord(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
+	c := NewCache(st, 100, time.Minute, nil)
+	got, err := c.Lookup(context.Background(), []string{"a", "b", "a", "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.calls) != 1 {
+		t.Fatalf("%d store calls, want 1", len(st.calls))
+	}
+	miss := st.calls[0]
+	sort.Strings(miss)
+	if len(miss) != 3 || miss[0] != "a" || miss[1] != "b" || miss[2] != "c" {
+		t.Fatalf("store asked for %v, want each subject once", miss)
+	}
+	if !got["a"].Allows("p") || got["b"].Found || got["c"].Found || len(got) != 3 {
+		t.Fatalf("answers %+v", got)
+	}
+	// Everything, including "no record", is now cached.
+	if _, err := c.Lookup(context.Background(), []string{"a", "b", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.calls) != 1 {
+		t.Fatalf("cached lookups went to the store: %v", st.calls)
+	}
+	c.Invalidate("b")
+	_, _ = c.Lookup(context.Background(), []string{"a", "b"})
+	if len(st.calls) != 2 || len(st.calls[1]) != 1 || st.calls[1][0] != "b" {
+		t.Fatalf("after Invalidate: %v", st.calls)
+	}
+}
+
+func TestCacheTTLAndErrors(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{}}
+	c := NewCache(st, 100, 50*time.Millisecond, nil)
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	st.recs["a"] = Record{Found: true, Version: 2, Granted: map[string]bool{"p": true}}
+	time.Sleep(120 * time.Millisecond)
+	got, _ := c.Lookup(context.Background(), []string{"a"})
+	if !got["a"].Allows("p") {
+		t.Fatal("stale answer served after the TTL")
+	}
+	st.err = errors.New("down")
+	c.Purge()
+	if got, err := c.Lookup(context.Background(), []string{"a"}); err == nil || got != nil {
+		t.Fatalf("store error: got %v, %v; want no answer and the error", got, err)
+	}
+}
+
+func TestCacheDisabled(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{}}
+	c := NewCache(st, 0, time.Second, nil)
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	if len(st.calls) != 2 {
+		t.Fatalf("size 0 still caches: %d calls", len(st.calls))
+	}
+}
+
+func TestRecordAllows(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Record
+		want bool
+	}{
+		{"zero", Record{}, false},
+		{"not found ignores grants", Record{Granted: map[string]bool{"p": true}}, false},
+		{"granted", Record{Found: true, Granted: map[string]bool{"p": true}}, true},
+		{"denied", Record{Found: true, Granted: map[string]bool{"p": false}}, false},
+		{"absent purpose", Record{Found: true, Granted: map[string]bool{"q": true}}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.r.Allows("p"); got != tt.want {
+			t.Errorf("%s: Allows = %v", tt.name, got)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+// Package kafkautil holds small Kafka administration helpers shared by the
+// integration tests and the end-to-end benchmark: create topics, read
+// offsets, read a group's committed offsets.
+package kafkautil
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// CreateTopics creates topics with the given partition count (replication
+// factor 1) and waits until every partition has a leader.
+func CreateTopics(broker string, partitions int, topics ...string) error {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return fmt.Errorf("dial kafka: %w", err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("dial controller: %w", err)
+	}
+	defer cc.Close()
+	cfgs := make([]kafka.TopicConfig, len(topics))
+	for i, tp := range topics {
+		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1}
+	}
+	if err := cc.CreateTopics(cfgs...); err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, tp := range topics {
+		for {
+			parts, err := conn.ReadPartitions(tp)
+			if err == nil && len(parts) == partitions && parts[0].Leader.Port != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("topic %s not ready: %v", tp, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// Offsets returns [first, end) per partition of topic.
+func Offsets(broker, topic string) (map[int][2]int64, error) {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return nil, err
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return nil, err
+	}
+	out := map[int][2]int64{}
+	for _, p := range parts {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		f, l, err := c.ReadOffsets()
+		c.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[p.ID] = [2]int64{f, l}
+	}
+	return out, nil
+}
+
+// Committed returns group's committed offset for partitions 0..partitions-1
+// of topic (-1 where none).
+func Committed(broker, group, topic string, partitions int) (map[int]int64, error) {
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, resp.Error
+	}
+	out := map[int]int64{}
+	for _, p := range resp.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out, nil
+}
+
+// SumCommitted adds up the committed offsets, ignoring partitions without one.
+func SumCommitted(committed map[int]int64) int64 {
+	var n int64
+	for _, o := range committed {
+		if o > 0 {
+			n += o
+		}
+	}
+	return n
+}
