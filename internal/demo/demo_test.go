@@ -26,8 +26,8 @@ func TestDemoRunsWithNothingInstalled(t *testing.T) {
 		"dead-lettered, by reason:",
 		"invalid_json",
 		"header consentd-actions: drop_fields:",
-		"pseudonymize:userId",
-		`"userId":"k1:`,
+		"pseudonymize:anonymousId",
+		`Id":"k1:`,
 		"before: {",
 		"after:  {",
 	} {
@@ -35,8 +35,8 @@ func TestDemoRunsWithNothingInstalled(t *testing.T) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	// The before/after of personalization must differ: the raw userId is gone.
-	if !regexp.MustCompile(`before: .*"userId":"user-\d+"`).MatchString(s) || regexp.MustCompile(`after: .*"userId":"user-\d+"`).MatchString(s) {
+	// Before shows raw ids, after only pseudonyms.
+	if !regexp.MustCompile(`before: .*"anonymousId":"anon-\d+`).MatchString(s) || regexp.MustCompile(`after: .*"(user|anon)-\d+`).MatchString(s) {
 		t.Errorf("before/after do not show pseudonymization:\n%s", s)
 	}
 	m := regexp.MustCompile(`accounting: (\d+) raw events in`).FindStringSubmatch(s)
