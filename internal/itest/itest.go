@@ -156,13 +156,19 @@ func readPartition(broker, topic string, partition int) ([]kafka.Message, error)
 }
 
 // Count returns how many messages topic holds (sum of end-start offsets).
+// Transient broker errors are retried for a few seconds.
 func Count(t testing.TB, broker, topic string) int64 {
 	t.Helper()
-	n, err := count(broker, topic)
-	if err != nil {
-		t.Fatalf("count %s: %v", topic, err)
+	var err error
+	for attempt := 0; attempt < 25; attempt++ {
+		var n int64
+		if n, err = count(broker, topic); err == nil {
+			return n
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return n
+	t.Fatalf("count %s: %v", topic, err)
+	return 0
 }
 
 func count(broker, topic string) (int64, error) {

@@ -37,11 +37,13 @@ func CreateTopics(broker string, partitions int, topics ...string) error {
 	if err := cc.CreateTopics(cfgs...); err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
+	// A new partition is usable once its leader answers for it; until
+	// then clients see UnknownTopicOrPartition or NotLeaderForPartition.
 	deadline := time.Now().Add(30 * time.Second)
 	for _, tp := range topics {
 		for {
-			parts, err := conn.ReadPartitions(tp)
-			if err == nil && len(parts) == partitions && parts[0].Leader.Port != 0 {
+			offs, err := Offsets(broker, tp)
+			if err == nil && len(offs) == partitions {
 				break
 			}
 			if time.Now().After(deadline) {
