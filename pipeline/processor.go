@@ -66,7 +66,8 @@ type Accounting struct {
 	Decisions map[[3]string]int
 }
 
-func newAccounting() Accounting {
+// NewAccounting returns empty Accounting.
+func NewAccounting() Accounting {
 	return Accounting{Consumed: map[string]int{}, Written: map[string]int{}, Dropped: map[string]int{}, Dead: map[string]int{}, Decisions: map[[3]string]int{}}
 }
 
@@ -207,7 +208,7 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 		return nil, err
 	}
 
-	res := &Result{Accounting: newAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2)}
+	res := &Result{Accounting: NewAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2)}
 	acc := &res.Accounting
 	for i := range msgs {
 		m := &msgs[i]

@@ -22,6 +22,15 @@ type Writer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// BatchProcessor turns a batch of raw messages into the messages to write.
+// Process is called by one goroutine at a time (one processor per
+// partition worker). It returns an error only when ctx ends before the
+// batch could be decided; then nothing of the batch is written or
+// committed. *Processor is the consentd implementation.
+type BatchProcessor interface {
+	Process(ctx context.Context, msgs []kafka.Message) (*Result, error)
+}
+
 // RunnerConfig configures a Runner.
 type RunnerConfig struct {
 	Brokers          []string
@@ -44,7 +53,7 @@ type RunnerConfig struct {
 	// ShutdownGrace bounds draining after ctx ends.
 	ShutdownGrace time.Duration
 	// NewProcessor returns a processor for one partition worker.
-	NewProcessor func() *Processor
+	NewProcessor func() BatchProcessor
 	Writer       Writer
 	Metrics      *metrics.Metrics
 	Health       *Health

@@ -74,7 +74,37 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	})
 	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, m)
 	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, m)
-	w := &kafka.Writer{
+	w := NewWriter(cfg)
+	a := &App{Config: cfg, Policy: pol, Metrics: m, Health: h, Log: log, Redis: rdb, Cache: cache, Writer: w}
+	newProcessor := func() pipeline.BatchProcessor {
+		return pipeline.NewProcessor(pipeline.ProcessorConfig{
+			Policy:          pol,
+			Store:           cache,
+			DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+			RetryBackoffMin: cfg.Pipeline.RetryBackoffMin,
+			RetryBackoffMax: cfg.Pipeline.RetryBackoffMax,
+			Metrics:         m,
+			Health:          h,
+			Log:             log,
+		})
+	}
+	a.runner = pipeline.NewRunner(RunnerConfig(cfg, newProcessor, w, m, h, log))
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	a.ln = ln
+	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	return a, nil
+}
+
+// NewWriter returns the producer for clean and dead-letter messages:
+// acks from all in-sync replicas, murmur2 partitioning by key (as Java
+// clients do), and a short batch timeout instead of kafka-go's 1s.
+func NewWriter(cfg *config.Config) *kafka.Writer {
+	return &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Kafka.Brokers...),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
@@ -84,12 +114,15 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 		MaxAttempts:            3,
 		AllowAutoTopicCreation: false,
 	}
+}
+
+// RunnerConfig maps cfg onto the pipeline runner's settings.
+func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcessor, w pipeline.Writer, m *metrics.Metrics, h *pipeline.Health, log *zap.Logger) pipeline.RunnerConfig {
 	startOffset := kafka.FirstOffset
 	if cfg.Kafka.StartFrom == "latest" {
 		startOffset = kafka.LastOffset
 	}
-	a := &App{Config: cfg, Policy: pol, Metrics: m, Health: h, Log: log, Redis: rdb, Cache: cache, Writer: w}
-	a.runner = pipeline.NewRunner(pipeline.RunnerConfig{
+	return pipeline.RunnerConfig{
 		Brokers:          cfg.Kafka.Brokers,
 		Topics:           cfg.Kafka.RawTopics,
 		GroupID:          cfg.Kafka.GroupID,
@@ -103,32 +136,12 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 		RetryBackoffMin:  cfg.Pipeline.RetryBackoffMin,
 		RetryBackoffMax:  cfg.Pipeline.RetryBackoffMax,
 		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
-		NewProcessor: func() *pipeline.Processor {
-			return pipeline.NewProcessor(pipeline.ProcessorConfig{
-				Policy:          pol,
-				Store:           cache,
-				DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-				MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-				RetryBackoffMin: cfg.Pipeline.RetryBackoffMin,
-				RetryBackoffMax: cfg.Pipeline.RetryBackoffMax,
-				Metrics:         m,
-				Health:          h,
-				Log:             log,
-			})
-		},
-		Writer:  w,
-		Metrics: m,
-		Health:  h,
-		Log:     log,
-	})
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("admin.listen: %w", err)
+		NewProcessor:     newProcessor,
+		Writer:           w,
+		Metrics:          m,
+		Health:           h,
+		Log:              log,
 	}
-	a.ln = ln
-	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	return a, nil
 }
 
 // AdminAddr is the address the admin server listens on.
