@@ -166,9 +166,39 @@ func (a *App) AdminHandler() http.Handler {
 	return mux
 }
 
-// Run serves the admin endpoints and runs the pipeline until ctx ends, then
-// drains, commits and closes everything.
+// CheckTopics verifies that every raw, clean and dead-letter topic exists,
+// so that a typo fails at start-up instead of as endless write retries.
+func (a *App) CheckTopics(ctx context.Context) error {
+	topics := append([]string{a.Config.Kafka.DeadLetterTopic}, a.Config.Kafka.RawTopics...)
+	for _, o := range a.Policy.Outputs {
+		topics = append(topics, o.Topic)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(a.Config.Kafka.Brokers...), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("reading topic metadata from %v: %w", a.Config.Kafka.Brokers, err)
+	}
+	var missing []string
+	for _, t := range meta.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			missing = append(missing, t.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("topics do not exist (consentd does not create topics): %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Run checks the topics, serves the admin endpoints and runs the pipeline
+// until ctx ends, then drains, commits and closes everything.
 func (a *App) Run(ctx context.Context) error {
+	if err := a.CheckTopics(ctx); err != nil {
+		a.Writer.Close()
+		a.Redis.Close()
+		a.ln.Close()
+		return err
+	}
 	go func() {
 		if err := a.admin.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.Log.Error("admin server", zap.Error(err))
