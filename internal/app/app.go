@@ -173,14 +173,20 @@ func (a *App) CheckTopics(ctx context.Context) error {
 	for _, o := range a.Policy.Outputs {
 		topics = append(topics, o.Topic)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(a.Config.Kafka.Brokers...), Timeout: 10 * time.Second}
+	// A transport of its own: kafka-go's shared default transport answers
+	// from cached metadata that may predate recently created topics.
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(a.Config.Kafka.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	// Only "unknown topic" is fatal; other per-topic errors (a leader not
+	// elected yet) pass and are retried by the pipeline.
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("reading topic metadata from %v: %w", a.Config.Kafka.Brokers, err)
 	}
 	var missing []string
 	for _, t := range meta.Topics {
-		if t.Error != nil || len(t.Partitions) == 0 {
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
 			missing = append(missing, t.Name)
 		}
 	}

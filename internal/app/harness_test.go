@@ -132,12 +132,24 @@ func (s *stack) start(t *testing.T, mutate func(*config.Config)) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	early := make(chan struct{})
+	go func() {
+		err := a.Run(ctx)
+		select {
+		case <-early:
+		default:
+			if ctx.Err() == nil {
+				t.Errorf("consentd stopped by itself: %v", err)
+			}
+		}
+		done <- err
+	}()
 	stopped := false
 	var runErr error
 	stop := func() error {
 		if !stopped {
 			stopped = true
+			close(early)
 			cancel()
 			select {
 			case runErr = <-done:

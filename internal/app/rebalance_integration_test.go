@@ -17,19 +17,27 @@ func TestIntegrationRebalance(t *testing.T) {
 	env := itest.Require(t)
 	s := newStack(t, env, 4)
 	seedFull(t, env.Redis, s.prefix, "r")
-	const total = 12000
-
+	// Events flow until told to stop, so that both instances see traffic
+	// whatever the timing of the joins.
+	const maxEvents = 60000
 	a := s.start(t, nil)
+	stopProducing := make(chan struct{})
 	var wg sync.WaitGroup
+	var total int
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; i < total; i += 500 {
-			itest.Produce(t, env.Kafka, s.raw, fullConsentEvents("r", i, 500)...)
-			time.Sleep(25 * time.Millisecond)
+		for total < maxEvents {
+			itest.Produce(t, env.Kafka, s.raw, fullConsentEvents("r", total, 500)...)
+			total += 500
+			select {
+			case <-stopProducing:
+				return
+			case <-time.After(25 * time.Millisecond):
+			}
 		}
 	}()
-	itest.Eventually(t, 60*time.Second, "first instance writing", func() bool { return itest.Count(t, env.Kafka, s.perso) > total/6 })
+	itest.Eventually(t, 60*time.Second, "first instance writing", func() bool { return itest.Count(t, env.Kafka, s.perso) > 2000 })
 	b := s.start(t, nil)
 	itest.Eventually(t, 60*time.Second, "second instance joined and writing", func() bool {
 		return b.metric(t, "consentd_group_generations_total") >= 1 && b.metric(t, `consentd_events_written_total{output="personalization"}`) > 0
@@ -37,10 +45,12 @@ func TestIntegrationRebalance(t *testing.T) {
 	if err := a.stop(); err != nil {
 		t.Fatalf("first instance: %v", err)
 	}
+	time.Sleep(time.Second) // the second instance alone, events still flowing
+	close(stopProducing)
 	wg.Wait()
 	itest.Eventually(t, 90*time.Second, "every offset committed", func() bool {
 		c := itest.Committed(t, env.Kafka, s.group, s.raw, 4)
-		return c[0]+c[1]+c[2]+c[3] == total
+		return c[0]+c[1]+c[2]+c[3] == int64(total)
 	})
 	if err := b.stop(); err != nil {
 		t.Fatalf("second instance: %v", err)
