@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -16,6 +17,12 @@ type Cache struct {
 	store Store
 	lru   *expirable.LRU[string, Record]
 	m     *metrics.Metrics
+	// bypass is set while changes cannot be heard (the invalidation
+	// channel is down): every lookup then goes to the store.
+	bypass atomic.Bool
+	// seq counts invalidations, so that an answer read from the store
+	// before an invalidation is not cached after it.
+	seq atomic.Uint64
 }
 
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
@@ -33,11 +40,13 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 	out := make(map[string]Record, len(subjects))
 	var misses []string
 	hits := 0
+	useCache := c.lru != nil && !c.bypass.Load()
+	seq := c.seq.Load()
 	for _, s := range subjects {
 		if _, done := out[s]; done {
 			continue
 		}
-		if c.lru != nil {
+		if useCache {
 			if r, ok := c.lru.Get(s); ok {
 				out[s] = r
 				hits++
@@ -58,10 +67,11 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 	if err != nil {
 		return nil, err
 	}
+	cacheable := useCache && !c.bypass.Load() && c.seq.Load() == seq
 	for _, s := range misses {
 		r := got[s]
 		out[s] = r
-		if c.lru != nil {
+		if cacheable {
 			c.lru.Add(s, r)
 		}
 	}
@@ -70,6 +80,7 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 
 // Invalidate forgets one subject, so the next lookup asks the store.
 func (c *Cache) Invalidate(subject string) {
+	c.seq.Add(1)
 	if c.lru != nil {
 		c.lru.Remove(subject)
 	}
@@ -77,7 +88,20 @@ func (c *Cache) Invalidate(subject string) {
 
 // Purge forgets everything.
 func (c *Cache) Purge() {
+	c.seq.Add(1)
 	if c.lru != nil {
 		c.lru.Purge()
 	}
+}
+
+// SetBypass turns the cache off (and empties it) or back on. While off,
+// every lookup goes to the store. Use it while invalidations cannot be
+// received.
+func (c *Cache) SetBypass(on bool) {
+	if on {
+		c.bypass.Store(true)
+		c.Purge()
+		return
+	}
+	c.bypass.Store(false)
 }

@@ -107,3 +107,48 @@ func TestRecordAllows(t *testing.T) {
 		}
 	}
 }
+
+func TestCacheBypassAndInvalidationRace(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
+	c := NewCache(st, 100, time.Minute, nil)
+	c.SetBypass(true)
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	if len(st.calls) != 2 {
+		t.Fatalf("bypassed cache answered from memory: %d store calls", len(st.calls))
+	}
+	c.SetBypass(false)
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	_, _ = c.Lookup(context.Background(), []string{"a"})
+	if len(st.calls) != 3 {
+		t.Fatalf("cache not used after bypass ended: %d store calls", len(st.calls))
+	}
+
+	// An answer read before an invalidation must not be cached after it.
+	slow := &invalidatingStore{inner: st, invalidate: true}
+	c2 := NewCache(slow, 100, time.Minute, nil)
+	slow.c = c2
+	_, _ = c2.Lookup(context.Background(), []string{"b"})
+	slow.invalidate = false
+	_, _ = c2.Lookup(context.Background(), []string{"b"})
+	if slow.calls != 2 {
+		t.Fatalf("an answer racing an invalidation was cached (%d store calls)", slow.calls)
+	}
+}
+
+// invalidatingStore invalidates the subject while its lookup is in flight,
+// as a concurrent consent change would.
+type invalidatingStore struct {
+	inner      Store
+	c          *Cache
+	invalidate bool
+	calls      int
+}
+
+func (s *invalidatingStore) Lookup(ctx context.Context, subjects []string) (map[string]Record, error) {
+	s.calls++
+	if s.invalidate {
+		s.c.Invalidate(subjects[0])
+	}
+	return s.inner.Lookup(ctx, subjects)
+}

@@ -58,6 +58,7 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 		return nil, fmt.Errorf("consent lookup of %d subjects: %w", len(subjects), err)
 	}
 	out := make(map[string]consent.Record, len(subjects))
+	now := time.Now()
 	for i, subj := range subjects {
 		fields, err := cmds[i].Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -66,7 +67,7 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 			}
 			return nil, fmt.Errorf("consent lookup: %w", err)
 		}
-		rec, err := Decode(fields)
+		rec, err := Decode(fields, now)
 		if err != nil {
 			// Fail closed for this subject only: an unreadable record
 			// grants nothing, and the pipeline goes on.
@@ -92,11 +93,21 @@ func distinct(subjects []string) []string {
 	return out
 }
 
-// Decode interprets a consent hash. An empty hash is "no record". A
-// missing or non-integer "_v" is consent.ErrInvalidRecord.
-func Decode(fields map[string]string) (consent.Record, error) {
+// Decode interprets a consent hash at time now. An empty hash, or one
+// whose "_exp" has passed, is "no record". A missing or non-integer "_v"
+// (or "_exp") is consent.ErrInvalidRecord.
+func Decode(fields map[string]string, now time.Time) (consent.Record, error) {
 	if len(fields) == 0 {
 		return consent.Record{}, nil
+	}
+	if es, ok := fields[ExpiresField]; ok {
+		exp, err := strconv.ParseInt(es, 10, 64)
+		if err != nil {
+			return consent.Record{}, fmt.Errorf("%w: %s is not an integer", consent.ErrInvalidRecord, ExpiresField)
+		}
+		if now.UnixMilli() >= exp {
+			return consent.Record{}, nil
+		}
 	}
 	vs, ok := fields[VersionField]
 	if !ok {
@@ -108,7 +119,7 @@ func Decode(fields map[string]string) (consent.Record, error) {
 	}
 	rec := consent.Record{Found: true, Version: v, Granted: make(map[string]bool, len(fields)-1)}
 	for k, val := range fields {
-		if k == VersionField {
+		if k == VersionField || k == ExpiresField {
 			continue
 		}
 		if val == "1" {

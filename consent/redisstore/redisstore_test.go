@@ -26,10 +26,14 @@ func TestDecode(t *testing.T) {
 		{"no version", map[string]string{"a": "1"}, false, 0, nil, true},
 		{"bad version", map[string]string{"_v": "x", "a": "1"}, false, 0, nil, true},
 		{"negative version", map[string]string{"_v": "-1", "a": "1"}, false, 0, nil, true},
+		{"not yet expired", map[string]string{"_v": "3", "_exp": "2000", "a": "1"}, true, 3, []string{"a"}, false},
+		{"expired", map[string]string{"_v": "3", "_exp": "1000", "a": "1"}, false, 0, nil, false},
+		{"expiry at now", map[string]string{"_v": "3", "_exp": "1500", "a": "1"}, false, 0, nil, false},
+		{"bad expiry", map[string]string{"_v": "3", "_exp": "soon", "a": "1"}, false, 0, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Decode(tt.fields)
+			r, err := Decode(tt.fields, time.UnixMilli(1500))
 			if tt.invalid != errors.Is(err, consent.ErrInvalidRecord) {
 				t.Fatalf("err = %v", err)
 			}

@@ -205,6 +205,9 @@ func (a *App) Run(ctx context.Context) error {
 		a.ln.Close()
 		return err
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
 	go func() {
 		if err := a.admin.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.Log.Error("admin server", zap.Error(err))
@@ -217,6 +220,7 @@ func (a *App) Run(ctx context.Context) error {
 		zap.Int("outputs", len(a.Policy.Outputs)),
 		zap.String("admin", a.AdminAddr()))
 	err := a.runner.Run(ctx)
+	stopWatch()
 	werr := a.Writer.Close()
 	a.Redis.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,0 +1,129 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ExpiresField holds a record's expiry as Unix milliseconds; an expired
+// record counts as no record.
+const ExpiresField = "_exp"
+
+// InvalidationChannel is the pub/sub channel on which every change to a
+// record under prefix is announced, with the subject as payload.
+func InvalidationChannel(prefix string) string { return prefix + "_invalidate" }
+
+// putScript replaces a record only if its version is newer than the
+// stored one, then announces the change. ARGV: version, expires (ms or ""),
+// channel, subject, field, value, ...
+var putScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], '_v')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_v', ARGV[1], unpack(ARGV, 5))
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], '_exp', ARGV[2]) end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+`)
+
+// patchScript sets some purposes and bumps the version to
+// max(stored+1, ARGV[1]), then announces the change. ARGV: min version,
+// channel, subject, field, value, ...
+var patchScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], '_v') or '0')
+local v = math.max(cur + 1, tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], '_v', string.format('%d', v), unpack(ARGV, 4))
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return v
+`)
+
+// eraseScript deletes a record and announces it. ARGV: channel, subject.
+var eraseScript = redis.NewScript(`
+local n = redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return n
+`)
+
+// Writer changes consent records atomically (one Lua script per change)
+// and monotonically: an update older than, or as old as, the stored record
+// is ignored, so replayed or reordered updates never roll consent back.
+// Every change is announced on InvalidationChannel so that every consentd
+// instance drops the subject from its local cache at once.
+type Writer struct {
+	rdb    redis.Scripter
+	prefix string
+	now    func() time.Time
+}
+
+// NewWriter returns a Writer for records under prefix.
+func NewWriter(rdb redis.Scripter, prefix string) *Writer {
+	return &Writer{rdb: rdb, prefix: prefix, now: time.Now}
+}
+
+// ErrBadPurpose reports a purpose name that cannot be stored.
+var ErrBadPurpose = errors.New("invalid purpose name")
+
+func purposeArgs(args []any, purposes map[string]bool) ([]any, error) {
+	for p, ok := range purposes {
+		if p == "" || p[0] == '_' {
+			return nil, fmt.Errorf("%w: %q", ErrBadPurpose, p)
+		}
+		v := "0"
+		if ok {
+			v = "1"
+		}
+		args = append(args, p, v)
+	}
+	return args, nil
+}
+
+// Put replaces subject's record with purposes (purposes not listed are
+// denied) if version is newer than the stored one. expires may be zero.
+// applied is false when a newer or equal version is already stored.
+func (w *Writer) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires time.Time) (applied bool, err error) {
+	exp := ""
+	if !expires.IsZero() {
+		exp = strconv.FormatInt(expires.UnixMilli(), 10)
+	}
+	args, err := purposeArgs([]any{version, exp, InvalidationChannel(w.prefix), subject}, purposes)
+	if err != nil {
+		return false, err
+	}
+	n, err := putScript.Run(ctx, w.rdb, []string{w.prefix + subject}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("writing consent: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Patch sets the listed purposes, keeps the others, and gives the record a
+// new version: the larger of the stored version plus one and the current
+// time in Unix milliseconds. It returns the new version.
+func (w *Writer) Patch(ctx context.Context, subject string, purposes map[string]bool) (int64, error) {
+	if len(purposes) == 0 {
+		return 0, errors.New("patch: no purposes")
+	}
+	args, err := purposeArgs([]any{w.now().UnixMilli(), InvalidationChannel(w.prefix), subject}, purposes)
+	if err != nil {
+		return 0, err
+	}
+	v, err := patchScript.Run(ctx, w.rdb, []string{w.prefix + subject}, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("writing consent: %w", err)
+	}
+	return v, nil
+}
+
+// Erase deletes subject's record. existed is false when there was none.
+func (w *Writer) Erase(ctx context.Context, subject string) (existed bool, err error) {
+	n, err := eraseScript.Run(ctx, w.rdb, []string{w.prefix + subject}, InvalidationChannel(w.prefix), subject).Int()
+	if err != nil {
+		return false, fmt.Errorf("erasing consent: %w", err)
+	}
+	return n > 0, nil
+}
