@@ -4,6 +4,7 @@
 //	consentd demo
 //	consentd policy check configs/policy.yaml [--keys FILE]
 //	consentd keygen [KEYID]
+//	consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
 //	consentd version
 package main
 
@@ -39,6 +40,8 @@ Usage:
   consentd demo [--duration D]      run the real pipeline on an in-process Kafka and Redis
   consentd policy check FILE        validate a policy file and print a summary
   consentd keygen [KEYID]           print a new pseudonymization key line
+  consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
+                                    data-subject requests on the consent store
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdPolicy(args[1:], stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(args[1:], stdout, stderr)
+	case "consent":
+		err = cmdConsent(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":

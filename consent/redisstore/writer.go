@@ -55,13 +55,13 @@ return n
 // Every change is announced on InvalidationChannel so that every consentd
 // instance drops the subject from its local cache at once.
 type Writer struct {
-	rdb    redis.Scripter
+	rdb    redis.Cmdable
 	prefix string
 	now    func() time.Time
 }
 
 // NewWriter returns a Writer for records under prefix.
-func NewWriter(rdb redis.Scripter, prefix string) *Writer {
+func NewWriter(rdb redis.Cmdable, prefix string) *Writer {
 	return &Writer{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
@@ -126,4 +126,31 @@ func (w *Writer) Erase(ctx context.Context, subject string) (existed bool, err e
 		return false, fmt.Errorf("erasing consent: %w", err)
 	}
 	return n > 0, nil
+}
+
+// Stored is everything Redis holds about one subject's consent.
+type Stored struct {
+	Key    string            `json:"redis_key"`
+	Fields map[string]string `json:"fields"`
+	// TTL is the key's Redis expiry; -1 when none, -2 when the key does
+	// not exist.
+	TTLSeconds int64 `json:"ttl_seconds"`
+}
+
+// Read returns the raw record of subject.
+func (w *Writer) Read(ctx context.Context, subject string) (Stored, error) {
+	key := w.prefix + subject
+	pipe := w.rdb.Pipeline()
+	fields := pipe.HGetAll(ctx, key)
+	ttl := pipe.TTL(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Stored{}, fmt.Errorf("reading consent: %w", err)
+	}
+	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2}
+	if d := ttl.Val(); d >= 0 {
+		st.TTLSeconds = int64(d / time.Second)
+	} else if len(st.Fields) > 0 {
+		st.TTLSeconds = -1
+	}
+	return st, nil
 }

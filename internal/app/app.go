@@ -62,16 +62,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	m := metrics.New()
 	m.Info.WithLabelValues(pol.Version).Set(1)
 	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         cfg.Redis.Addr,
-		DB:           cfg.Redis.DB,
-		Username:     cfg.Redis.Username,
-		Password:     string(cfg.Redis.Password),
-		DialTimeout:  cfg.Redis.Timeout,
-		ReadTimeout:  cfg.Redis.Timeout,
-		WriteTimeout: cfg.Redis.Timeout,
-		MaxRetries:   -1, // the pipeline retries with its own backoff
-	})
+	rdb := NewRedis(cfg)
 	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, m)
 	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, m)
 	w := NewWriter(cfg)
@@ -98,6 +89,21 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	a.ln = ln
 	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
+}
+
+// NewRedis returns a client for the consent store described by cfg. It
+// does not retry by itself: the pipeline retries with its own backoff.
+func NewRedis(cfg *config.Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:         cfg.Redis.Addr,
+		DB:           cfg.Redis.DB,
+		Username:     cfg.Redis.Username,
+		Password:     string(cfg.Redis.Password),
+		DialTimeout:  cfg.Redis.Timeout,
+		ReadTimeout:  cfg.Redis.Timeout,
+		WriteTimeout: cfg.Redis.Timeout,
+		MaxRetries:   -1,
+	})
 }
 
 // NewWriter returns the producer for clean and dead-letter messages:

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/consentd/consentd/internal/itest"
+)
+
+func consentCLI(t *testing.T, cfg string, args ...string) (int, map[string]any, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(append(append([]string{"consent"}, args...), "--config", cfg), &out, &errOut)
+	var m map[string]any
+	if code == 0 {
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("consent %v: output is not JSON: %s", args, out.String())
+		}
+	}
+	return code, m, errOut.String()
+}
+
+// TestIntegrationConsentCommands runs every data-subject command against
+// the real Redis.
+func TestIntegrationConsentCommands(t *testing.T) {
+	env := itest.Require(t)
+	dir := t.TempDir()
+	policyPath, _ := filepath.Abs("../../configs/policy.yaml")
+	cfg := filepath.Join(dir, "consentd.yaml")
+	prefix := itest.Unique("t") + ":consent:"
+	content := "kafka:\n  brokers: [\"" + env.Kafka + "\"]\n  raw_topics: [raw]\n  dead_letter_topic: dlq\nredis:\n  addr: " + env.Redis +
+		"\n  key_prefix: \"" + prefix + "\"\npseudonymization:\n  key_env: UNUSED\npolicy: " + policyPath + "\n"
+	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, errs := consentCLI(t, cfg, "set", "u1", "personalization=true", "analytics=false")
+	if code != 0 || out["version"] == nil {
+		t.Fatalf("set: %d %v %s", code, out, errs)
+	}
+	v1 := out["version"].(float64)
+
+	_, out, _ = consentCLI(t, cfg, "get", "u1")
+	p := out["purposes"].(map[string]any)
+	if out["found"] != true || p["personalization"] != true || p["analytics"] != false || p["advertising"] != false || out["version"].(float64) != v1 {
+		t.Fatalf("get after set: %v", out)
+	}
+
+	code, out, _ = consentCLI(t, cfg, "revoke", "u1", "personalization")
+	if code != 0 || out["version"].(float64) <= v1 {
+		t.Fatalf("revoke: %v", out)
+	}
+	_, out, _ = consentCLI(t, cfg, "get", "u1")
+	if out["purposes"].(map[string]any)["personalization"] != false {
+		t.Fatalf("get after revoke: %v", out)
+	}
+
+	consentCLI(t, cfg, "set", "u1", "advertising=true")
+	consentCLI(t, cfg, "revoke", "u1") // every purpose
+	_, out, _ = consentCLI(t, cfg, "get", "u1")
+	for name, granted := range out["purposes"].(map[string]any) {
+		if granted != false {
+			t.Fatalf("revoke without purposes left %s granted: %v", name, out)
+		}
+	}
+
+	_, out, _ = consentCLI(t, cfg, "export", "u1")
+	stored := out["stored"].(map[string]any)
+	if stored["redis_key"] != prefix+"u1" || stored["fields"].(map[string]any)["_v"] == nil {
+		t.Fatalf("export: %v", out)
+	}
+
+	_, out, _ = consentCLI(t, cfg, "erase", "u1")
+	if out["erased"] != true {
+		t.Fatalf("erase: %v", out)
+	}
+	_, out, _ = consentCLI(t, cfg, "get", "u1")
+	if out["found"] != false {
+		t.Fatalf("get after erase: %v", out)
+	}
+
+	for _, bad := range [][]string{
+		{"set", "u1", "dancing=true"},
+		{"set", "u1", "personalization=maybe"},
+		{"set", "u1", "personalization"},
+		{"revoke", "u1", "dancing"},
+		{"frob", "u1"},
+		{"get"},
+	} {
+		if code, _, errs := consentCLI(t, cfg, bad...); code != 2 || errs == "" {
+			t.Errorf("consent %v: exit %d, stderr %q; want a usage error", bad, code, errs)
+		}
+	}
+	if code, _, errs := consentCLI(t, filepath.Join(dir, "nope.yaml"), "get", "u1"); code != 1 || !strings.Contains(errs, "reading config") {
+		t.Errorf("missing config: %d %s", code, errs)
+	}
+}
