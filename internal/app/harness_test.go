@@ -21,6 +21,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/kafkautil"
 )
 
 // testSecret is the k1 pseudonymization key used by integration tests.
@@ -53,7 +54,11 @@ func newStack(t *testing.T, env itest.Env, rawPartitions int) *stack {
 	s := &stack{env: env, raw: id + ".raw", dlq: id + ".dlq", group: id + ".group", prefix: id + ":consent:",
 		perso: id + ".perso", ana: id + ".ana", adv: id + ".adv"}
 	itest.CreateTopics(t, env.Kafka, rawPartitions, s.raw)
-	itest.CreateTopics(t, env.Kafka, 2, s.dlq, s.perso, s.ana, s.adv)
+	// Clean topics stamp messages with the broker's append time, so tests
+	// can tell when a message was written.
+	if err := kafkautil.CreateTopicsWithConfig(env.Kafka, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, s.dlq, s.perso, s.ana, s.adv); err != nil {
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	policy, err := os.ReadFile("../../configs/policy.yaml")

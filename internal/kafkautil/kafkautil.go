@@ -16,6 +16,12 @@ import (
 // CreateTopics creates topics with the given partition count (replication
 // factor 1) and waits until every partition has a leader.
 func CreateTopics(broker string, partitions int, topics ...string) error {
+	return CreateTopicsWithConfig(broker, partitions, nil, topics...)
+}
+
+// CreateTopicsWithConfig is CreateTopics with topic configs
+// (e.g. message.timestamp.type).
+func CreateTopicsWithConfig(broker string, partitions int, configs map[string]string, topics ...string) error {
 	conn, err := kafka.Dial("tcp", broker)
 	if err != nil {
 		return fmt.Errorf("dial kafka: %w", err)
@@ -33,6 +39,9 @@ func CreateTopics(broker string, partitions int, topics ...string) error {
 	cfgs := make([]kafka.TopicConfig, len(topics))
 	for i, tp := range topics {
 		cfgs[i] = kafka.TopicConfig{Topic: tp, NumPartitions: partitions, ReplicationFactor: 1}
+		for k, v := range configs {
+			cfgs[i].ConfigEntries = append(cfgs[i].ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
 	}
 	if err := cc.CreateTopics(cfgs...); err != nil {
 		return fmt.Errorf("create topics: %w", err)
