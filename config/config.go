@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,18 @@ type Config struct {
 	// directory unless absolute. Required.
 	Policy string `yaml:"policy"`
 	Log    Log    `yaml:"log"`
+	// Consent configures ingestion of consent records from Kafka.
+	Consent ConsentSync `yaml:"consent"`
+}
+
+// ConsentSync reads consent records (native, Segment or RudderStack
+// format) from a compacted topic keyed by subject and applies them to
+// Redis, newest version wins.
+type ConsentSync struct {
+	// Topic of consent records. Default: none (no ingestion).
+	Topic string `yaml:"topic"`
+	// GroupID of the ingesting consumer group. Default: <kafka.group_id>-consent.
+	GroupID string `yaml:"group_id"`
 }
 
 // Kafka says where raw events come from and where clean ones go.
@@ -176,6 +189,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Pipeline.RetryBackoffMax, 5*time.Second)
 	setDefault(&c.Pipeline.ShutdownGrace, 20*time.Second)
 	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent")
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -254,6 +268,14 @@ func (c *Config) Validate() error {
 	}
 	if p.ShutdownGrace <= 0 {
 		fail("pipeline.shutdown_grace: must be positive")
+	}
+	if t := c.Consent.Topic; t != "" {
+		if t == c.Kafka.DeadLetterTopic || slices.Contains(c.Kafka.RawTopics, t) {
+			fail("consent.topic: %q is also a raw or dead-letter topic", t)
+		}
+		if c.Consent.GroupID == c.Kafka.GroupID {
+			fail("consent.group_id: must differ from kafka.group_id")
+		}
 	}
 	if c.Policy == "" {
 		fail("policy: required (path of the policy file)")

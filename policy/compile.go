@@ -16,7 +16,9 @@ type Policy struct {
 	Subjects     []event.Path
 	PseudonymKey string
 	Outputs      []*Output
-	keys         *Keyring
+	// ConsentCategories maps CMP categories and consent ids to purposes.
+	ConsentCategories map[string]string
+	keys              *Keyring
 }
 
 // Output is one compiled clean output.
@@ -55,6 +57,12 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	if len(spec.Purposes) == 0 {
 		fail("purposes: at least one purpose is required")
 	}
+	for cat, pu := range spec.ConsentCategories {
+		if !purposes[pu] {
+			fail("consent_categories: %q maps to unknown purpose %q", cat, pu)
+		}
+	}
+	p.ConsentCategories = spec.ConsentCategories
 	subjects := spec.Subjects
 	if len(subjects) == 0 {
 		subjects = []string{"userId", "anonymousId"}

@@ -463,3 +463,13 @@ func TestTruncateIP(t *testing.T) {
 		}
 	}
 }
+
+func TestConsentCategoriesMustMapToPurposes(t *testing.T) {
+	spec, err := ParseSpec("p.yaml", []byte("version: v\npurposes: [a]\npseudonym_key: k1\nconsent_categories: {X: b}\noutputs: [{name: o, topic: t, require: [a]}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(spec, nil); err == nil || !strings.Contains(err.Error(), `"X" maps to unknown purpose "b"`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -30,6 +30,12 @@ type Spec struct {
 	// clean message key, and by pseudonymize transforms that name no key.
 	// Required.
 	PseudonymKey string `yaml:"pseudonym_key"`
+	// ConsentCategories maps CMP category names (Segment
+	// categoryPreferences) and consent ids (RudderStack consentManagement)
+	// to purposes, for consent records read from the consent topic. A
+	// purpose is granted only when every category mapped to it is.
+	// Default: none (only native records can grant).
+	ConsentCategories map[string]string `yaml:"consent_categories"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }

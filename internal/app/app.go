@@ -20,6 +20,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/pipeline"
@@ -176,6 +177,9 @@ func (a *App) AdminHandler() http.Handler {
 // so that a typo fails at start-up instead of as endless write retries.
 func (a *App) CheckTopics(ctx context.Context) error {
 	topics := append([]string{a.Config.Kafka.DeadLetterTopic}, a.Config.Kafka.RawTopics...)
+	if a.Config.Consent.Topic != "" {
+		topics = append(topics, a.Config.Consent.Topic)
+	}
 	for _, o := range a.Policy.Outputs {
 		topics = append(topics, o.Topic)
 	}
@@ -214,6 +218,15 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
+	syncDone := make(chan struct{})
+	if a.Config.Consent.Topic != "" {
+		go func() {
+			defer close(syncDone)
+			a.runConsentSync(ctx)
+		}()
+	} else {
+		close(syncDone)
+	}
 	go func() {
 		if err := a.admin.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.Log.Error("admin server", zap.Error(err))
@@ -226,6 +239,7 @@ func (a *App) Run(ctx context.Context) error {
 		zap.Int("outputs", len(a.Policy.Outputs)),
 		zap.String("admin", a.AdminAddr()))
 	err := a.runner.Run(ctx)
+	<-syncDone
 	stopWatch()
 	werr := a.Writer.Close()
 	a.Redis.Close()
@@ -240,4 +254,34 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("closing writer: %w", werr)
 	}
 	return nil
+}
+
+// runConsentSync applies the consent topic to Redis until ctx ends.
+func (a *App) runConsentSync(ctx context.Context) {
+	cfg := a.Config
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Kafka.Brokers,
+		GroupID:     cfg.Consent.GroupID,
+		Topic:       cfg.Consent.Topic,
+		MinBytes:    1,
+		MaxBytes:    10 << 20,
+		MaxWait:     100 * time.Millisecond,
+		StartOffset: kafka.FirstOffset,
+		ErrorLogger: kafka.LoggerFunc(func(f string, args ...any) {
+			a.Log.Warn("kafka consent reader", zap.String("detail", fmt.Sprintf(f, args...)))
+		}),
+	})
+	defer r.Close()
+	s := &ingest.Syncer{
+		Reader:          r,
+		Store:           redisstore.NewWriter(a.Redis, cfg.Redis.KeyPrefix),
+		DeadLetter:      a.Writer,
+		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories},
+		Backoff:         cfg.Pipeline.RetryBackoffMin,
+		Metrics:         a.Metrics,
+		Log:             a.Log,
+	}
+	a.Log.Info("consent ingestion running", zap.String("topic", cfg.Consent.Topic), zap.String("group", cfg.Consent.GroupID))
+	_ = s.Run(ctx)
 }

@@ -28,6 +28,7 @@ type Metrics struct {
 	Ready         prometheus.Gauge       // 1 when ready
 	Rebalances    prometheus.Counter     // generations joined
 	Info          *prometheus.GaugeVec   // policy_version
+	Updates       *prometheus.CounterVec // format, result
 }
 
 // New creates and registers all metrics on a fresh registry, with the Go
@@ -54,7 +55,8 @@ func New() *Metrics {
 	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_ready", Help: "1 when consentd can decide and write events, 0 while it waits (fail closed)."})
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
-	for _, c := range []prometheus.Collector{m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Rebalances, m.Info} {
+	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
+	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
@@ -104,3 +106,5 @@ func Sum(g prometheus.Gatherer, name string, match map[string]string) float64 {
 	}
 	return sum
 }
+
+var consentUpdatesOpts = prometheus.CounterOpts{Name: "consentd_consent_updates_total", Help: "Consent records read from the consent topic, by format and result (applied, stale, erased, invalid)."}

@@ -1,0 +1,274 @@
+// Package ingest turns consent records from a consent topic into consent
+// updates. Three formats are detected per record:
+//
+//   - native: {"subject":"u1","purposes":{"personalization":true},
+//     "version":1732280000000,"source":"cmp","expires_at":"2027-01-01T00:00:00Z"}
+//   - Segment's "Segment Consent Preference Updated" track event, with
+//     context.consent.categoryPreferences {"Advertising":true,...}
+//   - RudderStack events with context.consentManagement
+//     {"allowedConsentIds":[...],"deniedConsentIds":[...],"resolutionStrategy":"and"}
+//
+// Segment categories and RudderStack consent ids map to purposes through
+// the policy's category map. An update is a complete snapshot: purposes it
+// does not grant are denied.
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Format names a record format.
+type Format string
+
+// The record formats.
+const (
+	Native      Format = "native"
+	Segment     Format = "segment"
+	RudderStack Format = "rudderstack"
+)
+
+// SegmentConsentEvent is the reserved Segment event name.
+const SegmentConsentEvent = "Segment Consent Preference Updated"
+
+// Update is one subject's new consent.
+type Update struct {
+	Subject  string
+	Version  int64 // Unix milliseconds unless the native record says otherwise
+	Purposes map[string]bool
+	Expires  time.Time // zero when none
+	Source   string
+	Format   Format
+}
+
+// ErrInvalid wraps every rejection; the message never contains the subject.
+var ErrInvalid = errors.New("invalid consent record")
+
+// Mapping maps CMP category or consent ids to purposes.
+type Mapping struct {
+	Purposes   []string          // every purpose of the policy
+	Categories map[string]string // category / consent id -> purpose
+}
+
+type envelope struct {
+	// native
+	Subject   *string          `json:"subject"`
+	PurposesN map[string]*bool `json:"purposes"`
+	Version   *json.Number     `json:"version"`
+	Source    string           `json:"source"`
+	ExpiresAt string           `json:"expires_at"`
+	// events
+	Type        string `json:"type"`
+	Event       string `json:"event"`
+	UserID      string `json:"userId"`
+	AnonymousID string `json:"anonymousId"`
+	Timestamp   string `json:"timestamp"`
+	Original    string `json:"originalTimestamp"`
+	Context     struct {
+		Consent *struct {
+			CategoryPreferences map[string]*bool `json:"categoryPreferences"`
+		} `json:"consent"`
+		ConsentManagement *struct {
+			Provider           string   `json:"provider"`
+			AllowedConsentIDs  []string `json:"allowedConsentIds"`
+			DeniedConsentIDs   []string `json:"deniedConsentIds"`
+			ResolutionStrategy string   `json:"resolutionStrategy"`
+		} `json:"consentManagement"`
+	} `json:"context"`
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// Parse reads one record. msgTime (the Kafka message time) versions event
+// formats that carry no timestamp.
+func Parse(value []byte, msgTime time.Time, m Mapping) (Update, error) {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var e envelope
+	if err := dec.Decode(&e); err != nil {
+		return Update{}, invalid("not a JSON object: %v", err)
+	}
+	switch {
+	case e.Subject != nil:
+		return parseNative(&e, m)
+	case e.Context.Consent != nil && e.Context.Consent.CategoryPreferences != nil:
+		if e.Event != SegmentConsentEvent {
+			return Update{}, invalid("categoryPreferences outside a %q event", SegmentConsentEvent)
+		}
+		return parseSegment(&e, msgTime, m)
+	case e.Context.ConsentManagement != nil:
+		return parseRudder(&e, msgTime, m)
+	}
+	return Update{}, invalid("no known consent format (native subject, Segment categoryPreferences or RudderStack consentManagement)")
+}
+
+func known(m Mapping, p string) bool {
+	for _, q := range m.Purposes {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func parseNative(e *envelope, m Mapping) (Update, error) {
+	u := Update{Subject: *e.Subject, Source: e.Source, Format: Native, Purposes: map[string]bool{}}
+	if u.Subject == "" {
+		return Update{}, invalid("native record with an empty subject")
+	}
+	if e.Version == nil {
+		return Update{}, invalid("native record without a version")
+	}
+	v, err := e.Version.Int64()
+	if err != nil || v < 0 {
+		return Update{}, invalid("version must be a non-negative integer")
+	}
+	u.Version = v
+	if e.PurposesN == nil {
+		return Update{}, invalid("native record without purposes")
+	}
+	for p, g := range e.PurposesN {
+		if g == nil {
+			return Update{}, invalid("purpose %q must be true or false", p)
+		}
+		if !known(m, p) {
+			return Update{}, invalid("unknown purpose %q", p)
+		}
+		u.Purposes[p] = *g
+	}
+	if e.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, e.ExpiresAt)
+		if err != nil {
+			return Update{}, invalid("expires_at is not RFC 3339")
+		}
+		u.Expires = t
+	}
+	return u, nil
+}
+
+func eventSubject(e *envelope) (string, error) {
+	if e.UserID != "" {
+		return e.UserID, nil
+	}
+	if e.AnonymousID != "" {
+		return e.AnonymousID, nil
+	}
+	return "", invalid("event without userId or anonymousId")
+}
+
+func eventVersion(e *envelope, msgTime time.Time) (int64, error) {
+	for _, s := range []string{e.Timestamp, e.Original} {
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return 0, invalid("timestamp is not RFC 3339")
+		}
+		return t.UnixMilli(), nil
+	}
+	if msgTime.IsZero() {
+		return 0, invalid("event without a timestamp")
+	}
+	return msgTime.UnixMilli(), nil
+}
+
+// fromCategories decides every purpose from the categories' grants. With
+// all=true (the default, strictest) a purpose is granted only when every
+// category mapped to it is granted; with all=false when any is. A category
+// the record does not mention is not granted; a purpose no category maps
+// to is denied.
+func fromCategories(granted map[string]bool, m Mapping, all bool) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range m.Purposes {
+		out[p] = false
+		mapped := 0
+		hits := 0
+		for cat, q := range m.Categories {
+			if q != p {
+				continue
+			}
+			mapped++
+			if granted[cat] {
+				hits++
+			}
+		}
+		if mapped > 0 {
+			out[p] = (all && hits == mapped) || (!all && hits > 0)
+		}
+	}
+	return out
+}
+
+func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
+	subj, err := eventSubject(e)
+	if err != nil {
+		return Update{}, err
+	}
+	v, err := eventVersion(e, msgTime)
+	if err != nil {
+		return Update{}, err
+	}
+	cats := map[string]bool{}
+	for c, g := range e.Context.Consent.CategoryPreferences {
+		if g == nil {
+			return Update{}, invalid("category %q must be true or false", c)
+		}
+		cats[c] = *g
+	}
+	return Update{Subject: subj, Version: v, Purposes: fromCategories(cats, m, true), Source: "segment", Format: Segment}, nil
+}
+
+func parseRudder(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
+	cm := e.Context.ConsentManagement
+	subj, err := eventSubject(e)
+	if err != nil {
+		return Update{}, err
+	}
+	v, err := eventVersion(e, msgTime)
+	if err != nil {
+		return Update{}, err
+	}
+	cats := map[string]bool{}
+	for _, id := range cm.AllowedConsentIDs {
+		cats[id] = true
+	}
+	for _, id := range cm.DeniedConsentIDs {
+		cats[id] = false // denied wins over allowed
+	}
+	var all bool
+	switch cm.ResolutionStrategy {
+	case "", "and":
+		all = true
+	case "or":
+		all = false
+	default:
+		return Update{}, invalid("resolutionStrategy %q: want and or or", cm.ResolutionStrategy)
+	}
+	purposes := fromCategories(cats, m, all)
+	src := "rudderstack"
+	if cm.Provider != "" {
+		src += ":" + cm.Provider
+	}
+	return Update{Subject: subj, Version: v, Purposes: purposes, Source: src, Format: RudderStack}, nil
+}
+
+// Summary renders an update without the subject, for logs and errors.
+func (u Update) Summary() string {
+	ps := make([]string, 0, len(u.Purposes))
+	for p, g := range u.Purposes {
+		ps = append(ps, fmt.Sprintf("%s=%v", p, g))
+	}
+	sort.Strings(ps)
+	exp := ""
+	if !u.Expires.IsZero() {
+		exp = " expires " + u.Expires.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s v%d %v%s", u.Format, u.Version, ps, exp)
+}

@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/pipeline"
+)
+
+// TestIntegrationConsentIngestion feeds every record format, a stale
+// update, an expired record, a tombstone and an invalid record through the
+// consent topic, then checks what each subject's events reach.
+func TestIntegrationConsentIngestion(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 1)
+	consentTopic := s.raw + ".consent"
+	itest.CreateTopics(t, env.Kafka, 1, consentTopic)
+	rec := func(key, value string) kafka.Message { return kafka.Message{Key: []byte(key), Value: []byte(value)} }
+	itest.Produce(t, env.Kafka, consentTopic,
+		rec("n1", `{"subject":"n1","purposes":{"personalization":true,"analytics":true},"version":100,"source":"cmp"}`),
+		rec("n1", `{"subject":"n1","purposes":{"personalization":false,"analytics":false},"version":90,"source":"cmp"}`), // stale
+		rec("s1", `{"type":"track","event":"Segment Consent Preference Updated","userId":"s1","timestamp":"2026-11-22T10:00:00Z","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":false,"Advertising":false}}}}`),
+		rec("r1", `{"type":"track","userId":"r1","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"provider":"custom","allowedConsentIds":["Analytics"],"deniedConsentIds":["Advertising","Personalization"],"resolutionStrategy":"and"}}}`),
+		rec("x", `{"subject":"x","purposes":{"dancing":true},"version":1}`), // invalid
+		rec("t1", `{"subject":"t1","purposes":{"personalization":true,"analytics":true},"version":5}`),
+		kafka.Message{Key: []byte("t1")}, // tombstone: erase t1
+		rec("e1", `{"subject":"e1","purposes":{"personalization":true,"analytics":true},"version":5,"expires_at":"2020-01-01T00:00:00Z"}`),
+	)
+	r := s.start(t, func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent" })
+	itest.Eventually(t, 60*time.Second, "all consent records handled", func() bool {
+		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 8
+	})
+	for series, want := range map[string]float64{
+		`consentd_consent_updates_total{format="native",result="applied"}`:      3,
+		`consentd_consent_updates_total{format="native",result="stale"}`:        1,
+		`consentd_consent_updates_total{format="segment",result="applied"}`:     1,
+		`consentd_consent_updates_total{format="rudderstack",result="applied"}`: 1,
+		`consentd_consent_updates_total{format="tombstone",result="erased"}`:    1,
+		`consentd_consent_updates_total{format="unknown",result="invalid"}`:     1,
+	} {
+		if got := r.metric(t, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	st := redisstore.New(itest.Redis(t, env.Redis), s.prefix, time.Second, nil)
+	recs, err := st.Lookup(context.Background(), []string{"n1", "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs["n1"].Version != 100 || !recs["n1"].Allows("personalization") || recs["t1"].Found {
+		t.Fatalf("stored: %+v", recs)
+	}
+
+	ev := func(subject, id string) kafka.Message {
+		return kafka.Message{Key: []byte(subject), Value: []byte(`{"type":"track","event":"Order Completed","userId":"` + subject + `","messageId":"` + id + `"}`)}
+	}
+	itest.Produce(t, env.Kafka, s.raw, ev("n1", "n1"), ev("s1", "s1"), ev("r1", "r1"), ev("t1", "t1"), ev("e1", "e1"))
+	itest.Eventually(t, 30*time.Second, "events decided", func() bool {
+		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 5
+	})
+	got := map[string][]string{}
+	for _, topic := range []string{s.perso, s.ana, s.adv} {
+		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
+			o, _ := itest.Header(m, pipeline.HeaderOutput)
+			got[o] = append(got[o], messageID(t, m.Value))
+		}
+	}
+	want := map[string][]string{"personalization": {"n1", "s1"}, "analytics": {"n1", "r1"}}
+	for _, o := range []string{"personalization", "analytics", "advertising"} {
+		if !sameSet(got[o], want[o]) {
+			t.Errorf("%s received %v, want %v", o, got[o], want[o])
+		}
+	}
+	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
+	if len(dlq) != 1 {
+		t.Fatalf("dead letters: %d", len(dlq))
+	}
+	if reason, _ := itest.Header(dlq[0], pipeline.HeaderDLQReason); reason != "invalid_consent_record" {
+		t.Fatalf("dead letter reason %q", reason)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		m[x]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
