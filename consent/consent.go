@@ -5,8 +5,9 @@
 //
 // One hash per subject, key "consent:<subject>": one field per purpose with
 // value "1" (granted) or "0" (denied), and field "_v", a monotonically
-// increasing int64 version. A missing key, a missing purpose field or any
-// value other than "1" means denied. See the README for examples.
+// increasing int64 version, and optionally "_exp", an expiry in Unix
+// milliseconds. A missing key, a missing purpose field, any value other
+// than "1" or an expired record means denied. See the README for examples.
 package consent
 
 import (
