@@ -100,17 +100,26 @@ func (d *Doc) valueAt(n *node) Value {
 // segment is missing or a non-object lies on the way. Any object on the way
 // that has duplicate keys yields ErrDuplicateKey.
 func (d *Doc) Get(p Path) (v Value, found bool, err error) {
+	n, found, err := d.resolve(p)
+	if !found || err != nil {
+		return Value{}, false, err
+	}
+	return d.valueAt(&d.nodes[n]), true, nil
+}
+
+// resolve returns the node at p; see Get.
+func (d *Doc) resolve(p Path) (int32, bool, error) {
 	if len(d.nodes) == 0 {
-		return Value{}, false, nil
+		return -1, false, nil
 	}
 	cur := int32(0)
 	for _, seg := range p {
 		n := &d.nodes[cur]
 		if n.kind != Object {
-			return Value{}, false, nil
+			return -1, false, nil
 		}
 		if d.hasDuplicates(cur) {
-			return Value{}, false, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
+			return -1, false, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
 		}
 		next := int32(-1)
 		for i := n.first; i < n.first+n.n; i++ {
@@ -120,11 +129,11 @@ func (d *Doc) Get(p Path) (v Value, found bool, err error) {
 			}
 		}
 		if next < 0 {
-			return Value{}, false, nil
+			return -1, false, nil
 		}
 		cur = next
 	}
-	return d.valueAt(&d.nodes[cur]), true, nil
+	return cur, true, nil
 }
 
 // GetString returns the string at p. found is false when the path is absent
@@ -138,4 +147,28 @@ func (d *Doc) GetString(p Path) (s string, found bool, err error) {
 		return "", false, fmt.Errorf("%w: %s is a %s, want string", ErrWrongType, p, v.Kind)
 	}
 	return v.Str(), true, nil
+}
+
+// EachMember calls fn for every member of the object at p, in document
+// order. found is false when p is absent or null; a value of another kind
+// is ErrWrongType; duplicate keys in the object are ErrDuplicateKey.
+func (d *Doc) EachMember(p Path, fn func(key string, v Value) error) (found bool, err error) {
+	obj, ok, err := d.resolve(p)
+	if err != nil || !ok || d.nodes[obj].kind == Null {
+		return false, err
+	}
+	n := &d.nodes[obj]
+	if n.kind != Object {
+		return true, fmt.Errorf("%w: %s is a %s, want object", ErrWrongType, p, n.kind)
+	}
+	if d.hasDuplicates(obj) {
+		return true, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
+	}
+	for i := n.first; i < n.first+n.n; i++ {
+		m := &d.members[i]
+		if err := fn(d.key(m), d.valueAt(&d.nodes[m.val])); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }

@@ -18,6 +18,8 @@ type Policy struct {
 	Outputs      []*Output
 	// ConsentCategories maps CMP categories and consent ids to purposes.
 	ConsentCategories map[string]string
+	GPCPaths          []event.Path
+	GPCDenies         []string
 	keys              *Keyring
 }
 
@@ -63,6 +65,27 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		}
 	}
 	p.ConsentCategories = spec.ConsentCategories
+	gpc := spec.GPCPaths
+	if len(gpc) == 0 {
+		gpc = []string{"context.gpc"}
+	}
+	for _, g := range gpc {
+		path, err := event.ParsePath(g)
+		if err == nil && path.HasWildcard() {
+			err = errors.New("wildcards are not allowed")
+		}
+		if err != nil {
+			fail("gpc_paths: %q: %w", g, err)
+			continue
+		}
+		p.GPCPaths = append(p.GPCPaths, path)
+	}
+	for _, pu := range spec.GPCDenies {
+		if !purposes[pu] {
+			fail("gpc_denies: unknown purpose %q", pu)
+		}
+	}
+	p.GPCDenies = spec.GPCDenies
 	subjects := spec.Subjects
 	if len(subjects) == 0 {
 		subjects = []string{"userId", "anonymousId"}
@@ -255,6 +278,14 @@ func (p *Policy) Summary() string {
 		subj[i] = s.String()
 	}
 	fmt.Fprintf(&b, "subject from: %s\n", strings.Join(subj, ", then "))
+	if len(p.ConsentCategories) > 0 {
+		fmt.Fprintf(&b, "consent carried by events (Segment categoryPreferences, RudderStack consentManagement) is honoured: %d categories mapped\n", len(p.ConsentCategories))
+	} else {
+		b.WriteString("consent carried by events is NOT honoured (no consent_categories)\n")
+	}
+	if len(p.GPCDenies) > 0 {
+		fmt.Fprintf(&b, "Global Privacy Control denies: %s\n", strings.Join(p.GPCDenies, ", "))
+	}
 	for _, o := range p.Outputs {
 		fmt.Fprintf(&b, "- output %s -> topic %s, requires %s", o.Name, o.Topic, strings.Join(o.Require, " + "))
 		if len(o.Types) > 0 {

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,6 +31,11 @@ type Decision struct {
 	SubjectPath string
 	// Key is the clean message key: the pseudonymized subject.
 	Key []byte
+	// EventDenied lists purposes the event's own consent signals deny
+	// (strictest wins over the stored record), with EventSignals naming
+	// the signals found (segment, rudderstack, gpc).
+	EventDenied  []string
+	EventSignals []string
 	// Outputs has one entry per policy output, in policy order.
 	Outputs []OutputDecision
 }
@@ -91,6 +98,9 @@ func (d *Decision) Explain() string {
 		b.WriteString("v" + strconv.FormatInt(d.ConsentVersion, 10))
 	} else {
 		b.WriteString("none (nothing granted)")
+	}
+	if len(d.EventSignals) > 0 {
+		fmt.Fprintf(&b, ", event signals %s deny [%s]", strings.Join(d.EventSignals, "+"), strings.Join(d.EventDenied, ", "))
 	}
 	for _, o := range d.Outputs {
 		if o.Write {
@@ -157,6 +167,9 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 	}
 	d.Key = key
 
+	if err := p.eventConsent(doc, d); err != nil {
+		return nil, err
+	}
 	var typ, name string
 	var typeRead bool
 	acts := dc.acts[:0]
@@ -165,7 +178,7 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 	for i, o := range p.Outputs {
 		od := &d.Outputs[i]
 		od.Output = o
-		if missing := firstMissing(o.Require, rec); missing != "" {
+		if missing := firstMissing(o.Require, rec, d.EventDenied); missing != "" {
 			od.Reason = ReasonConsentDeniedPrefix + missing
 			continue
 		}
@@ -207,11 +220,105 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 	return d, nil
 }
 
-func firstMissing(require []string, rec consent.Record) string {
+func firstMissing(require []string, rec consent.Record, denied []string) string {
 	for _, pu := range require {
-		if !rec.Allows(pu) {
+		if !rec.Allows(pu) || slices.Contains(denied, pu) {
 			return pu
 		}
 	}
 	return ""
+}
+
+var (
+	pathSegmentConsent = event.MustPath("context.consent.categoryPreferences")
+	pathRudderConsent  = event.MustPath("context.consentManagement")
+)
+
+// eventConsent records in d the purposes the event's own consent signals
+// deny. A purpose must be granted by both the stored record and every
+// signal the event carries. Malformed signals are an *InputError.
+func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
+	deny := func(signal string, purposes map[string]bool) {
+		d.EventSignals = append(d.EventSignals, signal)
+		for _, pu := range p.Purposes {
+			if !purposes[pu] && !slices.Contains(d.EventDenied, pu) {
+				d.EventDenied = append(d.EventDenied, pu)
+			}
+		}
+	}
+	if len(p.ConsentCategories) > 0 {
+		cats := map[string]bool{}
+		found, err := doc.EachMember(pathSegmentConsent, func(k string, v event.Value) error {
+			if v.Kind != event.Bool {
+				return fmt.Errorf("%w: categoryPreferences values must be booleans", event.ErrWrongType)
+			}
+			cats[k] = v.Raw[0] == 't'
+			return nil
+		})
+		if err != nil {
+			return inputErr(err)
+		}
+		if found {
+			deny("segment", consent.PurposesFromCategories(cats, p.ConsentCategories, p.Purposes, true))
+		}
+		if err := p.rudderConsent(doc, deny); err != nil {
+			return err
+		}
+	}
+	for _, gp := range p.GPCPaths {
+		v, ok, err := doc.Get(gp)
+		if err != nil {
+			return inputErr(err)
+		}
+		if ok && (string(v.Raw) == "true" || string(v.Raw) == "1" || v.Str() == "1" || v.Str() == "true") {
+			granted := map[string]bool{}
+			for _, pu := range p.Purposes {
+				granted[pu] = !slices.Contains(p.GPCDenies, pu)
+			}
+			deny("gpc", granted)
+			break
+		}
+	}
+	return nil
+}
+
+func (p *Policy) rudderConsent(doc *event.Doc, deny func(string, map[string]bool)) error {
+	var allowed, denied []string
+	all := true
+	found, err := doc.EachMember(pathRudderConsent, func(k string, v event.Value) error {
+		var err error
+		switch k {
+		case "allowedConsentIds":
+			err = json.Unmarshal(v.Raw, &allowed)
+		case "deniedConsentIds":
+			err = json.Unmarshal(v.Raw, &denied)
+		case "resolutionStrategy":
+			switch v.Str() {
+			case "and", "":
+			case "or":
+				all = false
+			default:
+				err = errors.New("resolutionStrategy must be and or or")
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%w: consentManagement.%s: %v", event.ErrWrongType, k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return inputErr(err)
+	}
+	if !found {
+		return nil
+	}
+	cats := map[string]bool{}
+	for _, id := range allowed {
+		cats[id] = true
+	}
+	for _, id := range denied {
+		cats[id] = false
+	}
+	deny("rudderstack", consent.PurposesFromCategories(cats, p.ConsentCategories, p.Purposes, all))
+	return nil
 }

@@ -473,3 +473,76 @@ func TestConsentCategoriesMustMapToPurposes(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestEventCarriedConsentStrictestWins(t *testing.T) {
+	const outputs = `consent_categories: {Personalization: personalization, Analytics: analytics, Advertising: advertising, Marketing: advertising}
+gpc_denies: [advertising]
+outputs:
+  - {name: perso, topic: c.perso, require: [personalization]}
+  - {name: ana, topic: c.ana, require: [analytics]}
+  - {name: adv, topic: c.adv, require: [advertising]}
+`
+	spec, err := ParseSpec("p.yaml", []byte("version: t1\npurposes: [personalization, analytics, advertising]\npseudonym_key: k1\n"+outputs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := granted(4, "personalization", "analytics", "advertising")
+	tests := []struct {
+		name    string
+		ev      string
+		rec     consent.Record
+		written string
+		signals string
+		reason  string // input error
+	}{
+		{"no signals: the record decides", `{"userId":"u"}`, all, "perso,ana,adv", "", ""},
+		{"segment denies analytics", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":false,"Advertising":true,"Marketing":true}}}}`, all, "perso,adv", "segment", ""},
+		{"segment: an unmentioned category is not granted", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true}}}}`, all, "perso,ana", "segment", ""},
+		{"segment cannot grant what the record denies", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true,"Marketing":true}}}}`, granted(4, "analytics"), "ana", "segment", ""},
+		{"rudderstack and", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":["Personalization","Advertising"],"deniedConsentIds":["Marketing"]}}}`, all, "perso", "rudderstack", ""},
+		{"rudderstack or", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":["Personalization","Advertising"],"resolutionStrategy":"or"}}}`, all, "perso,adv", "rudderstack", ""},
+		{"gpc opts out of advertising", `{"userId":"u","context":{"gpc":true}}`, all, "perso,ana", "gpc", ""},
+		{"gpc false changes nothing", `{"userId":"u","context":{"gpc":false}}`, all, "perso,ana,adv", "", ""},
+		{"segment and gpc together", `{"userId":"u","context":{"gpc":1,"consent":{"categoryPreferences":{"Personalization":false,"Analytics":true,"Advertising":true,"Marketing":true}}}}`, all, "ana", "segment+gpc", ""},
+		{"categoryPreferences not booleans", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":"yes"}}}}`, all, "", "", ReasonWrongType},
+		{"categoryPreferences not an object", `{"userId":"u","context":{"consent":{"categoryPreferences":[true]}}}`, all, "", "", ReasonWrongType},
+		{"duplicate category", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":false,"Analytics":true}}}}`, all, "", "", ReasonDuplicateKey},
+		{"consent ids not strings", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":[1]}}}`, all, "", "", ReasonWrongType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := decide(t, p, tt.ev, tt.rec)
+			if tt.reason != "" {
+				var ie *InputError
+				if !errors.As(err, &ie) || ie.Reason != tt.reason {
+					t.Fatalf("err = %v, want %s", err, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w []string
+			for _, o := range d.Outputs {
+				if o.Write {
+					w = append(w, o.Output.Name)
+				}
+			}
+			if strings.Join(w, ",") != tt.written || strings.Join(d.EventSignals, "+") != tt.signals {
+				t.Fatalf("written %v signals %v (%s), want %s / %s", w, d.EventSignals, d.Explain(), tt.written, tt.signals)
+			}
+		})
+	}
+
+	// Without a category map, event-carried consent cannot be interpreted
+	// and is not applied (policy check says so).
+	plain := compileYAML(t, "  - {name: o, topic: c.o, require: [analytics]}\n")
+	d, err := decide(t, plain, `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":false}}}}`, all)
+	if err != nil || !d.Outputs[0].Write || !strings.Contains(plain.Summary(), "NOT honoured") {
+		t.Fatalf("without consent_categories: %v %+v", err, d)
+	}
+}

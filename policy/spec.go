@@ -36,6 +36,13 @@ type Spec struct {
 	// purpose is granted only when every category mapped to it is.
 	// Default: none (only native records can grant).
 	ConsentCategories map[string]string `yaml:"consent_categories"`
+	// GPCPaths are where events record a Global Privacy Control signal
+	// (Sec-GPC: 1); true there denies the GPCDenies purposes.
+	// Default: [context.gpc].
+	GPCPaths []string `yaml:"gpc_paths"`
+	// GPCDenies lists the purposes a GPC signal opts out of (sale and
+	// sharing, typically advertising). Default: none.
+	GPCDenies []string `yaml:"gpc_denies"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }

@@ -15,11 +15,14 @@ package ingest
 
 import (
 	"bytes"
+
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/consentd/consentd/consent"
 )
 
 // Format names a record format.
@@ -179,31 +182,8 @@ func eventVersion(e *envelope, msgTime time.Time) (int64, error) {
 	return msgTime.UnixMilli(), nil
 }
 
-// fromCategories decides every purpose from the categories' grants. With
-// all=true (the default, strictest) a purpose is granted only when every
-// category mapped to it is granted; with all=false when any is. A category
-// the record does not mention is not granted; a purpose no category maps
-// to is denied.
 func fromCategories(granted map[string]bool, m Mapping, all bool) map[string]bool {
-	out := map[string]bool{}
-	for _, p := range m.Purposes {
-		out[p] = false
-		mapped := 0
-		hits := 0
-		for cat, q := range m.Categories {
-			if q != p {
-				continue
-			}
-			mapped++
-			if granted[cat] {
-				hits++
-			}
-		}
-		if mapped > 0 {
-			out[p] = (all && hits == mapped) || (!all && hits > 0)
-		}
-	}
-	return out
+	return consent.PurposesFromCategories(granted, m.Categories, m.Purposes, all)
 }
 
 func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
