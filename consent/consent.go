@@ -69,3 +69,16 @@ func PurposesFromCategories(granted map[string]bool, categories map[string]strin
 	}
 	return out
 }
+
+// Withdrawn returns, in the order of purposes, the purposes prev grants
+// that next (a purpose -> granted map) does not: the purposes whose
+// withdrawal must be retracted downstream.
+func Withdrawn(prev Record, next map[string]bool, purposes []string) []string {
+	var out []string
+	for _, p := range purposes {
+		if prev.Allows(p) && !next[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -112,6 +112,15 @@ func (d *Decision) Explain() string {
 	return b.String()
 }
 
+// PseudonymousKey returns the clean message key for subject: its
+// pseudonym under the policy's pseudonym_key.
+func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
+	if p.keys == nil {
+		return nil, fmt.Errorf("no pseudonymization keys loaded")
+	}
+	return p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
+}
+
 // Subject returns the event's subject: the first subject path holding a
 // non-empty string. path is the path it was found at. ok is false when
 // there is none (reason no_subject). A subject of the wrong type, or a

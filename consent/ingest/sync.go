@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/internal/metrics"
 )
 
@@ -32,6 +33,12 @@ type Syncer struct {
 	}
 	DeadLetterTopic string
 	Mapping         Mapping
+	// Current answers what is stored now (uncached), to find purposes an
+	// update withdraws.
+	Current consent.Store
+	// Retract, if set, is called before a withdrawal or erasure is written,
+	// so that a crash in between re-emits it rather than losing it.
+	Retract func(ctx context.Context, subject string, purposes []string, erased bool, version int64) error
 	Backoff         time.Duration
 	Metrics         *metrics.Metrics
 	Log             *zap.Logger
@@ -89,6 +96,15 @@ func (s *Syncer) handle(ctx context.Context, m kafka.Message) error {
 		if len(m.Key) == 0 {
 			return s.deadLetter(ctx, m, errors.New("tombstone without a key"))
 		}
+		if s.Retract != nil {
+			prev, err := s.current(ctx, string(m.Key))
+			if err != nil {
+				return err
+			}
+			if err := s.Retract(ctx, string(m.Key), s.Mapping.Purposes, true, prev.Version); err != nil {
+				return err
+			}
+		}
 		if _, err := s.Store.Erase(ctx, string(m.Key)); err != nil {
 			return err
 		}
@@ -98,6 +114,19 @@ func (s *Syncer) handle(ctx context.Context, m kafka.Message) error {
 	u, err := Parse(m.Value, m.Time, s.Mapping)
 	if err != nil {
 		return s.deadLetter(ctx, m, err)
+	}
+	if s.Retract != nil {
+		prev, err := s.current(ctx, u.Subject)
+		if err != nil {
+			return err
+		}
+		if !prev.Found || u.Version > prev.Version {
+			if w := consent.Withdrawn(prev, u.Purposes, s.Mapping.Purposes); len(w) > 0 {
+				if err := s.Retract(ctx, u.Subject, w, false, u.Version); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	applied, err := s.Store.Put(ctx, u.Subject, u.Version, u.Purposes, u.Expires)
 	if err != nil {
@@ -129,6 +158,14 @@ func (s *Syncer) deadLetter(ctx context.Context, m kafka.Message, cause error) e
 		s.count("unknown", "invalid")
 	}
 	return err
+}
+
+func (s *Syncer) current(ctx context.Context, subject string) (consent.Record, error) {
+	recs, err := s.Current.Lookup(ctx, []string{subject})
+	if err != nil {
+		return consent.Record{}, err
+	}
+	return recs[subject], nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

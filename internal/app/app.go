@@ -275,6 +275,8 @@ func (a *App) runConsentSync(ctx context.Context) {
 	s := &ingest.Syncer{
 		Reader:          r,
 		Store:           redisstore.NewWriter(a.Redis, cfg.Redis.KeyPrefix),
+		Current:         redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
+		Retract:         a.Retract,
 		DeadLetter:      a.Writer,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories},
@@ -284,4 +286,19 @@ func (a *App) runConsentSync(ctx context.Context) {
 	}
 	a.Log.Info("consent ingestion running", zap.String("topic", cfg.Consent.Topic), zap.String("group", cfg.Consent.GroupID))
 	_ = s.Run(ctx)
+}
+
+// Retract writes retractions for subject to the clean topics fed by
+// purposes (all clean topics when erased).
+func (a *App) Retract(ctx context.Context, subject string, purposes []string, erased bool, version int64) error {
+	reason := pipeline.RetractRevoked
+	if erased {
+		reason = pipeline.RetractErased
+	}
+	r := &pipeline.Retractor{Policy: a.Policy, Writer: a.Writer}
+	topics, err := r.Retract(ctx, subject, purposes, reason, version)
+	if err == nil && len(topics) > 0 {
+		a.Log.Info("retractions written", zap.String("reason", reason), zap.Strings("purposes", purposes), zap.Strings("topics", topics))
+	}
+	return err
 }

@@ -32,13 +32,15 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		rec("t1", `{"subject":"t1","purposes":{"personalization":true,"analytics":true},"version":5}`),
 		kafka.Message{Key: []byte("t1")}, // tombstone: erase t1
 		rec("e1", `{"subject":"e1","purposes":{"personalization":true,"analytics":true},"version":5,"expires_at":"2020-01-01T00:00:00Z"}`),
+		rec("w1", `{"subject":"w1","purposes":{"personalization":true,"analytics":true,"advertising":true},"version":1}`),
+		rec("w1", `{"subject":"w1","purposes":{"personalization":false,"analytics":true,"advertising":false},"version":2}`), // withdraws two
 	)
 	r := s.start(t, func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent" })
 	itest.Eventually(t, 60*time.Second, "all consent records handled", func() bool {
-		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 8
+		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 10
 	})
 	for series, want := range map[string]float64{
-		`consentd_consent_updates_total{format="native",result="applied"}`:      3,
+		`consentd_consent_updates_total{format="native",result="applied"}`:      5,
 		`consentd_consent_updates_total{format="native",result="stale"}`:        1,
 		`consentd_consent_updates_total{format="segment",result="applied"}`:     1,
 		`consentd_consent_updates_total{format="rudderstack",result="applied"}`: 1,
@@ -66,10 +68,27 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 5
 	})
 	got := map[string][]string{}
+	retractions := map[string][]string{} // topic -> "key reason purposes"
 	for _, topic := range []string{s.perso, s.ana, s.adv} {
 		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
+			if reason, ok := itest.Header(m, pipeline.HeaderRetraction); ok {
+				if m.Value != nil {
+					t.Errorf("retraction with a value: %s", m.Value)
+				}
+				ps, _ := itest.Header(m, pipeline.HeaderRetractionPurposes)
+				retractions[topic] = append(retractions[topic], string(m.Key)+" "+reason+" "+ps)
+				continue
+			}
 			o, _ := itest.Header(m, pipeline.HeaderOutput)
 			got[o] = append(got[o], messageID(t, m.Value))
+		}
+	}
+	erased := pseud("t1") + " erased personalization,analytics,advertising"
+	withdrawn := pseud("w1") + " consent_revoked personalization,advertising"
+	wantRetractions := map[string][]string{s.perso: {erased, withdrawn}, s.ana: {erased}, s.adv: {erased, withdrawn}}
+	for topic, want := range wantRetractions {
+		if !sameSet(retractions[topic], want) {
+			t.Errorf("retractions on %s: %v, want %v", topic, retractions[topic], want)
 		}
 	}
 	want := map[string][]string{"personalization": {"n1", "s1"}, "analytics": {"n1", "r1"}}
