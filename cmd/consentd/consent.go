@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -93,15 +95,48 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pol, err := policy.Load(cfg.Policy, nil) // purposes only; no keys needed
+	var pol *policy.Policy
+	if op == "get" || op == "export" {
+		pol, err = policy.Load(cfg.Policy, nil) // purposes only; no keys needed
+	} else {
+		pol, err = app.LoadPolicy(cfg) // retractions need the pseudonym key
+	}
 	if err != nil {
 		return err
 	}
 	rdb := app.NewRedis(cfg)
 	defer rdb.Close()
 	w := redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Changes that withdraw consent first retract what the clean topics
+	// hold about the subject, then store the change.
+	retract := func(purposes []string, erased bool) ([]string, error) {
+		kw := app.NewWriter(cfg)
+		defer kw.Close()
+		reason := pipeline.RetractRevoked
+		if erased {
+			reason = pipeline.RetractErased
+		}
+		prev, err := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil).Lookup(ctx, []string{subject})
+		if err != nil {
+			return nil, err
+		}
+		if !erased {
+			next := map[string]bool{}
+			for _, p := range pol.Purposes {
+				next[p] = prev[subject].Allows(p)
+			}
+			for _, p := range purposes {
+				next[p] = false
+			}
+			if purposes = consent.Withdrawn(prev[subject], next, pol.Purposes); len(purposes) == 0 {
+				return nil, nil
+			}
+		}
+		r := &pipeline.Retractor{Policy: pol, Writer: kw}
+		return r.Retract(ctx, subject, purposes, reason, prev[subject].Version)
+	}
 
 	var out any
 	switch op {
@@ -122,21 +157,42 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		var denied []string
+		for p, g := range purposes {
+			if !g {
+				denied = append(denied, p)
+			}
+		}
+		topics, err := retract(denied, false)
+		if err != nil {
+			return err
+		}
 		v, err := w.Patch(ctx, subject, purposes)
 		if err != nil {
 			return err
 		}
-		out = map[string]any{"subject": subject, "version": v, "changed": purposes}
+		out = map[string]any{"subject": subject, "version": v, "changed": purposes, "retracted_from": nonNil(topics)}
 	case "erase":
+		topics, err := retract(pol.Purposes, true)
+		if err != nil {
+			return err
+		}
 		existed, err := w.Erase(ctx, subject)
 		if err != nil {
 			return err
 		}
-		out = map[string]any{"subject": subject, "erased": existed}
+		out = map[string]any{"subject": subject, "erased": existed, "retracted_from": nonNil(topics)}
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func parsePurposes(op string, params, known []string) (map[string]bool, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,11 +30,31 @@ func consentCLI(t *testing.T, cfg string, args ...string) (int, map[string]any, 
 func TestIntegrationConsentCommands(t *testing.T) {
 	env := itest.Require(t)
 	dir := t.TempDir()
-	policyPath, _ := filepath.Abs("../../configs/policy.yaml")
+	id := itest.Unique("t")
+	shipped, err := os.ReadFile("../../configs/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := string(shipped)
+	topics := map[string]string{}
+	for _, o := range []string{"personalization", "analytics", "advertising"} {
+		topics[o] = id + "." + o
+		pol = strings.Replace(pol, "topic: clean."+o, "topic: "+topics[o], 1)
+	}
+	itest.CreateTopics(t, env.Kafka, 1, topics["personalization"], topics["analytics"], topics["advertising"])
+	policyPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var kb bytes.Buffer
+	if code := run([]string{"keygen", "k1"}, &kb, &kb); code != 0 {
+		t.Fatal(kb.String())
+	}
+	t.Setenv("CONSENTD_TEST_KEYS", kb.String())
 	cfg := filepath.Join(dir, "consentd.yaml")
-	prefix := itest.Unique("t") + ":consent:"
+	prefix := id + ":consent:"
 	content := "kafka:\n  brokers: [\"" + env.Kafka + "\"]\n  raw_topics: [raw]\n  dead_letter_topic: dlq\nredis:\n  addr: " + env.Redis +
-		"\n  key_prefix: \"" + prefix + "\"\npseudonymization:\n  key_env: UNUSED\npolicy: " + policyPath + "\n"
+		"\n  key_prefix: \"" + prefix + "\"\npseudonymization:\n  key_env: CONSENTD_TEST_KEYS\npolicy: " + policyPath + "\n"
 	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +74,17 @@ func TestIntegrationConsentCommands(t *testing.T) {
 	code, out, _ = consentCLI(t, cfg, "revoke", "u1", "personalization")
 	if code != 0 || out["version"].(float64) <= v1 {
 		t.Fatalf("revoke: %v", out)
+	}
+	// Withdrawing personalization retracts from the outputs that need it.
+	if r := fmt.Sprint(out["retracted_from"]); !strings.Contains(r, topics["personalization"]) || !strings.Contains(r, topics["advertising"]) || strings.Contains(r, topics["analytics"]) {
+		t.Fatalf("revoke retracted from %v", out["retracted_from"])
+	}
+	if n := itest.Count(t, env.Kafka, topics["personalization"]); n != 1 {
+		t.Fatalf("personalization topic holds %d records after the revoke, want 1 retraction", n)
+	}
+	// Revoking what is already denied retracts nothing.
+	if _, out, _ = consentCLI(t, cfg, "revoke", "u1", "personalization"); fmt.Sprint(out["retracted_from"]) != "[]" {
+		t.Fatalf("second revoke retracted from %v", out["retracted_from"])
 	}
 	_, out, _ = consentCLI(t, cfg, "get", "u1")
 	if out["purposes"].(map[string]any)["personalization"] != false {
@@ -75,7 +107,7 @@ func TestIntegrationConsentCommands(t *testing.T) {
 	}
 
 	_, out, _ = consentCLI(t, cfg, "erase", "u1")
-	if out["erased"] != true {
+	if out["erased"] != true || len(out["retracted_from"].([]any)) != 3 {
 		t.Fatalf("erase: %v", out)
 	}
 	_, out, _ = consentCLI(t, cfg, "get", "u1")

@@ -39,9 +39,9 @@ type Syncer struct {
 	// Retract, if set, is called before a withdrawal or erasure is written,
 	// so that a crash in between re-emits it rather than losing it.
 	Retract func(ctx context.Context, subject string, purposes []string, erased bool, version int64) error
-	Backoff         time.Duration
-	Metrics         *metrics.Metrics
-	Log             *zap.Logger
+	Backoff time.Duration
+	Metrics *metrics.Metrics
+	Log     *zap.Logger
 }
 
 // Run applies records until ctx ends.
