@@ -6,16 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/consent"
-	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
-	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -106,153 +102,53 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	}
 	rdb := app.NewRedis(cfg)
 	defer rdb.Close()
-	w := redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix)
+	kw := app.NewWriter(cfg)
+	defer kw.Close()
+	dsr := app.NewDSR(cfg, pol, rdb, kw)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Changes that withdraw consent first retract what the clean topics
-	// hold about the subject, then store the change.
-	retract := func(purposes []string, erased bool) ([]string, error) {
-		kw := app.NewWriter(cfg)
-		defer kw.Close()
-		reason := pipeline.RetractRevoked
-		if erased {
-			reason = pipeline.RetractErased
-		}
-		prev, err := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil).Lookup(ctx, []string{subject})
-		if err != nil {
-			return nil, err
-		}
-		if !erased {
-			next := map[string]bool{}
-			for _, p := range pol.Purposes {
-				next[p] = prev[subject].Allows(p)
-			}
-			for _, p := range purposes {
-				next[p] = false
-			}
-			if purposes = consent.Withdrawn(prev[subject], next, pol.Purposes); len(purposes) == 0 {
-				return nil, nil
-			}
-		}
-		r := &pipeline.Retractor{Policy: pol, Writer: kw}
-		return r.Retract(ctx, subject, purposes, reason, prev[subject].Version)
-	}
 
 	var out any
 	switch op {
 	case "get":
-		st, err := w.Read(ctx, subject)
-		if err != nil {
-			return err
-		}
-		out = view(subject, st, pol.Purposes)
+		out, err = dsr.Get(ctx, subject)
 	case "export":
-		st, err := w.Read(ctx, subject)
-		if err != nil {
-			return err
+		out, err = dsr.Export(ctx, subject)
+	case "set":
+		var purposes map[string]bool
+		if purposes, err = parseAssignments(params); err == nil {
+			out, err = dsr.Set(ctx, subject, purposes)
 		}
-		out = map[string]any{"subject": subject, "consent": view(subject, st, pol.Purposes), "stored": st}
-	case "set", "revoke":
-		purposes, err := parsePurposes(op, params, pol.Purposes)
-		if err != nil {
-			return err
-		}
-		var denied []string
-		for p, g := range purposes {
-			if !g {
-				denied = append(denied, p)
-			}
-		}
-		topics, err := retract(denied, false)
-		if err != nil {
-			return err
-		}
-		v, err := w.Patch(ctx, subject, purposes)
-		if err != nil {
-			return err
-		}
-		out = map[string]any{"subject": subject, "version": v, "changed": purposes, "retracted_from": nonNil(topics)}
+	case "revoke":
+		out, err = dsr.Revoke(ctx, subject, params)
 	case "erase":
-		topics, err := retract(pol.Purposes, true)
-		if err != nil {
-			return err
-		}
-		existed, err := w.Erase(ctx, subject)
-		if err != nil {
-			return err
-		}
-		out = map[string]any{"subject": subject, "erased": existed, "retracted_from": nonNil(topics)}
+		out, err = dsr.Erase(ctx, subject)
+	}
+	var ue *app.UsageError
+	if errors.As(err, &ue) {
+		return usageError{fmt.Errorf("consent %s: %w", op, err)}
+	}
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func parsePurposes(op string, params, known []string) (map[string]bool, error) {
+// parseAssignments reads PURPOSE=true|false arguments.
+func parseAssignments(params []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	if op == "revoke" {
-		if len(params) == 0 {
-			params = known
-		}
-		for _, p := range params {
-			if !slices.Contains(known, p) {
-				return nil, usageError{fmt.Errorf("consent revoke: unknown purpose %q (policy purposes: %s)", p, strings.Join(known, ", "))}
-			}
-			out[p] = false
-		}
-		return out, nil
-	}
 	for _, kv := range params {
 		p, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, usageError{fmt.Errorf("consent set: %q: want PURPOSE=true|false", kv)}
-		}
-		if !slices.Contains(known, p) {
-			return nil, usageError{fmt.Errorf("consent set: unknown purpose %q (policy purposes: %s)", p, strings.Join(known, ", "))}
+			return nil, &app.UsageError{Msg: fmt.Sprintf("%q: want PURPOSE=true|false", kv)}
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("consent set: %q: value must be true or false", kv)}
+			return nil, &app.UsageError{Msg: fmt.Sprintf("%q: value must be true or false", kv)}
 		}
 		out[p] = b
 	}
 	return out, nil
-}
-
-type consentView struct {
-	Subject   string          `json:"subject"`
-	Found     bool            `json:"found"`
-	Expired   bool            `json:"expired,omitempty"`
-	Invalid   string          `json:"invalid,omitempty"`
-	Version   int64           `json:"version,omitempty"`
-	ExpiresAt string          `json:"expires_at,omitempty"`
-	Purposes  map[string]bool `json:"purposes"`
-}
-
-// view decodes a stored record the way the pipeline does, for every
-// policy purpose.
-func view(subject string, st redisstore.Stored, purposes []string) consentView {
-	now := time.Now()
-	rec, err := redisstore.Decode(st.Fields, now)
-	v := consentView{Subject: subject, Found: rec.Found, Version: rec.Version, Purposes: map[string]bool{}}
-	if err != nil {
-		v.Invalid = err.Error()
-	}
-	if e, ok := st.Fields[redisstore.ExpiresField]; ok {
-		if ms, err := strconv.ParseInt(e, 10, 64); err == nil {
-			v.ExpiresAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
-			v.Expired = now.UnixMilli() >= ms
-		}
-	}
-	for _, p := range purposes {
-		v.Purposes[p] = rec.Allows(p)
-	}
-	return v
 }

@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/policy"
+)
+
+// DSR performs data-subject requests on the consent store, for the
+// command line and the HTTP admin API alike. Changes that withdraw
+// consent write retractions first, then store the change.
+type DSR struct {
+	Policy *policy.Policy
+	Redis  redis.Cmdable
+	Writer *redisstore.Writer
+	Store  consent.Store // uncached
+	Kafka  pipeline.Writer
+}
+
+// NewDSR wires a DSR from cfg; kafka may be nil for read-only use.
+func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, kafka pipeline.Writer) *DSR {
+	return &DSR{
+		Policy: pol,
+		Redis:  rdb,
+		Writer: redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix),
+		Store:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
+		Kafka:  kafka,
+	}
+}
+
+// UsageError is a request the DSR refuses (unknown purpose, bad value).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// ConsentView is a subject's consent as the pipeline sees it.
+type ConsentView struct {
+	Subject   string          `json:"subject"`
+	Found     bool            `json:"found"`
+	Expired   bool            `json:"expired,omitempty"`
+	Invalid   string          `json:"invalid,omitempty"`
+	Version   int64           `json:"version,omitempty"`
+	ExpiresAt string          `json:"expires_at,omitempty"`
+	Purposes  map[string]bool `json:"purposes"`
+}
+
+// Change is the result of Set, Revoke or Erase.
+type Change struct {
+	Subject       string          `json:"subject"`
+	Version       int64           `json:"version,omitempty"`
+	Changed       map[string]bool `json:"changed,omitempty"`
+	Erased        *bool           `json:"erased,omitempty"`
+	RetractedFrom []string        `json:"retracted_from"`
+}
+
+// Get returns the subject's consent for every policy purpose.
+func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
+	st, err := d.Writer.Read(ctx, subject)
+	if err != nil {
+		return ConsentView{}, err
+	}
+	return d.view(subject, st), nil
+}
+
+// Export returns everything stored about the subject.
+func (d *DSR) Export(ctx context.Context, subject string) (map[string]any, error) {
+	st, err := d.Writer.Read(ctx, subject)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"subject": subject, "consent": d.view(subject, st), "stored": st}, nil
+}
+
+// Set grants or denies purposes, keeping the others.
+func (d *DSR) Set(ctx context.Context, subject string, purposes map[string]bool) (Change, error) {
+	if len(purposes) == 0 {
+		return Change{}, &UsageError{"set: give at least one purpose"}
+	}
+	for p := range purposes {
+		if err := d.known(p); err != nil {
+			return Change{}, err
+		}
+	}
+	var denied []string
+	for _, p := range d.Policy.Purposes {
+		if g, ok := purposes[p]; ok && !g {
+			denied = append(denied, p)
+		}
+	}
+	topics, err := d.retract(ctx, subject, denied, false)
+	if err != nil {
+		return Change{}, err
+	}
+	v, err := d.Writer.Patch(ctx, subject, purposes)
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{Subject: subject, Version: v, Changed: purposes, RetractedFrom: topics}, nil
+}
+
+// Revoke denies the purposes (every policy purpose when none are given).
+func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Change, error) {
+	if len(purposes) == 0 {
+		purposes = d.Policy.Purposes
+	}
+	m := map[string]bool{}
+	for _, p := range purposes {
+		m[p] = false
+	}
+	return d.Set(ctx, subject, m)
+}
+
+// Erase deletes the subject's record after retracting it everywhere.
+func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
+	topics, err := d.retract(ctx, subject, d.Policy.Purposes, true)
+	if err != nil {
+		return Change{}, err
+	}
+	existed, err := d.Writer.Erase(ctx, subject)
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{Subject: subject, Erased: &existed, RetractedFrom: topics}, nil
+}
+
+func (d *DSR) known(p string) error {
+	if !slices.Contains(d.Policy.Purposes, p) {
+		return &UsageError{fmt.Sprintf("unknown purpose %q (policy purposes: %s)", p, strings.Join(d.Policy.Purposes, ", "))}
+	}
+	return nil
+}
+
+// retract writes retractions for the purposes the subject currently grants
+// among denied (all clean topics when erased).
+func (d *DSR) retract(ctx context.Context, subject string, denied []string, erased bool) ([]string, error) {
+	if len(denied) == 0 {
+		return []string{}, nil
+	}
+	recs, err := d.Store.Lookup(ctx, []string{subject})
+	if err != nil {
+		return nil, err
+	}
+	prev := recs[subject]
+	reason := pipeline.RetractErased
+	if !erased {
+		reason = pipeline.RetractRevoked
+		next := map[string]bool{}
+		for _, p := range d.Policy.Purposes {
+			next[p] = prev.Allows(p) && !slices.Contains(denied, p)
+		}
+		if denied = consent.Withdrawn(prev, next, d.Policy.Purposes); len(denied) == 0 {
+			return []string{}, nil
+		}
+	}
+	if d.Kafka == nil {
+		return nil, fmt.Errorf("retractions need a Kafka writer")
+	}
+	r := &pipeline.Retractor{Policy: d.Policy, Writer: d.Kafka}
+	topics, err := r.Retract(ctx, subject, denied, reason, prev.Version)
+	if topics == nil {
+		topics = []string{}
+	}
+	return topics, err
+}
+
+// view decodes a stored record the way the pipeline does.
+func (d *DSR) view(subject string, st redisstore.Stored) ConsentView {
+	now := time.Now()
+	rec, err := redisstore.Decode(st.Fields, now)
+	v := ConsentView{Subject: subject, Found: rec.Found, Version: rec.Version, Purposes: map[string]bool{}}
+	if err != nil {
+		v.Invalid = err.Error()
+	}
+	if e, ok := st.Fields[redisstore.ExpiresField]; ok {
+		if ms, err := strconv.ParseInt(e, 10, 64); err == nil {
+			v.ExpiresAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+			v.Expired = now.UnixMilli() >= ms
+		}
+	}
+	for _, p := range d.Policy.Purposes {
+		v.Purposes[p] = rec.Allows(p)
+	}
+	return v
+}
