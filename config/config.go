@@ -104,6 +104,13 @@ type Cache struct {
 type Admin struct {
 	// Listen address. Default: 127.0.0.1:9464.
 	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token that the consent API
+	// (/v1/consent/...) requires, relative to this file's directory unless
+	// absolute. Default: none (the API is off).
+	TokenFile string `yaml:"token_file"`
+
+	// Token is read from TokenFile by Load.
+	Token Secret `yaml:"-"`
 }
 
 // Pipeline tunes batching, retries and shutdown.
@@ -304,6 +311,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	c.Policy = resolve(dir, c.Policy)
 	c.Pseudonymization.KeyFile = resolve(dir, c.Pseudonymization.KeyFile)
 	c.Redis.PasswordFile = resolve(dir, c.Redis.PasswordFile)
+	c.Admin.TokenFile = resolve(dir, c.Admin.TokenFile)
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: invalid config:\n%w", name, err)
 	}
@@ -334,6 +342,17 @@ func Load(path string) (*Config, error) {
 }
 
 func (c *Config) resolveSecrets() error {
+	if c.Admin.TokenFile != "" {
+		b, err := os.ReadFile(c.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 16 {
+			return fmt.Errorf("admin.token_file: the token must be at least 16 characters")
+		}
+		c.Admin.Token = Secret(tok)
+	}
 	switch {
 	case c.Redis.PasswordFile != "":
 		b, err := os.ReadFile(c.Redis.PasswordFile)

@@ -170,6 +170,9 @@ func (a *App) AdminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if a.Config.Admin.Token != "" {
+		a.consentAPI(mux)
+	}
 	return mux
 }
 

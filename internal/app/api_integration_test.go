@@ -1,0 +1,92 @@
+package app
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/itest"
+)
+
+// TestIntegrationConsentAPI drives every data-subject request over HTTP.
+func TestIntegrationConsentAPI(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 1)
+	const token = "test-token-0123456789"
+	r := s.start(t, func(c *config.Config) { c.Admin.Token = token })
+	base := "http://" + r.app.AdminAddr() + "/v1/consent/"
+
+	call := func(method, path, auth, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		if body == "" {
+			req.ContentLength = 0
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s %s: not JSON: %s", method, path, b)
+		}
+		return resp.StatusCode, m
+	}
+
+	if code, _ := call("GET", "u1", "", ""); code != 401 {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := call("GET", "u1", "wrong-token-0123456789", ""); code != 401 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	code, out := call("PUT", "u1", token, `{"personalization":true,"analytics":true,"advertising":true}`)
+	if code != 200 || out["version"] == nil {
+		t.Fatalf("PUT: %d %v", code, out)
+	}
+	code, out = call("GET", "u1", token, "")
+	if code != 200 || out["purposes"].(map[string]any)["analytics"] != true {
+		t.Fatalf("GET: %d %v", code, out)
+	}
+	code, out = call("POST", "u1/revoke", token, `{"purposes":["analytics"]}`)
+	if code != 200 || len(out["retracted_from"].([]any)) != 1 || out["retracted_from"].([]any)[0] != s.ana {
+		t.Fatalf("revoke: %d %v", code, out)
+	}
+	code, out = call("GET", "u1/export", token, "")
+	if code != 200 || out["stored"].(map[string]any)["fields"].(map[string]any)["analytics"] != "0" {
+		t.Fatalf("export: %d %v", code, out)
+	}
+	code, out = call("DELETE", "u1", token, "")
+	if code != 200 || out["erased"] != true || len(out["retracted_from"].([]any)) != 3 {
+		t.Fatalf("erase: %d %v", code, out)
+	}
+	if code, out = call("GET", "u1", token, ""); out["found"] != false {
+		t.Fatalf("GET after erase: %d %v", code, out)
+	}
+	for _, bad := range []struct{ method, path, body string }{
+		{"PUT", "u1", `{"dancing":true}`},
+		{"PUT", "u1", `{"analytics":"yes"}`},
+		{"PUT", "u1", `not json`},
+		{"PUT", "u1", `{}`},
+		{"POST", "u1/revoke", `{"purposes":["dancing"]}`},
+	} {
+		if code, out := call(bad.method, bad.path, token, bad.body); code != 400 || out["error"] == nil {
+			t.Errorf("%s %s %s: %d %v, want 400", bad.method, bad.path, bad.body, code, out)
+		}
+	}
+	// Retractions reached Kafka: one on analytics for the revoke, then one per
+	// clean topic for the erasure.
+	if n := itest.Count(t, env.Kafka, s.ana); n != 2 {
+		t.Fatalf("analytics holds %d retractions, want 2", n)
+	}
+}
