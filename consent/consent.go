@@ -24,6 +24,9 @@ type Record struct {
 	// Granted holds the purposes whose value is "1". Purposes absent from
 	// the map are denied.
 	Granted map[string]bool
+	// GrantedAt holds, where known, when each granted purpose was granted
+	// (Unix milliseconds).
+	GrantedAt map[string]int64
 }
 
 // Allows reports whether purpose is granted. The zero Record allows nothing.

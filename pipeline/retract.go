@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -67,8 +68,15 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	if err := r.Writer.WriteMessages(ctx, msgs...); err != nil {
-		return nil, fmt.Errorf("writing retractions: %w", err)
+	// Retry transient broker errors (a leader moving, a topic just
+	// created) for a few seconds before giving up.
+	for attempt := 0; attempt < 10; attempt++ {
+		if err = r.Writer.WriteMessages(ctx, msgs...); err == nil {
+			return topics, nil
+		}
+		if sleep(ctx, time.Duration(attempt+1)*100*time.Millisecond) != nil {
+			break
+		}
 	}
-	return topics, nil
+	return nil, fmt.Errorf("writing retractions: %w", err)
 }

@@ -20,6 +20,7 @@ type Policy struct {
 	ConsentCategories map[string]string
 	GPCPaths          []event.Path
 	GPCDenies         []string
+	AllowPreConsent   bool
 	keys              *Keyring
 }
 
@@ -86,6 +87,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		}
 	}
 	p.GPCDenies = spec.GPCDenies
+	p.AllowPreConsent = spec.AllowPreConsentEvents
 	subjects := spec.Subjects
 	if len(subjects) == 0 {
 		subjects = []string{"userId", "anonymousId"}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
@@ -20,6 +21,9 @@ const (
 	ReasonFiltered = "filtered"
 	// ReasonConsentDeniedPrefix is followed by the first missing purpose.
 	ReasonConsentDeniedPrefix = "consent_denied:"
+	// ReasonPreConsentPrefix is followed by the purpose granted only after
+	// the event was collected.
+	ReasonPreConsentPrefix = "pre_consent:"
 )
 
 // Decision explains what happened to one event.
@@ -181,6 +185,7 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 	}
 	var typ, name string
 	var typeRead bool
+	var evTime eventTime
 	acts := dc.acts[:0]
 	bounds := make([][2]int, len(p.Outputs))
 	record := func(a Action) { acts = append(acts, a) }
@@ -190,6 +195,12 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 		if missing := firstMissing(o.Require, rec, d.EventDenied); missing != "" {
 			od.Reason = ReasonConsentDeniedPrefix + missing
 			continue
+		}
+		if !p.AllowPreConsent {
+			if early := preConsent(o.Require, rec, doc, &evTime); early != "" {
+				od.Reason = ReasonPreConsentPrefix + early
+				continue
+			}
 		}
 		if len(o.Types) > 0 || len(o.Events) > 0 {
 			if !typeRead {
@@ -232,6 +243,43 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 func firstMissing(require []string, rec consent.Record, denied []string) string {
 	for _, pu := range require {
 		if !rec.Allows(pu) || slices.Contains(denied, pu) {
+			return pu
+		}
+	}
+	return ""
+}
+
+// eventTime is an event's collection time, parsed once per decision.
+type eventTime struct {
+	read, ok bool
+	ms       int64
+}
+
+var eventTimePaths = []event.Path{event.MustPath("timestamp"), event.MustPath("originalTimestamp")}
+
+// preConsent returns the first required purpose that was granted after the
+// event was collected (or any with a known grant time when the event has no
+// readable timestamp).
+func preConsent(require []string, rec consent.Record, doc *event.Doc, et *eventTime) string {
+	for _, pu := range require {
+		granted, known := rec.GrantedAt[pu]
+		if !known {
+			continue
+		}
+		if !et.read {
+			et.read = true
+			for _, tp := range eventTimePaths {
+				s, ok, err := doc.GetString(tp)
+				if err != nil || !ok {
+					continue
+				}
+				if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+					et.ok, et.ms = true, t.UnixMilli()
+					break
+				}
+			}
+		}
+		if !et.ok || et.ms < granted {
 			return pu
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
@@ -544,5 +545,43 @@ outputs:
 	d, err := decide(t, plain, `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":false}}}}`, all)
 	if err != nil || !d.Outputs[0].Write || !strings.Contains(plain.Summary(), "NOT honoured") {
 		t.Fatalf("without consent_categories: %v %+v", err, d)
+	}
+}
+
+func TestPreConsentEvents(t *testing.T) {
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [analytics]}\n")
+	grantedAt := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).UnixMilli()
+	rec := consent.Record{Found: true, Version: 5, Granted: map[string]bool{"analytics": true}, GrantedAt: map[string]int64{"analytics": grantedAt}}
+	tests := []struct {
+		name, ev, reason string
+		rec              consent.Record
+	}{
+		{"after the grant", `{"userId":"u","timestamp":"2026-11-22T12:00:00.001Z"}`, "", rec},
+		{"at the grant", `{"userId":"u","timestamp":"2026-11-22T12:00:00Z"}`, "", rec},
+		{"before the grant", `{"userId":"u","timestamp":"2026-11-22T11:59:59.999Z"}`, "pre_consent:analytics", rec},
+		{"other zone, before", `{"userId":"u","timestamp":"2026-11-22T12:30:00+01:00"}`, "pre_consent:analytics", rec},
+		{"originalTimestamp", `{"userId":"u","originalTimestamp":"2026-11-22T13:00:00Z"}`, "", rec},
+		{"no timestamp", `{"userId":"u"}`, "pre_consent:analytics", rec},
+		{"unparseable timestamp", `{"userId":"u","timestamp":"noon"}`, "pre_consent:analytics", rec},
+		{"grant time unknown", `{"userId":"u"}`, "", granted(5, "analytics")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := decide(t, p, tt.ev, tt.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outputs[0].Reason != tt.reason || d.Outputs[0].Write != (tt.reason == "") {
+				t.Fatalf("reason %q write %v, want %q", d.Outputs[0].Reason, d.Outputs[0].Write, tt.reason)
+			}
+		})
+	}
+	spec, _ := ParseSpec("p.yaml", []byte(basePolicy+"  - {name: o, topic: c.o, require: [analytics]}\nallow_pre_consent_events: true\n"))
+	allow, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := decide(t, allow, `{"userId":"u","timestamp":"2020-01-01T00:00:00Z"}`, rec); !d.Outputs[0].Write {
+		t.Fatal("allow_pre_consent_events: true still drops early events")
 	}
 }

@@ -43,6 +43,13 @@ type Spec struct {
 	// GPCDenies lists the purposes a GPC signal opts out of (sale and
 	// sharing, typically advertising). Default: none.
 	GPCDenies []string `yaml:"gpc_denies"`
+	// AllowPreConsentEvents lets a grant legitimize events collected
+	// before it. When false, an event whose timestamp (or
+	// originalTimestamp) is earlier than the purpose's grant time, or that
+	// has no timestamp, is not written for that purpose (reason
+	// pre_consent:<purpose>). Grant times are known for consent written by
+	// consentd (consent topic, CLI, API). Default: false.
+	AllowPreConsentEvents bool `yaml:"allow_pre_consent_events"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }

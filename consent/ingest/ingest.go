@@ -44,8 +44,12 @@ type Update struct {
 	Version  int64 // Unix milliseconds unless the native record says otherwise
 	Purposes map[string]bool
 	Expires  time.Time // zero when none
-	Source   string
-	Format   Format
+	// GrantedAt is when the consent was given, for formats that say so
+	// (the event timestamp of Segment and RudderStack records); zero means
+	// "when stored".
+	GrantedAt time.Time
+	Source    string
+	Format    Format
 }
 
 // ErrInvalid wraps every rejection; the message never contains the subject.
@@ -202,7 +206,7 @@ func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
 		}
 		cats[c] = *g
 	}
-	return Update{Subject: subj, Version: v, Purposes: fromCategories(cats, m, true), Source: "segment", Format: Segment}, nil
+	return Update{Subject: subj, Version: v, Purposes: fromCategories(cats, m, true), Source: "segment", Format: Segment, GrantedAt: time.UnixMilli(v)}, nil
 }
 
 func parseRudder(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
@@ -236,7 +240,7 @@ func parseRudder(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
 	if cm.Provider != "" {
 		src += ":" + cm.Provider
 	}
-	return Update{Subject: subj, Version: v, Purposes: purposes, Source: src, Format: RudderStack}, nil
+	return Update{Subject: subj, Version: v, Purposes: purposes, Source: src, Format: RudderStack, GrantedAt: time.UnixMilli(v)}, nil
 }
 
 // Summary renders an update without the subject, for logs and errors.

@@ -16,7 +16,7 @@ import (
 // Applier stores updates; *redisstore.Writer implements it (monotonic:
 // Put reports false for a stale version).
 type Applier interface {
-	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires time.Time) (bool, error)
+	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (bool, error)
 	Erase(ctx context.Context, subject string) (bool, error)
 }
 
@@ -128,7 +128,7 @@ func (s *Syncer) handle(ctx context.Context, m kafka.Message) error {
 			}
 		}
 	}
-	applied, err := s.Store.Put(ctx, u.Subject, u.Version, u.Purposes, u.Expires)
+	applied, err := s.Store.Put(ctx, u.Subject, u.Version, u.Purposes, u.Expires, u.GrantedAt)
 	if err != nil {
 		return err
 	}

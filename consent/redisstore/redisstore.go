@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -119,7 +120,16 @@ func Decode(fields map[string]string, now time.Time) (consent.Record, error) {
 	}
 	rec := consent.Record{Found: true, Version: v, Granted: make(map[string]bool, len(fields)-1)}
 	for k, val := range fields {
-		if k == VersionField || k == ExpiresField {
+		if strings.HasPrefix(k, GrantedAtPrefix) {
+			if ms, err := strconv.ParseInt(val, 10, 64); err == nil {
+				if rec.GrantedAt == nil {
+					rec.GrantedAt = map[string]int64{}
+				}
+				rec.GrantedAt[k[len(GrantedAtPrefix):]] = ms
+			}
+			continue
+		}
+		if strings.HasPrefix(k, "_") {
 			continue
 		}
 		if val == "1" {

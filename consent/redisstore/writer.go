@@ -18,26 +18,51 @@ const ExpiresField = "_exp"
 // record under prefix is announced, with the subject as payload.
 func InvalidationChannel(prefix string) string { return prefix + "_invalidate" }
 
+// GrantedAtPrefix prefixes the fields holding, per granted purpose, when
+// it was granted (Unix ms): "_t:analytics". A purpose that stays granted
+// keeps its grant time.
+const GrantedAtPrefix = "_t:"
+
 // putScript replaces a record only if its version is newer than the
 // stored one, then announces the change. ARGV: version, expires (ms or ""),
-// channel, subject, field, value, ...
+// channel, subject, granted-at (ms), purpose, value, ...
 var putScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], '_v')
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+local old = redis.call('HGETALL', KEYS[1])
+local prev = {}
+for i = 1, #old, 2 do prev[old[i]] = old[i + 1] end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_v', ARGV[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], '_v', ARGV[1])
+for i = 6, #ARGV, 2 do
+  local p, val = ARGV[i], ARGV[i + 1]
+  redis.call('HSET', KEYS[1], p, val)
+  if val == '1' then
+    local t = ARGV[5]
+    if prev[p] == '1' and prev['_t:' .. p] then t = prev['_t:' .. p] end
+    redis.call('HSET', KEYS[1], '_t:' .. p, t)
+  end
+end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], '_exp', ARGV[2]) end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 `)
 
 // patchScript sets some purposes and bumps the version to
-// max(stored+1, ARGV[1]), then announces the change. ARGV: min version,
-// channel, subject, field, value, ...
+// max(stored+1, ARGV[1]), then announces the change. A purpose newly
+// granted gets ARGV[1] as its grant time. ARGV: now (ms), channel, subject,
+// purpose, value, ...
 var patchScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], '_v') or '0')
 local v = math.max(cur + 1, tonumber(ARGV[1]))
-redis.call('HSET', KEYS[1], '_v', string.format('%d', v), unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], '_v', string.format('%d', v))
+for i = 4, #ARGV, 2 do
+  local p, val = ARGV[i], ARGV[i + 1]
+  local was = redis.call('HGET', KEYS[1], p)
+  redis.call('HSET', KEYS[1], p, val)
+  if val == '1' and was ~= '1' then redis.call('HSET', KEYS[1], '_t:' .. p, ARGV[1]) end
+  if val ~= '1' then redis.call('HDEL', KEYS[1], '_t:' .. p) end
+end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return v
 `)
@@ -84,13 +109,18 @@ func purposeArgs(args []any, purposes map[string]bool) ([]any, error) {
 
 // Put replaces subject's record with purposes (purposes not listed are
 // denied) if version is newer than the stored one. expires may be zero.
-// applied is false when a newer or equal version is already stored.
-func (w *Writer) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires time.Time) (applied bool, err error) {
+// Purposes granted now and not before get grantedAt as their grant time
+// (zero: now). applied is false when a newer or equal version is already
+// stored.
+func (w *Writer) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error) {
 	exp := ""
 	if !expires.IsZero() {
 		exp = strconv.FormatInt(expires.UnixMilli(), 10)
 	}
-	args, err := purposeArgs([]any{version, exp, InvalidationChannel(w.prefix), subject}, purposes)
+	if grantedAt.IsZero() {
+		grantedAt = w.now()
+	}
+	args, err := purposeArgs([]any{version, exp, InvalidationChannel(w.prefix), subject, grantedAt.UnixMilli()}, purposes)
 	if err != nil {
 		return false, err
 	}

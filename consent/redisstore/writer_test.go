@@ -48,7 +48,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		{"newer again", 20, true, true, 20, true},
 	}
 	for _, st := range steps {
-		applied, err := w.Put(ctx, "u", st.version, map[string]bool{"p": st.grant}, time.Time{})
+		applied, err := w.Put(ctx, "u", st.version, map[string]bool{"p": st.grant}, time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,22 +58,39 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		}
 	}
 	// A Put replaces the record: purposes not listed are denied.
-	if _, err := w.Put(ctx, "u", 21, map[string]bool{"q": true}, time.Time{}); err != nil {
+	if _, err := w.Put(ctx, "u", 21, map[string]bool{"q": true}, time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := lookup1(t, s, "u"); r.Allows("p") || !r.Allows("q") {
 		t.Fatalf("after full replace: %+v", r)
 	}
+	qAt := lookup1(t, s, "u").GrantedAt["q"]
+	if qAt == 0 {
+		t.Fatal("no grant time recorded for q")
+	}
 	// Patch keeps other purposes and bumps the version past the stored one.
+	before := time.Now().UnixMilli()
 	v, err := w.Patch(ctx, "u", map[string]bool{"p": true})
 	if err != nil || v <= 21 {
 		t.Fatalf("patch: %d, %v", v, err)
 	}
+	if r := lookup1(t, s, "u"); r.GrantedAt["p"] < before || r.GrantedAt["q"] != qAt {
+		t.Fatalf("grant times after patch: %v (q was %d)", r.GrantedAt, qAt)
+	}
 	if r := lookup1(t, s, "u"); !r.Allows("p") || !r.Allows("q") || r.Version != v {
 		t.Fatalf("after patch: %+v", r)
 	}
+	// A newer Put that keeps q granted keeps its grant time; an explicit
+	// grant time is used for newly granted purposes.
+	if _, err := w.Put(ctx, "u", v+1, map[string]bool{"q": true, "r": true}, time.Time{}, time.UnixMilli(1234)); err != nil {
+		t.Fatal(err)
+	}
+	if r := lookup1(t, s, "u"); r.GrantedAt["q"] != qAt || r.GrantedAt["r"] != 1234 || r.GrantedAt["p"] != 0 {
+		t.Fatalf("grant times after put: %v", r.GrantedAt)
+	}
+	v++
 	// Expiry.
-	if _, err := w.Put(ctx, "e", 1, map[string]bool{"p": true}, time.Now().Add(300*time.Millisecond)); err != nil {
+	if _, err := w.Put(ctx, "e", 1, map[string]bool{"p": true}, time.Now().Add(300*time.Millisecond), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := lookup1(t, s, "e"); !r.Allows("p") {
@@ -90,7 +107,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	if r := lookup1(t, s, "u"); r.Found {
 		t.Fatalf("after erase: %+v", r)
 	}
-	if _, err := w.Put(ctx, "u", 1, map[string]bool{"_v": true}, time.Time{}); err == nil {
+	if _, err := w.Put(ctx, "u", 1, map[string]bool{"_v": true}, time.Time{}, time.Time{}); err == nil {
 		t.Fatal("a purpose named _v was accepted")
 	}
 }

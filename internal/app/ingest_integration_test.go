@@ -60,13 +60,20 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		t.Fatalf("stored: %+v", recs)
 	}
 
+	// Events collected now, after every grant (pre-consent events are
+	// dropped by default).
+	now := time.Now().UTC().Format(time.RFC3339Nano)
 	ev := func(subject, id string) kafka.Message {
-		return kafka.Message{Key: []byte(subject), Value: []byte(`{"type":"track","event":"Order Completed","userId":"` + subject + `","messageId":"` + id + `"}`)}
+		return kafka.Message{Key: []byte(subject), Value: []byte(`{"type":"track","event":"Order Completed","userId":"` + subject + `","messageId":"` + id + `","timestamp":"` + now + `"}`)}
 	}
-	itest.Produce(t, env.Kafka, s.raw, ev("n1", "n1"), ev("s1", "s1"), ev("r1", "r1"), ev("t1", "t1"), ev("e1", "e1"))
+	early := kafka.Message{Key: []byte("n1"), Value: []byte(`{"type":"track","event":"Order Completed","userId":"n1","messageId":"early","timestamp":"2020-01-01T00:00:00Z"}`)}
+	itest.Produce(t, env.Kafka, s.raw, ev("n1", "n1"), ev("s1", "s1"), ev("r1", "r1"), ev("t1", "t1"), ev("e1", "e1"), early)
 	itest.Eventually(t, 30*time.Second, "events decided", func() bool {
-		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 5
+		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 6
 	})
+	if n := r.metric(t, `consentd_decisions_total{action="skip",output="personalization",reason="pre_consent:personalization"}`); n != 1 {
+		t.Errorf("pre-consent skips = %v, want 1 (the event collected before n1 consented)", n)
+	}
 	got := map[string][]string{}
 	retractions := map[string][]string{} // topic -> "key reason purposes"
 	for _, topic := range []string{s.perso, s.ana, s.adv} {
