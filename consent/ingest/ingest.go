@@ -190,12 +190,18 @@ func fromCategories(granted map[string]bool, m Mapping, all bool) map[string]boo
 	return consent.PurposesFromCategories(granted, m.Categories, m.Purposes, all)
 }
 
-func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
+// eventIdentity returns an event record's subject and version.
+func eventIdentity(e *envelope, msgTime time.Time) (string, int64, error) {
 	subj, err := eventSubject(e)
 	if err != nil {
-		return Update{}, err
+		return "", 0, err
 	}
 	v, err := eventVersion(e, msgTime)
+	return subj, v, err
+}
+
+func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
+	subj, v, err := eventIdentity(e, msgTime)
 	if err != nil {
 		return Update{}, err
 	}
@@ -211,11 +217,7 @@ func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
 
 func parseRudder(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
 	cm := e.Context.ConsentManagement
-	subj, err := eventSubject(e)
-	if err != nil {
-		return Update{}, err
-	}
-	v, err := eventVersion(e, msgTime)
+	subj, v, err := eventIdentity(e, msgTime)
 	if err != nil {
 		return Update{}, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/pipeline"
 )
 
 // Applier stores updates; *redisstore.Writer implements it (monotonic:
@@ -147,11 +148,11 @@ func (s *Syncer) deadLetter(ctx context.Context, m kafka.Message, cause error) e
 		Key:   m.Key,
 		Value: m.Value,
 		Headers: []kafka.Header{
-			{Key: "consentd-dlq-reason", Value: []byte("invalid_consent_record")},
-			{Key: "consentd-dlq-error", Value: []byte(cause.Error())},
-			{Key: "consentd-source-topic", Value: []byte(m.Topic)},
-			{Key: "consentd-source-partition", Value: []byte(strconv.Itoa(m.Partition))},
-			{Key: "consentd-source-offset", Value: []byte(strconv.FormatInt(m.Offset, 10))},
+			{Key: pipeline.HeaderDLQReason, Value: []byte("invalid_consent_record")},
+			{Key: pipeline.HeaderDLQError, Value: []byte(cause.Error())},
+			{Key: pipeline.HeaderSourceTopic, Value: []byte(m.Topic)},
+			{Key: pipeline.HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
+			{Key: pipeline.HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 		},
 	})
 	if err == nil {

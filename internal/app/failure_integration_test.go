@@ -221,15 +221,7 @@ func TestIntegrationCrashRestart(t *testing.T) {
 	}
 
 	ids := cleanIDs(t, env.Kafka, s.perso)
-	missing, dups := 0, 0
-	for i := 0; i < total; i++ {
-		switch n := ids[fmt.Sprintf("k-m%d", i)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dups += n - 1
-		}
-	}
+	missing, dups := deliveries(ids, "k", total)
 	t.Logf("killed after %d clean writes; after restart: %d events, %d duplicates, %d missing", atKill, total, dups, missing)
 	if missing > 0 {
 		t.Fatalf("%d events lost across the crash", missing)
@@ -247,4 +239,18 @@ func buildConsentd(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// deliveries counts, for events prefix-m0 .. prefix-m(total-1), how many
+// never reached the clean topic and how many extra copies did.
+func deliveries(ids map[string]int, prefix string, total int) (missing, dups int) {
+	for i := 0; i < total; i++ {
+		switch n := ids[fmt.Sprintf("%s-m%d", prefix, i)]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	return missing, dups
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -56,16 +55,7 @@ func TestIntegrationRebalance(t *testing.T) {
 		t.Fatalf("second instance: %v", err)
 	}
 
-	ids := cleanIDs(t, env.Kafka, s.perso)
-	missing, dups := 0, 0
-	for i := 0; i < total; i++ {
-		switch n := ids[fmt.Sprintf("r-m%d", i)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dups += n - 1
-		}
-	}
+	missing, dups := deliveries(cleanIDs(t, env.Kafka, s.perso), "r", total)
 	t.Logf("two instances, two rebalances: %d events, %d duplicates, %d missing", total, dups, missing)
 	if missing > 0 {
 		t.Fatalf("%d events lost in rebalances", missing)
