@@ -27,6 +27,29 @@ type Record struct {
 	// GrantedAt holds, where known, when each granted purpose was granted
 	// (Unix milliseconds).
 	GrantedAt map[string]int64
+	// LinkedTo is the user id an anonymous id was identified as (by an
+	// identify or alias event, or the API); "" when none.
+	LinkedTo string
+}
+
+// Strictest combines a subject's record with its linked user's: a purpose
+// is granted only when both grant it, at the later of the two grant times.
+// The result keeps a's version.
+func Strictest(a, b Record) Record {
+	out := Record{Found: a.Found && b.Found, Version: a.Version, LinkedTo: a.LinkedTo, Granted: map[string]bool{}}
+	for p := range a.Granted {
+		if a.Allows(p) && b.Allows(p) {
+			out.Granted[p] = true
+			ta, tb := a.GrantedAt[p], b.GrantedAt[p]
+			if t := max(ta, tb); t > 0 {
+				if out.GrantedAt == nil {
+					out.GrantedAt = map[string]int64{}
+				}
+				out.GrantedAt[p] = t
+			}
+		}
+	}
+	return out
 }
 
 // Allows reports whether purpose is granted. The zero Record allows nothing.

@@ -43,6 +43,12 @@ type ProcessorConfig struct {
 	Policy *policy.Policy
 	// Store answers consent lookups (normally a consent.Cache over Redis).
 	Store consent.Store
+	// Linker, if set, records the identity links that identify and alias
+	// events establish (anonymous id -> user id) before the batch's
+	// lookups; *redisstore.Writer implements it.
+	Linker interface {
+		Link(ctx context.Context, links map[string]string) error
+	}
 	// DeadLetterTopic receives undecidable events.
 	DeadLetterTopic string
 	// MaxMessageBytes: larger raw events are dead-lettered as too_large.
@@ -177,6 +183,7 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 	paths := make([]string, len(msgs))
 	dead := make([]*policy.InputError, len(msgs))
 	lookup := make([]string, 0, len(msgs))
+	var links map[string]string
 
 	for i := range msgs {
 		m := &msgs[i]
@@ -201,11 +208,43 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 		}
 		subjects[i], paths[i] = s, path
 		lookup = append(lookup, s) // the store deduplicates
+		if p.cfg.Linker != nil {
+			links = identityLink(&docs[i], links)
+		}
 	}
 
+	if len(links) > 0 {
+		if err := p.retryStore(ctx, len(links), func() error { return p.cfg.Linker.Link(ctx, links) }); err != nil {
+			return nil, err
+		}
+	}
 	records, err := p.lookup(ctx, lookup)
 	if err != nil {
 		return nil, err
+	}
+	// An anonymous id linked to a user is decided with the strictest of its
+	// own record and the user's.
+	var users []string
+	for _, r := range records {
+		if r.LinkedTo != "" {
+			if _, have := records[r.LinkedTo]; !have {
+				users = append(users, r.LinkedTo)
+			}
+		}
+	}
+	if len(users) > 0 {
+		more, err := p.lookup(ctx, users)
+		if err != nil {
+			return nil, err
+		}
+		for s, r := range more {
+			records[s] = r
+		}
+	}
+	for s, r := range records {
+		if r.LinkedTo != "" {
+			records[s] = consent.Strictest(r, records[r.LinkedTo])
+		}
 	}
 
 	res := &Result{Accounting: NewAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2)}
@@ -299,24 +338,66 @@ func (p *Processor) lookup(ctx context.Context, subjects []string) (map[string]c
 	if len(subjects) == 0 {
 		return map[string]consent.Record{}, nil
 	}
+	var recs map[string]consent.Record
+	err := p.retryStore(ctx, len(subjects), func() error {
+		var err error
+		recs, err = p.cfg.Store.Lookup(ctx, subjects)
+		return err
+	})
+	return recs, err
+}
+
+// retryStore runs fn until it succeeds or ctx ends, with backoff, marking
+// the consent store unhealthy meanwhile (fail closed).
+func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) error {
 	backoff := p.cfg.RetryBackoffMin
 	for attempt := 1; ; attempt++ {
-		recs, err := p.cfg.Store.Lookup(ctx, subjects)
+		err := fn()
 		if err == nil {
 			p.cfg.Health.Set(CondConsentStore, nil)
-			return recs, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		p.cfg.Health.Set(CondConsentStore, err)
 		p.cfg.Log.Warn("consent store unavailable; holding the batch (fail closed)",
-			zap.Int("attempt", attempt), zap.Int("subjects", len(subjects)), zap.Duration("retry_in", backoff), zap.Error(err))
+			zap.Int("attempt", attempt), zap.Int("subjects", n), zap.Duration("retry_in", backoff), zap.Error(err))
 		if err := sleep(ctx, backoff); err != nil {
-			return nil, err
+			return err
 		}
 		backoff = min(backoff*2, p.cfg.RetryBackoffMax)
 	}
+}
+
+var (
+	pathType        = event.MustPath("type")
+	pathUserID      = event.MustPath("userId")
+	pathAnonymousID = event.MustPath("anonymousId")
+	pathPreviousID  = event.MustPath("previousId")
+)
+
+// identityLink adds the link an identify (anonymousId -> userId) or alias
+// (previousId -> userId) event establishes to links.
+func identityLink(doc *event.Doc, links map[string]string) map[string]string {
+	typ, _, err := doc.GetString(pathType)
+	if err != nil || (typ != "identify" && typ != "alias") {
+		return links
+	}
+	from := pathAnonymousID
+	if typ == "alias" {
+		from = pathPreviousID
+	}
+	user, ok1, err1 := doc.GetString(pathUserID)
+	anon, ok2, err2 := doc.GetString(from)
+	if err1 != nil || err2 != nil || !ok1 || !ok2 || user == "" || anon == "" || user == anon {
+		return links
+	}
+	if links == nil {
+		links = map[string]string{}
+	}
+	links[anon] = user
+	return links
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -166,3 +166,48 @@ func BenchmarkProcessBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/event")
 }
+
+type linkRecorder struct{ links []map[string]string }
+
+func (l *linkRecorder) Link(_ context.Context, links map[string]string) error {
+	l.links = append(l.links, links)
+	return nil
+}
+
+func TestProcessIdentityLinks(t *testing.T) {
+	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
+	st := &mapStore{recs: map[string]consent.Record{
+		"anon-1": {Found: true, Version: 1, Granted: all, LinkedTo: "user-1"},
+		"user-1": {Found: true, Version: 2, Granted: map[string]bool{"personalization": true}},
+		"anon-2": {Found: true, Version: 1, Granted: all},
+	}}
+	lr := &linkRecorder{}
+	p := newTestProcessor(t, st)
+	p.cfg.Linker = lr
+	msgs := []kafka.Message{
+		{Topic: "raw", Value: []byte(`{"type":"identify","userId":"user-2","anonymousId":"anon-2"}`)},
+		{Topic: "raw", Value: []byte(`{"type":"alias","userId":"user-3","previousId":"anon-3"}`)},
+		{Topic: "raw", Value: []byte(`{"type":"track","event":"Order Completed","anonymousId":"anon-1"}`)},
+	}
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lr.links) != 1 || lr.links[0]["anon-2"] != "user-2" || lr.links[0]["anon-3"] != "user-3" || len(lr.links[0]) != 2 {
+		t.Fatalf("links written: %v", lr.links)
+	}
+	// anon-1 is linked to user-1, who granted only personalization.
+	written := map[string]int{}
+	for _, m := range res.Out {
+		written[m.Topic]++
+	}
+	if written["clean.personalization"] != 1 || written["clean.analytics"] != 0 || written["clean.advertising"] != 0 {
+		t.Fatalf("anonymous event linked to a stricter user went to %v", written)
+	}
+	// The identify and alias events have no consent record (denied), the
+	// linked anonymous event is denied analytics by its user's record.
+	if res.Accounting.Decisions[[3]string{"analytics", "skip", "consent_denied:analytics"}] != 3 ||
+		res.Accounting.Decisions[[3]string{"personalization", "write", ""}] != 1 {
+		t.Fatalf("decisions: %v", res.Accounting.Decisions)
+	}
+}

@@ -45,8 +45,10 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 	start := time.Now()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(subjects))
+	links := make([]*redis.StringCmd, len(subjects))
 	for i, subj := range subjects {
 		cmds[i] = pipe.HGetAll(ctx, s.prefix+subj)
+		links[i] = pipe.Get(ctx, LinkKey(s.prefix, subj))
 	}
 	_, err := pipe.Exec(ctx)
 	if s.m != nil {
@@ -77,10 +79,19 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 			}
 			rec = consent.Record{}
 		}
+		if user, err := links[i].Result(); err == nil {
+			rec.LinkedTo = user
+		} else if !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("consent lookup: %w", err)
+		}
 		out[subj] = rec
 	}
 	return out, nil
 }
+
+// LinkKey is where the identity link of an anonymous id is stored: a string
+// holding the user id it was identified as.
+func LinkKey(prefix, anonymousID string) string { return prefix + "_link:" + anonymousID }
 
 func distinct(subjects []string) []string {
 	seen := make(map[string]struct{}, len(subjects))

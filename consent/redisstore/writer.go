@@ -67,12 +67,53 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return v
 `)
 
-// eraseScript deletes a record and announces it. ARGV: channel, subject.
+// eraseScript deletes a record and the subject's identity link, and
+// announces it. KEYS: record, link. ARGV: channel, subject.
 var eraseScript = redis.NewScript(`
 local n = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 `)
+
+// linkScript links anonymous ids to user ids and announces each.
+// KEYS: link keys. ARGV: channel, then (anonymous id, user id) pairs.
+var linkScript = redis.NewScript(`
+for i = 1, #KEYS do
+  local anon, user = ARGV[2 * i], ARGV[2 * i + 1]
+  if redis.call('GET', KEYS[i]) ~= user then
+    redis.call('SET', KEYS[i], user)
+    redis.call('PUBLISH', ARGV[1], anon)
+  end
+end
+return #KEYS
+`)
+
+// Link records that each anonymous id (key) was identified as a user id
+// (value), in one round trip; every consentd drops the anonymous ids from
+// its cache. Unchanged links are not announced again.
+func (w *Writer) Link(ctx context.Context, links map[string]string) error {
+	if len(links) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(links))
+	args := make([]any, 0, 1+2*len(links))
+	args = append(args, InvalidationChannel(w.prefix))
+	for anon, user := range links {
+		if anon == "" || user == "" || anon == user {
+			continue
+		}
+		keys = append(keys, LinkKey(w.prefix, anon))
+		args = append(args, anon, user)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := linkScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("writing identity links: %w", err)
+	}
+	return nil
+}
 
 // Writer changes consent records atomically (one Lua script per change)
 // and monotonically: an update older than, or as old as, the stored record
@@ -151,7 +192,7 @@ func (w *Writer) Patch(ctx context.Context, subject string, purposes map[string]
 
 // Erase deletes subject's record. existed is false when there was none.
 func (w *Writer) Erase(ctx context.Context, subject string) (existed bool, err error) {
-	n, err := eraseScript.Run(ctx, w.rdb, []string{w.prefix + subject}, InvalidationChannel(w.prefix), subject).Int()
+	n, err := eraseScript.Run(ctx, w.rdb, []string{w.prefix + subject, LinkKey(w.prefix, subject)}, InvalidationChannel(w.prefix), subject).Int()
 	if err != nil {
 		return false, fmt.Errorf("erasing consent: %w", err)
 	}
@@ -162,6 +203,8 @@ func (w *Writer) Erase(ctx context.Context, subject string) (existed bool, err e
 type Stored struct {
 	Key    string            `json:"redis_key"`
 	Fields map[string]string `json:"fields"`
+	// LinkedTo is the user id this (anonymous) subject is linked to.
+	LinkedTo string `json:"linked_to,omitempty"`
 	// TTL is the key's Redis expiry; -1 when none, -2 when the key does
 	// not exist.
 	TTLSeconds int64 `json:"ttl_seconds"`
@@ -173,10 +216,11 @@ func (w *Writer) Read(ctx context.Context, subject string) (Stored, error) {
 	pipe := w.rdb.Pipeline()
 	fields := pipe.HGetAll(ctx, key)
 	ttl := pipe.TTL(ctx, key)
+	link := pipe.Get(ctx, LinkKey(w.prefix, subject))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Stored{}, fmt.Errorf("reading consent: %w", err)
 	}
-	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2}
+	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2, LinkedTo: link.Val()}
 	if d := ttl.Val(); d >= 0 {
 		st.TTLSeconds = int64(d / time.Second)
 	} else if len(st.Fields) > 0 {

@@ -19,6 +19,7 @@ import (
 //	PUT    /v1/consent/{subject}          body {"purpose": true|false, ...}
 //	POST   /v1/consent/{subject}/revoke   body {"purposes": [...]} (optional: all)
 //	DELETE /v1/consent/{subject}          erase
+//	PUT    /v1/identity/{subject}         body {"userId": "..."}: link an anonymous id
 func (a *App) consentAPI(mux *http.ServeMux) {
 	dsr := NewDSR(a.Config, a.Policy, a.Redis, a.Writer)
 	token := []byte("Bearer " + string(a.Config.Admin.Token))
@@ -57,6 +58,15 @@ func (a *App) consentAPI(mux *http.ServeMux) {
 			return nil, err
 		}
 		return dsr.Set(ctx, s, body)
+	})
+	handle("PUT /v1/identity/{subject}", func(ctx context.Context, r *http.Request, s string) (any, error) {
+		var body struct {
+			UserID string `json:"userId"`
+		}
+		if err := decodeBody(r, &body); err != nil {
+			return nil, err
+		}
+		return dsr.Link(ctx, s, body.UserID)
 	})
 	handle("POST /v1/consent/{subject}/revoke", func(ctx context.Context, r *http.Request, s string) (any, error) {
 		var body struct {

@@ -73,6 +73,18 @@ func TestIntegrationConsentAPI(t *testing.T) {
 	if code, out = call("GET", "u1", token, ""); out["found"] != false {
 		t.Fatalf("GET after erase: %d %v", code, out)
 	}
+	// Identity links over the API.
+	base = "http://" + r.app.AdminAddr() + "/v1/"
+	if code, out := call("PUT", "identity/anon-x", token, `{"userId":"u7"}`); code != 200 || out["linked_to"] != "u7" {
+		t.Fatalf("link: %d %v", code, out)
+	}
+	if code, out := call("GET", "consent/anon-x/export", token, ""); code != 200 || out["stored"].(map[string]any)["linked_to"] != "u7" {
+		t.Fatalf("export after link: %d %v", code, out)
+	}
+	if code, _ := call("PUT", "identity/anon-x", token, `{"userId":""}`); code != 400 {
+		t.Fatalf("empty user id: %d", code)
+	}
+	base = "http://" + r.app.AdminAddr() + "/v1/consent/"
 	for _, bad := range []struct{ method, path, body string }{
 		{"PUT", "u1", `{"dancing":true}`},
 		{"PUT", "u1", `{"analytics":"yes"}`},

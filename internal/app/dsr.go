@@ -134,6 +134,18 @@ func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
 	return Change{Subject: subject, Erased: &existed, RetractedFrom: topics}, nil
 }
 
+// Link records that anonymousID was identified as userID: events known
+// only by anonymousID are then decided with the strictest of both records.
+func (d *DSR) Link(ctx context.Context, anonymousID, userID string) (map[string]string, error) {
+	if anonymousID == "" || userID == "" || anonymousID == userID {
+		return nil, &UsageError{"link: give an anonymous id and a different user id"}
+	}
+	if err := d.Writer.Link(ctx, map[string]string{anonymousID: userID}); err != nil {
+		return nil, err
+	}
+	return map[string]string{"anonymous_id": anonymousID, "linked_to": userID}, nil
+}
+
 func (d *DSR) known(p string) error {
 	if !slices.Contains(d.Policy.Purposes, p) {
 		return &UsageError{fmt.Sprintf("unknown purpose %q (policy purposes: %s)", p, strings.Join(d.Policy.Purposes, ", "))}
