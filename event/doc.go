@@ -89,6 +89,7 @@ type Doc struct {
 	stack   []member
 	depth   int
 	pos     int
+	keyEsc  bool // some key anywhere contains an escape
 }
 
 // Parse validates raw as a JSON object and indexes it. raw is retained and
@@ -100,6 +101,7 @@ func (d *Doc) Parse(raw []byte) error {
 	d.stack = d.stack[:0]
 	d.depth = 0
 	d.pos = 0
+	d.keyEsc = false
 	d.skipWS()
 	if d.pos >= len(raw) {
 		return fmt.Errorf("%w: empty input", ErrSyntax)
@@ -369,6 +371,7 @@ func (d *Doc) object(index bool) (int32, error) {
 				return -1, err
 			}
 			ke := d.pos
+			d.keyEsc = d.keyEsc || esc
 			d.skipWS()
 			if d.pos >= len(d.raw) || d.raw[d.pos] != ':' {
 				return -1, d.syntaxErr("expected : after key")
@@ -411,6 +414,21 @@ func (d *Doc) object(index bool) (int32, error) {
 	d.members = append(d.members, d.stack[base:]...)
 	d.stack = d.stack[:base]
 	return self, nil
+}
+
+// MayHaveKey reports whether some object in the document may have a member
+// named name: false only when no key is escaped and the quoted name appears
+// nowhere in the bytes. It lets callers skip lookups cheaply.
+func (d *Doc) MayHaveKey(name string) bool {
+	if d.keyEsc {
+		return true
+	}
+	var buf [64]byte
+	if len(name)+2 > len(buf) {
+		return true
+	}
+	q := append(append(append(buf[:0], '"'), name...), '"')
+	return bytes.Contains(d.raw, q)
 }
 
 // keyEquals reports whether member m's key, unescaped, equals name.

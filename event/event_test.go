@@ -255,3 +255,15 @@ func TestParsePath(t *testing.T) {
 		t.Errorf("ParsePath(context.*.ip) = %v, %v", p, err)
 	}
 }
+
+func TestMayHaveKey(t *testing.T) {
+	d := mustParse(t, `{"a":{"gpc":true},"s":"mentions gpc"}`)
+	if !d.MayHaveKey("gpc") || d.MayHaveKey("consent") || d.MayHaveKey("mentions") {
+		t.Fatal("MayHaveKey on plain keys")
+	}
+	// An escaped key anywhere disables the shortcut: "\u0067pc" is "gpc".
+	e := mustParse(t, `{"a":{"\u0067pc":true}}`)
+	if !e.MayHaveKey("gpc") || !e.MayHaveKey("anything") {
+		t.Fatal("MayHaveKey must answer true when keys are escaped")
+	}
+}

@@ -303,7 +303,7 @@ func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
 			}
 		}
 	}
-	if len(p.ConsentCategories) > 0 {
+	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("categoryPreferences") {
 		cats := map[string]bool{}
 		found, err := doc.EachMember(pathSegmentConsent, func(k string, v event.Value) error {
 			if v.Kind != event.Bool {
@@ -318,11 +318,16 @@ func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
 		if found {
 			deny("segment", consent.PurposesFromCategories(cats, p.ConsentCategories, p.Purposes, true))
 		}
+	}
+	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("consentManagement") {
 		if err := p.rudderConsent(doc, deny); err != nil {
 			return err
 		}
 	}
 	for _, gp := range p.GPCPaths {
+		if !doc.MayHaveKey(gp[len(gp)-1]) {
+			continue
+		}
 		v, ok, err := doc.Get(gp)
 		if err != nil {
 			return inputErr(err)

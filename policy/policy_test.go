@@ -585,3 +585,18 @@ func TestPreConsentEvents(t *testing.T) {
 		t.Fatal("allow_pre_consent_events: true still drops early events")
 	}
 }
+
+func TestEscapedSignalKeysAreNotSkipped(t *testing.T) {
+	spec, err := ParseSpec("p.yaml", []byte("version: t1\npurposes: [analytics]\npseudonym_key: k1\ngpc_denies: [analytics]\noutputs: [{name: o, topic: t, require: [analytics]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decide(t, p, `{"userId":"u","context":{"\u0067pc":true}}`, granted(1, "analytics"))
+	if err != nil || d.Outputs[0].Write {
+		t.Fatalf("an escaped gpc key slipped past: %v %+v", err, d.Outputs[0])
+	}
+}
