@@ -9,7 +9,6 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/pipeline"
 )
 
 // TestIntegrationEventCarriedConsent: a subject whose stored record grants
@@ -40,23 +39,12 @@ func TestIntegrationEventCarriedConsent(t *testing.T) {
 	itest.Eventually(t, 60*time.Second, "events decided", func() bool {
 		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 6
 	})
-	got := map[string][]string{}
-	for _, topic := range []string{s.perso, s.ana, s.adv} {
-		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
-			o, _ := itest.Header(m, pipeline.HeaderOutput)
-			got[o] = append(got[o], messageID(t, m.Value))
-		}
-	}
-	want := map[string][]string{
+	got, _ := s.delivered(t)
+	expectSets(t, "output", got, map[string][]string{
 		"personalization": {"plain", "segment", "gpc"},
 		"analytics":       {"plain", "rudder", "gpc", "cannot-grant"},
 		"advertising":     {"plain", "segment"},
-	}
-	for o, ids := range want {
-		if !sameSet(got[o], ids) {
-			t.Errorf("%s received %v, want %v", o, got[o], ids)
-		}
-	}
+	})
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
 	if len(dlq) != 1 || messageID(t, dlq[0].Value) != "malformed" {
 		t.Fatalf("dead letters: %v", len(dlq))

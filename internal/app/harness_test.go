@@ -22,6 +22,7 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/itest"
 	"github.com/consentd/consentd/internal/kafkautil"
+	"github.com/consentd/consentd/pipeline"
 )
 
 // testSecret is the k1 pseudonymization key used by integration tests.
@@ -203,6 +204,39 @@ func (s *stack) assertNoPersonalData(t *testing.T, values ...string) {
 			if strings.Contains(text, v) {
 				t.Errorf("log entry at %s contains personal data %q: %s", e.Level, v, text)
 			}
+		}
+	}
+}
+
+// delivered reads the clean topics: the messageIds each output received,
+// and the retractions per topic as "key reason purposes".
+func (s *stack) delivered(t *testing.T) (byOutput, retractions map[string][]string) {
+	t.Helper()
+	byOutput, retractions = map[string][]string{}, map[string][]string{}
+	for _, topic := range []string{s.perso, s.ana, s.adv} {
+		for _, m := range itest.ReadAll(t, s.env.Kafka, topic) {
+			if reason, ok := itest.Header(m, pipeline.HeaderRetraction); ok {
+				if m.Value != nil {
+					t.Errorf("retraction with a value: %s", m.Value)
+				}
+				ps, _ := itest.Header(m, pipeline.HeaderRetractionPurposes)
+				retractions[topic] = append(retractions[topic], string(m.Key)+" "+reason+" "+ps)
+				continue
+			}
+			o, _ := itest.Header(m, pipeline.HeaderOutput)
+			byOutput[o] = append(byOutput[o], messageID(t, m.Value))
+		}
+	}
+	return byOutput, retractions
+}
+
+// expectSets fails for every key whose values differ from want's, ignoring
+// order.
+func expectSets(t *testing.T, what string, got, want map[string][]string) {
+	t.Helper()
+	for k, w := range want {
+		if !sameSet(got[k], w) {
+			t.Errorf("%s %s: got %v, want %v", what, k, got[k], w)
 		}
 	}
 }

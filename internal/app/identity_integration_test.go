@@ -9,7 +9,6 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/pipeline"
 )
 
 // TestIntegrationIdentityLinks: after an identify event links an anonymous
@@ -47,23 +46,12 @@ func TestIntegrationIdentityLinks(t *testing.T) {
 	itest.Produce(t, env.Kafka, s.raw, anonEvent("after-revoke"))
 	itest.Eventually(t, 30*time.Second, "event after the user's revocation", consumed(4))
 
-	got := map[string][]string{}
-	for _, topic := range []string{s.perso, s.ana, s.adv} {
-		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
-			o, _ := itest.Header(m, pipeline.HeaderOutput)
-			got[o] = append(got[o], messageID(t, m.Value))
-		}
-	}
-	want := map[string][]string{
+	got, _ := s.delivered(t)
+	expectSets(t, "output", got, map[string][]string{
 		"personalization": {"before-link", "identify", "after-link", "after-revoke"},
 		"analytics":       {"before-link", "after-link"},
 		"advertising":     {"before-link"}, // the user never granted advertising
-	}
-	for o, ids := range want {
-		if !sameSet(got[o], ids) {
-			t.Errorf("%s received %v, want %v", o, got[o], ids)
-		}
-	}
+	})
 	if st, err := redisstore.NewWriter(rdb, s.prefix).Read(ctx, "anon-9"); err != nil || st.LinkedTo != "user-9" {
 		t.Fatalf("stored link: %+v %v", st, err)
 	}

@@ -74,36 +74,11 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	if n := r.metric(t, `consentd_decisions_total{action="skip",output="personalization",reason="pre_consent:personalization"}`); n != 1 {
 		t.Errorf("pre-consent skips = %v, want 1 (the event collected before n1 consented)", n)
 	}
-	got := map[string][]string{}
-	retractions := map[string][]string{} // topic -> "key reason purposes"
-	for _, topic := range []string{s.perso, s.ana, s.adv} {
-		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
-			if reason, ok := itest.Header(m, pipeline.HeaderRetraction); ok {
-				if m.Value != nil {
-					t.Errorf("retraction with a value: %s", m.Value)
-				}
-				ps, _ := itest.Header(m, pipeline.HeaderRetractionPurposes)
-				retractions[topic] = append(retractions[topic], string(m.Key)+" "+reason+" "+ps)
-				continue
-			}
-			o, _ := itest.Header(m, pipeline.HeaderOutput)
-			got[o] = append(got[o], messageID(t, m.Value))
-		}
-	}
+	got, retractions := s.delivered(t)
 	erased := pseud("t1") + " erased personalization,analytics,advertising"
 	withdrawn := pseud("w1") + " consent_revoked personalization,advertising"
-	wantRetractions := map[string][]string{s.perso: {erased, withdrawn}, s.ana: {erased}, s.adv: {erased, withdrawn}}
-	for topic, want := range wantRetractions {
-		if !sameSet(retractions[topic], want) {
-			t.Errorf("retractions on %s: %v, want %v", topic, retractions[topic], want)
-		}
-	}
-	want := map[string][]string{"personalization": {"n1", "s1"}, "analytics": {"n1", "r1"}}
-	for _, o := range []string{"personalization", "analytics", "advertising"} {
-		if !sameSet(got[o], want[o]) {
-			t.Errorf("%s received %v, want %v", o, got[o], want[o])
-		}
-	}
+	expectSets(t, "retractions on", retractions, map[string][]string{s.perso: {erased, withdrawn}, s.ana: {erased}, s.adv: {erased, withdrawn}})
+	expectSets(t, "output", got, map[string][]string{"personalization": {"n1", "s1"}, "analytics": {"n1", "r1"}, "advertising": nil})
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
 	if len(dlq) != 1 {
 		t.Fatalf("dead letters: %d", len(dlq))
