@@ -66,21 +66,26 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		}
 	}
 	p.ConsentCategories = spec.ConsentCategories
-	gpc := spec.GPCPaths
-	if len(gpc) == 0 {
-		gpc = []string{"context.gpc"}
-	}
-	for _, g := range gpc {
-		path, err := event.ParsePath(g)
-		if err == nil && path.HasWildcard() {
-			err = errors.New("wildcards are not allowed")
+	// exactPaths parses paths without wildcards, defaulting to def.
+	exactPaths := func(field string, list []string, def ...string) []event.Path {
+		if len(list) == 0 {
+			list = def
 		}
-		if err != nil {
-			fail("gpc_paths: %q: %w", g, err)
-			continue
+		var out []event.Path
+		for _, s := range list {
+			path, err := event.ParsePath(s)
+			if err == nil && path.HasWildcard() {
+				err = errors.New("wildcards are not allowed")
+			}
+			if err != nil {
+				fail("%s: %q: %w", field, s, err)
+				continue
+			}
+			out = append(out, path)
 		}
-		p.GPCPaths = append(p.GPCPaths, path)
+		return out
 	}
+	p.GPCPaths = exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
 	for _, pu := range spec.GPCDenies {
 		if !purposes[pu] {
 			fail("gpc_denies: unknown purpose %q", pu)
@@ -88,21 +93,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	}
 	p.GPCDenies = spec.GPCDenies
 	p.AllowPreConsent = spec.AllowPreConsentEvents
-	subjects := spec.Subjects
-	if len(subjects) == 0 {
-		subjects = []string{"userId", "anonymousId"}
-	}
-	for _, s := range subjects {
-		path, err := event.ParsePath(s)
-		if err == nil && path.HasWildcard() {
-			err = errors.New("wildcards are not allowed")
-		}
-		if err != nil {
-			fail("subjects: %q: %w", s, err)
-			continue
-		}
-		p.Subjects = append(p.Subjects, path)
-	}
+	p.Subjects = exactPaths("subjects", spec.Subjects, "userId", "anonymousId")
 	checkKey := func(where, id string) {
 		if err := validKeyID(id); err != nil {
 			fail("%s: %w", where, err)
