@@ -4,7 +4,7 @@ export CONSENTD_KAFKA_PORT ?= 9092
 export CONSENTD_REDIS_PORT ?= 6379
 GO ?= go
 
-.PHONY: test unit services-up services-down install-services bench bench-e2e fuzz lint build
+.PHONY: test unit services-up services-down install-services bench bench-e2e bench-propagation fuzz lint build
 
 build:
 	$(GO) build -o bin/consentd ./cmd/consentd
@@ -44,6 +44,11 @@ bench:
 # end to end on real Kafka and Redis: consentd vs a plain kafka-go pass-through
 bench-e2e: services-up
 	@status=0; $(GO) run ./cmd/consentd-bench --brokers 127.0.0.1:$(CONSENTD_KAFKA_PORT) --redis 127.0.0.1:$(CONSENTD_REDIS_PORT) || status=$$?; \
+	scripts/services.sh down; exit $$status
+
+# revocation propagation with two instances in one group: p50/p99/max
+bench-propagation: services-up
+	@status=0; $(GO) run ./cmd/consentd-bench --propagation --brokers 127.0.0.1:$(CONSENTD_KAFKA_PORT) --redis 127.0.0.1:$(CONSENTD_REDIS_PORT) || status=$$?; \
 	scripts/services.sh down; exit $$status
 
 fuzz:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"time"
 
 	"github.com/consentd/consentd/internal/e2ebench"
 )
@@ -24,6 +25,9 @@ func main() {
 	flag.IntVar(&o.Rounds, "rounds", 2, "alternating rounds of pass-through then consentd")
 	flag.IntVar(&o.BatchSize, "batch", 1000, "batch size for both")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	propagation := flag.Bool("propagation", false, "measure revocation propagation instead of throughput (two instances, one group)")
+	revocations := flag.Int("revocations", 100, "with --propagation: subjects revoked one by one")
+	subjects := flag.Int("subjects", 200, "with --propagation: subjects whose events flow")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -39,7 +43,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if _, err := e2ebench.Run(ctx, o, os.Stdout); err != nil {
+	var err error
+	if *propagation {
+		_, err = e2ebench.RunPropagation(ctx, e2ebench.PropagationOptions{Brokers: o.Brokers, Redis: o.Redis, Subjects: *subjects, Revocations: *revocations, Interval: 50 * time.Millisecond}, os.Stdout)
+	} else {
+		_, err = e2ebench.Run(ctx, o, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "consentd-bench:", err)
 		stop()
 		pprof.StopCPUProfile()

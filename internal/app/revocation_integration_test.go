@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/propagation"
 )
 
 // TestIntegrationRevocationWhileFlowing revokes consent for subjects whose
@@ -61,59 +59,19 @@ func TestIntegrationRevocationWhileFlowing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
-	last := map[string]time.Time{} // key -> last write
-	before := map[string]int{}     // writes before the revocation
-	afterGrace := map[string]int{} // writes later than 1s after it
-	others := 0
-	lastRevocation := time.Time{}
-	for _, at := range revokedAt {
-		if at.After(lastRevocation) {
-			lastRevocation = at
-		}
+	res, err := propagation.Analyze(out, revokedAt, time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		key, tsText, ok := strings.Cut(line, " ")
-		ms, err := strconv.ParseInt(tsText, 10, 64)
-		if !ok || err != nil {
-			t.Fatalf("kcat line %q", line)
-		}
-		ts := time.UnixMilli(ms)
-		at, revoked := revokedAt[key]
-		if !revoked {
-			if ts.After(lastRevocation.Add(time.Second)) {
-				others++
-			}
-			continue
-		}
-		if ts.Before(at) {
-			before[key]++
-			continue
-		}
-		if ts.After(last[key]) {
-			last[key] = ts
-		}
-		if ts.After(at.Add(time.Second)) {
-			afterGrace[key]++
-		}
-	}
-	if others == 0 {
+	if res.OthersAfter == 0 {
 		t.Fatal("no other subject was written after the revocations: the check would be vacuous")
 	}
-	var lat []time.Duration
-	for key, at := range revokedAt {
-		if before[key] == 0 {
-			t.Errorf("subject %s had no events before its revocation: vacuous", key)
-		}
-		if n := afterGrace[key]; n > 0 {
-			t.Errorf("subject %s: %d events written later than 1s after the revocation", key, n)
-		}
-		d := time.Duration(0)
-		if l, ok := last[key]; ok {
-			d = l.Sub(at)
-		}
-		lat = append(lat, d)
+	if len(res.NoEventsBefore) > 0 {
+		t.Errorf("subjects with no events before their revocation (vacuous): %v", res.NoEventsBefore)
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	for key, n := range res.Late {
+		t.Errorf("subject %s: %d events written later than 1s after the revocation", key, n)
+	}
 	t.Logf("revocation to last clean write, %d subjects, two instances: p50 %s, p99 %s, max %s (broker append time, ms resolution)",
-		len(lat), lat[len(lat)/2], lat[(len(lat)*99)/100], lat[len(lat)-1])
+		len(res.Latencies), res.Percentile(0.5), res.Percentile(0.99), res.Percentile(1))
 }
