@@ -21,6 +21,7 @@ type Policy struct {
 	GPCPaths          []event.Path
 	GPCDenies         []string
 	AllowPreConsent   bool
+	iab               *iabPolicy
 	keys              *Keyring
 }
 
@@ -86,6 +87,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		return out
 	}
 	p.GPCPaths = exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
+	p.iab = compileIAB(spec.IAB, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
 	for _, pu := range spec.GPCDenies {
 		if !purposes[pu] {
 			fail("gpc_denies: unknown purpose %q", pu)

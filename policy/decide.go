@@ -40,6 +40,9 @@ type Decision struct {
 	// the signals found (segment, rudderstack, gpc).
 	EventDenied  []string
 	EventSignals []string
+	// coarseGeo, when a TC string withholds precise geolocation (special
+	// feature 1), rounds coordinates in every output.
+	coarseGeo *roundGeo
 	// Outputs has one entry per policy output, in policy order.
 	Outputs []OutputDecision
 }
@@ -225,6 +228,12 @@ func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec conse
 				return nil, inputErr(err)
 			}
 		}
+		if d.coarseGeo != nil {
+			if err := d.coarseGeo.Apply(&dc.ed, p.keys, func(a Action) { a.Op = "tcf_round_geo"; record(a) }); err != nil {
+				dc.acts = acts
+				return nil, inputErr(err)
+			}
+		}
 		bounds[i] = [2]int{start, len(acts)}
 		od.Value = dc.ed.AppendTo(make([]byte, 0, len(doc.Raw())))
 		od.Write = true
@@ -321,6 +330,11 @@ func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
 	}
 	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("consentManagement") {
 		if err := p.rudderConsent(doc, deny); err != nil {
+			return err
+		}
+	}
+	if p.iab != nil {
+		if err := p.iab.signals(doc, p.Purposes, d, deny); err != nil {
 			return err
 		}
 	}

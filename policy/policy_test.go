@@ -600,3 +600,104 @@ func TestEscapedSignalKeysAreNotSkipped(t *testing.T) {
 		t.Fatalf("an escaped gpc key slipped past: %v %+v", err, d.Outputs[0])
 	}
 }
+
+// IAB vectors with their documented decodings (TCF: LiveRamp/iabconsent
+// fixtures of the IAB TC string format; GPP: decodings published with the
+// iab_gpp crate's test data).
+const (
+	// TCF v2.2, policy version 4: purpose 1 consent and LI, special
+	// feature 1 opted in, vendor 1 consent and LI.
+	tcfV22 = "COvzTO5OvzTO5B7ABCENAPEYAIAAAIAAAIqIAAoAAoAA.QAAo.IAAo"
+	// Policy version 5: purpose 1 consent, purposes 2 and 7 LI, vendor 1.
+	tcfV5LI = "COvzTO5OvzTO5B7ABCENAPFYAIAAAEIAAIqIAAoAAoAA.QAAo.IAAo"
+	// TCF v2.0, policy version 2: must be rejected.
+	tcfV20 = "COvzTO5OvzTO5BRAAAENAPCoALIAADgAAAAAAewAwABAAlAB6ABBFADBQAQA9hAAAcAA"
+	// tcfV22 with special feature 1 (precise geolocation) withheld: bit 140
+	// of the core segment cleared ('Y' 011000 -> 'Q' 010000 at character 23).
+	tcfV22NoGeo = "COvzTO5OvzTO5B7ABCENAPEQAIAAAIAAAIqIAAoAAoAA.QAAo.IAAo"
+	// GPP usct: sale and targeted advertising opted out, GPC set.
+	gppUSCTOptOut = "DBABVg~BVVVVVVg.YA"
+	// GPP usca: did not opt out, but the GPC subsection is set.
+	gppUSCAGPC = "DBABBg~BVqqqqpY.YA"
+	// GPP usva: everything not applicable.
+	gppUSVANA = "DBABRg~BAAAABA"
+)
+
+func TestIABSignals(t *testing.T) {
+	spec, err := ParseSpec("p.yaml", []byte(`version: t1
+purposes: [personalization, analytics, advertising]
+pseudonym_key: k1
+iab:
+  vendor_id: 1
+  tcf_purposes: {personalization: [1], analytics: [1, 7], advertising: [1, 2]}
+  tcf_legitimate_interest: [7]
+  precise_geo_decimals: 1
+  opt_out_denies: [advertising]
+outputs:
+  - {name: perso, topic: c.perso, require: [personalization]}
+  - {name: ana, topic: c.ana, require: [analytics]}
+  - {name: adv, topic: c.adv, require: [advertising]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := granted(1, "personalization", "analytics", "advertising")
+	ev := func(ctx string) string {
+		return `{"userId":"u","context":{` + ctx + `,"location":{"latitude":52.5251,"longitude":-13.3691}}}`
+	}
+	tests := []struct {
+		name, ctx, written, signals, reason string
+		coarse                              bool
+	}{
+		{"no strings", `"locale":"de"`, "perso,ana,adv", "", "", false},
+		{"tcf v2.2: only purpose 1 allowed", `"tcString":"` + tcfV22 + `"`, "perso", "tcf", "", false},
+		{"tcf without precise geolocation coarsens coordinates", `"tcString":"` + tcfV22NoGeo + `"`, "perso", "tcf", "", true},
+		{"tcf LI for purpose 7, consent for 1", `"gdpr_consent":"` + tcfV5LI + `"`, "perso,ana", "tcf", "", false},
+		{"tcf policy version 2 rejected", `"tcString":"` + tcfV20 + `"`, "", "", ReasonInvalidConsentString, false},
+		{"tcf garbage", `"tcString":"not-a-tc-string"`, "", "", ReasonInvalidConsentString, false},
+		{"usp opted out of sale (third character Y)", `"us_privacy":"1YYN"`, "perso,ana", "usp", "", false},
+		{"usp notice given, not opted out", `"us_privacy":"1YNN"`, "perso,ana,adv", "", "", false},
+		{"usp lowercase", `"us_privacy":"1yyn"`, "perso,ana", "usp", "", false},
+		{"usp not applicable", `"us_privacy":"1---"`, "perso,ana,adv", "", "", false},
+		{"usp bad version", `"us_privacy":"2YNN"`, "", "", ReasonInvalidConsentString, false},
+		{"gpp usct opted out", `"gppString":"` + gppUSCTOptOut + `"`, "perso,ana", "gpp", "", false},
+		{"gpp usca with gpc", `"gppString":"` + gppUSCAGPC + `"`, "perso,ana", "gpp", "", false},
+		{"gpp usva not applicable", `"gppString":"` + gppUSVANA + `"`, "perso,ana,adv", "", "", false},
+		{"gpp garbage", `"gppString":"DBAB~"`, "", "", ReasonInvalidConsentString, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := decide(t, p, ev(tt.ctx), all)
+			if tt.reason != "" {
+				var ie *InputError
+				if !errors.As(err, &ie) || ie.Reason != tt.reason {
+					t.Fatalf("err = %v, want %s", err, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w []string
+			for _, o := range d.Outputs {
+				if o.Write {
+					w = append(w, o.Output.Name)
+					// Coordinates stay as sent unless the TC string withholds
+					// special feature 1 (precise geolocation).
+					precise := strings.Contains(string(o.Value), `"latitude":52.5251,"longitude":-13.3691`)
+					coarse := strings.Contains(string(o.Value), `"latitude":52.5,"longitude":-13.4`) && strings.Contains(o.ActionsHeader(), "tcf_round_geo:context.location.latitude")
+					if precise == tt.coarse || coarse != tt.coarse {
+						t.Errorf("%s: precise %v coarse %v, want coarse %v: %s (%s)", o.Output.Name, precise, coarse, tt.coarse, o.Value, o.ActionsHeader())
+					}
+				}
+			}
+			if strings.Join(w, ",") != tt.written || strings.Join(d.EventSignals, "+") != tt.signals {
+				t.Fatalf("written %v signals %v, want %s / %s (%s)", w, d.EventSignals, tt.written, tt.signals, d.Explain())
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ type Spec struct {
 	// pre_consent:<purpose>). Grant times are known for consent written by
 	// consentd (consent topic, CLI, API). Default: false.
 	AllowPreConsentEvents bool `yaml:"allow_pre_consent_events"`
+	// IAB maps IAB TCF, GPP and US Privacy strings carried by events to
+	// purposes. Default: none (such strings are not read).
+	IAB *IABSpec `yaml:"iab"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }

@@ -38,6 +38,10 @@ func (a *App) consentAPI(mux *http.ServeMux) {
 			defer cancel()
 			out, err := fn(ctx, r, subject)
 			var ue *UsageError
+			if err != nil && !errors.As(err, &ue) && r.Method == http.MethodGet {
+				// A read may be retried once on a transient store error.
+				out, err = fn(ctx, r, subject)
+			}
 			switch {
 			case errors.As(err, &ue):
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/pipeline"
 )
 
 // TestIntegrationEventCarriedConsent: a subject whose stored record grants
@@ -16,6 +18,21 @@ import (
 func TestIntegrationEventCarriedConsent(t *testing.T) {
 	env := itest.Require(t)
 	s := newStack(t, env, 1)
+	// IAB strings map to purposes through the policy.
+	f, err := os.OpenFile(s.cfg.Policy, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`
+iab:
+  vendor_id: 1
+  tcf_purposes: {personalization: [1], analytics: [1, 7], advertising: [1, 2]}
+  tcf_legitimate_interest: [7]
+  opt_out_denies: [advertising]
+`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	rdb := itest.Redis(t, env.Redis)
 	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
 	if err := redisstore.Put(context.Background(), rdb, s.prefix, "u", 3, all); err != nil {
@@ -34,19 +51,29 @@ func TestIntegrationEventCarriedConsent(t *testing.T) {
 		ev("gpc", "u", `{"gpc":true}`),
 		ev("cannot-grant", "weak", `{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true}}}`),
 		ev("malformed", "u", `{"consent":{"categoryPreferences":{"Analytics":"yes"}}}`),
+		// IAB vectors with documented decodings (see policy tests).
+		ev("tcf", "u", `{"tcString":"COvzTO5OvzTO5B7ABCENAPEYAIAAAIAAAIqIAAoAAoAA.QAAo.IAAo"}`),
+		ev("tcf-old-policy", "u", `{"tcString":"COvzTO5OvzTO5BRAAAENAPCoALIAADgAAAAAAewAwABAAlAB6ABBFADBQAQA9hAAAcAA"}`),
+		ev("usp-opt-out", "u", `{"us_privacy":"1YYN"}`),
+		ev("gpp-opt-out", "u", `{"gppString":"DBABVg~BVVVVVVg.YA"}`),
 	)
 	r := s.start(t, nil)
 	itest.Eventually(t, 60*time.Second, "events decided", func() bool {
-		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 6
+		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 10
 	})
 	got, _ := s.delivered(t)
 	expectSets(t, "output", got, map[string][]string{
-		"personalization": {"plain", "segment", "gpc"},
-		"analytics":       {"plain", "rudder", "gpc", "cannot-grant"},
+		"personalization": {"plain", "segment", "gpc", "tcf", "usp-opt-out", "gpp-opt-out"},
+		"analytics":       {"plain", "rudder", "gpc", "cannot-grant", "usp-opt-out", "gpp-opt-out"},
 		"advertising":     {"plain", "segment"},
 	})
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
-	if len(dlq) != 1 || messageID(t, dlq[0].Value) != "malformed" {
-		t.Fatalf("dead letters: %v", len(dlq))
+	var dead []string
+	for _, m := range dlq {
+		reason, _ := itest.Header(m, pipeline.HeaderDLQReason)
+		dead = append(dead, messageID(t, m.Value)+":"+reason)
+	}
+	if !sameSet(dead, []string{"malformed:wrong_type", "tcf-old-policy:invalid_consent_string"}) {
+		t.Fatalf("dead letters: %v", dead)
 	}
 }

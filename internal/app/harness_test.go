@@ -91,7 +91,7 @@ kafka:
 redis:
   addr: `+env.Redis+`
   key_prefix: "`+s.prefix+`"
-  timeout: 300ms
+  timeout: 1s
 admin:
   listen: 127.0.0.1:0
 pipeline:
