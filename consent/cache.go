@@ -2,6 +2,7 @@ package consent
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,56 @@ type Cache struct {
 	// seq counts invalidations, so that an answer read from the store
 	// before an invalidation is not cached after it.
 	seq atomic.Uint64
+
+	mu     sync.Mutex
+	recent map[string]uint64 // subject -> seq of its last invalidation
+	floor  uint64            // decisions older than this are all stale
+}
+
+// maxRecent bounds the invalidations remembered per subject; past it the
+// memory is reset and every older decision counts as stale.
+const maxRecent = 100000
+
+// Seq returns the current invalidation sequence number: take it before a
+// lookup, and ask ChangedSince before acting on the answer.
+func (c *Cache) Seq() uint64 { return c.seq.Load() }
+
+// ChangedSince reports whether any of subjects may have changed after seq
+// (an invalidation, or a purge, since then).
+func (c *Cache) ChangedSince(seq uint64, subjects []string) bool {
+	if c.seq.Load() == seq {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq < c.floor {
+		return true
+	}
+	for _, s := range subjects {
+		if c.recent[s] > seq {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cache) noteChange(subject string) {
+	n := c.seq.Add(1)
+	c.mu.Lock()
+	if subject == "" {
+		c.floor = n
+		c.recent = nil
+	} else {
+		if len(c.recent) >= maxRecent {
+			c.recent = nil
+			c.floor = n // forgotten changes: everything older is stale
+		}
+		if c.recent == nil {
+			c.recent = make(map[string]uint64)
+		}
+		c.recent[subject] = n
+	}
+	c.mu.Unlock()
 }
 
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
@@ -80,7 +131,7 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 
 // Invalidate forgets one subject, so the next lookup asks the store.
 func (c *Cache) Invalidate(subject string) {
-	c.seq.Add(1)
+	c.noteChange(subject)
 	if c.lru != nil {
 		c.lru.Remove(subject)
 	}
@@ -88,7 +139,7 @@ func (c *Cache) Invalidate(subject string) {
 
 // Purge forgets everything.
 func (c *Cache) Purge() {
-	c.seq.Add(1)
+	c.noteChange("")
 	if c.lru != nil {
 		c.lru.Purge()
 	}

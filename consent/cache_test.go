@@ -152,3 +152,23 @@ func (s *invalidatingStore) Lookup(ctx context.Context, subjects []string) (map[
 	}
 	return s.inner.Lookup(ctx, subjects)
 }
+
+func TestCacheChangedSince(t *testing.T) {
+	c := NewCache(&countingStore{recs: map[string]Record{}}, 10, time.Minute, nil)
+	s0 := c.Seq()
+	if c.ChangedSince(s0, []string{"a", "b"}) {
+		t.Fatal("changed with no invalidation")
+	}
+	c.Invalidate("b")
+	if !c.ChangedSince(s0, []string{"a", "b"}) || c.ChangedSince(s0, []string{"a", "c"}) {
+		t.Fatal("per-subject change not tracked")
+	}
+	s1 := c.Seq()
+	if c.ChangedSince(s1, []string{"b"}) {
+		t.Fatal("a change before the decision counted as after it")
+	}
+	c.SetBypass(true) // a purge: everything may have changed
+	if !c.ChangedSince(s1, []string{"zzz"}) {
+		t.Fatal("purge not seen as a change")
+	}
+}

@@ -43,6 +43,13 @@ type ProcessorConfig struct {
 	Policy *policy.Policy
 	// Store answers consent lookups (normally a consent.Cache over Redis).
 	Store consent.Store
+	// Changes, if set, tells whether consent changed after a batch was
+	// decided (normally the consent.Cache, fed by invalidations), so that
+	// a batch still waiting to be written is decided again.
+	Changes interface {
+		Seq() uint64
+		ChangedSince(seq uint64, subjects []string) bool
+	}
 	// Linker, if set, records the identity links that identify and alias
 	// events establish (anonymous id -> user id) before the batch's
 	// lookups; *redisstore.Writer implements it.
@@ -104,6 +111,9 @@ func (a *Accounting) Apply(m *metrics.Metrics) {
 type Result struct {
 	Out        []kafka.Message
 	Accounting Accounting
+	// seq and subjects let Stale tell whether consent changed since.
+	seq      uint64
+	subjects []string
 }
 
 // Processor decides a batch of raw messages. Not safe for concurrent use:
@@ -218,6 +228,10 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 			return nil, err
 		}
 	}
+	var seq uint64
+	if p.cfg.Changes != nil {
+		seq = p.cfg.Changes.Seq()
+	}
 	records, err := p.lookup(ctx, lookup)
 	if err != nil {
 		return nil, err
@@ -247,7 +261,12 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 		}
 	}
 
-	res := &Result{Accounting: NewAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2)}
+	res := &Result{Accounting: NewAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2), seq: seq, subjects: lookup}
+	for _, r := range records {
+		if r.LinkedTo != "" {
+			res.subjects = append(res.subjects, r.LinkedTo) // a user's change affects the linked id
+		}
+	}
 	acc := &res.Accounting
 	for i := range msgs {
 		m := &msgs[i]
@@ -330,6 +349,12 @@ func (p *Processor) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Me
 			{Key: HeaderPolicyVersion, Value: p.policyVersion},
 		},
 	}
+}
+
+// Stale reports whether the consent of a subject in res changed after res
+// was decided: the batch must then be decided again before it is written.
+func (p *Processor) Stale(res *Result) bool {
+	return p.cfg.Changes != nil && p.cfg.Changes.ChangedSince(res.seq, res.subjects)
 }
 
 // lookup resolves subjects, retrying with backoff until it succeeds or ctx

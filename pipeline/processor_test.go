@@ -211,3 +211,51 @@ func TestProcessIdentityLinks(t *testing.T) {
 		t.Fatalf("decisions: %v", res.Accounting.Decisions)
 	}
 }
+
+type fakeChanges struct {
+	seq     uint64
+	changed map[string]uint64
+}
+
+func (f *fakeChanges) Seq() uint64 { return f.seq }
+func (f *fakeChanges) ChangedSince(seq uint64, subjects []string) bool {
+	for _, s := range subjects {
+		if f.changed[s] > seq {
+			return true
+		}
+	}
+	return false
+}
+
+func TestProcessStaleAfterConsentChange(t *testing.T) {
+	st := &mapStore{recs: map[string]consent.Record{
+		"anon-1": {Found: true, Version: 1, Granted: map[string]bool{"personalization": true}, LinkedTo: "user-1"},
+		"user-1": {Found: true, Version: 1, Granted: map[string]bool{"personalization": true}},
+		"u2":     {Found: true, Version: 1, Granted: map[string]bool{"personalization": true}},
+	}}
+	ch := &fakeChanges{seq: 5, changed: map[string]uint64{}}
+	p := newTestProcessor(t, st)
+	p.cfg.Changes = ch
+	res, err := p.Process(context.Background(), []kafka.Message{
+		{Topic: "raw", Value: []byte(`{"type":"track","anonymousId":"anon-1"}`)},
+		{Topic: "raw", Value: []byte(`{"type":"track","userId":"u2"}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Stale(res) {
+		t.Fatal("stale without a change")
+	}
+	ch.changed["somebody-else"] = 6
+	if p.Stale(res) {
+		t.Fatal("a change to another subject made the batch stale")
+	}
+	ch.changed["user-1"] = 6 // the linked user of anon-1 changed
+	if !p.Stale(res) {
+		t.Fatal("a change to a linked user did not make the batch stale")
+	}
+	ch.changed = map[string]uint64{"u2": 5} // changed before the decision
+	if p.Stale(res) {
+		t.Fatal("a change before the decision made the batch stale")
+	}
+}

@@ -240,8 +240,16 @@ func (r *Runner) commit(g *generation) {
 }
 
 type pending struct {
+	msgs []kafka.Message
 	res  *Result
 	next int64 // offset after the batch's last message
+}
+
+// Revalidator is implemented by processors that can tell a decided batch
+// is stale (consent changed since); the batch is then decided again just
+// before it is written.
+type Revalidator interface {
+	Stale(res *Result) bool
 }
 
 // runPartition fetches, decides and writes one partition until the
@@ -294,7 +302,7 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 			break // ctx ended while the consent store failed: emit nothing
 		}
 		select {
-		case queue <- pending{res: res, next: next}:
+		case queue <- pending{msgs: msgs, res: res, next: next}:
 		case <-ctx.Done():
 		}
 	}
@@ -335,9 +343,19 @@ func fetchBatch(ctx context.Context, reader *kafka.Reader, max int, linger time.
 func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, p *partition, log *zap.Logger) {
 	cfg := r.cfg
 	failed := false
+	reproc := cfg.NewProcessor() // decides stale batches again
+	rv, _ := reproc.(Revalidator)
 	for b := range queue {
 		if failed {
 			continue // an earlier batch was not written: nothing after it may be committed
+		}
+		if rv != nil && rv.Stale(b.res) {
+			res, err := reproc.Process(ctx, b.msgs)
+			if err != nil {
+				failed = true // ctx ended while the store failed: write nothing more
+				continue
+			}
+			b.res = res
 		}
 		if err := r.write(ctx, writeCtx, b.res.Out, log); err != nil {
 			failed = true

@@ -72,6 +72,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 		return pipeline.NewProcessor(pipeline.ProcessorConfig{
 			Policy:          pol,
 			Store:           cache,
+			Changes:         cache,
 			Linker:          redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix),
 			DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
