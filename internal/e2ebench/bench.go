@@ -244,16 +244,8 @@ func consentd(ctx context.Context, o Options, raw, dlq string, clean []string, p
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	policy := string(configs.Policy)
-	for i, name := range []string{"clean.personalization", "clean.analytics", "clean.advertising"} {
-		policy = replaceOnce(policy, "topic: "+name, "topic: "+clean[i])
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(policy), 0o600); err != nil {
-		return Result{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keys"), []byte("k1:"+base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
+	policyPath, keyPath, err := writePolicyAndKeys(dir, clean)
+	if err != nil {
 		return Result{}, err
 	}
 	cfg := &config.Config{
@@ -261,8 +253,8 @@ func consentd(ctx context.Context, o Options, raw, dlq string, clean []string, p
 		Redis:            config.Redis{Addr: o.Redis, KeyPrefix: prefix},
 		Admin:            config.Admin{Listen: "127.0.0.1:0"},
 		Pipeline:         config.Pipeline{BatchSize: o.BatchSize},
-		Pseudonymization: config.Pseudonymization{KeyFile: filepath.Join(dir, "keys")},
-		Policy:           filepath.Join(dir, "policy.yaml"),
+		Pseudonymization: config.Pseudonymization{KeyFile: keyPath},
+		Policy:           policyPath,
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -327,4 +319,24 @@ func replaceOnce(s, old, new string) string {
 		}
 	}
 	return s
+}
+
+// writePolicyAndKeys writes the shipped policy, with its clean topics
+// renamed to clean (personalization, analytics, advertising), and a fresh
+// k1 key file into dir; it returns their paths.
+func writePolicyAndKeys(dir string, clean []string) (policyPath, keyPath string, err error) {
+	pol := string(configs.Policy)
+	for i, name := range []string{"clean.personalization", "clean.analytics", "clean.advertising"} {
+		pol = replaceOnce(pol, "topic: "+name, "topic: "+clean[i])
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	policyPath, keyPath = filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "keys")
+	if err := os.WriteFile(policyPath, []byte(pol), 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyPath, []byte("k1:"+base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
+		return "", "", err
+	}
+	return policyPath, keyPath, nil
 }

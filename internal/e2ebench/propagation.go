@@ -2,13 +2,10 @@ package e2ebench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/kafkautil"
@@ -67,24 +63,16 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 		return propagation.Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	pol := string(configs.Policy)
-	for i, name := range []string{"clean.personalization", "clean.analytics", "clean.advertising"} {
-		pol = replaceOnce(pol, "topic: "+name, "topic: "+clean[i])
-	}
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o600); err != nil {
-		return propagation.Result{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keys"), []byte("k1:"+base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
+	policyPath, keyPath, err := writePolicyAndKeys(dir, clean)
+	if err != nil {
 		return propagation.Result{}, err
 	}
 	cfg := &config.Config{
 		Kafka:            config.Kafka{Brokers: []string{o.Brokers}, RawTopics: []string{raw}, GroupID: id, DeadLetterTopic: dlq, SessionTimeout: 6 * time.Second},
 		Redis:            config.Redis{Addr: o.Redis, KeyPrefix: prefix},
 		Admin:            config.Admin{Listen: "127.0.0.1:0"},
-		Pseudonymization: config.Pseudonymization{KeyFile: filepath.Join(dir, "keys")},
-		Policy:           filepath.Join(dir, "policy.yaml"),
+		Pseudonymization: config.Pseudonymization{KeyFile: keyPath},
+		Policy:           policyPath,
 	}
 	cfg.ApplyDefaults()
 	p, err := app.LoadPolicy(cfg)
