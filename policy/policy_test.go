@@ -247,10 +247,7 @@ func TestDecideInputErrors(t *testing.T) {
 				ev = strings.Replace(ev, `{`, `{"type":"track",`, 1)
 			}
 			_, err := decide(t, p, ev, granted(1, "personalization"))
-			var ie *InputError
-			if !errors.As(err, &ie) || ie.Reason != tt.reason {
-				t.Fatalf("err = %v, want InputError %s", err, tt.reason)
-			}
+			wantInputError(t, err, tt.reason)
 			for _, secret := range []string{"1.1.1.1", "2.2.2.2", "1.2.3.4", "yesterday"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error message echoes event data %q: %v", secret, err)
@@ -289,10 +286,7 @@ func TestSubject(t *testing.T) {
 			}
 			s, path, ok, err := p.Subject(&doc)
 			if tt.reason != "" {
-				var ie *InputError
-				if !errors.As(err, &ie) || ie.Reason != tt.reason {
-					t.Fatalf("err = %v, want %s", err, tt.reason)
-				}
+				wantInputError(t, err, tt.reason)
 				return
 			}
 			if err != nil || s != tt.subject || path != tt.path || ok != (tt.subject != "") {
@@ -518,21 +512,13 @@ outputs:
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := decide(t, p, tt.ev, tt.rec)
 			if tt.reason != "" {
-				var ie *InputError
-				if !errors.As(err, &ie) || ie.Reason != tt.reason {
-					t.Fatalf("err = %v, want %s", err, tt.reason)
-				}
+				wantInputError(t, err, tt.reason)
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			var w []string
-			for _, o := range d.Outputs {
-				if o.Write {
-					w = append(w, o.Output.Name)
-				}
-			}
+			w := writtenNames(d)
 			if strings.Join(w, ",") != tt.written || strings.Join(d.EventSignals, "+") != tt.signals {
 				t.Fatalf("written %v signals %v (%s), want %s / %s", w, d.EventSignals, d.Explain(), tt.written, tt.signals)
 			}
@@ -673,10 +659,7 @@ outputs:
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := decide(t, p, ev(tt.ctx), all)
 			if tt.reason != "" {
-				var ie *InputError
-				if !errors.As(err, &ie) || ie.Reason != tt.reason {
-					t.Fatalf("err = %v, want %s", err, tt.reason)
-				}
+				wantInputError(t, err, tt.reason)
 				return
 			}
 			if err != nil {
@@ -700,4 +683,24 @@ outputs:
 			}
 		})
 	}
+}
+
+// wantInputError fails unless err is an *InputError with reason.
+func wantInputError(t *testing.T, err error, reason string) {
+	t.Helper()
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Reason != reason {
+		t.Fatalf("err = %v, want InputError %s", err, reason)
+	}
+}
+
+// writtenNames lists the outputs a decision writes, in policy order.
+func writtenNames(d *Decision) []string {
+	var w []string
+	for _, o := range d.Outputs {
+		if o.Write {
+			w = append(w, o.Output.Name)
+		}
+	}
+	return w
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 	"testing"
 	"time"
 
@@ -101,19 +100,13 @@ func ReadAll(t testing.TB, broker, topic string) []kafka.Message {
 }
 
 func readAll(broker, topic string) ([]kafka.Message, error) {
-	conn, err := kafka.Dial("tcp", broker)
+	parts, err := kafkautil.Partitions(broker, topic)
 	if err != nil {
 		return nil, err
 	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
 	var out []kafka.Message
 	for _, p := range parts {
-		ms, err := readPartition(broker, topic, p.ID)
+		ms, err := readPartition(broker, topic, p)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
@@ -64,8 +65,8 @@ func CreateTopicsWithConfig(broker string, partitions int, configs map[string]st
 	return nil
 }
 
-// Offsets returns [first, end) per partition of topic.
-func Offsets(broker, topic string) (map[int][2]int64, error) {
+// Partitions returns topic's partition ids in ascending order.
+func Partitions(broker, topic string) ([]int, error) {
 	conn, err := kafka.Dial("tcp", broker)
 	if err != nil {
 		return nil, err
@@ -75,10 +76,24 @@ func Offsets(broker, topic string) (map[int][2]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	ids := make([]int, len(parts))
+	for i, p := range parts {
+		ids[i] = p.ID
+	}
+	sort.Ints(ids)
+	return ids, nil
+}
+
+// Offsets returns [first, end) per partition of topic.
+func Offsets(broker, topic string) (map[int][2]int64, error) {
+	parts, err := Partitions(broker, topic)
+	if err != nil {
+		return nil, err
+	}
 	out := map[int][2]int64{}
-	for _, p := range parts {
+	for _, id := range parts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, p.ID)
+		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, id)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -88,7 +103,7 @@ func Offsets(broker, topic string) (map[int][2]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[p.ID] = [2]int64{f, l}
+		out[id] = [2]int64{f, l}
 	}
 	return out, nil
 }
