@@ -7,9 +7,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
-
-	"github.com/consentd/consentd/internal/metrics"
 )
+
+// CacheHooks observe a Cache; internal/metrics implements them. Calls
+// come from any goroutine and must return quickly.
+type CacheHooks interface {
+	// OnLookup is called once per Lookup with the number of distinct
+	// subjects resolved and how many of them the cache answered.
+	OnLookup(subjects, cacheHits int)
+}
 
 // Cache answers lookups from a bounded in-process LRU with a short TTL and
 // sends only the misses to the underlying Store, in one call. "No record"
@@ -17,7 +23,7 @@ import (
 type Cache struct {
 	store Store
 	lru   *expirable.LRU[string, Record]
-	m     *metrics.Metrics
+	hooks CacheHooks
 	// bypass is set while changes cannot be heard (the invalidation
 	// channel is down): every lookup then goes to the store.
 	bypass atomic.Bool
@@ -77,9 +83,9 @@ func (c *Cache) noteChange(subject string) {
 }
 
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
-// store, still batched). m may be nil.
-func NewCache(store Store, size int, ttl time.Duration, m *metrics.Metrics) *Cache {
-	c := &Cache{store: store, m: m}
+// store, still batched). hooks may be nil.
+func NewCache(store Store, size int, ttl time.Duration, hooks CacheHooks) *Cache {
+	c := &Cache{store: store, hooks: hooks}
 	if size > 0 && ttl > 0 {
 		c.lru = expirable.NewLRU[string, Record](size, nil, ttl)
 	}
@@ -107,9 +113,8 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 		out[s] = Record{}
 		misses = append(misses, s)
 	}
-	if c.m != nil {
-		c.m.Lookups.Add(float64(len(out)))
-		c.m.CacheHits.Add(float64(hits))
+	if c.hooks != nil {
+		c.hooks.OnLookup(len(out), hits)
 	}
 	if len(misses) == 0 {
 		return out, nil

@@ -1,13 +1,10 @@
-// Package consent defines consent records, the ConsentStore contract and a
-// bounded, short-lived local cache in front of any store.
+// Package consent defines consent records, the Store contract, the
+// bounded, short-lived local Cache in front of any store, and Linked, the
+// store decorator that applies identity links. It does no I/O: Redis lives
+// in consent/redisstore, changes in consent/changes, consent-topic formats
+// in consent/ingest. It must not import Kafka, Redis or Prometheus.
 //
-// # Redis schema
-//
-// One hash per subject, key "consent:<subject>": one field per purpose with
-// value "1" (granted) or "0" (denied), and field "_v", a monotonically
-// increasing int64 version, and optionally "_exp", an expiry in Unix
-// milliseconds. A missing key, a missing purpose field, any value other
-// than "1" or an expired record means denied. See the README for examples.
+// The Redis schema is documented in package redisstore and the README.
 package consent
 
 import (

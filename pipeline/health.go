@@ -3,8 +3,6 @@ package pipeline
 import (
 	"sort"
 	"sync"
-
-	"github.com/consentd/consentd/internal/metrics"
 )
 
 // Readiness conditions.
@@ -17,15 +15,17 @@ const (
 // Health tracks readiness conditions. The zero value is not usable; use
 // NewHealth. A nil *Health ignores every call.
 type Health struct {
-	mu     sync.Mutex
-	failed map[string]string
-	m      *metrics.Metrics
+	mu       sync.Mutex
+	failed   map[string]string
+	onChange func(ready bool)
 }
 
 // NewHealth returns a Health in which the given conditions start failed
-// (for example "not joined yet").
-func NewHealth(m *metrics.Metrics, initial map[string]string) *Health {
-	h := &Health{failed: map[string]string{}, m: m}
+// (for example "not joined yet"). onChange, if set, is called with the
+// readiness after every change (normally Hooks.OnReadiness), under the
+// Health's lock: it must not call back into the Health.
+func NewHealth(onChange func(ready bool), initial map[string]string) *Health {
+	h := &Health{failed: map[string]string{}, onChange: onChange}
 	for k, v := range initial {
 		h.failed[k] = v
 	}
@@ -49,13 +49,8 @@ func (h *Health) Set(cond string, err error) {
 }
 
 func (h *Health) publish() {
-	if h.m == nil {
-		return
-	}
-	if len(h.failed) == 0 {
-		h.m.Ready.Set(1)
-	} else {
-		h.m.Ready.Set(0)
+	if h.onChange != nil {
+		h.onChange(len(h.failed) == 0)
 	}
 }
 

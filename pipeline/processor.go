@@ -1,18 +1,8 @@
-// Package pipeline moves events from raw Kafka topics through consent
-// lookups and the policy to clean topics, committing offsets only after
-// every write of a message, and of all earlier messages in its partition,
-// has been acknowledged.
-//
-// The Processor is the per-batch core (no Kafka I/O: messages in, messages
-// to write out); the Runner wires it to kafka-go consumer groups and a
-// writer.
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,335 +10,119 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
-	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/internal/retry"
 	"github.com/consentd/consentd/policy"
 )
 
-// Header names on clean and dead-letter messages.
-const (
-	HeaderPolicyVersion  = "consentd-policy-version"
-	HeaderConsentVersion = "consentd-consent-version"
-	HeaderActions        = "consentd-actions"
-	HeaderOutput         = "consentd-output"
-	HeaderSource         = "consentd-source"
-	HeaderDLQReason      = "consentd-dlq-reason"
-	HeaderDLQError       = "consentd-dlq-error"
-	HeaderSourceTopic    = "consentd-source-topic"
-	HeaderSourcePart     = "consentd-source-partition"
-	HeaderSourceOffset   = "consentd-source-offset"
-)
+// ChangeTracker tells whether consent changed after a batch was decided,
+// so that a batch still waiting to be written is decided again.
+// *consent.Cache implements it, fed by invalidations. Safe for concurrent
+// use.
+type ChangeTracker interface {
+	// Seq returns the current change sequence number; take it before a
+	// lookup.
+	Seq() uint64
+	// ChangedSince reports whether any of subjects may have changed after
+	// seq.
+	ChangedSince(seq uint64, subjects []string) bool
+}
+
+// Linker records the identity links that identify and alias events
+// establish (anonymous id → user id); *redisstore.Updater implements it.
+// Link must be atomic per link and safe for concurrent use.
+type Linker interface {
+	Link(ctx context.Context, links map[string]string) error
+}
 
 // ProcessorConfig configures a Processor.
 type ProcessorConfig struct {
+	// Policy decides; required.
 	Policy *policy.Policy
-	// Store answers consent lookups (normally a consent.Cache over Redis).
+	// Store answers consent lookups (normally consent.Linked over a
+	// consent.Cache over Redis); required.
 	Store consent.Store
-	// Changes, if set, tells whether consent changed after a batch was
-	// decided (normally the consent.Cache, fed by invalidations), so that
-	// a batch still waiting to be written is decided again.
-	Changes interface {
-		Seq() uint64
-		ChangedSince(seq uint64, subjects []string) bool
-	}
-	// Linker, if set, records the identity links that identify and alias
-	// events establish (anonymous id -> user id) before the batch's
-	// lookups; *redisstore.Writer implements it.
-	Linker interface {
-		Link(ctx context.Context, links map[string]string) error
-	}
-	// DeadLetterTopic receives undecidable events.
+	// Changes, if set, makes batches decided before a consent change be
+	// decided again just before they are written.
+	Changes ChangeTracker
+	// Linker, if set, stores identity links before the batch's lookups.
+	Linker Linker
+	// DeadLetterTopic receives undecidable events; required.
 	DeadLetterTopic string
 	// MaxMessageBytes: larger raw events are dead-lettered as too_large.
+	// Default: 1 MiB.
 	MaxMessageBytes int
-	// RetryBackoffMin/Max bound the wait between failed lookups.
-	RetryBackoffMin, RetryBackoffMax time.Duration
-	Metrics                          *metrics.Metrics
-	Health                           *Health
-	Log                              *zap.Logger
+	// Backoff bounds the wait between failed lookups (they are retried
+	// until they succeed: fail closed).
+	Backoff retry.Backoff
+	// Health, if set, is told when the consent store fails and recovers.
+	Health *Health
+	// Log receives warnings and debug explanations. Default: none.
+	Log *zap.Logger
 }
 
-// Accounting is what a processed batch did, applied to metrics once its
-// writes are acknowledged (so a batch abandoned in a rebalance and
-// redelivered is not counted twice).
-type Accounting struct {
-	Consumed map[string]int // raw topic
-	Written  map[string]int // output
-	Dropped  map[string]int // reason
-	Dead     map[string]int // reason
-	// Decisions counts output decisions by output, action and reason.
-	Decisions map[[3]string]int
-}
-
-// NewAccounting returns empty Accounting.
-func NewAccounting() Accounting {
-	return Accounting{Consumed: map[string]int{}, Written: map[string]int{}, Dropped: map[string]int{}, Dead: map[string]int{}, Decisions: map[[3]string]int{}}
-}
-
-// Apply adds the counts to m.
-func (a *Accounting) Apply(m *metrics.Metrics) {
-	if m == nil {
-		return
-	}
-	for k, v := range a.Consumed {
-		m.Consumed.WithLabelValues(k).Add(float64(v))
-	}
-	for k, v := range a.Written {
-		m.Written.WithLabelValues(k).Add(float64(v))
-	}
-	for k, v := range a.Dropped {
-		m.Dropped.WithLabelValues(k).Add(float64(v))
-	}
-	for k, v := range a.Dead {
-		m.DeadLettered.WithLabelValues(k).Add(float64(v))
-	}
-	for k, v := range a.Decisions {
-		m.Decisions.WithLabelValues(k[0], k[1], k[2]).Add(float64(v))
-	}
-}
+// DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.
+const DefaultMaxMessageBytes = 1 << 20
 
 // Result is a processed batch: the messages to write, in order, and the
 // accounting of every input message.
 type Result struct {
-	Out        []kafka.Message
+	Out []kafka.Message
+	// Origin[i] is the index, in the processed batch, of the raw message
+	// Out[i] was made from.
+	Origin     []int
 	Accounting Accounting
 	// seq and subjects let Stale tell whether consent changed since.
 	seq      uint64
 	subjects []string
 }
 
-// Processor decides a batch of raw messages. Not safe for concurrent use:
-// use one per partition worker.
+// Processor decides a batch of raw messages in four stages: parse (size,
+// JSON, subject, identity links), link (store the links), resolve (consent
+// records, failing closed) and decide (policy, then rendering the clean
+// messages and dead letters). Not safe for concurrent use: use one per
+// partition worker.
 type Processor struct {
 	cfg     ProcessorConfig
-	docs    []event.Doc
 	decider policy.Decider
-	// Header values shared by every message (never modified).
-	policyVersion []byte
-	outputNames   [][]byte
-	// Rendered consentd-actions headers, shared between messages with the
-	// same actions (most events of one shape).
-	actionHdrs map[string][]byte
-	scratch    []byte
+	render  renderer
+	docs    []event.Doc
 }
 
-const maxActionHeaders = 1024
-
-// actionsHeader returns od's actions header, reusing an identical earlier one.
-func (p *Processor) actionsHeader(od *policy.OutputDecision) []byte {
-	p.scratch = od.AppendActions(p.scratch[:0])
-	if h, ok := p.actionHdrs[string(p.scratch)]; ok {
-		return h
-	}
-	if p.actionHdrs == nil || len(p.actionHdrs) >= maxActionHeaders {
-		p.actionHdrs = make(map[string][]byte, 64)
-	}
-	h := bytes.Clone(p.scratch)
-	p.actionHdrs[string(h)] = h
-	return h
-}
-
-var noneBytes = []byte("none")
-
-// NewProcessor returns a Processor.
+// NewProcessor returns a Processor. It panics when a required field is
+// missing: that is a wiring bug, not a runtime condition.
 func NewProcessor(cfg ProcessorConfig) *Processor {
+	if cfg.Policy == nil || cfg.Store == nil || cfg.DeadLetterTopic == "" {
+		panic("pipeline: ProcessorConfig needs Policy, Store and DeadLetterTopic")
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	p := &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}, policyVersion: []byte(cfg.Policy.Version)}
-	for _, o := range cfg.Policy.Outputs {
-		p.outputNames = append(p.outputNames, []byte(o.Name))
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	return p
+	return &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic)}
 }
-
-// sourceHeader renders "topic/partition/offset".
-func sourceHeader(m *kafka.Message) []byte {
-	b := make([]byte, 0, len(m.Topic)+24)
-	b = append(b, m.Topic...)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, int64(m.Partition), 10)
-	b = append(b, '/')
-	return strconv.AppendInt(b, m.Offset, 10)
-}
-
-type state uint8
-
-const (
-	stPending state = iota
-	stDead
-	stNoSubject
-)
 
 // Process decides msgs. It returns an error only when ctx ends while the
 // consent store is failing: then nothing of the batch may be written.
 // While the store fails, Process retries with backoff and marks the
 // Health not ready (fail closed).
 func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result, error) {
-	if cap(p.docs) < len(msgs) {
-		p.docs = make([]event.Doc, len(msgs))
-	}
-	docs := p.docs[:len(msgs)]
-	states := make([]state, len(msgs))
-	subjects := make([]string, len(msgs))
-	paths := make([]string, len(msgs))
-	dead := make([]*policy.InputError, len(msgs))
-	lookup := make([]string, 0, len(msgs))
-	var links map[string]string
-
-	for i := range msgs {
-		m := &msgs[i]
-		if len(m.Value) > p.cfg.MaxMessageBytes {
-			states[i], dead[i] = stDead, &policy.InputError{Reason: policy.ReasonTooLarge, Err: errors.New("event of " + strconv.Itoa(len(m.Value)) + " bytes exceeds max_message_bytes " + strconv.Itoa(p.cfg.MaxMessageBytes))}
-			continue
-		}
-		if err := docs[i].Parse(m.Value); err != nil {
-			states[i], dead[i] = stDead, policy.ParseError(err)
-			continue
-		}
-		s, path, ok, err := p.cfg.Policy.Subject(&docs[i])
-		if err != nil {
-			var ie *policy.InputError
-			errors.As(err, &ie)
-			states[i], dead[i] = stDead, ie
-			continue
-		}
-		if !ok {
-			states[i] = stNoSubject
-			continue
-		}
-		subjects[i], paths[i] = s, path
-		lookup = append(lookup, s) // the store deduplicates
-		if p.cfg.Linker != nil {
-			links = identityLink(&docs[i], links)
-		}
-	}
-
-	if len(links) > 0 {
-		if err := p.retryStore(ctx, len(links), func() error { return p.cfg.Linker.Link(ctx, links) }); err != nil {
-			return nil, err
-		}
+	b := p.parse(msgs)
+	if err := p.link(ctx, b.links); err != nil {
+		return nil, err
 	}
 	var seq uint64
 	if p.cfg.Changes != nil {
 		seq = p.cfg.Changes.Seq()
 	}
-	records, err := p.lookup(ctx, lookup)
+	records, err := p.resolve(ctx, b.lookup)
 	if err != nil {
 		return nil, err
 	}
-	// An anonymous id linked to a user is decided with the strictest of its
-	// own record and the user's.
-	var users []string
-	for _, r := range records {
-		if r.LinkedTo != "" {
-			if _, have := records[r.LinkedTo]; !have {
-				users = append(users, r.LinkedTo)
-			}
-		}
-	}
-	if len(users) > 0 {
-		more, err := p.lookup(ctx, users)
-		if err != nil {
-			return nil, err
-		}
-		for s, r := range more {
-			records[s] = r
-		}
-	}
-	for s, r := range records {
-		if r.LinkedTo != "" {
-			records[s] = consent.Strictest(r, records[r.LinkedTo])
-		}
-	}
-
-	res := &Result{Accounting: NewAccounting(), Out: make([]kafka.Message, 0, len(msgs)+len(msgs)/2), seq: seq, subjects: lookup}
-	for _, r := range records {
-		if r.LinkedTo != "" {
-			res.subjects = append(res.subjects, r.LinkedTo) // a user's change affects the linked id
-		}
-	}
-	acc := &res.Accounting
-	for i := range msgs {
-		m := &msgs[i]
-		acc.Consumed[m.Topic]++
-		switch states[i] {
-		case stDead:
-			res.Out = append(res.Out, p.deadLetter(m, dead[i]))
-			acc.Dead[dead[i].Reason]++
-			continue
-		case stNoSubject:
-			acc.Dropped[policy.ReasonNoSubject]++
-			for _, o := range p.cfg.Policy.Outputs {
-				acc.Decisions[[3]string{o.Name, "skip", policy.ReasonNoSubject}]++
-			}
-			continue
-		}
-		d, err := p.decider.Decide(&docs[i], subjects[i], paths[i], records[subjects[i]])
-		if err != nil {
-			var ie *policy.InputError
-			if !errors.As(err, &ie) {
-				ie = &policy.InputError{Reason: policy.ReasonInternal, Err: err}
-			}
-			res.Out = append(res.Out, p.deadLetter(m, ie))
-			acc.Dead[ie.Reason]++
-			continue
-		}
-		source := sourceHeader(m)
-		consentVersion := noneBytes
-		if d.ConsentFound {
-			consentVersion = strconv.AppendInt(nil, d.ConsentVersion, 10)
-		}
-		dropReason := ""
-		for j := range d.Outputs {
-			od := &d.Outputs[j]
-			if !od.Write {
-				acc.Decisions[[3]string{od.Output.Name, "skip", od.Reason}]++
-				if dropReason == "" || (dropReason == policy.ReasonFiltered && od.Reason != policy.ReasonFiltered) {
-					dropReason = od.Reason
-				}
-				continue
-			}
-			acc.Decisions[[3]string{od.Output.Name, "write", ""}]++
-			acc.Written[od.Output.Name]++
-			res.Out = append(res.Out, kafka.Message{
-				Topic: od.Output.Topic,
-				Key:   d.Key,
-				Value: od.Value,
-				Time:  m.Time,
-				Headers: []kafka.Header{
-					{Key: HeaderPolicyVersion, Value: p.policyVersion},
-					{Key: HeaderConsentVersion, Value: consentVersion},
-					{Key: HeaderActions, Value: p.actionsHeader(od)},
-					{Key: HeaderOutput, Value: p.outputNames[j]},
-					{Key: HeaderSource, Value: source},
-				},
-			})
-		}
-		if d.Written() == 0 {
-			acc.Dropped[dropReason]++
-		}
-		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
-			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))
-		}
-	}
+	res := p.decide(msgs, b, records)
+	res.seq = seq
 	return res, nil
-}
-
-func (p *Processor) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Message {
-	return kafka.Message{
-		Topic: p.cfg.DeadLetterTopic,
-		Key:   m.Key,
-		Value: m.Value,
-		Time:  m.Time,
-		Headers: []kafka.Header{
-			{Key: HeaderDLQReason, Value: []byte(ie.Reason)},
-			{Key: HeaderDLQError, Value: []byte(ie.Error())},
-			{Key: HeaderSourceTopic, Value: []byte(m.Topic)},
-			{Key: HeaderSourcePart, Value: []byte(strconv.Itoa(m.Partition))},
-			{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
-			{Key: HeaderPolicyVersion, Value: p.policyVersion},
-		},
-	}
 }
 
 // Stale reports whether the consent of a subject in res changed after res
@@ -357,9 +131,66 @@ func (p *Processor) Stale(res *Result) bool {
 	return p.cfg.Changes != nil && p.cfg.Changes.ChangedSince(res.seq, res.subjects)
 }
 
-// lookup resolves subjects, retrying with backoff until it succeeds or ctx
-// ends. Nothing is decided while the store cannot answer.
-func (p *Processor) lookup(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
+// parsed is the parse stage's view of a batch.
+type parsed struct {
+	docs     []event.Doc
+	subjects []string             // "" when dead or no subject
+	dead     []*policy.InputError // non-nil: dead-letter
+	lookup   []string             // subjects to resolve (repeats allowed)
+	links    map[string]string    // identity links established
+}
+
+// parse checks, parses and reads the subject of every message.
+func (p *Processor) parse(msgs []kafka.Message) *parsed {
+	if cap(p.docs) < len(msgs) {
+		p.docs = make([]event.Doc, len(msgs))
+	}
+	b := &parsed{
+		docs:     p.docs[:len(msgs)],
+		subjects: make([]string, len(msgs)),
+		dead:     make([]*policy.InputError, len(msgs)),
+		lookup:   make([]string, 0, len(msgs)),
+	}
+	for i := range msgs {
+		doc := &b.docs[i]
+		if ie := policy.ParseEvent(doc, msgs[i].Value, p.cfg.MaxMessageBytes); ie != nil {
+			b.dead[i] = ie
+			continue
+		}
+		s, _, ok, err := p.cfg.Policy.Subject(doc)
+		if err != nil {
+			b.dead[i] = asInputError(err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		b.subjects[i] = s
+		b.lookup = append(b.lookup, s) // the store deduplicates
+		if p.cfg.Linker != nil {
+			if anon, user, ok := policy.IdentityLink(doc); ok {
+				if b.links == nil {
+					b.links = map[string]string{}
+				}
+				b.links[anon] = user
+			}
+		}
+	}
+	return b
+}
+
+// link stores the batch's identity links before its lookups, so that the
+// events of this very batch are decided with them.
+func (p *Processor) link(ctx context.Context, links map[string]string) error {
+	if len(links) == 0 {
+		return nil
+	}
+	return p.retryStore(ctx, len(links), func() error { return p.cfg.Linker.Link(ctx, links) })
+}
+
+// resolve looks the subjects' consent up, retrying until the store
+// answers or ctx ends: nothing is decided while the store cannot answer.
+func (p *Processor) resolve(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
 	if len(subjects) == 0 {
 		return map[string]consent.Record{}, nil
 	}
@@ -372,66 +203,85 @@ func (p *Processor) lookup(ctx context.Context, subjects []string) (map[string]c
 	return recs, err
 }
 
+// decide runs the policy on every message and renders what it decided.
+func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]consent.Record) *Result {
+	res := &Result{
+		Accounting: NewAccounting(),
+		Out:        make([]kafka.Message, 0, len(msgs)+len(msgs)/2),
+		Origin:     make([]int, 0, len(msgs)+len(msgs)/2),
+		subjects:   b.lookup,
+	}
+	for _, r := range records {
+		if r.LinkedTo != "" {
+			res.subjects = append(res.subjects, r.LinkedTo) // a user's change affects the linked id
+		}
+	}
+	acc := &res.Accounting
+	for i := range msgs {
+		m := &msgs[i]
+		acc.Consumed[m.Topic]++
+		if b.dead[i] != nil {
+			p.deadLetter(res, i, m, b.dead[i])
+			continue
+		}
+		if b.subjects[i] == "" {
+			acc.Dropped[policy.ReasonNoSubject]++
+			for _, o := range p.cfg.Policy.Outputs {
+				acc.Decisions[Decision{o.Name, "skip", policy.ReasonNoSubject}]++
+			}
+			continue
+		}
+		d, err := p.decider.Decide(&b.docs[i], b.subjects[i], records[b.subjects[i]])
+		if err != nil {
+			p.deadLetter(res, i, m, asInputError(err))
+			continue
+		}
+		source := p.render.clean(res, i, m, d)
+		for j := range d.Outputs {
+			od := &d.Outputs[j]
+			if od.Write {
+				acc.Decisions[Decision{od.Output.Name, "write", ""}]++
+				acc.Written[od.Output.Name]++
+			} else {
+				acc.Decisions[Decision{od.Output.Name, "skip", od.Reason}]++
+			}
+		}
+		if reason := d.DropReason(); reason != "" {
+			acc.Dropped[reason]++
+		}
+		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
+			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))
+		}
+	}
+	return res
+}
+
+func (p *Processor) deadLetter(res *Result, i int, m *kafka.Message, ie *policy.InputError) {
+	res.Out = append(res.Out, p.render.deadLetter(m, ie))
+	res.Origin = append(res.Origin, i)
+	res.Accounting.Dead[ie.Reason]++
+}
+
+// asInputError returns err as an *policy.InputError, classing anything
+// else as internal.
+func asInputError(err error) *policy.InputError {
+	var ie *policy.InputError
+	if !errors.As(err, &ie) {
+		ie = &policy.InputError{Reason: policy.ReasonInternal, Err: err}
+	}
+	return ie
+}
+
 // retryStore runs fn until it succeeds or ctx ends, with backoff, marking
 // the consent store unhealthy meanwhile (fail closed).
 func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) error {
-	backoff := p.cfg.RetryBackoffMin
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			p.cfg.Health.Set(CondConsentStore, nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	err := retry.Do(ctx, p.cfg.Backoff, fn, func(attempt int, err error, wait time.Duration) {
 		p.cfg.Health.Set(CondConsentStore, err)
 		p.cfg.Log.Warn("consent store unavailable; holding the batch (fail closed)",
-			zap.Int("attempt", attempt), zap.Int("subjects", n), zap.Duration("retry_in", backoff), zap.Error(err))
-		if err := sleep(ctx, backoff); err != nil {
-			return err
-		}
-		backoff = min(backoff*2, p.cfg.RetryBackoffMax)
+			zap.Int("attempt", attempt), zap.Int("subjects", n), zap.Duration("retry_in", wait), zap.Error(err))
+	})
+	if err == nil {
+		p.cfg.Health.Set(CondConsentStore, nil)
 	}
-}
-
-var (
-	pathType        = event.MustPath("type")
-	pathUserID      = event.MustPath("userId")
-	pathAnonymousID = event.MustPath("anonymousId")
-	pathPreviousID  = event.MustPath("previousId")
-)
-
-// identityLink adds the link an identify (anonymousId -> userId) or alias
-// (previousId -> userId) event establishes to links.
-func identityLink(doc *event.Doc, links map[string]string) map[string]string {
-	typ, _, err := doc.GetString(pathType)
-	if err != nil || (typ != "identify" && typ != "alias") {
-		return links
-	}
-	from := pathAnonymousID
-	if typ == "alias" {
-		from = pathPreviousID
-	}
-	user, ok1, err1 := doc.GetString(pathUserID)
-	anon, ok2, err2 := doc.GetString(from)
-	if err1 != nil || err2 != nil || !ok1 || !ok2 || user == "" || anon == "" || user == anon {
-		return links
-	}
-	if links == nil {
-		links = map[string]string{}
-	}
-	links[anon] = user
-	return links
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return err
 }

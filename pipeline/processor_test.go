@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/retry"
 	"github.com/consentd/consentd/internal/synth"
 	"github.com/consentd/consentd/policy"
 )
@@ -67,7 +68,7 @@ func synthBatch(n int) ([]kafka.Message, *mapStore) {
 
 func newTestProcessor(t testing.TB, st consent.Store) *Processor {
 	return NewProcessor(ProcessorConfig{Policy: testPolicy(t), Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096,
-		RetryBackoffMin: time.Millisecond, RetryBackoffMax: 5 * time.Millisecond})
+		Backoff: retry.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
 }
 
 func TestProcessAccountsForEveryMessage(t *testing.T) {
@@ -182,7 +183,7 @@ func TestProcessIdentityLinks(t *testing.T) {
 		"anon-2": {Found: true, Version: 1, Granted: all},
 	}}
 	lr := &linkRecorder{}
-	p := newTestProcessor(t, st)
+	p := newTestProcessor(t, consent.Linked{Store: st})
 	p.cfg.Linker = lr
 	msgs := []kafka.Message{
 		{Topic: "raw", Value: []byte(`{"type":"identify","userId":"user-2","anonymousId":"anon-2"}`)},
@@ -206,8 +207,8 @@ func TestProcessIdentityLinks(t *testing.T) {
 	}
 	// The identify and alias events have no consent record (denied), the
 	// linked anonymous event is denied analytics by its user's record.
-	if res.Accounting.Decisions[[3]string{"analytics", "skip", "consent_denied:analytics"}] != 3 ||
-		res.Accounting.Decisions[[3]string{"personalization", "write", ""}] != 1 {
+	if res.Accounting.Decisions[Decision{"analytics", "skip", "consent_denied:analytics"}] != 3 ||
+		res.Accounting.Decisions[Decision{"personalization", "write", ""}] != 1 {
 		t.Fatalf("decisions: %v", res.Accounting.Decisions)
 	}
 }

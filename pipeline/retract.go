@@ -4,48 +4,48 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/retry"
 	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/wire"
 )
 
-// Retraction headers. A retraction is a record with a null value (a
-// tombstone, so compacted clean topics drop the subject's earlier records)
-// keyed by the subject's pseudonymous key, the same key its clean events
-// carry.
-const (
-	HeaderRetraction         = "consentd-retraction"          // "consent_revoked" or "erased"
-	HeaderRetractionPurposes = "consentd-retraction-purposes" // comma-separated purposes withdrawn
-)
+// RetractTimeout bounds how long Retract retries transient broker errors
+// (a leader moving, a topic just created) before giving up.
+const RetractTimeout = 10 * time.Second
 
-// Retraction reasons.
-const (
-	RetractRevoked = "consent_revoked"
-	RetractErased  = "erased"
-)
-
-// Retractor tells clean-topic consumers to purge a subject.
+// Retractor tells clean-topic consumers to purge a subject, through
+// retraction tombstones (see wire.Retraction). It implements
+// changes.Retractor.
 type Retractor struct {
-	Policy *policy.Policy
-	Writer Writer
+	Policy   *policy.Policy
+	Producer Producer
+	// Backoff bounds the wait between failed writes.
+	Backoff retry.Backoff
+	// Log, if set, records which topics were written (never the subject).
+	Log *zap.Logger
 }
 
 // Retract writes a retraction to every clean topic fed by one of purposes
-// (every clean topic when reason is RetractErased), and returns the topics
-// written. It returns after every write is acknowledged.
-func (r *Retractor) Retract(ctx context.Context, subject string, purposes []string, reason string, consentVersion int64) ([]string, error) {
+// (every clean topic when erased), and returns the topics written. It
+// returns after every write is acknowledged.
+func (r *Retractor) Retract(ctx context.Context, subject string, purposes []string, erased bool, consentVersion int64) ([]string, error) {
 	key, err := r.Policy.PseudonymousKey(subject)
 	if err != nil {
 		return nil, err
 	}
+	reason := wire.RetractRevoked
+	if erased {
+		reason = wire.RetractErased
+	}
 	var msgs []kafka.Message
 	var topics []string
 	for _, o := range r.Policy.Outputs {
-		hit := reason == RetractErased
+		hit := erased
 		for _, p := range o.Require {
 			hit = hit || slices.Contains(purposes, p)
 		}
@@ -53,30 +53,25 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 			continue
 		}
 		topics = append(topics, o.Topic)
-		msgs = append(msgs, kafka.Message{
-			Topic: o.Topic,
-			Key:   key,
-			Value: nil,
-			Headers: []kafka.Header{
-				{Key: HeaderRetraction, Value: []byte(reason)},
-				{Key: HeaderRetractionPurposes, Value: []byte(strings.Join(purposes, ","))},
-				{Key: HeaderPolicyVersion, Value: []byte(r.Policy.Version)},
-				{Key: HeaderConsentVersion, Value: []byte(strconv.FormatInt(consentVersion, 10))},
-			},
-		})
+		msgs = append(msgs, wire.Retraction(o.Topic, key, reason, purposes, r.Policy.Version, consentVersion))
 	}
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	// Retry transient broker errors (a leader moving, a topic just
-	// created) for a few seconds before giving up.
-	for attempt := 0; attempt < 10; attempt++ {
-		if err = r.Writer.WriteMessages(ctx, msgs...); err == nil {
-			return topics, nil
+	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
+	defer cancel()
+	err = retry.Do(wctx, r.Backoff, func() error {
+		err := r.Producer.WriteMessages(wctx, msgs...)
+		if err != nil && classify(err) != transient {
+			return retry.Permanent(err)
 		}
-		if sleep(ctx, time.Duration(attempt+1)*100*time.Millisecond) != nil {
-			break
-		}
+		return err
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("writing retractions: %w", err)
 	}
-	return nil, fmt.Errorf("writing retractions: %w", err)
+	if r.Log != nil {
+		r.Log.Info("retractions written", zap.String("reason", reason), zap.Strings("purposes", purposes), zap.Strings("topics", topics))
+	}
+	return topics, nil
 }

@@ -44,11 +44,11 @@ func BenchmarkDecide(b *testing.B) {
 		if err := doc.Parse(raw); err != nil {
 			b.Fatal(err)
 		}
-		s, path, _, err := p.Subject(&doc)
+		s, _, _, err := p.Subject(&doc)
 		if err != nil {
 			b.Fatal(err)
 		}
-		d, err := dc.Decide(&doc, s, path, rec)
+		d, err := dc.Decide(&doc, s, rec)
 		if err != nil || d.Written() == 0 {
 			b.Fatal(err)
 		}

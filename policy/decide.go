@@ -31,8 +31,6 @@ type Decision struct {
 	PolicyVersion  string
 	ConsentFound   bool
 	ConsentVersion int64
-	// SubjectPath is the path the subject was read from.
-	SubjectPath string
 	// Key is the clean message key: the pseudonymized subject.
 	Key []byte
 	// EventDenied lists purposes the event's own consent signals deny
@@ -165,13 +163,12 @@ var (
 // Subject) and consent record are given. Values in the Decision are freshly
 // allocated and stay valid after doc is reused. An *InputError means the
 // event must be dead-lettered as a whole; no output is written then.
-func (dc *Decider) Decide(doc *event.Doc, subject, subjectPath string, rec consent.Record) (*Decision, error) {
+func (dc *Decider) Decide(doc *event.Doc, subject string, rec consent.Record) (*Decision, error) {
 	p := dc.P
 	d := &Decision{
 		PolicyVersion:  p.Version,
 		ConsentFound:   rec.Found,
 		ConsentVersion: rec.Version,
-		SubjectPath:    subjectPath,
 		Outputs:        make([]OutputDecision, len(p.Outputs)),
 	}
 	if p.keys == nil {

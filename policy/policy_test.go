@@ -65,7 +65,7 @@ func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, 
 	if err := doc.Parse([]byte(ev)); err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	subj, path, ok, err := p.Subject(&doc)
+	subj, _, ok, err := p.Subject(&doc)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, 
 		t.Fatalf("no subject in %s", ev)
 	}
 	dc := Decider{P: p}
-	return dc.Decide(&doc, subj, path, rec)
+	return dc.Decide(&doc, subj, rec)
 }
 
 func TestDecideConsent(t *testing.T) {

@@ -102,7 +102,7 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	}
 	rdb := app.NewRedis(cfg)
 	defer rdb.Close()
-	kw := app.NewWriter(cfg)
+	kw := app.NewProducer(cfg)
 	defer kw.Close()
 	dsr := app.NewDSR(cfg, pol, rdb, kw)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -11,6 +11,10 @@
 // Segment categories and RudderStack consent ids map to purposes through
 // the policy's category map. An update is a complete snapshot: purposes it
 // does not grant are denied.
+//
+// The package only parses: the consent topic is read by pipeline's
+// ConsentSyncer and applied through consent/changes. It must not import
+// Kafka, Redis or Prometheus.
 package ingest
 
 import (

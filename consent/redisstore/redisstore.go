@@ -1,5 +1,13 @@
-// Package redisstore implements consent.Store on Redis with the schema
-// documented in package consent: one hash "consent:<subject>" per subject.
+// Package redisstore is the one place consentd touches Redis: Store
+// answers consent lookups (one pipelined round trip per batch), Updater
+// makes changes atomically with Lua scripts and announces them,
+// WatchInvalidations keeps every instance's cache current.
+//
+// Schema: one hash "<prefix><subject>" per subject with one field per
+// purpose ("1" granted), "_v" (version), optional "_exp" (expiry, Unix ms)
+// and "_t:<purpose>" (grant times); identity links are strings
+// "<prefix>_link:<anonymous id>"; changes are announced on the channel
+// "<prefix>_invalidate". See the README.
 package redisstore
 
 import (
@@ -13,8 +21,23 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consentd/consentd/consent"
-	"github.com/consentd/consentd/internal/metrics"
 )
+
+// Hooks observe a Store; internal/metrics implements them. Calls come
+// from any goroutine and must return quickly.
+type Hooks interface {
+	// OnRoundTrip is called after each pipelined lookup with its duration
+	// and its error (nil on success).
+	OnRoundTrip(elapsed time.Duration, err error)
+	// OnInvalidRecord is called for each stored record that could not be
+	// read and was treated as no consent.
+	OnInvalidRecord()
+}
+
+type nopHooks struct{}
+
+func (nopHooks) OnRoundTrip(time.Duration, error) {}
+func (nopHooks) OnInvalidRecord()                 {}
 
 // VersionField is the hash field holding the record's version.
 const VersionField = "_v"
@@ -24,13 +47,16 @@ type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
-	m       *metrics.Metrics
+	hooks   Hooks
 }
 
 // New returns a Store using rdb. prefix is prepended to subjects to form
-// keys (normally "consent:"); timeout bounds one lookup. m may be nil.
-func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, m *metrics.Metrics) *Store {
-	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, m: m}
+// keys (normally "consent:"); timeout bounds one lookup. hooks may be nil.
+func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, hooks Hooks) *Store {
+	if hooks == nil {
+		hooks = nopHooks{}
+	}
+	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, hooks: hooks}
 }
 
 // Lookup implements consent.Store: HGETALL for every distinct subject,
@@ -51,32 +77,23 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 		links[i] = pipe.Get(ctx, LinkKey(s.prefix, subj))
 	}
 	_, err := pipe.Exec(ctx)
-	if s.m != nil {
-		s.m.LookupSeconds.Observe(time.Since(start).Seconds())
-	}
 	if err != nil && !errors.Is(err, redis.Nil) {
-		if s.m != nil {
-			s.m.RedisErrors.Inc()
-		}
+		s.hooks.OnRoundTrip(time.Since(start), err)
 		return nil, fmt.Errorf("consent lookup of %d subjects: %w", len(subjects), err)
 	}
+	s.hooks.OnRoundTrip(time.Since(start), nil)
 	out := make(map[string]consent.Record, len(subjects))
 	now := time.Now()
 	for i, subj := range subjects {
 		fields, err := cmds[i].Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			if s.m != nil {
-				s.m.RedisErrors.Inc()
-			}
 			return nil, fmt.Errorf("consent lookup: %w", err)
 		}
 		rec, err := Decode(fields, now)
 		if err != nil {
 			// Fail closed for this subject only: an unreadable record
 			// grants nothing, and the pipeline goes on.
-			if s.m != nil {
-				s.m.InvalidRecord.Inc()
-			}
+			s.hooks.OnInvalidRecord()
 			rec = consent.Record{}
 		}
 		if user, err := links[i].Result(); err == nil {
@@ -112,14 +129,12 @@ func Decode(fields map[string]string, now time.Time) (consent.Record, error) {
 	if len(fields) == 0 {
 		return consent.Record{}, nil
 	}
-	if es, ok := fields[ExpiresField]; ok {
-		exp, err := strconv.ParseInt(es, 10, 64)
-		if err != nil {
-			return consent.Record{}, fmt.Errorf("%w: %s is not an integer", consent.ErrInvalidRecord, ExpiresField)
-		}
-		if now.UnixMilli() >= exp {
-			return consent.Record{}, nil
-		}
+	exp, hasExp, err := Expiry(fields)
+	if err != nil {
+		return consent.Record{}, err
+	}
+	if hasExp && !now.Before(exp) {
+		return consent.Record{}, nil
 	}
 	vs, ok := fields[VersionField]
 	if !ok {
@@ -148,6 +163,20 @@ func Decode(fields map[string]string, now time.Time) (consent.Record, error) {
 		}
 	}
 	return rec, nil
+}
+
+// Expiry returns the record's "_exp" as a time; ok is false when it has
+// none. A non-integer "_exp" is consent.ErrInvalidRecord.
+func Expiry(fields map[string]string) (exp time.Time, ok bool, err error) {
+	es, ok := fields[ExpiresField]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	ms, err := strconv.ParseInt(es, 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("%w: %s is not an integer", consent.ErrInvalidRecord, ExpiresField)
+	}
+	return time.UnixMilli(ms), true, nil
 }
 
 // Put writes a full record for subject (used by tests, the demo and

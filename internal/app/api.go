@@ -21,7 +21,7 @@ import (
 //	DELETE /v1/consent/{subject}          erase
 //	PUT    /v1/identity/{subject}         body {"userId": "..."}: link an anonymous id
 func (a *App) consentAPI(mux *http.ServeMux) {
-	dsr := NewDSR(a.Config, a.Policy, a.Redis, a.Writer)
+	dsr := NewDSR(a.Config, a.Policy, a.Redis, a.Producer)
 	token := []byte("Bearer " + string(a.Config.Admin.Token))
 	handle := func(pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {

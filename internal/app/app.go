@@ -20,9 +20,11 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/internal/retry"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
@@ -42,14 +44,15 @@ func LoadPolicy(cfg *config.Config) (*policy.Policy, error) {
 
 // App is a wired consentd instance.
 type App struct {
-	Config  *config.Config
-	Policy  *policy.Policy
-	Metrics *metrics.Metrics
-	Health  *pipeline.Health
-	Log     *zap.Logger
-	Redis   *redis.Client
-	Cache   *consent.Cache
-	Writer  *kafka.Writer
+	Config   *config.Config
+	Policy   *policy.Policy
+	Metrics  *metrics.Metrics
+	Stats    *pipeline.Stats // typed totals of acknowledged batches
+	Health   *pipeline.Health
+	Log      *zap.Logger
+	Redis    *redis.Client
+	Cache    *consent.Cache
+	Producer *kafka.Writer
 
 	runner *pipeline.Runner
 	admin  *http.Server
@@ -62,28 +65,34 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	routeRedisLogs(log)
 	m := metrics.New()
 	m.Info.WithLabelValues(pol.Version).Set(1)
-	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
+	stats := &pipeline.Stats{}
+	hooks := pipeline.Tee(m, stats)
+	h := pipeline.NewHealth(m.OnReadiness, map[string]string{pipeline.CondGroup: "not joined yet"})
 	rdb := NewRedis(cfg)
-	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, m)
-	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, m)
-	w := NewWriter(cfg)
-	a := &App{Config: cfg, Policy: pol, Metrics: m, Health: h, Log: log, Redis: rdb, Cache: cache, Writer: w}
+	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, storeHooks{m, stats})
+	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, storeHooks{m, stats})
+	producer := NewProducer(cfg)
+	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Cache: cache, Producer: producer}
+	linker := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
 	newProcessor := func() pipeline.BatchProcessor {
 		return pipeline.NewProcessor(pipeline.ProcessorConfig{
 			Policy:          pol,
-			Store:           cache,
+			Store:           consent.Linked{Store: cache},
 			Changes:         cache,
-			Linker:          redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix),
+			Linker:          linker,
 			DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-			RetryBackoffMin: cfg.Pipeline.RetryBackoffMin,
-			RetryBackoffMax: cfg.Pipeline.RetryBackoffMax,
-			Metrics:         m,
+			Backoff:         backoff(cfg),
 			Health:          h,
 			Log:             log,
 		})
 	}
-	a.runner = pipeline.NewRunner(RunnerConfig(cfg, newProcessor, w, m, h, log))
+	runner, err := pipeline.NewRunner(RunnerConfig(cfg, newProcessor, producer, hooks, h, log))
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	a.runner = runner
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		rdb.Close()
@@ -92,6 +101,28 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	a.ln = ln
 	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
+}
+
+// storeHooks sends the consent store's observations to the metrics and
+// the typed stats.
+type storeHooks struct {
+	m *metrics.Metrics
+	s *pipeline.Stats
+}
+
+func (h storeHooks) OnLookup(subjects, hits int) {
+	h.m.OnLookup(subjects, hits)
+	h.s.OnLookup(subjects, hits)
+}
+func (h storeHooks) OnRoundTrip(d time.Duration, err error) {
+	h.m.OnRoundTrip(d, err)
+	h.s.OnRoundTrip(d, err)
+}
+func (h storeHooks) OnInvalidRecord() { h.m.OnInvalidRecord() }
+
+// backoff is the retry policy every part of consentd uses.
+func backoff(cfg *config.Config) retry.Backoff {
+	return retry.Backoff{Min: cfg.Pipeline.RetryBackoffMin, Max: cfg.Pipeline.RetryBackoffMax}
 }
 
 // NewRedis returns a client for the consent store described by cfg. It
@@ -109,24 +140,31 @@ func NewRedis(cfg *config.Config) *redis.Client {
 	})
 }
 
-// NewWriter returns the producer for clean and dead-letter messages:
-// acks from all in-sync replicas, murmur2 partitioning by key (as Java
-// clients do), and a short batch timeout instead of kafka-go's 1s.
-func NewWriter(cfg *config.Config) *kafka.Writer {
+// MaxWriteBytes is the largest message consentd writes: what a topic
+// with Kafka's default max.message.bytes (1048588) accepts, less the
+// record batch overhead.
+const MaxWriteBytes = pipeline.DefaultMaxWriteBytes
+
+// NewProducer returns the producer for clean messages, dead letters and
+// retractions: acks from all in-sync replicas, murmur2 partitioning by
+// key (as Java clients do), a short batch timeout instead of kafka-go's
+// 1s, and batches no larger than a topic accepts, so that one large
+// message never makes a batch of others fail.
+func NewProducer(cfg *config.Config) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Kafka.Brokers...),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           cfg.Pipeline.ProduceLinger,
 		BatchSize:              2 * cfg.Pipeline.BatchSize,
-		BatchBytes:             int64(max(1<<20, 2*cfg.Kafka.MaxMessageBytes)),
+		BatchBytes:             MaxWriteBytes,
 		MaxAttempts:            3,
 		AllowAutoTopicCreation: false,
 	}
 }
 
 // RunnerConfig maps cfg onto the pipeline runner's settings.
-func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcessor, w pipeline.Writer, m *metrics.Metrics, h *pipeline.Health, log *zap.Logger) pipeline.RunnerConfig {
+func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcessor, p pipeline.Producer, hooks pipeline.Hooks, h *pipeline.Health, log *zap.Logger) pipeline.RunnerConfig {
 	startOffset := kafka.FirstOffset
 	if cfg.Kafka.StartFrom == "latest" {
 		startOffset = kafka.LastOffset
@@ -138,16 +176,17 @@ func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcesso
 		SessionTimeout:   cfg.Kafka.SessionTimeout,
 		RebalanceTimeout: cfg.Kafka.RebalanceTimeout,
 		StartOffset:      startOffset,
-		MaxFetchBytes:    max(10<<20, 2*cfg.Kafka.MaxMessageBytes),
+		MaxFetchBytes:    max(pipeline.DefaultMaxFetchBytes, 2*cfg.Kafka.MaxMessageBytes),
 		BatchSize:        cfg.Pipeline.BatchSize,
 		BatchLinger:      cfg.Pipeline.BatchLinger,
 		CommitInterval:   cfg.Pipeline.CommitInterval,
-		RetryBackoffMin:  cfg.Pipeline.RetryBackoffMin,
-		RetryBackoffMax:  cfg.Pipeline.RetryBackoffMax,
+		Backoff:          backoff(cfg),
 		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
+		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
+		MaxWriteBytes:    MaxWriteBytes,
 		NewProcessor:     newProcessor,
-		Writer:           w,
-		Metrics:          m,
+		Producer:         p,
+		Hooks:            hooks,
 		Health:           h,
 		Log:              log,
 	}
@@ -215,7 +254,7 @@ func (a *App) CheckTopics(ctx context.Context) error {
 // until ctx ends, then drains, commits and closes everything.
 func (a *App) Run(ctx context.Context) error {
 	if err := a.CheckTopics(ctx); err != nil {
-		a.Writer.Close()
+		a.Producer.Close()
 		a.Redis.Close()
 		a.ln.Close()
 		return err
@@ -246,7 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 	err := a.runner.Run(ctx)
 	<-syncDone
 	stopWatch()
-	werr := a.Writer.Close()
+	werr := a.Producer.Close()
 	a.Redis.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -261,6 +300,17 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
+// Changes returns the consent change service: retractions through the
+// instance's producer, changes stored in Redis.
+func (a *App) Changes() *changes.Service {
+	return &changes.Service{
+		Store:     redisstore.NewUpdater(a.Redis, a.Config.Redis.KeyPrefix),
+		Current:   redisstore.New(a.Redis, a.Config.Redis.KeyPrefix, a.Config.Redis.Timeout, nil),
+		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log},
+		Purposes:  a.Policy.Purposes,
+	}
+}
+
 // runConsentSync applies the consent topic to Redis until ctx ends.
 func (a *App) runConsentSync(ctx context.Context) {
 	cfg := a.Config
@@ -269,7 +319,7 @@ func (a *App) runConsentSync(ctx context.Context) {
 		GroupID:     cfg.Consent.GroupID,
 		Topic:       cfg.Consent.Topic,
 		MinBytes:    1,
-		MaxBytes:    10 << 20,
+		MaxBytes:    pipeline.DefaultMaxFetchBytes,
 		MaxWait:     100 * time.Millisecond,
 		StartOffset: kafka.FirstOffset,
 		ErrorLogger: kafka.LoggerFunc(func(f string, args ...any) {
@@ -277,33 +327,17 @@ func (a *App) runConsentSync(ctx context.Context) {
 		}),
 	})
 	defer r.Close()
-	s := &ingest.Syncer{
+	s := &pipeline.ConsentSyncer{
 		Reader:          r,
-		Store:           redisstore.NewWriter(a.Redis, cfg.Redis.KeyPrefix),
-		Current:         redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
-		Retract:         a.Retract,
-		DeadLetter:      a.Writer,
+		Changes:         a.Changes(),
+		DeadLetter:      a.Producer,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		PolicyVersion:   a.Policy.Version,
 		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories},
-		Backoff:         cfg.Pipeline.RetryBackoffMin,
-		Metrics:         a.Metrics,
+		Backoff:         backoff(cfg),
+		Hooks:           a.Metrics,
 		Log:             a.Log,
 	}
 	a.Log.Info("consent ingestion running", zap.String("topic", cfg.Consent.Topic), zap.String("group", cfg.Consent.GroupID))
 	_ = s.Run(ctx)
-}
-
-// Retract writes retractions for subject to the clean topics fed by
-// purposes (all clean topics when erased).
-func (a *App) Retract(ctx context.Context, subject string, purposes []string, erased bool, version int64) error {
-	reason := pipeline.RetractRevoked
-	if erased {
-		reason = pipeline.RetractErased
-	}
-	r := &pipeline.Retractor{Policy: a.Policy, Writer: a.Writer}
-	topics, err := r.Retract(ctx, subject, purposes, reason, version)
-	if err == nil && len(topics) > 0 {
-		a.Log.Info("retractions written", zap.String("reason", reason), zap.Strings("purposes", purposes), zap.Strings("topics", topics))
-	}
-	return err
 }

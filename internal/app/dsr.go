@@ -4,39 +4,41 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
 
 // DSR performs data-subject requests on the consent store, for the
-// command line and the HTTP admin API alike. Changes that withdraw
-// consent write retractions first, then store the change.
+// command line and the HTTP admin API alike. Changes go through the one
+// change service (changes.Service), which writes retractions before a
+// change that withdraws consent.
 type DSR struct {
-	Policy *policy.Policy
-	Redis  redis.Cmdable
-	Writer *redisstore.Writer
-	Store  consent.Store // uncached
-	Kafka  pipeline.Writer
+	Policy  *policy.Policy
+	Updater *redisstore.Updater
+	Changes *changes.Service
 }
 
-// NewDSR wires a DSR from cfg; kafka may be nil for read-only use.
-func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, kafka pipeline.Writer) *DSR {
-	return &DSR{
-		Policy: pol,
-		Redis:  rdb,
-		Writer: redisstore.NewWriter(rdb, cfg.Redis.KeyPrefix),
-		Store:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
-		Kafka:  kafka,
+// NewDSR wires a DSR from cfg; producer may be nil for read-only use
+// (changes that need retractions then fail).
+func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer pipeline.Producer) *DSR {
+	up := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
+	svc := &changes.Service{
+		Store:    up,
+		Current:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
+		Purposes: pol.Purposes,
 	}
+	if producer != nil {
+		svc.Retractor = &pipeline.Retractor{Policy: pol, Producer: producer, Backoff: backoff(cfg)}
+	}
+	return &DSR{Policy: pol, Updater: up, Changes: svc}
 }
 
 // UsageError is a request the DSR refuses (unknown purpose, bad value).
@@ -66,7 +68,7 @@ type Change struct {
 
 // Get returns the subject's consent for every policy purpose.
 func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
-	st, err := d.Writer.Read(ctx, subject)
+	st, err := d.Updater.Read(ctx, subject)
 	if err != nil {
 		return ConsentView{}, err
 	}
@@ -75,7 +77,7 @@ func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
 
 // Export returns everything stored about the subject.
 func (d *DSR) Export(ctx context.Context, subject string) (map[string]any, error) {
-	st, err := d.Writer.Read(ctx, subject)
+	st, err := d.Updater.Read(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
@@ -92,17 +94,7 @@ func (d *DSR) Set(ctx context.Context, subject string, purposes map[string]bool)
 			return Change{}, err
 		}
 	}
-	var denied []string
-	for _, p := range d.Policy.Purposes {
-		if g, ok := purposes[p]; ok && !g {
-			denied = append(denied, p)
-		}
-	}
-	topics, err := d.retract(ctx, subject, denied, false)
-	if err != nil {
-		return Change{}, err
-	}
-	v, err := d.Writer.Patch(ctx, subject, purposes)
+	v, topics, err := d.Changes.Patch(ctx, subject, purposes)
 	if err != nil {
 		return Change{}, err
 	}
@@ -123,11 +115,7 @@ func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Ch
 
 // Erase deletes the subject's record after retracting it everywhere.
 func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
-	topics, err := d.retract(ctx, subject, d.Policy.Purposes, true)
-	if err != nil {
-		return Change{}, err
-	}
-	existed, err := d.Writer.Erase(ctx, subject)
+	existed, topics, err := d.Changes.Erase(ctx, subject)
 	if err != nil {
 		return Change{}, err
 	}
@@ -140,7 +128,7 @@ func (d *DSR) Link(ctx context.Context, anonymousID, userID string) (map[string]
 	if anonymousID == "" || userID == "" || anonymousID == userID {
 		return nil, &UsageError{"link: give an anonymous id and a different user id"}
 	}
-	if err := d.Writer.Link(ctx, map[string]string{anonymousID: userID}); err != nil {
+	if err := d.Changes.Link(ctx, map[string]string{anonymousID: userID}); err != nil {
 		return nil, err
 	}
 	return map[string]string{"anonymous_id": anonymousID, "linked_to": userID}, nil
@@ -153,39 +141,6 @@ func (d *DSR) known(p string) error {
 	return nil
 }
 
-// retract writes retractions for the purposes the subject currently grants
-// among denied (all clean topics when erased).
-func (d *DSR) retract(ctx context.Context, subject string, denied []string, erased bool) ([]string, error) {
-	if len(denied) == 0 {
-		return []string{}, nil
-	}
-	recs, err := d.Store.Lookup(ctx, []string{subject})
-	if err != nil {
-		return nil, err
-	}
-	prev := recs[subject]
-	reason := pipeline.RetractErased
-	if !erased {
-		reason = pipeline.RetractRevoked
-		next := map[string]bool{}
-		for _, p := range d.Policy.Purposes {
-			next[p] = prev.Allows(p) && !slices.Contains(denied, p)
-		}
-		if denied = consent.Withdrawn(prev, next, d.Policy.Purposes); len(denied) == 0 {
-			return []string{}, nil
-		}
-	}
-	if d.Kafka == nil {
-		return nil, fmt.Errorf("retractions need a Kafka writer")
-	}
-	r := &pipeline.Retractor{Policy: d.Policy, Writer: d.Kafka}
-	topics, err := r.Retract(ctx, subject, denied, reason, prev.Version)
-	if topics == nil {
-		topics = []string{}
-	}
-	return topics, err
-}
-
 // view decodes a stored record the way the pipeline does.
 func (d *DSR) view(subject string, st redisstore.Stored) ConsentView {
 	now := time.Now()
@@ -194,11 +149,9 @@ func (d *DSR) view(subject string, st redisstore.Stored) ConsentView {
 	if err != nil {
 		v.Invalid = err.Error()
 	}
-	if e, ok := st.Fields[redisstore.ExpiresField]; ok {
-		if ms, err := strconv.ParseInt(e, 10, 64); err == nil {
-			v.ExpiresAt = time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
-			v.Expired = now.UnixMilli() >= ms
-		}
+	if exp, ok, err := redisstore.Expiry(st.Fields); err == nil && ok {
+		v.ExpiresAt = exp.UTC().Format(time.RFC3339Nano)
+		v.Expired = !now.Before(exp)
 	}
 	for _, p := range d.Policy.Purposes {
 		v.Purposes[p] = rec.Allows(p)

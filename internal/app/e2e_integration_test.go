@@ -14,7 +14,7 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/wire"
 )
 
 type rawEvent struct {
@@ -133,13 +133,13 @@ func TestIntegrationEndToEnd(t *testing.T) {
 			if string(m.Key) != wantKey[id] {
 				t.Errorf("%s %s: key %s, want %s", names[topic], id, m.Key, wantKey[id])
 			}
-			checkHeader(t, m, pipeline.HeaderPolicyVersion, "2026-11-22.1")
-			checkHeader(t, m, pipeline.HeaderConsentVersion, wantConsentV[id])
-			checkHeader(t, m, pipeline.HeaderOutput, names[topic])
-			if a, _ := itest.Header(m, pipeline.HeaderActions); a == "" {
+			checkHeader(t, m, wire.HeaderPolicyVersion, "2026-11-22.1")
+			checkHeader(t, m, wire.HeaderConsentVersion, wantConsentV[id])
+			checkHeader(t, m, wire.HeaderOutput, names[topic])
+			if a, _ := itest.Header(m, wire.HeaderActions); a == "" {
 				t.Errorf("%s %s: no actions header", names[topic], id)
 			}
-			if src, _ := itest.Header(m, pipeline.HeaderSource); !strings.HasPrefix(src, s.raw+"/") {
+			if src, _ := itest.Header(m, wire.HeaderSource); !strings.HasPrefix(src, s.raw+"/") {
 				t.Errorf("%s %s: source header %q", names[topic], id, src)
 			}
 			for _, raw := range []string{"uAll", "uPerso", "anonAll", "anA", "203.0.113.77", "a@x", "dev1", "ad1"} {
@@ -158,7 +158,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	// The personalization actions header says what was removed and why.
 	for _, m := range itest.ReadAll(t, env.Kafka, s.perso) {
 		if messageID(t, m.Value) == "m1" {
-			checkHeader(t, m, pipeline.HeaderActions, "drop_fields:context.device.advertisingId,drop_fields:context.traits.email,drop_fields:traits.email,drop_fields:properties.email,drop_fields:context.userAgent,pseudonymize:userId,pseudonymize:anonymousId,pseudonymize:context.device.id,truncate_ip:context.ip,round_geo:context.location.latitude,round_geo:context.location.longitude")
+			checkHeader(t, m, wire.HeaderActions, "drop_fields:context.device.advertisingId,drop_fields:context.traits.email,drop_fields:traits.email,drop_fields:properties.email,drop_fields:context.userAgent,pseudonymize:userId,pseudonymize:anonymousId,pseudonymize:context.device.id,truncate_ip:context.ip,round_geo:context.location.latitude,round_geo:context.location.longitude")
 		}
 	}
 
@@ -176,17 +176,17 @@ func TestIntegrationEndToEnd(t *testing.T) {
 		t.Errorf("dead-letter topic holds %d messages, want %d", len(dlq), len(wantDLQ))
 	}
 	for _, m := range dlq {
-		reason, _ := itest.Header(m, pipeline.HeaderDLQReason)
+		reason, _ := itest.Header(m, wire.HeaderDLQReason)
 		prefix, ok := wantDLQ[reason]
 		if !ok || !strings.HasPrefix(string(m.Value), prefix) {
 			t.Errorf("dead letter %q: %.80s", reason, m.Value)
 		}
 		delete(wantDLQ, reason)
-		checkHeader(t, m, pipeline.HeaderSourceTopic, s.raw)
-		if _, ok := itest.Header(m, pipeline.HeaderSourceOffset); !ok {
+		checkHeader(t, m, wire.HeaderSourceTopic, s.raw)
+		if _, ok := itest.Header(m, wire.HeaderSourceOffset); !ok {
 			t.Errorf("dead letter %s has no source offset", reason)
 		}
-		if e, _ := itest.Header(m, pipeline.HeaderDLQError); e == "" || strings.Contains(e, "1.1.1.1") || strings.Contains(e, "999.1.1.1") {
+		if e, _ := itest.Header(m, wire.HeaderDLQError); e == "" || strings.Contains(e, "1.1.1.1") || strings.Contains(e, "999.1.1.1") {
 			t.Errorf("dead letter %s error header %q", reason, e)
 		}
 		if string(m.Key) != "uAll" {
@@ -267,7 +267,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 			t.Fatalf("kcat line %q", l)
 		}
 		id := messageID(t, []byte(parts[2]))
-		if parts[0] != wantKey[id] || parts[2] != want[s.perso][id] || !strings.Contains(parts[1], pipeline.HeaderPolicyVersion+"=2026-11-22.1") {
+		if parts[0] != wantKey[id] || parts[2] != want[s.perso][id] || !strings.Contains(parts[1], wire.HeaderPolicyVersion+"=2026-11-22.1") {
 			t.Errorf("kcat sees %q", l)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/wire"
 )
 
 // TestIntegrationEventCarriedConsent: a subject whose stored record grants
@@ -70,7 +70,7 @@ iab:
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
 	var dead []string
 	for _, m := range dlq {
-		reason, _ := itest.Header(m, pipeline.HeaderDLQReason)
+		reason, _ := itest.Header(m, wire.HeaderDLQReason)
 		dead = append(dead, messageID(t, m.Value)+":"+reason)
 	}
 	if !sameSet(dead, []string{"malformed:wrong_type", "tcf-old-policy:invalid_consent_string"}) {

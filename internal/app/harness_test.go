@@ -22,7 +22,7 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/itest"
 	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/wire"
 )
 
 // testSecret is the k1 pseudonymization key used by integration tests.
@@ -215,15 +215,15 @@ func (s *stack) delivered(t *testing.T) (byOutput, retractions map[string][]stri
 	byOutput, retractions = map[string][]string{}, map[string][]string{}
 	for _, topic := range []string{s.perso, s.ana, s.adv} {
 		for _, m := range itest.ReadAll(t, s.env.Kafka, topic) {
-			if reason, ok := itest.Header(m, pipeline.HeaderRetraction); ok {
+			if reason, ok := itest.Header(m, wire.HeaderRetraction); ok {
 				if m.Value != nil {
 					t.Errorf("retraction with a value: %s", m.Value)
 				}
-				ps, _ := itest.Header(m, pipeline.HeaderRetractionPurposes)
+				ps, _ := itest.Header(m, wire.HeaderRetractionPurposes)
 				retractions[topic] = append(retractions[topic], string(m.Key)+" "+reason+" "+ps)
 				continue
 			}
-			o, _ := itest.Header(m, pipeline.HeaderOutput)
+			o, _ := itest.Header(m, wire.HeaderOutput)
 			byOutput[o] = append(byOutput[o], messageID(t, m.Value))
 		}
 	}

@@ -40,7 +40,7 @@ func TestIntegrationIdentityLinks(t *testing.T) {
 	itest.Produce(t, env.Kafka, s.raw, anonEvent("after-link"))
 	itest.Eventually(t, 30*time.Second, "linked event", consumed(3))
 	// The user withdraws analytics: the anonymous id's events follow.
-	if _, err := redisstore.NewWriter(rdb, s.prefix).Patch(ctx, "user-9", map[string]bool{"analytics": false}); err != nil {
+	if _, err := redisstore.NewUpdater(rdb, s.prefix).Patch(ctx, "user-9", map[string]bool{"analytics": false}); err != nil {
 		t.Fatal(err)
 	}
 	itest.Produce(t, env.Kafka, s.raw, anonEvent("after-revoke"))
@@ -52,7 +52,7 @@ func TestIntegrationIdentityLinks(t *testing.T) {
 		"analytics":       {"before-link", "after-link"},
 		"advertising":     {"before-link"}, // the user never granted advertising
 	})
-	if st, err := redisstore.NewWriter(rdb, s.prefix).Read(ctx, "anon-9"); err != nil || st.LinkedTo != "user-9" {
+	if st, err := redisstore.NewUpdater(rdb, s.prefix).Read(ctx, "anon-9"); err != nil || st.LinkedTo != "user-9" {
 		t.Fatalf("stored link: %+v %v", st, err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
 	"github.com/consentd/consentd/internal/metrics"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/wire"
 )
 
 // TestIntegrationConsentIngestion feeds every record format, a stale
@@ -83,7 +83,7 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	if len(dlq) != 1 {
 		t.Fatalf("dead letters: %d", len(dlq))
 	}
-	if reason, _ := itest.Header(dlq[0], pipeline.HeaderDLQReason); reason != "invalid_consent_record" {
+	if reason, _ := itest.Header(dlq[0], wire.HeaderDLQReason); reason != "invalid_consent_record" {
 		t.Fatalf("dead letter reason %q", reason)
 	}
 }

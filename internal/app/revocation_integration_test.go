@@ -41,7 +41,7 @@ func TestIntegrationRevocationWhileFlowing(t *testing.T) {
 	}()
 	itest.Eventually(t, 60*time.Second, "both instances writing", func() bool { return itest.Count(t, env.Kafka, s.perso) > 3000 })
 
-	w := redisstore.NewWriter(itest.Redis(t, env.Redis), s.prefix)
+	w := redisstore.NewUpdater(itest.Redis(t, env.Redis), s.prefix)
 	revokedAt := map[string]time.Time{} // pseudonymous key -> revocation acknowledged
 	for i := 0; i < 20; i++ {
 		subj := fmt.Sprintf("v-%d", i)

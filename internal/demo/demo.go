@@ -11,12 +11,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -26,10 +23,10 @@ import (
 	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
-	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/synth"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/wire"
 )
 
 // Options tune the demo.
@@ -162,11 +159,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 
 	// Wait until every raw event is consumed and its writes acknowledged.
 	waitUntil := time.Now().Add(30 * time.Second)
-	for counter(a.Metrics.Registry, "consentd_events_consumed_total", nil) < float64(produced) {
+	for pipeline.Total(a.Stats.Snapshot().Consumed) < produced {
 		if time.Now().After(waitUntil) || ctx.Err() != nil {
 			stopApp()
 			<-appDone
-			return fmt.Errorf("demo: only %.0f of %d events were processed in time", counter(a.Metrics.Registry, "consentd_events_consumed_total", nil), produced)
+			return fmt.Errorf("demo: only %d of %d events were processed in time", pipeline.Total(a.Stats.Snapshot().Consumed), produced)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -179,27 +176,30 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 }
 
 func report(out io.Writer, a *app.App, pol *policy.Policy, brokers []string, produced int) {
-	reg := a.Metrics.Registry
+	st := a.Stats.Snapshot()
 	fmt.Fprintf(out, "\n== accounting: %d raw events in ==\n", produced)
 	for _, o := range pol.Outputs {
-		w := counter(reg, "consentd_events_written_total", map[string]string{"output": o.Name})
-		fmt.Fprintf(out, "output %-16s -> %-22s written %6.0f\n", o.Name, o.Topic, w)
-		for _, r := range labelValues(reg, "consentd_decisions_total", map[string]string{"output": o.Name, "action": "skip"}, "reason") {
-			fmt.Fprintf(out, "    skipped %-34s %6.0f\n", r.label, r.value)
+		fmt.Fprintf(out, "output %-16s -> %-22s written %6d\n", o.Name, o.Topic, st.Written[o.Name])
+		skipped := map[string]int{}
+		for d, n := range st.Decisions {
+			if d.Output == o.Name && d.Action == "skip" && n > 0 {
+				skipped[d.Reason] += n
+			}
+		}
+		for _, r := range byCount(skipped) {
+			fmt.Fprintf(out, "    skipped %-34s %6d\n", r.label, r.value)
 		}
 	}
 	fmt.Fprintln(out, "events written to no output (dropped), by reason:")
-	for _, r := range labelValues(reg, "consentd_events_dropped_total", nil, "reason") {
-		fmt.Fprintf(out, "    %-42s %6.0f\n", r.label, r.value)
+	for _, r := range byCount(st.Dropped) {
+		fmt.Fprintf(out, "    %-42s %6d\n", r.label, r.value)
 	}
 	fmt.Fprintln(out, "dead-lettered, by reason:")
-	for _, r := range labelValues(reg, "consentd_events_dead_lettered_total", nil, "reason") {
-		fmt.Fprintf(out, "    %-42s %6.0f\n", r.label, r.value)
+	for _, r := range byCount(st.Dead) {
+		fmt.Fprintf(out, "    %-42s %6d\n", r.label, r.value)
 	}
-	lookups := counter(reg, "consentd_consent_lookups_total", nil)
-	hits := counter(reg, "consentd_consent_cache_hits_total", nil)
-	fmt.Fprintf(out, "consent lookups: %.0f subjects, %.0f from the local cache, %.0f Redis round trips\n",
-		lookups, hits, histCount(reg, "consentd_consent_lookup_seconds"))
+	fmt.Fprintf(out, "consent lookups: %d subjects, %d from the local cache, %d Redis round trips\n",
+		st.Lookups, st.CacheHits, st.RoundTrips)
 
 	fmt.Fprintln(out, "\n== one event before and after, per output ==")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -212,7 +212,7 @@ func report(out io.Writer, a *app.App, pol *policy.Policy, brokers []string, pro
 		}
 		fmt.Fprintf(out, "\n[%s] topic %s, key %s\n", o.Name, o.Topic, clean.Key)
 		for _, h := range clean.Headers {
-			if h.Key == pipeline.HeaderActions || h.Key == pipeline.HeaderConsentVersion || h.Key == pipeline.HeaderPolicyVersion {
+			if h.Key == wire.HeaderActions || h.Key == wire.HeaderConsentVersion || h.Key == wire.HeaderPolicyVersion {
 				fmt.Fprintf(out, "  header %s: %s\n", h.Key, h.Value)
 			}
 		}
@@ -240,19 +240,11 @@ func firstMessage(ctx context.Context, brokers []string, topic string) (kafka.Me
 }
 
 func sourceOf(ctx context.Context, brokers []string, clean kafka.Message) (kafka.Message, bool) {
-	for _, h := range clean.Headers {
-		if h.Key != pipeline.HeaderSource {
-			continue
-		}
-		parts := strings.Split(string(h.Value), "/")
-		if len(parts) != 3 {
-			return kafka.Message{}, false
-		}
-		p, _ := strconv.Atoi(parts[1])
-		off, _ := strconv.ParseInt(parts[2], 10, 64)
-		return readAt(ctx, brokers, parts[0], p, off)
+	topic, p, off, err := wire.ParseSource(string(wire.Header(&clean, wire.HeaderSource)))
+	if err != nil {
+		return kafka.Message{}, false
 	}
-	return kafka.Message{}, false
+	return readAt(ctx, brokers, topic, p, off)
 }
 
 func readAt(ctx context.Context, brokers []string, topic string, partition int, offset int64) (kafka.Message, bool) {
@@ -278,31 +270,22 @@ func readAt(ctx context.Context, brokers []string, topic string, partition int, 
 
 type labeled struct {
 	label string
-	value float64
+	value int
 }
 
-func counter(reg prometheus.Gatherer, name string, match map[string]string) float64 {
-	return metrics.Sum(reg, name, match)
-}
-
-// labelValues returns the series' values by one label, largest first.
-func labelValues(reg prometheus.Gatherer, name string, match map[string]string, label string) []labeled {
+// byCount returns counts by label, largest first.
+func byCount(m map[string]int) []labeled {
 	var out []labeled
-	for _, s := range metrics.Collect(reg, name, match) {
-		out = append(out, labeled{label: s.Labels[label], value: s.Value})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].value > out[j].value })
-	return out
-}
-
-func histCount(reg prometheus.Gatherer, name string) float64 {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				return float64(m.GetHistogram().GetSampleCount())
-			}
+	for k, v := range m {
+		if v > 0 {
+			out = append(out, labeled{label: k, value: v})
 		}
 	}
-	return 0
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].value != out[j].value {
+			return out[i].value > out[j].value
+		}
+		return out[i].label < out[j].label
+	})
+	return out
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -23,7 +22,6 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/synth"
 	"github.com/consentd/consentd/pipeline"
 )
@@ -207,9 +205,10 @@ const (
 type copyProcessor struct{ topic string }
 
 func (c copyProcessor) Process(_ context.Context, msgs []kafka.Message) (*pipeline.Result, error) {
-	res := &pipeline.Result{Accounting: pipeline.NewAccounting(), Out: make([]kafka.Message, len(msgs))}
+	res := &pipeline.Result{Accounting: pipeline.NewAccounting(), Out: make([]kafka.Message, len(msgs)), Origin: make([]int, len(msgs))}
 	for i, m := range msgs {
 		res.Out[i] = kafka.Message{Topic: c.topic, Key: m.Key, Value: m.Value}
+		res.Origin[i] = i
 		res.Accounting.Consumed[m.Topic]++
 	}
 	return res, nil
@@ -223,12 +222,15 @@ func parallelPassThrough(ctx context.Context, o Options, raw, outTopic, group st
 	cfg := &config.Config{Kafka: config.Kafka{Brokers: []string{o.Brokers}, RawTopics: []string{raw}, GroupID: group, DeadLetterTopic: "unused"},
 		Pipeline: config.Pipeline{BatchSize: o.BatchSize}}
 	cfg.ApplyDefaults()
-	m := metrics.New()
-	w := app.NewWriter(cfg)
+	stats := &pipeline.Stats{}
+	w := app.NewProducer(cfg)
 	defer w.Close()
 	start := time.Now()
-	runner := pipeline.NewRunner(app.RunnerConfig(cfg, func() pipeline.BatchProcessor { return copyProcessor{topic: outTopic} }, w, m, pipeline.NewHealth(m, nil), zap.NewNop()))
-	return measure(ctx, o, nameParallel, group, raw, start, m.Registry, runner.Run)
+	runner, err := pipeline.NewRunner(app.RunnerConfig(cfg, func() pipeline.BatchProcessor { return copyProcessor{topic: outTopic} }, w, stats, nil, zap.NewNop()))
+	if err != nil {
+		return Result{}, err
+	}
+	return measure(ctx, o, nameParallel, group, raw, start, stats, runner.Run)
 }
 
 func result(name string, events int, writes int64, start, first, end time.Time) Result {
@@ -269,11 +271,11 @@ func consentd(ctx context.Context, o Options, raw, dlq string, clean []string, p
 	if err != nil {
 		return Result{}, err
 	}
-	return measure(ctx, o, "consentd", group, raw, start, a.Metrics.Registry, a.Run)
+	return measure(ctx, o, "consentd", group, raw, start, a.Stats, a.Run)
 }
 
 // measure runs run until every event is consumed and committed.
-func measure(ctx context.Context, o Options, name, group, raw string, start time.Time, reg prometheus.Gatherer, run func(context.Context) error) (Result, error) {
+func measure(ctx context.Context, o Options, name, group, raw string, start time.Time, stats *pipeline.Stats, run func(context.Context) error) (Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -284,11 +286,11 @@ func measure(ctx context.Context, o Options, name, group, raw string, start time
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
-		consumed := metrics.Sum(reg, "consentd_events_consumed_total", nil)
+		consumed := pipeline.Total(stats.Snapshot().Consumed)
 		if first.IsZero() && consumed > 0 {
 			first = time.Now()
 		}
-		if consumed >= float64(o.Events) {
+		if consumed >= o.Events {
 			c, err := kafkautil.Committed(o.Brokers, group, raw, o.Partitions)
 			if err != nil {
 				return Result{}, err
@@ -300,7 +302,8 @@ func measure(ctx context.Context, o Options, name, group, raw string, start time
 		time.Sleep(2 * time.Millisecond)
 	}
 	end := time.Now()
-	writes := int64(metrics.Sum(reg, "consentd_events_written_total", nil) + metrics.Sum(reg, "consentd_events_dead_lettered_total", nil))
+	final := stats.Snapshot()
+	writes := int64(pipeline.Total(final.Written) + pipeline.Total(final.Dead))
 	if name == nameParallel {
 		writes = int64(o.Events)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/propagation"
 )
 
@@ -120,7 +119,7 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 	written := func() float64 {
 		total := 0.0
 		for _, a := range apps {
-			total += metrics.Sum(a.Metrics.Registry, "consentd_events_written_total", map[string]string{"output": "personalization"})
+			total += float64(a.Stats.Snapshot().Written["personalization"])
 		}
 		return total
 	}
@@ -131,7 +130,7 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w := redisstore.NewWriter(rdb, prefix)
+	w := redisstore.NewUpdater(rdb, prefix)
 	revokedAt := map[string]time.Time{}
 	for i := 0; i < o.Revocations; i++ {
 		if _, err := w.Patch(ctx, subject(i), map[string]bool{"personalization": false, "analytics": false, "advertising": false}); err != nil {

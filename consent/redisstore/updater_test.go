@@ -29,7 +29,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	env := itest.Require(t)
 	rdb := itest.Redis(t, env.Redis)
 	prefix := itest.Unique("t") + ":consent:"
-	w := NewWriter(rdb, prefix)
+	w := NewUpdater(rdb, prefix)
 	s := New(rdb, prefix, time.Second, nil)
 	ctx := context.Background()
 
@@ -156,7 +156,7 @@ func TestIntegrationInvalidation(t *testing.T) {
 	go WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
 	itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
-	w := NewWriter(rdb, prefix)
+	w := NewUpdater(rdb, prefix)
 	start := time.Now()
 	if _, err := w.Patch(ctx, "u1", map[string]bool{"p": false}); err != nil {
 		t.Fatal(err)

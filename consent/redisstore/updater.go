@@ -92,7 +92,7 @@ return #KEYS
 // Link records that each anonymous id (key) was identified as a user id
 // (value), in one round trip; every consentd drops the anonymous ids from
 // its cache. Unchanged links are not announced again.
-func (w *Writer) Link(ctx context.Context, links map[string]string) error {
+func (w *Updater) Link(ctx context.Context, links map[string]string) error {
 	if len(links) == 0 {
 		return nil
 	}
@@ -115,20 +115,20 @@ func (w *Writer) Link(ctx context.Context, links map[string]string) error {
 	return nil
 }
 
-// Writer changes consent records atomically (one Lua script per change)
+// Updater changes consent records atomically (one Lua script per change)
 // and monotonically: an update older than, or as old as, the stored record
 // is ignored, so replayed or reordered updates never roll consent back.
 // Every change is announced on InvalidationChannel so that every consentd
 // instance drops the subject from its local cache at once.
-type Writer struct {
+type Updater struct {
 	rdb    redis.Cmdable
 	prefix string
 	now    func() time.Time
 }
 
-// NewWriter returns a Writer for records under prefix.
-func NewWriter(rdb redis.Cmdable, prefix string) *Writer {
-	return &Writer{rdb: rdb, prefix: prefix, now: time.Now}
+// NewUpdater returns an Updater for records under prefix.
+func NewUpdater(rdb redis.Cmdable, prefix string) *Updater {
+	return &Updater{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
 // ErrBadPurpose reports a purpose name that cannot be stored.
@@ -153,7 +153,7 @@ func purposeArgs(args []any, purposes map[string]bool) ([]any, error) {
 // Purposes granted now and not before get grantedAt as their grant time
 // (zero: now). applied is false when a newer or equal version is already
 // stored.
-func (w *Writer) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error) {
+func (w *Updater) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error) {
 	exp := ""
 	if !expires.IsZero() {
 		exp = strconv.FormatInt(expires.UnixMilli(), 10)
@@ -175,7 +175,7 @@ func (w *Writer) Put(ctx context.Context, subject string, version int64, purpose
 // Patch sets the listed purposes, keeps the others, and gives the record a
 // new version: the larger of the stored version plus one and the current
 // time in Unix milliseconds. It returns the new version.
-func (w *Writer) Patch(ctx context.Context, subject string, purposes map[string]bool) (int64, error) {
+func (w *Updater) Patch(ctx context.Context, subject string, purposes map[string]bool) (int64, error) {
 	if len(purposes) == 0 {
 		return 0, errors.New("patch: no purposes")
 	}
@@ -191,7 +191,7 @@ func (w *Writer) Patch(ctx context.Context, subject string, purposes map[string]
 }
 
 // Erase deletes subject's record. existed is false when there was none.
-func (w *Writer) Erase(ctx context.Context, subject string) (existed bool, err error) {
+func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, err error) {
 	n, err := eraseScript.Run(ctx, w.rdb, []string{w.prefix + subject, LinkKey(w.prefix, subject)}, InvalidationChannel(w.prefix), subject).Int()
 	if err != nil {
 		return false, fmt.Errorf("erasing consent: %w", err)
@@ -211,7 +211,7 @@ type Stored struct {
 }
 
 // Read returns the raw record of subject.
-func (w *Writer) Read(ctx context.Context, subject string) (Stored, error) {
+func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
 	key := w.prefix + subject
 	pipe := w.rdb.Pipeline()
 	fields := pipe.HGetAll(ctx, key)

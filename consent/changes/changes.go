@@ -1,0 +1,147 @@
+// Package changes is the one place where consent changes are made: full
+// records from the consent topic, patches and revocations from the command
+// line and the HTTP API, erasures and identity links. A change that
+// withdraws consent first writes retractions to the clean topics the
+// withdrawn purposes fed, then stores the change, so that a crash in
+// between re-emits the retractions rather than losing them.
+//
+// The package does no I/O of its own: the consent store, the current
+// state and the retraction writer are interfaces (implemented by
+// consent/redisstore and pipeline).
+package changes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/consentd/consentd/consent"
+)
+
+// Store stores changes atomically and monotonically;
+// *redisstore.Updater implements it.
+type Store interface {
+	// Put replaces subject's record if version is newer than the stored
+	// one; applied is false otherwise.
+	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error)
+	// Patch sets some purposes and returns the record's new version.
+	Patch(ctx context.Context, subject string, purposes map[string]bool) (version int64, err error)
+	// Erase deletes everything stored for subject.
+	Erase(ctx context.Context, subject string) (existed bool, err error)
+	// Link records that each anonymous id (key) was identified as a user
+	// id (value).
+	Link(ctx context.Context, links map[string]string) error
+}
+
+// Retractor tells clean-topic consumers to purge a subject. Retract
+// returns only once every retraction is acknowledged, with the topics
+// written; erased means every clean topic, whatever the purposes.
+type Retractor interface {
+	Retract(ctx context.Context, subject string, purposes []string, erased bool, consentVersion int64) (topics []string, err error)
+}
+
+// Service applies consent changes. Its fields are read-only after
+// construction; it is safe for concurrent use when its parts are.
+type Service struct {
+	Store Store
+	// Current answers what is stored now, uncached, to find the purposes
+	// a change withdraws.
+	Current consent.Store
+	// Retractor writes retractions; without one, a change that needs
+	// retractions fails with ErrNoRetractor and nothing is stored.
+	Retractor Retractor
+	// Purposes are the policy's purposes, in policy order.
+	Purposes []string
+}
+
+// ErrNoRetractor reports a withdrawal that needs retractions while the
+// Service has no Retractor.
+var ErrNoRetractor = errors.New("retractions need a Kafka writer")
+
+func (s *Service) current(ctx context.Context, subject string) (consent.Record, error) {
+	recs, err := s.Current.Lookup(ctx, []string{subject})
+	if err != nil {
+		return consent.Record{}, fmt.Errorf("reading current consent: %w", err)
+	}
+	return recs[subject], nil
+}
+
+func (s *Service) retract(ctx context.Context, subject string, purposes []string, erased bool, version int64) ([]string, error) {
+	if len(purposes) == 0 {
+		return []string{}, nil
+	}
+	if s.Retractor == nil {
+		return nil, ErrNoRetractor
+	}
+	topics, err := s.Retractor.Retract(ctx, subject, purposes, erased, version)
+	if topics == nil {
+		topics = []string{}
+	}
+	return topics, err
+}
+
+// Put applies a complete record (purposes not listed are denied) unless a
+// newer or equal version is stored. Purposes it withdraws are retracted
+// first, stamped with the new version.
+func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, retracted []string, err error) {
+	prev, err := s.current(ctx, subject)
+	if err != nil {
+		return false, nil, err
+	}
+	retracted = []string{}
+	if !prev.Found || version > prev.Version {
+		if retracted, err = s.retract(ctx, subject, consent.Withdrawn(prev, purposes, s.Purposes), false, version); err != nil {
+			return false, nil, err
+		}
+	}
+	applied, err = s.Store.Put(ctx, subject, version, purposes, expires, grantedAt)
+	return applied, retracted, err
+}
+
+// Patch grants or denies the listed purposes, keeping the others, under a
+// new version. Purposes it withdraws are retracted first, stamped with
+// the version they were granted under.
+func (s *Service) Patch(ctx context.Context, subject string, purposes map[string]bool) (version int64, retracted []string, err error) {
+	retracted = []string{}
+	denies := false
+	for _, g := range purposes {
+		denies = denies || !g
+	}
+	if denies {
+		prev, err := s.current(ctx, subject)
+		if err != nil {
+			return 0, nil, err
+		}
+		next := make(map[string]bool, len(s.Purposes))
+		for _, p := range s.Purposes {
+			g, listed := purposes[p]
+			next[p] = prev.Allows(p) && (!listed || g)
+		}
+		if retracted, err = s.retract(ctx, subject, consent.Withdrawn(prev, next, s.Purposes), false, prev.Version); err != nil {
+			return 0, nil, err
+		}
+	}
+	version, err = s.Store.Patch(ctx, subject, purposes)
+	return version, retracted, err
+}
+
+// Erase retracts the subject from every clean topic, then deletes
+// everything stored for it.
+func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retracted []string, err error) {
+	prev, err := s.current(ctx, subject)
+	if err != nil {
+		return false, nil, err
+	}
+	if retracted, err = s.retract(ctx, subject, s.Purposes, true, prev.Version); err != nil {
+		return false, nil, err
+	}
+	existed, err = s.Store.Erase(ctx, subject)
+	return existed, retracted, err
+}
+
+// Link records that each anonymous id (key) was identified as a user id
+// (value). Links never need retractions: they only ever restrict.
+func (s *Service) Link(ctx context.Context, links map[string]string) error {
+	return s.Store.Link(ctx, links)
+}

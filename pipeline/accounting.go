@@ -1,0 +1,53 @@
+package pipeline
+
+// Accounting is what a processed batch did with every raw message, handed
+// to Hooks.OnBatchWritten once the batch's writes are acknowledged (so a
+// batch abandoned in a rebalance and redelivered is not counted twice).
+type Accounting struct {
+	Consumed map[string]int // raw topic
+	Written  map[string]int // output
+	Dropped  map[string]int // reason: events written to no output
+	Dead     map[string]int // reason: events dead-lettered
+	// Decisions counts output decisions by output, action and reason.
+	Decisions map[Decision]int
+}
+
+// Decision labels one per-output decision.
+type Decision struct {
+	Output string
+	Action string // "write" or "skip"
+	Reason string // "" when written
+}
+
+// NewAccounting returns empty Accounting.
+func NewAccounting() Accounting {
+	return Accounting{Consumed: map[string]int{}, Written: map[string]int{}, Dropped: map[string]int{}, Dead: map[string]int{}, Decisions: map[Decision]int{}}
+}
+
+// Add adds b's counts to a, allocating a's maps as needed.
+func (a *Accounting) Add(b *Accounting) {
+	if a.Consumed == nil {
+		*a = NewAccounting()
+	}
+	add := func(dst, src map[string]int) {
+		for k, v := range src {
+			dst[k] += v
+		}
+	}
+	add(a.Consumed, b.Consumed)
+	add(a.Written, b.Written)
+	add(a.Dropped, b.Dropped)
+	add(a.Dead, b.Dead)
+	for k, v := range b.Decisions {
+		a.Decisions[k] += v
+	}
+}
+
+// Total sums the values of one of Accounting's maps.
+func Total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

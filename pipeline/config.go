@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/retry"
+)
+
+// Tuning constants: fixed behaviour that is not worth a setting, named
+// and documented here in one place.
+const (
+	// FetchMaxWait bounds how long a partition fetch waits for data.
+	FetchMaxWait = 250 * time.Millisecond
+	// JoinGroupBackoff is the wait between failed attempts to join the
+	// consumer group.
+	JoinGroupBackoff = time.Second
+	// WriteQueueDepth is how many decided batches per partition may wait
+	// for their writes (bounds memory and the work redone after a
+	// rebalance).
+	WriteQueueDepth = 4
+	// UnknownTopicAttempts is how many produce attempts a topic may be
+	// unknown to the broker before its messages count as refused for good
+	// (a deleted topic) rather than as a metadata delay.
+	UnknownTopicAttempts = 8
+)
+
+// Defaults of RunnerConfig.
+const (
+	DefaultSessionTimeout   = 10 * time.Second
+	DefaultRebalanceTimeout = 30 * time.Second
+	DefaultMaxFetchBytes    = 10 << 20
+	DefaultBatchSize        = 1000
+	DefaultBatchLinger      = 5 * time.Millisecond
+	DefaultCommitInterval   = 500 * time.Millisecond
+	DefaultShutdownGrace    = 20 * time.Second
+	DefaultMaxWriteBytes    = 1000000
+)
+
+// RunnerConfig configures a Runner. Call ApplyDefaults, then Validate
+// (NewRunner does both).
+type RunnerConfig struct {
+	// Brokers to bootstrap from. Required.
+	Brokers []string
+	// Topics are the raw topics to consume. Required.
+	Topics []string
+	// GroupID of the consumer group. Required.
+	GroupID string
+	// Dialer connects to the brokers (TLS, SASL). Default: kafka-go's
+	// default dialer.
+	Dialer *kafka.Dialer
+	// SessionTimeout of the group membership. Default: 10s.
+	SessionTimeout time.Duration
+	// RebalanceTimeout of the group. Default: 30s.
+	RebalanceTimeout time.Duration
+	// StartOffset for partitions without a committed offset:
+	// kafka.FirstOffset or kafka.LastOffset. Default: kafka.FirstOffset.
+	StartOffset int64
+	// MaxFetchBytes bounds one fetch response; it must exceed the largest
+	// raw message. Default: 10 MiB.
+	MaxFetchBytes int
+	// BatchSize is the most messages decided together per partition.
+	// Default: 1000.
+	BatchSize int
+	// BatchLinger is how long to wait to fill a batch. Default: 5ms.
+	BatchLinger time.Duration
+	// CommitInterval between commits of acknowledged offsets.
+	// Default: 500ms.
+	CommitInterval time.Duration
+	// Backoff bounds the wait between failed writes. Default: 100ms to 5s.
+	Backoff retry.Backoff
+	// ShutdownGrace bounds draining after the context ends. Default: 20s.
+	ShutdownGrace time.Duration
+	// DeadLetterTopic receives the raw events whose clean writes Kafka
+	// refuses for good (too large, invalid, topic gone). Required.
+	DeadLetterTopic string
+	// MaxWriteBytes is the largest message the target topics accept (the
+	// smallest max.message.bytes among them, less overhead); a larger
+	// clean message is dead-lettered and a larger dead letter truncated
+	// before any write. The Producer must not batch more than this.
+	// Default: 1000000.
+	MaxWriteBytes int
+	// NewProcessor returns a processor for one partition worker. Required.
+	NewProcessor func() BatchProcessor
+	// Producer writes clean messages and dead letters. Required.
+	Producer Producer
+	// Hooks observe the pipeline. Default: none.
+	Hooks Hooks
+	// Health, if set, is told about the group and write conditions.
+	Health *Health
+	// Log receives progress and warnings. Default: none.
+	Log *zap.Logger
+}
+
+// ApplyDefaults fills in every unset optional field.
+func (c *RunnerConfig) ApplyDefaults() {
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.SessionTimeout, DefaultSessionTimeout)
+	setDur(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	setDur(&c.BatchLinger, DefaultBatchLinger)
+	setDur(&c.CommitInterval, DefaultCommitInterval)
+	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
+	setDur(&c.Backoff.Min, retry.DefaultMin)
+	setDur(&c.Backoff.Max, retry.DefaultMax)
+	if c.StartOffset == 0 {
+		c.StartOffset = kafka.FirstOffset
+	}
+	if c.MaxFetchBytes == 0 {
+		c.MaxFetchBytes = DefaultMaxFetchBytes
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxWriteBytes == 0 {
+		c.MaxWriteBytes = DefaultMaxWriteBytes
+	}
+	if c.Hooks == nil {
+		c.Hooks = NopHooks{}
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Validate reports every problem with c, after ApplyDefaults.
+func (c *RunnerConfig) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Brokers) == 0 {
+		bad("brokers: at least one is required")
+	}
+	if len(c.Topics) == 0 {
+		bad("topics: at least one raw topic is required")
+	}
+	if c.GroupID == "" {
+		bad("group id is required")
+	}
+	if c.DeadLetterTopic == "" {
+		bad("dead-letter topic is required")
+	}
+	if c.NewProcessor == nil || c.Producer == nil {
+		bad("a processor factory and a producer are required")
+	}
+	if c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset {
+		bad("start offset must be kafka.FirstOffset or kafka.LastOffset, not %d", c.StartOffset)
+	}
+	for name, d := range map[string]time.Duration{"session timeout": c.SessionTimeout, "rebalance timeout": c.RebalanceTimeout,
+		"batch linger": c.BatchLinger, "commit interval": c.CommitInterval, "shutdown grace": c.ShutdownGrace,
+		"backoff minimum": c.Backoff.Min, "backoff maximum": c.Backoff.Max} {
+		if d < 0 {
+			bad("%s must not be negative, got %v", name, d)
+		}
+	}
+	if c.Backoff.Max < c.Backoff.Min {
+		bad("backoff maximum %v is below the minimum %v", c.Backoff.Max, c.Backoff.Min)
+	}
+	if c.BatchSize < 0 || c.MaxFetchBytes < 0 || c.MaxWriteBytes < 0 {
+		bad("batch size, max fetch bytes and max write bytes must not be negative")
+	}
+	if c.MaxWriteBytes > 0 && c.MaxWriteBytes < 4096 {
+		bad("max write bytes %d is too small to hold a truncated dead letter (at least 4096)", c.MaxWriteBytes)
+	}
+	return errors.Join(errs...)
+}

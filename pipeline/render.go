@@ -1,0 +1,78 @@
+package pipeline
+
+import (
+	"bytes"
+	"strconv"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/wire"
+)
+
+// renderer turns decisions into Kafka messages through the wire contract,
+// sharing the header values that repeat from message to message.
+type renderer struct {
+	deadLetterTopic string
+	policyVersion   []byte // never modified: shared by every message
+	policyVersionS  string
+	outputNames     [][]byte
+	// Rendered consentd-actions headers, shared between messages with the
+	// same actions (most events of one shape).
+	actionHdrs map[string][]byte
+	scratch    []byte
+}
+
+const maxActionHeaders = 1024
+
+func newRenderer(p *policy.Policy, deadLetterTopic string) renderer {
+	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyVersionS: p.Version}
+	for _, o := range p.Outputs {
+		r.outputNames = append(r.outputNames, []byte(o.Name))
+	}
+	return r
+}
+
+// actionsHeader returns od's actions header, reusing an identical earlier one.
+func (r *renderer) actionsHeader(od *policy.OutputDecision) []byte {
+	r.scratch = od.AppendActions(r.scratch[:0])
+	if h, ok := r.actionHdrs[string(r.scratch)]; ok {
+		return h
+	}
+	if r.actionHdrs == nil || len(r.actionHdrs) >= maxActionHeaders {
+		r.actionHdrs = make(map[string][]byte, 64)
+	}
+	h := bytes.Clone(r.scratch)
+	r.actionHdrs[string(h)] = h
+	return h
+}
+
+// clean appends to res one clean message per output d writes raw message
+// i (m) to, and returns its source header value.
+func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decision) []byte {
+	c := wire.Clean{
+		Key:            d.Key,
+		Time:           m.Time,
+		PolicyVersion:  r.policyVersion,
+		ConsentVersion: wire.None,
+		Source:         wire.Source(m),
+	}
+	if d.ConsentFound {
+		c.ConsentVersion = strconv.AppendInt(nil, d.ConsentVersion, 10)
+	}
+	for j := range d.Outputs {
+		od := &d.Outputs[j]
+		if !od.Write {
+			continue
+		}
+		c.Topic, c.Value, c.Output, c.Actions = od.Output.Topic, od.Value, r.outputNames[j], r.actionsHeader(od)
+		res.Out = append(res.Out, c.Message())
+		res.Origin = append(res.Origin, i)
+	}
+	return c.Source
+}
+
+// deadLetter renders m's dead letter for ie.
+func (r *renderer) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Message {
+	return wire.DeadLetter(r.deadLetterTopic, m, ie.Reason, ie.Error(), r.policyVersionS)
+}
