@@ -103,7 +103,7 @@ type Clean struct {
 
 // Message builds the clean Kafka message. The header values are shared,
 // not copied: callers must not modify them afterwards.
-func (c *Clean) Message() kafka.Message {
+func (c Clean) Message() kafka.Message {
 	return kafka.Message{
 		Topic: c.Topic,
 		Key:   c.Key,
