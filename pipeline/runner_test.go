@@ -81,7 +81,9 @@ func (c copyProc) Process(_ context.Context, msgs []kafka.Message) (*Result, err
 	return res, nil
 }
 
-func (c copyProc) Stale(*Result) bool { return c.staleOnce != nil && c.staleOnce.CompareAndSwap(true, false) }
+func (c copyProc) Stale(*Result) bool {
+	return c.staleOnce != nil && c.staleOnce.CompareAndSwap(true, false)
+}
 
 // faultyProducer writes through a real writer, failing as told first.
 type faultyProducer struct {
