@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -234,14 +235,22 @@ func TestEditIsIndependentPerOutput(t *testing.T) {
 	}
 }
 
-func TestPathOf(t *testing.T) {
-	d := mustParse(t, `{"x":{"y":{"z":1}},"w":{"y":{"z":2}}}`)
+func TestKeepOnlyReportsPolicyPathsAndCounts(t *testing.T) {
+	d := mustParse(t, `{"alice@example.com":true,"keep":1,"ctx":{"dev":{"id":"d","bob@example.com":2},"app":{"id":"a","x":3}},"\u0063arol@x":4}`)
 	var e Edit
 	e.Reset(d)
 	var got []string
-	_ = e.Each(MustPath("*.y.z"), func(r Ref) error { got = append(got, e.PathOf(r)); return nil })
-	if strings.Join(got, " ") != "x.y.z w.y.z" {
-		t.Fatalf("paths = %v", got)
+	err := e.KeepOnly(NewKeepSet([]Path{MustPath("keep"), MustPath("ctx.*.id")}), func(path string, n int) {
+		got = append(got, fmt.Sprintf("%s=%d", path, n))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(got, " "); s != "ctx.*=1 ctx.*=1 =2" {
+		t.Fatalf("reported %q", s)
+	}
+	if out := string(e.AppendTo(nil)); out != `{"keep":1,"ctx":{"dev":{"id":"d"},"app":{"id":"a"}}}` {
+		t.Fatalf("kept %s", out)
 	}
 }
 
