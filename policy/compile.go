@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/consentd/consentd/event"
 )
@@ -33,6 +34,9 @@ type Output struct {
 	Types      []string
 	Events     []string
 	Transforms []Transform
+	// recordUnit truncates the clean record timestamp: the coarsest
+	// truncate_time unit of the output's transforms, 0 for none.
+	recordUnit time.Duration
 }
 
 // Compile validates spec and builds a Policy. Every problem found is
@@ -147,6 +151,9 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 				continue
 			}
 			o.Transforms = append(o.Transforms, t)
+			if tt, ok := t.(*truncateTime); ok && tt.unit > o.recordUnit {
+				o.recordUnit = tt.unit
+			}
 		}
 		p.Outputs = append(p.Outputs, o)
 	}
