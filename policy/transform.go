@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -227,25 +226,6 @@ type truncateIP struct {
 
 func (t *truncateIP) String() string {
 	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, t.fields)
-}
-
-// TruncateIP keeps the first v4 (IPv4, including IPv4-mapped IPv6) or v6
-// bits of the address s and zeroes the rest. Zones are dropped.
-func TruncateIP(s string, v4, v6 int) (string, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return "", err
-	}
-	a = a.WithZone("").Unmap()
-	bits := v6
-	if a.Is4() {
-		bits = v4
-	}
-	pfx, err := a.Prefix(bits)
-	if err != nil {
-		return "", err
-	}
-	return pfx.Addr().String(), nil
 }
 
 func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
