@@ -1,7 +1,5 @@
 package event
 
-import "fmt"
-
 // Ref names one member of an object inside a Doc, as found by Edit.Each.
 type Ref struct {
 	obj int32 // object node
@@ -48,8 +46,8 @@ func resizeBytes(b [][]byte, n int) [][]byte {
 
 // Each calls fn for every live member that p matches, in document order.
 // Members removed by earlier edits are not matched, and replaced values are
-// leaves. An object on the way that has duplicate keys aborts the walk with
-// ErrDuplicateKey before fn is called for anything.
+// leaves. Parse rejected duplicate keys, so a named segment matches at most
+// one member per object.
 func (e *Edit) Each(p Path, fn func(Ref) error) error {
 	if len(e.d.nodes) == 0 || len(p) == 0 {
 		return nil
@@ -70,9 +68,6 @@ func (e *Edit) Each(p Path, fn func(Ref) error) error {
 func (e *Edit) collect(obj int32, p Path) error {
 	d := e.d
 	n := &d.nodes[obj]
-	if d.hasDuplicates(obj) {
-		return fmt.Errorf("%w in an object on path %q", ErrDuplicateKey, p.String())
-	}
 	seg := p[0]
 	for i := n.first; i < n.first+n.n; i++ {
 		if e.removed[i] {
@@ -259,9 +254,6 @@ func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string, n int)) error {
 func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string, int)) error {
 	d := e.d
 	n := &d.nodes[obj]
-	if d.hasDuplicates(obj) {
-		return fmt.Errorf("%w in an object kept by keep_only", ErrDuplicateKey)
-	}
 	removed := 0
 	for i := n.first; i < n.first+n.n; i++ {
 		if e.removed[i] {

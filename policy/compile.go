@@ -24,6 +24,7 @@ type Policy struct {
 	AllowPreConsent   bool
 	iab               *iabPolicy
 	keys              *Keyring
+	guard             *event.KeyGuard // see confusable.go
 }
 
 // Output is one compiled clean output.
@@ -160,6 +161,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	p.guard = p.keyGuard()
 	return p, nil
 }
 

@@ -169,8 +169,11 @@ func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 // Subject returns the event's subject: the first subject path holding a
 // non-empty string. path is the path it was found at. ok is false when
 // there is none (reason no_subject). A subject of the wrong type, or a
-// duplicate key on the way, is an *InputError.
+// key confusable with a policy path anywhere (CheckKeys), is an *InputError.
 func (p *Policy) Subject(doc *event.Doc) (subject, path string, ok bool, err error) {
+	if err := p.CheckKeys(doc); err != nil {
+		return "", "", false, err
+	}
 	for _, sp := range p.Subjects {
 		s, found, err := doc.GetString(sp)
 		if err != nil {

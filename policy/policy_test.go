@@ -63,7 +63,7 @@ func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, 
 	t.Helper()
 	var doc event.Doc
 	if err := doc.Parse([]byte(ev)); err != nil {
-		t.Fatalf("parse: %v", err)
+		return nil, ParseError(err)
 	}
 	subj, path, ok, err := p.Subject(&doc)
 	if err != nil {
@@ -282,7 +282,8 @@ func TestSubject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var doc event.Doc
 			if err := doc.Parse([]byte(tt.ev)); err != nil {
-				t.Fatal(err)
+				wantInputError(t, ParseError(err), tt.reason)
+				return
 			}
 			s, path, ok, err := p.Subject(&doc)
 			if tt.reason != "" {

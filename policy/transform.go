@@ -81,7 +81,15 @@ const (
 	ReasonInvalidIP        = "invalid_ip"
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidSubject   = "invalid_subject"
-	ReasonInternal         = "internal"
+	// ReasonInvalidKey: a key with an unpaired surrogate escape or a control
+	// character (NUL included), escaped or not.
+	ReasonInvalidKey = "invalid_key"
+	// ReasonConfusableKey: a key that is not a path segment the policy
+	// names but equals one after Unicode NFKC normalization, case folding
+	// and removal of invisible characters and surrounding spaces ("UserId",
+	// "ｕｓｅｒＩｄ", "userId ", "e\u200bmail").
+	ReasonConfusableKey = "confusable_key"
+	ReasonInternal      = "internal"
 )
 
 // inputErr classifies err from the event package into an InputError.
@@ -94,6 +102,10 @@ func inputErr(err error) error {
 	switch {
 	case errors.Is(err, event.ErrDuplicateKey):
 		reason = ReasonDuplicateKey
+	case errors.Is(err, event.ErrInvalidKey):
+		reason = ReasonInvalidKey
+	case errors.Is(err, event.ErrConfusableKey):
+		reason = ReasonConfusableKey
 	case errors.Is(err, event.ErrWrongType):
 		reason = ReasonWrongType
 	case errors.Is(err, event.ErrNotObject):
