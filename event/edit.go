@@ -13,6 +13,7 @@ type Edit struct {
 	d       *Doc
 	removed []bool   // per member
 	repl    [][]byte // per member; nil means unchanged
+	keyRepl [][]byte // per member: replacement key (quoted); nil means unchanged
 	dirty   []bool   // per node; an object with a changed descendant
 	refs    []Ref
 	prefix  []string // policy path segments of the object KeepOnly visits
@@ -23,6 +24,7 @@ func (e *Edit) Reset(d *Doc) {
 	e.d = d
 	e.removed = resize(e.removed, len(d.members))
 	e.repl = resizeBytes(e.repl, len(d.members))
+	e.keyRepl = resizeBytes(e.keyRepl, len(d.members))
 	e.dirty = resize(e.dirty, len(d.nodes))
 }
 
@@ -140,6 +142,64 @@ func (e *Edit) Remove(r Ref) {
 func (e *Edit) Replace(r Ref, raw []byte) {
 	e.repl[r.mem] = raw
 	e.touch(r.obj)
+}
+
+// Original returns the value at p in the unedited document (see Doc.Get).
+func (e *Edit) Original(p Path) (Value, bool, error) { return e.d.Get(p) }
+
+// Rewrite visits what is left of the member r names: when its value is an
+// object, every live member below it, depth first, in document order.
+// keyFn is called with each such member's key (unescaped) and its position
+// in its object; a non-nil result (one JSON string, quoted) replaces the
+// key. valFn is called with every value that is not an object (arrays
+// whole) and the member holding it; a non-nil result (one JSON value)
+// replaces it. Values replaced
+// by an earlier edit are the result of a decision and are not visited
+// again. The key of r itself is left alone: it is the path the caller
+// asked for.
+func (e *Edit) Rewrite(r Ref, keyFn func(key []byte, pos int) []byte, valFn func(r Ref, v Value) []byte) {
+	d := e.d
+	m := &d.members[r.mem]
+	switch {
+	case e.repl[r.mem] != nil:
+	case d.nodes[m.val].kind == Object:
+		e.rewriteObject(m.val, keyFn, valFn)
+	default:
+		if out := valFn(r, e.Value(r)); out != nil {
+			e.Replace(r, out)
+		}
+	}
+}
+
+func (e *Edit) rewriteObject(obj int32, keyFn func([]byte, int) []byte, valFn func(Ref, Value) []byte) {
+	d := e.d
+	n := &d.nodes[obj]
+	var kbuf []byte
+	for i := n.first; i < n.first+n.n; i++ {
+		if e.removed[i] {
+			continue
+		}
+		m := &d.members[i]
+		key := d.raw[m.keyStart+1 : m.keyEnd-1]
+		if m.keyEsc {
+			kbuf = append(kbuf[:0], d.key(m)...)
+			key = kbuf
+		}
+		if out := keyFn(key, int(i-n.first)); out != nil {
+			e.keyRepl[i] = out
+			e.touch(obj)
+		}
+		switch {
+		case e.repl[i] != nil:
+		case d.nodes[m.val].kind == Object:
+			e.rewriteObject(m.val, keyFn, valFn)
+		default:
+			r := Ref{obj: obj, mem: i}
+			if out := valFn(r, e.Value(r)); out != nil {
+				e.Replace(r, out)
+			}
+		}
+	}
 }
 
 func (e *Edit) touch(obj int32) {
@@ -311,7 +371,11 @@ func (e *Edit) appendObject(dst []byte, obj int32) []byte {
 		}
 		first = false
 		m := &d.members[i]
-		dst = append(dst, d.raw[m.keyStart:m.keyEnd]...)
+		if k := e.keyRepl[i]; k != nil {
+			dst = append(dst, k...)
+		} else {
+			dst = append(dst, d.raw[m.keyStart:m.keyEnd]...)
+		}
 		dst = append(dst, ':')
 		switch v := &d.nodes[m.val]; {
 		case e.repl[i] != nil:

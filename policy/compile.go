@@ -204,13 +204,13 @@ func intOr(p *int, def int) int {
 
 func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id string), where string) (Transform, error) {
 	set := 0
-	for _, b := range []bool{ts.DropFields != nil, ts.KeepOnly != nil, ts.Pseudonymize != nil, ts.TruncateIP != nil, ts.RoundGeo != nil, ts.TruncateTime != nil} {
+	for _, b := range []bool{ts.DropFields != nil, ts.KeepOnly != nil, ts.Pseudonymize != nil, ts.TruncateIP != nil, ts.RoundGeo != nil, ts.TruncateTime != nil, ts.Scrub != nil} {
 		if b {
 			set++
 		}
 	}
 	if set != 1 {
-		return nil, fmt.Errorf("want exactly one of drop_fields, keep_only, pseudonymize, truncate_ip, round_geo, truncate_time; got %d", set)
+		return nil, fmt.Errorf("want exactly one of drop_fields, keep_only, pseudonymize, truncate_ip, round_geo, truncate_time, scrub; got %d", set)
 	}
 	switch {
 	case ts.DropFields != nil:
@@ -249,6 +249,8 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 			return nil, fmt.Errorf("truncate_ip: ipv6_bits %d: want 0..128", v6)
 		}
 		return &truncateIP{fields: newFields(ps), v4: v4, v6: v6}, nil
+	case ts.Scrub != nil:
+		return compileScrub(ts.Scrub)
 	case ts.RoundGeo != nil:
 		ps, err := paths(ts.RoundGeo.Fields, "context.location.latitude", "context.location.longitude")
 		if err != nil {

@@ -93,6 +93,9 @@ type TransformSpec struct {
 	RoundGeo *RoundGeoSpec `yaml:"round_geo"`
 	// TruncateTime truncates RFC 3339 timestamps to a minute, hour or day.
 	TruncateTime *TruncateTimeSpec `yaml:"truncate_time"`
+	// Scrub replaces personal data found in the text of kept fields, keys
+	// included, and reduces URLs (see ScrubSpec).
+	Scrub *ScrubSpec `yaml:"scrub"`
 }
 
 // PseudonymizeSpec configures pseudonymize.
