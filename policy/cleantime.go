@@ -13,8 +13,7 @@ import "time"
 // sentAt to the day gets day-truncated record times), so the record is
 // never more precise than any time field in the body. An output without
 // truncate_time keeps the raw record time: the policy does not coarsen
-// time for it, and `consentd policy check` warns when it also drops the
-// body's timestamps. A zero time stays zero (the producer then stamps it).
+// time for it, and Compile warns about it (Policy.Warnings). A zero time stays zero (the producer then stamps it).
 func (od *OutputDecision) CleanTime(raw time.Time) time.Time {
 	if od.Output == nil {
 		return raw

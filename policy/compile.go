@@ -25,6 +25,11 @@ type Policy struct {
 	iab               *iabPolicy
 	keys              *Keyring
 	guard             *event.KeyGuard // see confusable.go
+	// Warnings are problems that do not stop the policy from running: an
+	// output without keep_only (an error with require_keep_only), without
+	// scrub, or without truncate_time (its clean record timestamps are the
+	// raw ones). consentd policy check prints them.
+	Warnings []string
 }
 
 // Output is one compiled clean output.
@@ -157,6 +162,27 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 			}
 		}
 		p.Outputs = append(p.Outputs, o)
+		has := map[string]bool{}
+		for _, t := range o.Transforms {
+			switch t.(type) {
+			case *keepOnly:
+				has["keep_only"] = true
+			case *scrubT:
+				has["scrub"] = true
+			}
+		}
+		switch {
+		case !has["keep_only"] && spec.RequireKeepOnly:
+			fail("%s: no keep_only transform (require_keep_only: every output must allow-list its fields)", where)
+		case !has["keep_only"]:
+			p.Warnings = append(p.Warnings, where+": no keep_only: every field the policy does not name is passed on")
+		}
+		if !has["scrub"] {
+			p.Warnings = append(p.Warnings, where+": no scrub: personal data inside kept fields (URLs, free text, keys) is passed on")
+		}
+		if o.recordUnit == 0 {
+			p.Warnings = append(p.Warnings, where+": no truncate_time: clean messages carry the raw record timestamp")
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -304,6 +330,9 @@ func (p *Policy) Summary() string {
 		for i, t := range o.Transforms {
 			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
 		}
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
 }
