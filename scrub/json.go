@@ -77,8 +77,12 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 			}
 			i = j
 		default:
-			dst = append(dst, c)
-			i++
+			j := i + 1
+			for j < len(raw) && !structural[raw[j]] {
+				j++
+			}
+			dst = append(dst, raw[i:j]...)
+			i = j
 		}
 	}
 	return dst, total
@@ -134,3 +138,11 @@ func AppendQuoted(dst, s []byte) []byte {
 	}
 	return append(dst, '"')
 }
+
+// structural marks the bytes JSON's loop must look at.
+var structural = func() (t [256]bool) {
+	for _, c := range []byte(`{}[],"-0123456789`) {
+		t[c] = true
+	}
+	return t
+}()

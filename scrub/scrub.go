@@ -86,17 +86,21 @@ func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
 }
 
 func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
-	digits := false
+	digits, at, colon := false, false, false
 	for _, c := range s {
-		if c >= '0' && c <= '9' {
+		switch {
+		case c >= '0' && c <= '9':
 			digits = true
-			break
+		case c == '@' || c == '%':
+			at = true
+		case c == ':':
+			colon = true
 		}
 	}
-	if bytes.IndexByte(s, '@') >= 0 || bytes.IndexByte(s, '%') >= 0 {
+	if at {
 		sp = findEmails(sp, s)
 	}
-	if digits || bytes.IndexByte(s, ':') >= 0 {
+	if digits || colon {
 		sp = findIPs(sp, s)
 	}
 	if digits {
