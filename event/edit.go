@@ -1,7 +1,5 @@
 package event
 
-import "fmt"
-
 // Ref names one member of an object inside a Doc, as found by Edit.Each.
 type Ref struct {
 	obj int32 // object node
@@ -15,28 +13,10 @@ type Edit struct {
 	d       *Doc
 	removed []bool   // per member
 	repl    [][]byte // per member; nil means unchanged
+	keyRepl [][]byte // per member: replacement key (quoted); nil means unchanged
 	dirty   []bool   // per node; an object with a changed descendant
 	refs    []Ref
-	path    []string
-	prefix  []byte
-	names   map[string]string // interned removed-member paths
-}
-
-// maxInterned bounds the path strings an Edit remembers.
-const maxInterned = 4096
-
-// intern returns b as a string, reusing an earlier identical one: removed
-// paths repeat from event to event.
-func (e *Edit) intern(b []byte) string {
-	if s, ok := e.names[string(b)]; ok {
-		return s
-	}
-	if e.names == nil || len(e.names) >= maxInterned {
-		e.names = make(map[string]string, 64)
-	}
-	s := string(b)
-	e.names[s] = s
-	return s
+	prefix  []string // policy path segments of the object KeepOnly visits
 }
 
 // Reset prepares e for a fresh set of edits against d.
@@ -44,6 +24,7 @@ func (e *Edit) Reset(d *Doc) {
 	e.d = d
 	e.removed = resize(e.removed, len(d.members))
 	e.repl = resizeBytes(e.repl, len(d.members))
+	e.keyRepl = resizeBytes(e.keyRepl, len(d.members))
 	e.dirty = resize(e.dirty, len(d.nodes))
 }
 
@@ -65,13 +46,10 @@ func resizeBytes(b [][]byte, n int) [][]byte {
 	return b
 }
 
-// Doc returns the document being edited.
-func (e *Edit) Doc() *Doc { return e.d }
-
 // Each calls fn for every live member that p matches, in document order.
 // Members removed by earlier edits are not matched, and replaced values are
-// leaves. An object on the way that has duplicate keys aborts the walk with
-// ErrDuplicateKey before fn is called for anything.
+// leaves. Parse rejected duplicate keys, so a named segment matches at most
+// one member per object.
 func (e *Edit) Each(p Path, fn func(Ref) error) error {
 	if len(e.d.nodes) == 0 || len(p) == 0 {
 		return nil
@@ -92,9 +70,6 @@ func (e *Edit) Each(p Path, fn func(Ref) error) error {
 func (e *Edit) collect(obj int32, p Path) error {
 	d := e.d
 	n := &d.nodes[obj]
-	if d.hasDuplicates(obj) {
-		return fmt.Errorf("%w in an object on path %q", ErrDuplicateKey, p.String())
-	}
 	seg := p[0]
 	for i := n.first; i < n.first+n.n; i++ {
 		if e.removed[i] {
@@ -156,26 +131,6 @@ func valueOf(b []byte) Value {
 // Key returns the unescaped key of the member r names.
 func (e *Edit) Key(r Ref) string { return e.d.key(&e.d.members[r.mem]) }
 
-// PathOf returns the dotted path of the member r names.
-func (e *Edit) PathOf(r Ref) string {
-	e.path = e.path[:0]
-	e.path = append(e.path, e.Key(r))
-	for o := r.obj; o > 0; {
-		parent := e.d.nodes[o].parent
-		for i := e.d.nodes[parent].first; i < e.d.nodes[parent].first+e.d.nodes[parent].n; i++ {
-			if e.d.members[i].val == o {
-				e.path = append(e.path, e.d.key(&e.d.members[i]))
-				break
-			}
-		}
-		o = parent
-	}
-	for i, j := 0, len(e.path)-1; i < j; i, j = i+1, j-1 {
-		e.path[i], e.path[j] = e.path[j], e.path[i]
-	}
-	return Path(e.path).String()
-}
-
 // Remove deletes the member r names from the output.
 func (e *Edit) Remove(r Ref) {
 	e.removed[r.mem] = true
@@ -187,6 +142,64 @@ func (e *Edit) Remove(r Ref) {
 func (e *Edit) Replace(r Ref, raw []byte) {
 	e.repl[r.mem] = raw
 	e.touch(r.obj)
+}
+
+// Original returns the value at p in the unedited document (see Doc.Get).
+func (e *Edit) Original(p Path) (Value, bool, error) { return e.d.Get(p) }
+
+// Rewrite visits what is left of the member r names: when its value is an
+// object, every live member below it, depth first, in document order.
+// keyFn is called with each such member's key (unescaped) and its position
+// in its object; a non-nil result (one JSON string, quoted) replaces the
+// key. valFn is called with every value that is not an object (arrays
+// whole) and the member holding it; a non-nil result (one JSON value)
+// replaces it. Values replaced
+// by an earlier edit are the result of a decision and are not visited
+// again. The key of r itself is left alone: it is the path the caller
+// asked for.
+func (e *Edit) Rewrite(r Ref, keyFn func(key []byte, pos int) []byte, valFn func(r Ref, v Value) []byte) {
+	d := e.d
+	m := &d.members[r.mem]
+	switch {
+	case e.repl[r.mem] != nil:
+	case d.nodes[m.val].kind == Object:
+		e.rewriteObject(m.val, keyFn, valFn)
+	default:
+		if out := valFn(r, e.Value(r)); out != nil {
+			e.Replace(r, out)
+		}
+	}
+}
+
+func (e *Edit) rewriteObject(obj int32, keyFn func([]byte, int) []byte, valFn func(Ref, Value) []byte) {
+	d := e.d
+	n := &d.nodes[obj]
+	var kbuf []byte
+	for i := n.first; i < n.first+n.n; i++ {
+		if e.removed[i] {
+			continue
+		}
+		m := &d.members[i]
+		key := d.raw[m.keyStart+1 : m.keyEnd-1]
+		if m.keyEsc {
+			kbuf = append(kbuf[:0], d.key(m)...)
+			key = kbuf
+		}
+		if out := keyFn(key, int(i-n.first)); out != nil {
+			e.keyRepl[i] = out
+			e.touch(obj)
+		}
+		switch {
+		case e.repl[i] != nil:
+		case d.nodes[m.val].kind == Object:
+			e.rewriteObject(m.val, keyFn, valFn)
+		default:
+			r := Ref{obj: obj, mem: i}
+			if out := valFn(r, e.Value(r)); out != nil {
+				e.Replace(r, out)
+			}
+		}
+	}
 }
 
 func (e *Edit) touch(obj int32) {
@@ -201,7 +214,8 @@ func (e *Edit) touch(obj int32) {
 type KeepSet struct{ root *keepNode }
 
 type keepNode struct {
-	whole    bool // keep this member and everything below it
+	seg      string // the path segment naming this node in its parent
+	whole    bool   // keep this member and everything below it
 	children map[string]*keepNode
 	star     *keepNode
 }
@@ -214,7 +228,7 @@ func NewKeepSet(paths []Path) *KeepSet {
 		for _, seg := range p {
 			if seg == "*" {
 				if n.star == nil {
-					n.star = &keepNode{}
+					n.star = &keepNode{seg: "*"}
 				}
 				n = n.star
 				continue
@@ -224,7 +238,7 @@ func NewKeepSet(paths []Path) *KeepSet {
 			}
 			c := n.children[seg]
 			if c == nil {
-				c = &keepNode{}
+				c = &keepNode{seg: seg}
 				n.children[seg] = c
 			}
 			n = c
@@ -235,11 +249,13 @@ func NewKeepSet(paths []Path) *KeepSet {
 	return &KeepSet{root: root}
 }
 
-func (n *keepNode) child(key string) *keepNode {
-	if c, ok := n.children[key]; ok {
-		return c
+// child returns the node for key and the policy segment that matched it:
+// the named child, else the wildcard.
+func (n *keepNode) child(key []byte) (*keepNode, string) {
+	if c, ok := n.children[string(key)]; ok {
+		return c, c.seg
 	}
-	return n.star
+	return n.star, "*"
 }
 
 // merge folds every star subtree into the named siblings.
@@ -265,7 +281,7 @@ func union(a, b *keepNode) *keepNode {
 	case b == nil:
 		return a
 	}
-	u := &keepNode{whole: a.whole || b.whole, star: union(a.star, b.star)}
+	u := &keepNode{seg: a.seg, whole: a.whole || b.whole, star: union(a.star, b.star)}
 	if len(a.children)+len(b.children) > 0 {
 		u.children = map[string]*keepNode{}
 		for k, c := range a.children {
@@ -280,9 +296,14 @@ func union(a, b *keepNode) *keepNode {
 
 // KeepOnly removes every member that is neither on one of the set's paths
 // nor below one of them: an allow-list. An object that lies on a path but
-// whose members are all removed is kept as {}. removedFn, if not nil, is
-// called with the dotted path of each member removed.
-func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string)) error {
+// whose members are all removed is kept as {}.
+//
+// removedFn, if not nil, is called once for every object that lost
+// members, with the object's path spelled with the set's own segments ("*"
+// where a wildcard matched, "" for the top level) and the number removed.
+// It never sees a key of the document: removed keys are input, and may be
+// personal data.
+func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string, n int)) error {
 	if len(e.d.nodes) == 0 {
 		return nil
 	}
@@ -290,42 +311,36 @@ func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string)) error {
 	return e.keep(0, ks.root, removedFn)
 }
 
-func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string)) error {
+func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string, int)) error {
 	d := e.d
 	n := &d.nodes[obj]
-	if d.hasDuplicates(obj) {
-		return fmt.Errorf("%w in an object kept by keep_only", ErrDuplicateKey)
-	}
+	removed := 0
 	for i := n.first; i < n.first+n.n; i++ {
 		if e.removed[i] {
 			continue
 		}
 		m := &d.members[i]
-		var c *keepNode
+		key := d.raw[m.keyStart+1 : m.keyEnd-1]
 		if m.keyEsc {
-			c = kn.child(d.key(m))
-		} else {
-			c = kn.child(string(d.raw[m.keyStart+1 : m.keyEnd-1]))
+			key = []byte(d.key(m))
 		}
+		c, seg := kn.child(key)
 		switch {
 		case c != nil && c.whole:
 		case c != nil && e.repl[i] == nil && d.nodes[m.val].kind == Object:
-			mark := len(e.prefix)
-			e.prefix = append(d.appendKey(e.prefix, m), '.')
+			e.prefix = append(e.prefix, seg)
 			err := e.keep(m.val, c, removedFn)
-			e.prefix = e.prefix[:mark]
+			e.prefix = e.prefix[:len(e.prefix)-1]
 			if err != nil {
 				return err
 			}
 		default:
-			if removedFn != nil {
-				mark := len(e.prefix)
-				e.prefix = d.appendKey(e.prefix, m)
-				removedFn(e.intern(e.prefix))
-				e.prefix = e.prefix[:mark]
-			}
+			removed++
 			e.Remove(Ref{obj: obj, mem: i})
 		}
+	}
+	if removed > 0 && removedFn != nil {
+		removedFn(Path(e.prefix).String(), removed)
 	}
 	return nil
 }
@@ -356,7 +371,11 @@ func (e *Edit) appendObject(dst []byte, obj int32) []byte {
 		}
 		first = false
 		m := &d.members[i]
-		dst = append(dst, d.raw[m.keyStart:m.keyEnd]...)
+		if k := e.keyRepl[i]; k != nil {
+			dst = append(dst, k...)
+		} else {
+			dst = append(dst, d.raw[m.keyStart:m.keyEnd]...)
+		}
 		dst = append(dst, ':')
 		switch v := &d.nodes[m.val]; {
 		case e.repl[i] != nil:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -90,39 +91,73 @@ func TestGet(t *testing.T) {
 	}
 }
 
-func TestDuplicateKeysOnTouchedPath(t *testing.T) {
+func TestParseRejectsDuplicateAndInvalidKeys(t *testing.T) {
+	many := func(n int, dupAt int) string {
+		var b strings.Builder
+		b.WriteString(`{"p":{`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k := i
+			if i == dupAt {
+				k = 7
+			}
+			fmt.Fprintf(&b, `"k%d":1`, k)
+		}
+		b.WriteString(`}}`)
+		return b.String()
+	}
 	tests := []struct {
 		name string
 		doc  string
-		path string
+		want error // nil: accepted
 	}{
-		{"plain duplicate", `{"ctx":{"ip":"1.1.1.1","ip":"2.2.2.2"}}`, "ctx.ip"},
-		{"escaped duplicate", `{"ctx":{"ip":"1.1.1.1","\u0069p":"2.2.2.2"}}`, "ctx.ip"},
-		{"duplicate parent", `{"ctx":{"ip":"1.1.1.1"},"ctx":{"ip":"2.2.2.2"}}`, "ctx.ip"},
-		{"duplicate sibling in touched object", `{"ctx":{"ip":"1.1.1.1","a":1,"a":2}}`, "ctx.ip"},
-		{"wildcard", `{"ctx":{"a":1,"a":2}}`, "ctx.*"},
+		{"plain duplicate", `{"ctx":{"ip":"1.1.1.1","ip":"2.2.2.2"}}`, ErrDuplicateKey},
+		{"escaped duplicate", `{"ctx":{"ip":"1.1.1.1","\u0069p":"2.2.2.2"}}`, ErrDuplicateKey},
+		{"escaped slash duplicate", `{"a/b":1,"a\/b":2}`, ErrDuplicateKey},
+		{"duplicate parent", `{"ctx":{"ip":"1.1.1.1"},"ctx":{"ip":"2.2.2.2"}}`, ErrDuplicateKey},
+		{"duplicate in an untouched object", `{"ctx":{"ip":"1"},"props":{"user":{"email":"x","email":"y"}}}`, ErrDuplicateKey},
+		{"duplicate in an object inside an array", `{"items":[{"sku":"a"},{"email":"x","email":"y"}]}`, ErrDuplicateKey},
+		{"duplicate deep in arrays", `{"a":[[{"b":[{"c":1,"c":2}]}]]}`, ErrDuplicateKey},
+		{"duplicate among 40 keys", many(40, 39), ErrDuplicateKey},
+		{"duplicate among 40 000 keys", many(40000, 39999), ErrDuplicateKey},
+		{"40 000 distinct keys", many(40000, -1), nil},
+		{"same key in sibling objects is fine", `{"a":{"id":1},"b":{"id":1},"c":[{"id":1},{"id":2}]}`, nil},
+		{"case differs: not a duplicate", `{"email":1,"Email":2}`, nil},
+		{"lone low surrogate", `{"\udc00email":"x"}`, ErrInvalidKey},
+		{"lone high surrogate", `{"email\ud800":"x"}`, ErrInvalidKey},
+		{"high surrogate then letter", `{"\ud800a":"x"}`, ErrInvalidKey},
+		{"two high surrogates", `{"\ud800\ud800":"x"}`, ErrInvalidKey},
+		{"paired surrogates are fine", `{"\ud83d\ude00":"x"}`, nil},
+		{"escaped NUL", `{"email\u0000":"x"}`, ErrInvalidKey},
+		{"escaped newline", `{"email\n":"x"}`, ErrInvalidKey},
+		{"escaped tab", `{"\temail":"x"}`, ErrInvalidKey},
+		{"escaped DEL", `{"e\u007fmail":"x"}`, ErrInvalidKey},
+		{"raw DEL", "{\"e\x7fmail\":\"x\"}", ErrInvalidKey},
+		{"escaped C1 control", `{"e\u0085mail":"x"}`, ErrInvalidKey},
+		{"raw C1 control", "{\"e\u0085mail\":\"x\"}", ErrInvalidKey},
+		{"invalid key inside an array", `{"a":[{"\udfff":1}]}`, ErrInvalidKey},
+		{"NUL in a value is data, not a key", `{"a":"x\u0000y","b":"\udc00"}`, nil},
+		{"non-ASCII keys are fine", `{"prénom":"x","名前":"y","\u00e9":1}`, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := mustParse(t, tt.doc)
-			if _, _, err := d.Get(MustPath(tt.path)); !errors.Is(err, ErrDuplicateKey) && !MustPath(tt.path).HasWildcard() {
-				t.Fatalf("Get: err = %v, want ErrDuplicateKey", err)
+			var d Doc
+			err := d.Parse([]byte(tt.doc))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
 			}
-			var e Edit
-			e.Reset(d)
-			err := e.Each(MustPath(tt.path), func(r Ref) error { e.Remove(r); return nil })
-			if !errors.Is(err, ErrDuplicateKey) {
-				t.Fatalf("Each: err = %v, want ErrDuplicateKey", err)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Parse(%.60s) = %v, want %v", tt.doc, err, tt.want)
 			}
-			if err := e.KeepOnly(NewKeepSet([]Path{MustPath(tt.path)}), nil); !errors.Is(err, ErrDuplicateKey) {
-				t.Fatalf("KeepOnly: err = %v, want ErrDuplicateKey", err)
+			if strings.Contains(err.Error(), "email") {
+				t.Fatalf("error echoes a key: %v", err)
 			}
 		})
-	}
-	// Duplicates in an untouched object do not matter.
-	d := mustParse(t, `{"ctx":{"ip":"1.1.1.1"},"props":{"a":1,"a":2}}`)
-	if _, _, err := d.Get(MustPath("ctx.ip")); err != nil {
-		t.Fatalf("untouched duplicate: %v", err)
 	}
 }
 
@@ -234,14 +269,22 @@ func TestEditIsIndependentPerOutput(t *testing.T) {
 	}
 }
 
-func TestPathOf(t *testing.T) {
-	d := mustParse(t, `{"x":{"y":{"z":1}},"w":{"y":{"z":2}}}`)
+func TestKeepOnlyReportsPolicyPathsAndCounts(t *testing.T) {
+	d := mustParse(t, `{"alice@example.com":true,"keep":1,"ctx":{"dev":{"id":"d","bob@example.com":2},"app":{"id":"a","x":3}},"\u0063arol@x":4}`)
 	var e Edit
 	e.Reset(d)
 	var got []string
-	_ = e.Each(MustPath("*.y.z"), func(r Ref) error { got = append(got, e.PathOf(r)); return nil })
-	if strings.Join(got, " ") != "x.y.z w.y.z" {
-		t.Fatalf("paths = %v", got)
+	err := e.KeepOnly(NewKeepSet([]Path{MustPath("keep"), MustPath("ctx.*.id")}), func(path string, n int) {
+		got = append(got, fmt.Sprintf("%s=%d", path, n))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(got, " "); s != "ctx.*=1 ctx.*=1 =2" {
+		t.Fatalf("reported %q", s)
+	}
+	if out := string(e.AppendTo(nil)); out != `{"keep":1,"ctx":{"dev":{"id":"d"},"app":{"id":"a"}}}` {
+		t.Fatalf("kept %s", out)
 	}
 }
 

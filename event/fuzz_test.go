@@ -30,6 +30,9 @@ func FuzzParse(f *testing.F) {
 		if !json.Valid(data) {
 			t.Fatalf("Parse accepted invalid JSON %q", data)
 		}
+		if hasDuplicateKey(t, data) {
+			t.Fatalf("Parse accepted duplicate keys in %q", data)
+		}
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatalf("Parse accepted %q, encoding/json says %v", data, err)
@@ -67,7 +70,7 @@ func FuzzEdit(f *testing.F) {
 			err = e.Each(p, func(r Ref) error { e.Remove(r); return nil })
 		}
 		if err != nil {
-			return // duplicate keys on the path: the caller dead-letters
+			t.Fatalf("edit of a parsed document failed: %v", err)
 		}
 		out := e.AppendTo(nil)
 		var m map[string]any
@@ -99,4 +102,49 @@ func present(v any, p Path) bool {
 		}
 	}
 	return true
+}
+
+// hasDuplicateKey reports, with encoding/json's tokenizer, whether some
+// object in data repeats a key.
+func hasDuplicateKey(t *testing.T, data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		obj    bool
+		keys   map[string]bool
+		wanted bool // next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.wanted {
+			if k, ok := tok.(string); ok {
+				if top.keys[k] {
+					return true
+				}
+				top.keys[k] = true
+				top.wanted = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{obj: true, keys: map[string]bool{}, wanted: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].obj {
+			stack[len(stack)-1].wanted = true
+		}
+	}
 }

@@ -97,8 +97,8 @@ func (d *Doc) valueAt(n *node) Value {
 }
 
 // Get returns the value at a path without wildcards. found is false when a
-// segment is missing or a non-object lies on the way. Any object on the way
-// that has duplicate keys yields ErrDuplicateKey.
+// segment is missing or a non-object lies on the way. err is always nil:
+// Parse rejected duplicate keys; it stays for callers' sake.
 func (d *Doc) Get(p Path) (v Value, found bool, err error) {
 	n, found, err := d.resolve(p)
 	if !found || err != nil {
@@ -117,9 +117,6 @@ func (d *Doc) resolve(p Path) (int32, bool, error) {
 		n := &d.nodes[cur]
 		if n.kind != Object {
 			return -1, false, nil
-		}
-		if d.hasDuplicates(cur) {
-			return -1, false, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
 		}
 		next := int32(-1)
 		for i := n.first; i < n.first+n.n; i++ {
@@ -151,7 +148,7 @@ func (d *Doc) GetString(p Path) (s string, found bool, err error) {
 
 // EachMember calls fn for every member of the object at p, in document
 // order. found is false when p is absent or null; a value of another kind
-// is ErrWrongType; duplicate keys in the object are ErrDuplicateKey.
+// is ErrWrongType.
 func (d *Doc) EachMember(p Path, fn func(key string, v Value) error) (found bool, err error) {
 	obj, ok, err := d.resolve(p)
 	if err != nil || !ok || d.nodes[obj].kind == Null {
@@ -160,9 +157,6 @@ func (d *Doc) EachMember(p Path, fn func(key string, v Value) error) (found bool
 	n := &d.nodes[obj]
 	if n.kind != Object {
 		return true, fmt.Errorf("%w: %s is a %s, want object", ErrWrongType, p, n.kind)
-	}
-	if d.hasDuplicates(obj) {
-		return true, fmt.Errorf("%w in object at %q", ErrDuplicateKey, p.String())
 	}
 	for i := n.first; i < n.first+n.n; i++ {
 		m := &d.members[i]

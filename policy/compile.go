@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/consentd/consentd/event"
 )
@@ -23,6 +24,12 @@ type Policy struct {
 	AllowPreConsent   bool
 	iab               *iabPolicy
 	keys              *Keyring
+	guard             *event.KeyGuard // see confusable.go
+	// Warnings are problems that do not stop the policy from running: an
+	// output without keep_only (an error with require_keep_only), without
+	// scrub, or without truncate_time (its clean record timestamps are the
+	// raw ones). consentd policy check prints them.
+	Warnings []string
 }
 
 // Output is one compiled clean output.
@@ -33,6 +40,9 @@ type Output struct {
 	Types      []string
 	Events     []string
 	Transforms []Transform
+	// recordUnit truncates the clean record timestamp: the coarsest
+	// truncate_time unit of the output's transforms, 0 for none.
+	recordUnit time.Duration
 }
 
 // Compile validates spec and builds a Policy. Every problem found is
@@ -147,12 +157,37 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 				continue
 			}
 			o.Transforms = append(o.Transforms, t)
+			if tt, ok := t.(*truncateTime); ok && tt.unit > o.recordUnit {
+				o.recordUnit = tt.unit
+			}
 		}
 		p.Outputs = append(p.Outputs, o)
+		has := map[string]bool{}
+		for _, t := range o.Transforms {
+			switch t.(type) {
+			case *keepOnly:
+				has["keep_only"] = true
+			case *scrubT:
+				has["scrub"] = true
+			}
+		}
+		switch {
+		case !has["keep_only"] && spec.RequireKeepOnly:
+			fail("%s: no keep_only transform (require_keep_only: every output must allow-list its fields)", where)
+		case !has["keep_only"]:
+			p.Warnings = append(p.Warnings, where+": no keep_only: every field the policy does not name is passed on")
+		}
+		if !has["scrub"] {
+			p.Warnings = append(p.Warnings, where+": no scrub: personal data inside kept fields (URLs, free text, keys) is passed on")
+		}
+		if o.recordUnit == 0 {
+			p.Warnings = append(p.Warnings, where+": no truncate_time: clean messages carry the raw record timestamp")
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	p.guard = p.keyGuard()
 	return p, nil
 }
 
@@ -195,13 +230,13 @@ func intOr(p *int, def int) int {
 
 func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id string), where string) (Transform, error) {
 	set := 0
-	for _, b := range []bool{ts.DropFields != nil, ts.KeepOnly != nil, ts.Pseudonymize != nil, ts.TruncateIP != nil, ts.RoundGeo != nil, ts.TruncateTime != nil} {
+	for _, b := range []bool{ts.DropFields != nil, ts.KeepOnly != nil, ts.Pseudonymize != nil, ts.TruncateIP != nil, ts.RoundGeo != nil, ts.TruncateTime != nil, ts.Scrub != nil} {
 		if b {
 			set++
 		}
 	}
 	if set != 1 {
-		return nil, fmt.Errorf("want exactly one of drop_fields, keep_only, pseudonymize, truncate_ip, round_geo, truncate_time; got %d", set)
+		return nil, fmt.Errorf("want exactly one of drop_fields, keep_only, pseudonymize, truncate_ip, round_geo, truncate_time, scrub; got %d", set)
 	}
 	switch {
 	case ts.DropFields != nil:
@@ -240,6 +275,8 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 			return nil, fmt.Errorf("truncate_ip: ipv6_bits %d: want 0..128", v6)
 		}
 		return &truncateIP{fields: newFields(ps), v4: v4, v6: v6}, nil
+	case ts.Scrub != nil:
+		return compileScrub(ts.Scrub)
 	case ts.RoundGeo != nil:
 		ps, err := paths(ts.RoundGeo.Fields, "context.location.latitude", "context.location.longitude")
 		if err != nil {
@@ -293,6 +330,9 @@ func (p *Policy) Summary() string {
 		for i, t := range o.Transforms {
 			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
 		}
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
 }

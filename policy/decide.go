@@ -69,8 +69,19 @@ func (d *Decision) Written() int {
 	return n
 }
 
+// MaxActionsHeader bounds the consentd-actions header. Actions name policy
+// paths, so a header is bounded by the policy anyway; the limit keeps a
+// large policy's header small. Entries that do not fit are counted in a
+// final "+N more".
+const MaxActionsHeader = 1024
+
+// maxActionEntries bounds the distinct entries merged per header.
+const maxActionEntries = 64
+
 // ActionsHeader renders an output's actions for the consentd-actions header:
-// "op:path,op:path", or "none".
+// "op:path,op:path(N removed)", or "none". Repeated actions on one policy
+// path are merged and counted. It names policy paths only, never a key or
+// value of the event.
 func (o *OutputDecision) ActionsHeader() string { return string(o.AppendActions(nil)) }
 
 // AppendActions appends ActionsHeader's text to dst.
@@ -78,18 +89,45 @@ func (o *OutputDecision) AppendActions(dst []byte) []byte {
 	if len(o.Actions) == 0 {
 		return append(dst, "none"...)
 	}
-	n := 0
+	var buf [16]Action
+	merged := buf[:0]
+	more := 0
+next:
 	for _, a := range o.Actions {
-		n += len(a.Op) + len(a.Path) + 2
+		n := max(a.Count, 1)
+		for i := len(merged) - 1; i >= 0; i-- {
+			if merged[i].Op == a.Op && merged[i].Path == a.Path {
+				merged[i].Count += n
+				continue next
+			}
+		}
+		if len(merged) == maxActionEntries {
+			more += n
+			continue
+		}
+		a.Count = n
+		merged = append(merged, a)
 	}
-	dst = slices.Grow(dst, n)
-	for i, a := range o.Actions {
+	start := len(dst)
+	for i, a := range merged {
+		mark := len(dst)
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, a.Op...)
-		dst = append(dst, ':')
-		dst = append(dst, a.Path...)
+		dst = a.appendTo(dst)
+		if len(dst)-start > MaxActionsHeader-16 {
+			dst = dst[:mark]
+			for _, b := range merged[i:] {
+				more += b.Count
+			}
+			break
+		}
+	}
+	if more > 0 {
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+		dst = append(strconv.AppendInt(append(dst, '+'), int64(more), 10), " more"...)
 	}
 	return dst
 }
@@ -129,8 +167,11 @@ func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 // Subject returns the event's subject: the first subject path holding a
 // non-empty string. path is the path it was found at. ok is false when
 // there is none (reason no_subject). A subject of the wrong type, or a
-// duplicate key on the way, is an *InputError.
+// key confusable with a policy path anywhere (CheckKeys), is an *InputError.
 func (p *Policy) Subject(doc *event.Doc) (subject, path string, ok bool, err error) {
+	if err := p.CheckKeys(doc); err != nil {
+		return "", "", false, err
+	}
 	for _, sp := range p.Subjects {
 		s, found, err := doc.GetString(sp)
 		if err != nil {

@@ -53,6 +53,11 @@ type Spec struct {
 	// IAB maps IAB TCF, GPP and US Privacy strings carried by events to
 	// purposes. Default: none (such strings are not read).
 	IAB *IABSpec `yaml:"iab"`
+	// RequireKeepOnly makes an output without a keep_only transform an
+	// error. Without it, such an output is a warning (Policy.Warnings): a
+	// deny-list passes whatever a tracker puts where the policy does not
+	// look. Default: false.
+	RequireKeepOnly bool `yaml:"require_keep_only"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }
@@ -93,6 +98,9 @@ type TransformSpec struct {
 	RoundGeo *RoundGeoSpec `yaml:"round_geo"`
 	// TruncateTime truncates RFC 3339 timestamps to a minute, hour or day.
 	TruncateTime *TruncateTimeSpec `yaml:"truncate_time"`
+	// Scrub replaces personal data found in the text of kept fields, keys
+	// included, and reduces URLs (see ScrubSpec).
+	Scrub *ScrubSpec `yaml:"scrub"`
 }
 
 // PseudonymizeSpec configures pseudonymize.

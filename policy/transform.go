@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,16 +11,45 @@ import (
 	"github.com/consentd/consentd/event"
 )
 
-// Action records one change a transform made to one field.
+// Action records a change a transform made. It names the policy's own
+// path, never a key read from the event: keys are input and may be
+// personal data ("alice@example.com": true).
 type Action struct {
 	// Op is the transform: drop_fields, keep_only, pseudonymize,
-	// truncate_ip, round_geo or truncate_time.
+	// truncate_ip, round_geo, truncate_time or scrub.
 	Op string
-	// Path is the dotted path of the field changed.
+	// Path is the policy path that matched, as written in the policy
+	// ("context.*.advertisingId"). For keep_only it is the object that lost
+	// members, spelled with the allow-list's segments, "$" for the top
+	// level.
 	Path string
+	// Count is how many fields (keep_only: members; scrub: pieces of
+	// text) the change covers; 0 means 1.
+	Count int
 }
 
-func (a Action) String() string { return a.Op + ":" + a.Path }
+func (a Action) String() string { return string(a.appendTo(nil)) }
+
+// appendTo renders "op:path", with the count when it says something:
+// "keep_only:properties(2 removed)", "scrub:properties(3 replaced)",
+// "drop_fields:context.*.id(2)".
+func (a Action) appendTo(dst []byte) []byte {
+	dst = append(dst, a.Op...)
+	dst = append(dst, ':')
+	dst = append(dst, a.Path...)
+	n := max(a.Count, 1)
+	switch a.Op {
+	case "keep_only":
+		dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), " removed)"...)
+	case "scrub":
+		dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), " replaced)"...)
+	default:
+		if n > 1 {
+			dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), ')')
+		}
+	}
+	return dst
+}
 
 // Transform changes an event for one output. Apply records every field it
 // changes through rec. A value it cannot handle (a number where an IP is
@@ -53,7 +81,15 @@ const (
 	ReasonInvalidIP        = "invalid_ip"
 	ReasonInvalidTimestamp = "invalid_timestamp"
 	ReasonInvalidSubject   = "invalid_subject"
-	ReasonInternal         = "internal"
+	// ReasonInvalidKey: a key with an unpaired surrogate escape or a control
+	// character (NUL included), escaped or not.
+	ReasonInvalidKey = "invalid_key"
+	// ReasonConfusableKey: a key that is not a path segment the policy
+	// names but equals one after Unicode NFKC normalization, case folding
+	// and removal of invisible characters and surrounding spaces ("UserId",
+	// "ｕｓｅｒＩｄ", "userId ", "e\u200bmail").
+	ReasonConfusableKey = "confusable_key"
+	ReasonInternal      = "internal"
 )
 
 // inputErr classifies err from the event package into an InputError.
@@ -66,6 +102,10 @@ func inputErr(err error) error {
 	switch {
 	case errors.Is(err, event.ErrDuplicateKey):
 		reason = ReasonDuplicateKey
+	case errors.Is(err, event.ErrInvalidKey):
+		reason = ReasonInvalidKey
+	case errors.Is(err, event.ErrConfusableKey):
+		reason = ReasonConfusableKey
 	case errors.Is(err, event.ErrWrongType):
 		reason = ReasonWrongType
 	case errors.Is(err, event.ErrNotObject):
@@ -96,30 +136,26 @@ func joinPaths(ps []event.Path) string {
 // fields is a transform's list of paths with their names precomputed.
 type fields struct {
 	paths []event.Path
-	names []string // "" where the path has a wildcard
+	names []string // the policy's spelling, wildcards included
 }
 
 func newFields(ps []event.Path) fields {
 	f := fields{paths: ps, names: make([]string, len(ps))}
 	for i, p := range ps {
-		if !p.HasWildcard() {
-			f.names[i] = p.String()
-		}
+		f.names[i] = p.String()
 	}
 	return f
 }
 
 func (f fields) String() string { return joinPaths(f.paths) }
 
-// each calls fn for every member matched by any of the paths, with its
-// dotted path.
+// each calls fn for every member matched by any of the paths, with the
+// policy path that matched it (a wildcard stays "*": the key it matched is
+// input, and never named).
 func (f fields) each(ed *event.Edit, fn func(r event.Ref, path string) error) error {
 	for i, p := range f.paths {
+		name := f.names[i]
 		err := ed.Each(p, func(r event.Ref) error {
-			name := f.names[i]
-			if name == "" {
-				name = ed.PathOf(r)
-			}
 			return fn(r, name)
 		})
 		if err != nil {
@@ -149,8 +185,11 @@ type keepOnly struct {
 func (t *keepOnly) String() string { return "keep_only: " + joinPaths(t.paths) }
 
 func (t *keepOnly) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
-	return ed.KeepOnly(t.set, func(path string) {
-		rec(Action{Op: "keep_only", Path: path})
+	return ed.KeepOnly(t.set, func(path string, n int) {
+		if path == "" {
+			path = "$"
+		}
+		rec(Action{Op: "keep_only", Path: path, Count: n})
 	})
 }
 
@@ -199,25 +238,6 @@ type truncateIP struct {
 
 func (t *truncateIP) String() string {
 	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, t.fields)
-}
-
-// TruncateIP keeps the first v4 (IPv4, including IPv4-mapped IPv6) or v6
-// bits of the address s and zeroes the rest. Zones are dropped.
-func TruncateIP(s string, v4, v6 int) (string, error) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil {
-		return "", err
-	}
-	a = a.WithZone("").Unmap()
-	bits := v6
-	if a.Is4() {
-		bits = v4
-	}
-	pfx, err := a.Prefix(bits)
-	if err != nil {
-		return "", err
-	}
-	return pfx.Addr().String(), nil
 }
 
 func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {

@@ -7,11 +7,15 @@
 // applied by Encode, which copies every untouched subtree verbatim. A document
 // can be edited several times, once per output, with independent Edits.
 //
+// Parse accepts I-JSON (RFC 7493) objects only, as far as keys go.
 // Duplicate keys are the classic way to smuggle a field past a filter: one
-// parser strips the first "ip", the consumer reads the second. Any object that
-// an edit or lookup touches is therefore checked for duplicate keys (after
-// unescaping) and the operation fails with ErrDuplicateKey instead of
-// guessing which copy is meant.
+// parser strips the first "ip", the consumer reads the second. Every object
+// in the document, inside arrays too, is therefore checked for duplicate
+// keys (after unescaping) and Parse fails with ErrDuplicateKey instead of
+// guessing which copy is meant. A key that cannot be a field name (an
+// unpaired surrogate escape such as "\udc00email", a NUL or another control
+// character, escaped or not) fails with ErrInvalidKey: such keys exist only
+// to be read differently by different parsers.
 package event
 
 import (
@@ -27,6 +31,7 @@ var (
 	ErrNotObject    = errors.New("event is not a json object")
 	ErrTooDeep      = errors.New("json nesting too deep")
 	ErrDuplicateKey = errors.New("duplicate key")
+	ErrInvalidKey   = errors.New("invalid key")
 	ErrWrongType    = errors.New("wrong type")
 )
 
@@ -70,7 +75,6 @@ type node struct {
 	start, end int32 // value bytes in raw
 	first, n   int32 // object members: d.members[first:first+n]
 	parent     int32 // enclosing object node, -1 for the root
-	dupState   int8  // 0 unchecked, 1 no duplicates, 2 duplicates
 	escapes    bool  // string value contains backslash escapes
 }
 
@@ -90,6 +94,7 @@ type Doc struct {
 	depth   int
 	pos     int
 	keyEsc  bool // some key anywhere contains an escape
+	strHigh bool // the last string scanned has bytes >= 0x7f
 }
 
 // Parse validates raw as a JSON object and indexes it. raw is retained and
@@ -249,6 +254,7 @@ func (d *Doc) str() (bool, error) {
 	p := d.pos + 1
 	esc := false
 	utf := false
+	high := false
 	for {
 		if p >= len(raw) {
 			d.pos = p
@@ -261,6 +267,7 @@ func (d *Doc) str() (bool, error) {
 				return false, d.syntaxErr("invalid utf-8 in string")
 			}
 			d.pos = p + 1
+			d.strHigh = high
 			return esc, nil
 		case c == '\\':
 			esc = true
@@ -285,8 +292,9 @@ func (d *Doc) str() (bool, error) {
 			d.pos = p
 			return false, d.syntaxErr("control character in string")
 		default:
-			if c >= 0x80 {
-				utf = true
+			if c >= 0x7f {
+				high = true
+				utf = utf || c >= 0x80
 			}
 			p++
 		}
@@ -372,6 +380,10 @@ func (d *Doc) object(index bool) (int32, error) {
 			}
 			ke := d.pos
 			d.keyEsc = d.keyEsc || esc
+			if (esc || d.strHigh) && !validKey(d.raw[ks+1:ke-1]) {
+				d.pos = ks
+				return -1, fmt.Errorf("%w: unpaired surrogate or control character in a key at byte %d", ErrInvalidKey, ks)
+			}
 			d.skipWS()
 			if d.pos >= len(d.raw) || d.raw[d.pos] != ':' {
 				return -1, d.syntaxErr("expected : after key")
@@ -382,9 +394,7 @@ func (d *Doc) object(index bool) (int32, error) {
 			if err != nil {
 				return -1, err
 			}
-			if index {
-				d.stack = append(d.stack, member{keyStart: int32(ks), keyEnd: int32(ke), keyEsc: esc, val: v})
-			}
+			d.stack = append(d.stack, member{keyStart: int32(ks), keyEnd: int32(ke), keyEsc: esc, val: v})
 			d.skipWS()
 			if d.pos >= len(d.raw) {
 				return -1, d.syntaxErr("unterminated object")
@@ -401,7 +411,12 @@ func (d *Doc) object(index bool) (int32, error) {
 		}
 	}
 	d.depth--
+	if d.hasDuplicate(d.stack[base:]) {
+		d.pos = start
+		return -1, fmt.Errorf("%w in the object at byte %d", ErrDuplicateKey, start)
+	}
 	if !index {
+		d.stack = d.stack[:base]
 		return -1, nil
 	}
 	n := &d.nodes[self]
@@ -458,47 +473,101 @@ func (d *Doc) appendKey(dst []byte, m *member) []byte {
 	return append(dst, unescape(nil, k)...)
 }
 
-// hasDuplicates reports whether object node i has two members with the same
-// (unescaped) key. The answer is cached on the node.
-func (d *Doc) hasDuplicates(i int32) bool {
-	n := &d.nodes[i]
-	if n.dupState != 0 {
-		return n.dupState == 2
+// hasDuplicate reports whether two of ms have the same key, unescaped.
+func (d *Doc) hasDuplicate(ms []member) bool {
+	if len(ms) < 2 {
+		return false
 	}
-	ms := d.members[n.first : n.first+n.n]
-	dup := false
-	anyEsc := false
-	for j := range ms {
-		if ms[j].keyEsc {
-			anyEsc = true
-			break
-		}
+	esc := false
+	for i := range ms {
+		esc = esc || ms[i].keyEsc
 	}
-	if len(ms) <= 24 && !anyEsc {
-		for a := 1; a < len(ms) && !dup; a++ {
-			ka := d.raw[ms[a].keyStart:ms[a].keyEnd]
+	raw := d.raw
+	if !esc && len(ms) <= 16 {
+		// Without escapes, equal keys are equal bytes.
+		for a := 1; a < len(ms); a++ {
+			ka := raw[ms[a].keyStart:ms[a].keyEnd]
 			for b := 0; b < a; b++ {
-				if bytes.Equal(ka, d.raw[ms[b].keyStart:ms[b].keyEnd]) {
-					dup = true
-					break
+				if string(ka) == string(raw[ms[b].keyStart:ms[b].keyEnd]) {
+					return true
 				}
 			}
 		}
-	} else {
-		seen := make(map[string]struct{}, len(ms))
-		for j := range ms {
-			k := d.key(&ms[j])
-			if _, ok := seen[k]; ok {
-				dup = true
-				break
+		return false
+	}
+	seen := make(map[string]struct{}, len(ms))
+	for i := range ms {
+		k := d.key(&ms[i])
+		if _, ok := seen[k]; ok {
+			return true
+		}
+		seen[k] = struct{}{}
+	}
+	return false
+}
+
+// validKey reports whether a key's body (without quotes, validated by
+// str) is a usable field name: every \u escape decodes to a Unicode scalar
+// value (surrogates only in pairs), and no character is a control
+// character (C0 including NUL, DEL, C1), escaped or raw.
+func validKey(body []byte) bool {
+	for p := 0; p < len(body); {
+		c := body[p]
+		switch {
+		case c == '\\':
+			if body[p+1] != 'u' {
+				p += 2 // \" \\ \/ are printable; \b \f \n \r \t are controls
+				if e := body[p-1]; e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't' {
+					return false
+				}
+				continue
 			}
-			seen[k] = struct{}{}
+			r := hex4(body[p+2 : p+6])
+			p += 6
+			switch {
+			case r >= 0xd800 && r < 0xdc00:
+				if p+6 > len(body) || body[p] != '\\' || body[p+1] != 'u' {
+					return false
+				}
+				if lo := hex4(body[p+2 : p+6]); lo < 0xdc00 || lo > 0xdfff {
+					return false
+				}
+				p += 6
+			case r >= 0xdc00 && r <= 0xdfff:
+				return false
+			case isControl(r):
+				return false
+			}
+		case c < 0x80:
+			if c == 0x7f {
+				return false
+			}
+			p++
+		default:
+			r, n := utf8.DecodeRune(body[p:])
+			if isControl(r) {
+				return false
+			}
+			p += n
 		}
 	}
-	if dup {
-		n.dupState = 2
-	} else {
-		n.dupState = 1
+	return true
+}
+
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		default:
+			r |= rune(c - 'A' + 10)
+		}
 	}
-	return dup
+	return r
 }

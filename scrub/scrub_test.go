@@ -1,0 +1,128 @@
+package scrub
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestText(t *testing.T) {
+	ids := [][]byte{[]byte("user-000123"), []byte("anon-9f2c-77"), []byte("u1")}
+	tests := []struct{ in, want string }{
+		// e-mail
+		{"alice@example.com", "[email]"},
+		{"Contact: Alice.Smith+tag@mail.example.co.uk, thanks.", "Contact: [email], thanks."},
+		{"carol%40example.com", "[email]"},
+		{"?email=carol%40example.com&x=1", "?email=[email]&x=1"},
+		{"double carol%2540example.com", "double [email]"},
+		{"CAROL%40EXAMPLE.COM", "[email]"},
+		{"user-000123@example.com", "[email]"},
+		{"a@b", "a@b"},
+		{"@handle and foo@bar", "@handle and foo@bar"},
+		{"price 5@3.50", "price 5@3.50"},
+		// IP
+		{"from 198.51.100.55 today", "from [ip] today"},
+		{"ip=2001:db8:85a3::8a2e:370:7334;", "ip=[ip];"},
+		{"2002:c633:6437::1", "[ip]"},
+		{"::ffff:198.51.100.55", "[ip]"},
+		{"version 1.2.3", "version 1.2.3"},
+		{"at 10:15:30 on 2026-11-22T10:15:30.5Z", "at 10:15:30 on 2026-11-22T10:15:30.5Z"},
+		{"999.1.1.1", "999.1.1.1"},
+		{"std::vector", "std::vector"},
+		{"k1:0123456789abcdef0123456789abcdef", "k1:0123456789abcdef0123456789abcdef"},
+		// cards
+		{"card 4111 1111 1111 1111 exp", "card [card] exp"},
+		{"4111-1111-1111-1111", "[card]"},
+		{"5555555555554444", "[card]"},
+		{"378282246310005", "[card]"},
+		{"4111111111111112", "4111111111111112"},
+		{"1732280000000", "1732280000000"},
+		// phones
+		{"call +49 151 2345 6789 now", "call [phone] now"},
+		{"+1 (555) 123-4567", "[phone]"},
+		{"(555) 123-4567", "[phone]"},
+		{"555-123-4567", "[phone]"},
+		{"0612345678", "[phone]"},
+		{"tel:+33612345678", "tel:[phone]"},
+		{"+44.20.7946.0958", "[phone]"},
+		{"2026-11-22", "2026-11-22"},
+		{"22.11.2026", "22.11.2026"},
+		{"order 123456789012", "order 123456789012"},
+		{"sku-4711", "sku-4711"},
+		{"revenue 12.5 EUR", "revenue 12.5 EUR"},
+		// ids
+		{"/users/user-000123/orders", "/users/[id]/orders"},
+		{"ref anon-9f2c-77.", "ref [id]."},
+		{"menu1 u1 u10", "menu1 [id] u10"},
+		{"xuser-000123", "xuser-000123"},
+		// mixed and long
+		{strings.Repeat("lorem ipsum ", 40) + "mail bob@example.org or call +1 555 123 4567 from 203.0.113.9", strings.Repeat("lorem ipsum ", 40) + "mail [email] or call [phone] from [ip]"},
+		{"", ""},
+		{"ünïcödé bob@example.org ✓", "ünïcödé [email] ✓"},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		got, n := sc.Text(nil, []byte(tt.in), ids)
+		if string(got) != tt.want {
+			t.Errorf("Text(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if (n > 0) != (tt.in != tt.want) {
+			t.Errorf("Text(%q): %d replacements", tt.in, n)
+		}
+	}
+}
+
+func TestURL(t *testing.T) {
+	ids := [][]byte{[]byte("u1"), []byte("user-000123")}
+	keep := func(name string) bool { return strings.HasPrefix(name, "utm_") }
+	tests := []struct{ in, want string }{
+		{"https://shop.example/products/shoes", "https://shop.example/products/shoes"},
+		{"https://shop.example/checkout?email=carol%40example.com&utm_source=news", "https://shop.example/checkout?utm_source=news"},
+		{"https://shop.example/users/u1/orders", "https://shop.example/users/[id]/orders"},
+		{"/users/u1/orders", "/users/[id]/orders"},
+		{"/users/user-000123/orders#top", "/users/[id]/orders"},
+		{"https://bob:secret@shop.example/a", "https://shop.example/a"},
+		{"https://shop.example/a/bob%40example.com/b", "https://shop.example/a/[email]/b"},
+		{"https://shop.example/a/bob%2540example.com", "https://shop.example/a/[email]"},
+		{"https://shop.example/s?utm_term=bob%40example.com&q=x", "https://shop.example/s?utm_term=%5Bemail%5D"},
+		{"https://shop.example/s?utm_content=u1", "https://shop.example/s?utm_content=%5Bid%5D"},
+		{"https://198.51.100.55/a", "https://[ip]/a"},
+		{"https://shop.example/p/4111111111111111", "https://shop.example/p/[card]"},
+		{"?q=bob%40example.com&utm_medium=cpc", "?utm_medium=cpc"},
+		{"mailto:bob@example.com", "[email]"},
+		{"https://shop.example", "https://shop.example"},
+		{"", ""},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		got, n := sc.URL(nil, []byte(tt.in), keep, ids)
+		if string(got) != tt.want {
+			t.Errorf("URL(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if (n > 0) != (tt.in != tt.want) {
+			t.Errorf("URL(%q): %d changes", tt.in, n)
+		}
+	}
+}
+
+func TestJSON(t *testing.T) {
+	ids := [][]byte{[]byte("user-000123")}
+	tests := []struct{ in, want string }{
+		{`{"a":"x","n":12.5,"b":[1,true,null]}`, `{"a":"x","n":12.5,"b":[1,true,null]}`},
+		{`{"email":"bob@example.com"}`, `{"email":"[email]"}`},
+		{`{"alice@example.com":true,"bob@example.com":1}`, `{"[email]#0":true,"[email]#1":1}`},
+		{`{"items":[{"email":"a\u0040example.com"},{"note":"call +49 151 23456789"}]}`, `{"items":[{"email":"[email]"},{"note":"call [phone]"}]}`},
+		{`{"card":4111111111111111,"ts":1732280000000}`, `{"card":"[card]","ts":1732280000000}`},
+		{`{"ref":"user-000123","q":"\"quoted\" user-000123\n"}`, `{"ref":"[id]","q":"\"quoted\" [id]\n"}`},
+		{`"198.51.100.55"`, `"[ip]"`},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		got, n := sc.JSON(nil, []byte(tt.in), ids)
+		if string(got) != tt.want {
+			t.Errorf("JSON(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+		}
+		if (n > 0) != (tt.in != tt.want) {
+			t.Errorf("JSON(%s): %d changes", tt.in, n)
+		}
+	}
+}
