@@ -23,10 +23,10 @@ const (
 	// for their writes (bounds memory and the work redone after a
 	// rebalance).
 	WriteQueueDepth = 4
-	// UnknownTopicAttempts is how many produce attempts a topic may be
-	// unknown to the broker before its messages count as refused for good
-	// (a deleted topic) rather than as a metadata delay.
-	UnknownTopicAttempts = 8
+	// UnknownTopicGrace is how long a topic may be unknown to the broker
+	// before its messages count as refused for good (a deleted topic)
+	// rather than as a metadata delay (a topic just created).
+	UnknownTopicGrace = 30 * time.Second
 )
 
 // Defaults of RunnerConfig.

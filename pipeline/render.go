@@ -52,7 +52,6 @@ func (r *renderer) actionsHeader(od *policy.OutputDecision) []byte {
 func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decision) []byte {
 	c := wire.Clean{
 		Key:            d.Key,
-		Time:           m.Time,
 		PolicyVersion:  r.policyVersion,
 		ConsentVersion: wire.None,
 		Source:         wire.Source(m),
@@ -66,6 +65,7 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 			continue
 		}
 		c.Topic, c.Value, c.Output, c.Actions = od.Output.Topic, od.Value, r.outputNames[j], r.actionsHeader(od)
+		c.Time = od.CleanTime(m.Time) // the record time says no more than the body's
 		res.Out = append(res.Out, c.Message())
 		res.Origin = append(res.Origin, i)
 	}

@@ -92,7 +92,7 @@ func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *
 			todo = append(todo, i)
 		}
 	}
-	unknownTopic := 0
+	var unknownSince time.Time
 	for attempt := 1; len(todo) > 0; attempt++ {
 		msgs := make([]kafka.Message, len(todo))
 		for k, i := range todo {
@@ -132,11 +132,13 @@ func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *
 				r.fail(fmt.Errorf("writing: %w", err))
 				return err
 			case errors.Is(err, kafka.UnknownTopicOrPartition):
-				if unknownTopic++; unknownTopic >= UnknownTopicAttempts {
+				if unknownSince.IsZero() {
+					unknownSince = time.Now()
+				} else if time.Since(unknownSince) >= UnknownTopicGrace {
 					if ferr := r.findUnknownTopics(writeCtx, bw, todo); ferr != nil {
 						return ferr
 					}
-					unknownTopic = 0
+					unknownSince = time.Time{}
 				}
 			case classify(err) == refused:
 				// A whole call refused (kafka-go's own size check): find
@@ -217,7 +219,7 @@ func (r *Runner) refuse(bw *batchWrite, i int, reason string, cause error) error
 }
 
 // findUnknownTopics writes the pending messages topic by topic after
-// their topic has been unknown for UnknownTopicAttempts attempts; the
+// their topic has been unknown for UnknownTopicGrace; the
 // messages of a topic still unknown are dead-lettered. An unknown
 // dead-letter topic stops the instance.
 func (r *Runner) findUnknownTopics(ctx context.Context, bw *batchWrite, todo []int) error {

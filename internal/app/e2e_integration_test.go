@@ -96,7 +96,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	P := pseud
 	want := map[string]map[string]string{ // topic -> messageId -> value
 		s.perso: {
-			"m1": `{"type":"track","event":"Order Completed","userId":"` + P("uAll") + `","anonymousId":"` + P("anA") + `","messageId":"m1","timestamp":"2026-11-22T10:15:30.5Z","context":{"ip":"203.0.113.0","locale":"de-DE","page":{"path":"/checkout","url":"https://s/checkout?x=1"},"location":{"latitude":52.52,"longitude":-13.4,"country":"DE","city":"Berlin"},"device":{"id":"` + P("dev1") + `"},"traits":{}},"properties":{"product_id":"p1","revenue":12.5,"currency":"EUR"},"traits":{"plan":"pro"}}`,
+			"m1": `{"type":"track","event":"Order Completed","userId":"` + P("uAll") + `","anonymousId":"` + P("anA") + `","messageId":"m1","timestamp":"2026-11-22T10:15:00Z","context":{"ip":"203.0.113.0","locale":"de-DE","page":{"path":"/checkout","url":"https://s/checkout"},"location":{"latitude":52.52,"longitude":-13.4,"country":"DE","city":"Berlin"},"device":{"id":"` + P("dev1") + `"}},"properties":{"product_id":"p1","revenue":12.5,"currency":"EUR"},"traits":{"plan":"pro"}}`,
 			"m2": `{"type":"page","userId":"` + P("uPerso") + `","messageId":"m2","timestamp":"2026-11-22T11:00:00Z","context":{"ip":"2001:db8:aaaa::"}}`,
 			"m5": `{"type":"identify","userId":"` + P("uAll") + `","messageId":"m5","traits":{"plan":"pro"}}`,
 			"m6": `{"type":"track","event":"Product Viewed","anonymousId":"` + P("anonAll") + `","messageId":"m6","properties":{"product_id":"p9","category":"shoes"}}`,
@@ -106,7 +106,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 			"m6": `{"type":"track","event":"Product Viewed","anonymousId":"` + P("anonAll") + `","messageId":"m6","properties":{"product_id":"p9","category":"shoes"}}`,
 		},
 		s.adv: {
-			"m1": `{"type":"track","event":"Order Completed","userId":"` + P("uAll") + `","anonymousId":"` + P("anA") + `","messageId":"m1","timestamp":"2026-11-22T10:15:30.5Z","context":{"location":{"country":"DE"}},"properties":{"product_id":"p1","revenue":12.5,"currency":"EUR"}}`,
+			"m1": `{"type":"track","event":"Order Completed","userId":"` + P("uAll") + `","anonymousId":"` + P("anA") + `","messageId":"m1","timestamp":"2026-11-22T10:00:00Z","context":{"location":{"country":"DE"}},"properties":{"product_id":"p1","revenue":12.5,"currency":"EUR"}}`,
 			"m6": `{"type":"track","event":"Product Viewed","anonymousId":"` + P("anonAll") + `","messageId":"m6","properties":{"product_id":"p9","category":"shoes"}}`,
 		},
 	}
@@ -139,6 +139,11 @@ func TestIntegrationEndToEnd(t *testing.T) {
 			if a, _ := itest.Header(m, wire.HeaderActions); a == "" {
 				t.Errorf("%s %s: no actions header", names[topic], id)
 			}
+			// The record time says no more than the body: every shipped
+			// output truncates time to the minute or coarser.
+			if !m.Time.Equal(m.Time.Truncate(time.Minute)) {
+				t.Errorf("%s %s: record time %v is not truncated", names[topic], id, m.Time)
+			}
 			if src, _ := itest.Header(m, wire.HeaderSource); !strings.HasPrefix(src, s.raw+"/") {
 				t.Errorf("%s %s: source header %q", names[topic], id, src)
 			}
@@ -158,7 +163,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	// The personalization actions header says what was removed and why.
 	for _, m := range itest.ReadAll(t, env.Kafka, s.perso) {
 		if messageID(t, m.Value) == "m1" {
-			checkHeader(t, m, wire.HeaderActions, "drop_fields:context.device.advertisingId,drop_fields:context.traits.email,drop_fields:traits.email,drop_fields:properties.email,drop_fields:context.userAgent,pseudonymize:userId,pseudonymize:anonymousId,pseudonymize:context.device.id,truncate_ip:context.ip,round_geo:context.location.latitude,round_geo:context.location.longitude")
+			checkHeader(t, m, wire.HeaderActions, "drop_fields:context.device.advertisingId,drop_fields:context.userAgent,keep_only:context(1 removed),keep_only:properties(1 removed),keep_only:traits(1 removed),pseudonymize:userId,pseudonymize:anonymousId,pseudonymize:context.device.id,truncate_ip:context.ip,round_geo:context.location.latitude,round_geo:context.location.longitude,truncate_time:timestamp,scrub:context.page.url(1 replaced)")
 		}
 	}
 

@@ -67,7 +67,9 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		return kafka.Message{Key: []byte(subject), Value: []byte(`{"type":"track","event":"Order Completed","userId":"` + subject + `","messageId":"` + id + `","timestamp":"` + now + `"}`)}
 	}
 	early := kafka.Message{Key: []byte("n1"), Value: []byte(`{"type":"track","event":"Order Completed","userId":"n1","messageId":"early","timestamp":"2020-01-01T00:00:00Z"}`)}
-	itest.Produce(t, env.Kafka, s.raw, ev("n1", "n1"), ev("s1", "s1"), ev("r1", "r1"), ev("t1", "t1"), ev("e1", "e1"), early)
+	// Message ids differ from the subjects: a subject id anywhere else in
+	// an event is scrubbed.
+	itest.Produce(t, env.Kafka, s.raw, ev("n1", "msg-n"), ev("s1", "msg-s"), ev("r1", "msg-r"), ev("t1", "msg-t"), ev("e1", "msg-e"), early)
 	itest.Eventually(t, 30*time.Second, "events decided", func() bool {
 		return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == 6
 	})
@@ -78,7 +80,7 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	erased := pseud("t1") + " erased personalization,analytics,advertising"
 	withdrawn := pseud("w1") + " consent_revoked personalization,advertising"
 	expectSets(t, "retractions on", retractions, map[string][]string{s.perso: {erased, withdrawn}, s.ana: {erased}, s.adv: {erased, withdrawn}})
-	expectSets(t, "output", got, map[string][]string{"personalization": {"n1", "s1"}, "analytics": {"n1", "r1"}, "advertising": nil})
+	expectSets(t, "output", got, map[string][]string{"personalization": {"msg-n", "msg-s"}, "analytics": {"msg-n", "msg-r"}, "advertising": nil})
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
 	if len(dlq) != 1 {
 		t.Fatalf("dead letters: %d", len(dlq))
