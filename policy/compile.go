@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
 )
 
@@ -21,8 +22,12 @@ type Policy struct {
 	GPCPaths          []event.Path
 	GPCDenies         []string
 	AllowPreConsent   bool
-	iab               *iabPolicy
-	keys              *Keyring
+	// CMP holds the CMP rule options (policy signals section), for
+	// consent-topic ingest (ingest.Mapping.CMP) as for events.
+	CMP     consent.CMPOptions
+	iab     *iabPolicy
+	signals *signalPolicy
+	keys    *Keyring
 }
 
 // Output is one compiled clean output.
@@ -88,6 +93,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	}
 	p.GPCPaths = exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
 	p.iab = compileIAB(spec.IAB, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
+	p.signals, p.CMP = compileSignals(spec.Signals, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
 	for _, pu := range spec.GPCDenies {
 		if !purposes[pu] {
 			fail("gpc_denies: unknown purpose %q", pu)

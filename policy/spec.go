@@ -53,6 +53,10 @@ type Spec struct {
 	// IAB maps IAB TCF, GPP and US Privacy strings carried by events to
 	// purposes. Default: none (such strings are not read).
 	IAB *IABSpec `yaml:"iab"`
+	// Signals holds the options of consent carried by events where
+	// consentd deliberately differs from a reference, and Google Consent
+	// Mode. Default: the references' behaviour, strict where documented.
+	Signals *SignalsSpec `yaml:"signals"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }
