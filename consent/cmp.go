@@ -22,19 +22,24 @@ type CMPOptions struct {
 	// event carrying neither list allows everything. Default false (as
 	// rudder-server).
 	RudderRequireAllowed bool
-	// RudderCustomStrategy is the resolution strategy for provider
-	// "custom", which rudder-server takes from the destination's
-	// configuration, not from the event: "and" (default) or "or".
-	RudderCustomStrategy string
+	// RudderStrategies fixes the resolution strategy ("and" or "or") per
+	// provider, where rudder-server takes it from the destination rather
+	// than from the event: provider "custom" (the destination's
+	// consentManagement strategy; "and" when not listed here), legacy
+	// oneTrustCookieCategories ("and") and ketchConsentPurposes ("or")
+	// under provider "", "oneTrust" or "ketch". Providers not listed use
+	// the event's resolutionStrategy.
+	RudderStrategies map[string]string
 }
 
 // Validate checks the options.
 func (o CMPOptions) Validate() error {
-	switch o.RudderCustomStrategy {
-	case "", "and", "or":
-		return nil
+	for p, s := range o.RudderStrategies {
+		if s != "and" && s != "or" {
+			return fmt.Errorf("rudderstack resolution strategy %q for provider %q: want and or or", s, p)
+		}
 	}
-	return fmt.Errorf("rudderstack custom resolution strategy %q: want and or or", o.RudderCustomStrategy)
+	return nil
 }
 
 // CMPDecision is what one CMP signal says about every purpose.
@@ -166,14 +171,17 @@ func ParseRudderConsent(raw []byte) (RudderConsent, error) {
 	return rc, nil
 }
 
-// Strategy returns the resolution strategy rudder-server applies: the
-// event's for every provider but "custom" (whose strategy is configured per
-// destination: opts.RudderCustomStrategy); "or" only when it says so, "and"
-// otherwise (rudder-server's default branch).
+// Strategy returns the resolution strategy rudder-server applies: the one
+// opts fixes for the provider, else "and" for provider "custom", else the
+// event's; "or" only when it says so, "and" otherwise (rudder-server's
+// default branch).
 func (rc RudderConsent) Strategy(opts CMPOptions) string {
-	s := rc.ResolutionStrategy
-	if rc.Provider == "custom" {
-		s = opts.RudderCustomStrategy
+	s, fixed := opts.RudderStrategies[rc.Provider]
+	if !fixed {
+		s = rc.ResolutionStrategy
+		if rc.Provider == "custom" {
+			s = "and"
+		}
 	}
 	if s == "or" {
 		return "or"

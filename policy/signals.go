@@ -17,10 +17,18 @@ type SignalsSpec struct {
 	// also needs them in allowedConsentIds ("and": all, "or": one).
 	// rudder-server decides on deniedConsentIds only. Default: false.
 	RudderStackRequireAllowed bool `yaml:"rudderstack_require_allowed"`
-	// RudderStackCustomStrategy is the resolution strategy for RudderStack
-	// provider "custom" (rudder-server reads it from the destination's
-	// configuration): and or or. Default: and.
-	RudderStackCustomStrategy string `yaml:"rudderstack_custom_strategy"`
+	// RudderStackStrategies fixes the resolution strategy (and, or) per
+	// RudderStack provider, as rudder-server reads it from the
+	// destination's configuration for provider "custom" and for legacy
+	// OneTrust ("and") and Ketch ("or") destinations. Providers not listed
+	// use the event's resolutionStrategy, except custom: and.
+	// Default: none.
+	RudderStackStrategies map[string]string `yaml:"rudderstack_strategies"`
+	// InvalidRudderStack: what a malformed context.consentManagement does
+	// to an event: "reject" (dead-lettered, invalid_consent_string) or
+	// "ignore" (as rudder-server: no consent id is denied). Consent-topic
+	// records are always rejected. Default: reject.
+	InvalidRudderStack string `yaml:"invalid_rudderstack"`
 	// GPCOverridesOptIn: a Global Privacy Control signal (gpc_paths, or a
 	// GPP GPC subsection) denies even when a US Privacy string or GPP US
 	// section on the same event records that the user did not opt out, as
@@ -41,9 +49,10 @@ type SignalsSpec struct {
 var ConsentModeTypes = []string{"ad_storage", "analytics_storage", "ad_user_data", "ad_personalization"}
 
 type signalPolicy struct {
-	gpcOverrides bool
-	gcmPaths     []event.Path
-	gcm          map[string][]string
+	gpcOverrides    bool
+	ignoreBadRudder bool
+	gcmPaths        []event.Path
+	gcm             map[string][]string
 }
 
 func compileSignals(s *SignalsSpec, purposes map[string]bool, exactPaths func(string, []string, ...string) []event.Path, fail func(string, ...any)) (*signalPolicy, consent.CMPOptions) {
@@ -51,9 +60,16 @@ func compileSignals(s *SignalsSpec, purposes map[string]bool, exactPaths func(st
 	if s == nil {
 		return sp, consent.CMPOptions{}
 	}
-	opts := consent.CMPOptions{RudderRequireAllowed: s.RudderStackRequireAllowed, RudderCustomStrategy: s.RudderStackCustomStrategy}
+	opts := consent.CMPOptions{RudderRequireAllowed: s.RudderStackRequireAllowed, RudderStrategies: s.RudderStackStrategies}
 	if err := opts.Validate(); err != nil {
-		fail("signals.rudderstack_custom_strategy: %v", err)
+		fail("signals.rudderstack_strategies: %v", err)
+	}
+	switch s.InvalidRudderStack {
+	case "", "reject":
+	case "ignore":
+		sp.ignoreBadRudder = true
+	default:
+		fail("signals.invalid_rudderstack: %q: want reject or ignore", s.InvalidRudderStack)
 	}
 	if s.GPCOverridesOptIn != nil {
 		sp.gpcOverrides = *s.GPCOverridesOptIn
@@ -173,6 +189,10 @@ func (p *Policy) rudderConsent(doc *event.Doc, sink *signalSink) error {
 	}
 	rc, err := consent.ParseRudderConsent(v.Raw)
 	if err != nil {
+		if p.signals != nil && p.signals.ignoreBadRudder {
+			sink.withhold("rudderstack", allowAll)
+			return nil
+		}
 		return invalidConsentString("rudderstack at %s: %v", pathRudderConsent, err)
 	}
 	sink.withhold("rudderstack", consent.RudderPurposes(rc, p.ConsentCategories, p.Purposes, p.CMP).Allows)
