@@ -148,7 +148,10 @@ func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
 		if err != nil {
 			return inputErr(err)
 		}
-		if ok && (string(v.Raw) == "true" || string(v.Raw) == "1" || v.Str() == "1" || v.Str() == "true") {
+		// GPC specification: the Sec-GPC field value is exactly "1"
+		// (any other value counts as no signal), navigator.globalPrivacyControl
+		// is true.
+		if ok && (string(v.Raw) == "true" || string(v.Raw) == "1" || (v.Kind == event.String && v.Str() == "1")) {
 			if !gpcHonoured {
 				sink.withhold("gpc", allowAll)
 				continue
