@@ -207,6 +207,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("policy is invalid:\n%w", err)
 	}
 	fmt.Fprint(stdout, p.Summary())
+	fmt.Fprint(stdout, p.SignalSummary())
 	if keys == nil {
 		fmt.Fprintln(stdout, "key ids not checked against a key file (pass --keys FILE)")
 	}
