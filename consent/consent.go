@@ -69,30 +69,6 @@ type Store interface {
 // as a non-numeric "_v". Lookups that meet one fail rather than guess.
 var ErrInvalidRecord = errors.New("invalid consent record")
 
-// PurposesFromCategories decides every purpose from CMP category (or
-// consent id) grants, through categories (category -> purpose). With
-// all=true (strictest, the default everywhere) a purpose is granted only
-// when every category mapped to it is granted; with all=false when any is.
-// A category absent from granted is not granted; a purpose no category
-// maps to is denied.
-func PurposesFromCategories(granted map[string]bool, categories map[string]string, purposes []string, all bool) map[string]bool {
-	out := make(map[string]bool, len(purposes))
-	for _, p := range purposes {
-		mapped, hits := 0, 0
-		for cat, q := range categories {
-			if q != p {
-				continue
-			}
-			mapped++
-			if granted[cat] {
-				hits++
-			}
-		}
-		out[p] = mapped > 0 && ((all && hits == mapped) || (!all && hits > 0))
-	}
-	return out
-}
-
 // Withdrawn returns, in the order of purposes, the purposes prev grants
 // that next (a purpose -> granted map) does not: the purposes whose
 // withdrawal must be retracted downstream.

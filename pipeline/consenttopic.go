@@ -100,7 +100,7 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return s.deadLetter(ctx, m, err)
 	}
-	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Expires, u.GrantedAt)
+	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, u.GrantedAt)
 	if err != nil {
 		return err
 	}

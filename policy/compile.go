@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
 )
 
@@ -22,9 +23,13 @@ type Policy struct {
 	GPCPaths          []event.Path
 	GPCDenies         []string
 	AllowPreConsent   bool
-	iab               *iabPolicy
-	keys              *Keyring
-	guard             *event.KeyGuard // see confusable.go
+	// CMP holds the CMP rule options (policy signals section), for
+	// consent-topic ingest (ingest.Mapping.CMP) as for events.
+	CMP     consent.CMPOptions
+	iab     *iabPolicy
+	signals *signalPolicy
+	keys    *Keyring
+	guard   *event.KeyGuard // see confusable.go
 	// Warnings are problems that do not stop the policy from running: an
 	// output without keep_only (an error with require_keep_only), without
 	// scrub, or without truncate_time (its clean record timestamps are the
@@ -98,6 +103,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	}
 	p.GPCPaths = exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
 	p.iab = compileIAB(spec.IAB, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
+	p.signals, p.CMP = compileSignals(spec.Signals, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
 	for _, pu := range spec.GPCDenies {
 		if !purposes[pu] {
 			fail("gpc_denies: unknown purpose %q", pu)

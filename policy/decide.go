@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -331,108 +329,4 @@ func preConsent(require []string, rec consent.Record, doc *event.Doc, et *eventT
 		}
 	}
 	return ""
-}
-
-var (
-	pathSegmentConsent = event.MustPath("context.consent.categoryPreferences")
-	pathRudderConsent  = event.MustPath("context.consentManagement")
-)
-
-// eventConsent records in d the purposes the event's own consent signals
-// deny. A purpose must be granted by both the stored record and every
-// signal the event carries. Malformed signals are an *InputError.
-func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
-	deny := func(signal string, purposes map[string]bool) {
-		d.EventSignals = append(d.EventSignals, signal)
-		for _, pu := range p.Purposes {
-			if !purposes[pu] && !slices.Contains(d.EventDenied, pu) {
-				d.EventDenied = append(d.EventDenied, pu)
-			}
-		}
-	}
-	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("categoryPreferences") {
-		cats := map[string]bool{}
-		found, err := doc.EachMember(pathSegmentConsent, func(k string, v event.Value) error {
-			if v.Kind != event.Bool {
-				return fmt.Errorf("%w: categoryPreferences values must be booleans", event.ErrWrongType)
-			}
-			cats[k] = v.Raw[0] == 't'
-			return nil
-		})
-		if err != nil {
-			return inputErr(err)
-		}
-		if found {
-			deny("segment", consent.PurposesFromCategories(cats, p.ConsentCategories, p.Purposes, true))
-		}
-	}
-	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("consentManagement") {
-		if err := p.rudderConsent(doc, deny); err != nil {
-			return err
-		}
-	}
-	if p.iab != nil {
-		if err := p.iab.signals(doc, p.Purposes, d, deny); err != nil {
-			return err
-		}
-	}
-	for _, gp := range p.GPCPaths {
-		if !doc.MayHaveKey(gp[len(gp)-1]) {
-			continue
-		}
-		v, ok, err := doc.Get(gp)
-		if err != nil {
-			return inputErr(err)
-		}
-		if ok && (string(v.Raw) == "true" || string(v.Raw) == "1" || v.Str() == "1" || v.Str() == "true") {
-			granted := map[string]bool{}
-			for _, pu := range p.Purposes {
-				granted[pu] = !slices.Contains(p.GPCDenies, pu)
-			}
-			deny("gpc", granted)
-			break
-		}
-	}
-	return nil
-}
-
-func (p *Policy) rudderConsent(doc *event.Doc, deny func(string, map[string]bool)) error {
-	var allowed, denied []string
-	all := true
-	found, err := doc.EachMember(pathRudderConsent, func(k string, v event.Value) error {
-		var err error
-		switch k {
-		case "allowedConsentIds":
-			err = json.Unmarshal(v.Raw, &allowed)
-		case "deniedConsentIds":
-			err = json.Unmarshal(v.Raw, &denied)
-		case "resolutionStrategy":
-			switch v.Str() {
-			case "and", "":
-			case "or":
-				all = false
-			default:
-				err = errors.New("resolutionStrategy must be and or or")
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%w: consentManagement.%s: %v", event.ErrWrongType, k, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return inputErr(err)
-	}
-	if !found {
-		return nil
-	}
-	cats := map[string]bool{}
-	for _, id := range allowed {
-		cats[id] = true
-	}
-	for _, id := range denied {
-		cats[id] = false
-	}
-	deny("rudderstack", consent.PurposesFromCategories(cats, p.ConsentCategories, p.Purposes, all))
-	return nil
 }

@@ -499,15 +499,22 @@ outputs:
 		{"segment denies analytics", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":false,"Advertising":true,"Marketing":true}}}}`, all, "perso,adv", "segment", ""},
 		{"segment: an unmentioned category is not granted", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true}}}}`, all, "perso,ana", "segment", ""},
 		{"segment cannot grant what the record denies", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true,"Marketing":true}}}}`, granted(4, "analytics"), "ana", "segment", ""},
-		{"rudderstack and", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":["Personalization","Advertising"],"deniedConsentIds":["Marketing"]}}}`, all, "perso", "rudderstack", ""},
-		{"rudderstack or", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":["Personalization","Advertising"],"resolutionStrategy":"or"}}}`, all, "perso,adv", "rudderstack", ""},
+		{"segment: a purpose no category maps to is not gated", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Personalization":true,"Analytics":true,"Advertising":true,"Marketing":true,"Other":false}}}}`, all, "perso,ana,adv", "segment", ""},
+		{"segment: empty preferences deny every mapped purpose", `{"userId":"u","context":{"consent":{"categoryPreferences":{}}}}`, all, "", "segment", ""},
+		{"segment: consent object without preferences is no signal", `{"userId":"u","context":{"consent":{}}}`, all, "perso,ana,adv", "", ""},
+		{"rudderstack and: a denied id withholds its purpose", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":["Personalization","Advertising"],"deniedConsentIds":["Marketing"]}}}`, all, "perso,ana", "rudderstack", ""},
+		{"rudderstack or: not every id denied", `{"userId":"u","context":{"consentManagement":{"deniedConsentIds":["Marketing"],"resolutionStrategy":"or"}}}`, all, "perso,ana,adv", "rudderstack", ""},
+		{"rudderstack or: every id denied", `{"userId":"u","context":{"consentManagement":{"deniedConsentIds":["Marketing","Advertising"],"resolutionStrategy":"or"}}}`, all, "perso,ana", "rudderstack", ""},
+		{"rudderstack: only denied ids (older SDKs)", `{"userId":"u","context":{"consentManagement":{"deniedConsentIds":["Analytics"]}}}`, all, "perso,adv", "rudderstack", ""},
+		{"rudderstack: allowedConsentIds object form", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":{"Personalization":"Perso"},"deniedConsentIds":["Advertising"]}}}`, all, "perso,ana", "rudderstack", ""},
 		{"gpc opts out of advertising", `{"userId":"u","context":{"gpc":true}}`, all, "perso,ana", "gpc", ""},
 		{"gpc false changes nothing", `{"userId":"u","context":{"gpc":false}}`, all, "perso,ana,adv", "", ""},
 		{"segment and gpc together", `{"userId":"u","context":{"gpc":1,"consent":{"categoryPreferences":{"Personalization":false,"Analytics":true,"Advertising":true,"Marketing":true}}}}`, all, "ana", "segment+gpc", ""},
-		{"categoryPreferences not booleans", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":"yes"}}}}`, all, "", "", ReasonWrongType},
-		{"categoryPreferences not an object", `{"userId":"u","context":{"consent":{"categoryPreferences":[true]}}}`, all, "", "", ReasonWrongType},
+		{"categoryPreferences not booleans", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":"yes"}}}}`, all, "", "", ReasonInvalidConsentString},
+		{"categoryPreferences not an object", `{"userId":"u","context":{"consent":{"categoryPreferences":[true]}}}`, all, "", "", ReasonInvalidConsentString},
 		{"duplicate category", `{"userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":false,"Analytics":true}}}}`, all, "", "", ReasonDuplicateKey},
-		{"consent ids not strings", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":[1]}}}`, all, "", "", ReasonWrongType},
+		{"consent ids not strings", `{"userId":"u","context":{"consentManagement":{"allowedConsentIds":[1]}}}`, all, "", "", ReasonInvalidConsentString},
+		{"denied ids not an array", `{"userId":"u","context":{"consentManagement":{"deniedConsentIds":"Analytics"}}}`, all, "", "", ReasonInvalidConsentString},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -620,6 +627,10 @@ iab:
   tcf_legitimate_interest: [7]
   precise_geo_decimals: 1
   opt_out_denies: [advertising]
+  # the published fixtures below are global-scope strings without a
+  # Disclosed Vendors segment (conformance tests cover both checks)
+  require_service_specific: false
+  disclosed_vendors_required_from: never
 outputs:
   - {name: perso, topic: c.perso, require: [personalization]}
   - {name: ana, topic: c.ana, require: [analytics]}
@@ -647,13 +658,14 @@ outputs:
 		{"tcf policy version 2 rejected", `"tcString":"` + tcfV20 + `"`, "", "", ReasonInvalidConsentString, false},
 		{"tcf garbage", `"tcString":"not-a-tc-string"`, "", "", ReasonInvalidConsentString, false},
 		{"usp opted out of sale (third character Y)", `"us_privacy":"1YYN"`, "perso,ana", "usp", "", false},
-		{"usp notice given, not opted out", `"us_privacy":"1YNN"`, "perso,ana,adv", "", "", false},
-		{"usp lowercase", `"us_privacy":"1yyn"`, "perso,ana", "usp", "", false},
-		{"usp not applicable", `"us_privacy":"1---"`, "perso,ana,adv", "", "", false},
+		{"usp notice given, not opted out", `"us_privacy":"1YNN"`, "perso,ana,adv", "usp", "", false},
+		{"usp lowercase is unreadable", `"us_privacy":"1yyn"`, "", "", ReasonInvalidConsentString, false},
+		{"usp not applicable", `"us_privacy":"1---"`, "perso,ana,adv", "usp", "", false},
+		{"two TC strings: the second withholds purpose 1", `"gdpr_consent":"` + tcfV22 + `","tcString":"CQdjfYAQdjfYAAKABAENBkFoAEIAAAAAAAAAAAAAAAAA.IAAo.YAAAAAAAAAAA"`, "", "tcf", "", false},
 		{"usp bad version", `"us_privacy":"2YNN"`, "", "", ReasonInvalidConsentString, false},
 		{"gpp usct opted out", `"gppString":"` + gppUSCTOptOut + `"`, "perso,ana", "gpp", "", false},
 		{"gpp usca with gpc", `"gppString":"` + gppUSCAGPC + `"`, "perso,ana", "gpp", "", false},
-		{"gpp usva not applicable", `"gppString":"` + gppUSVANA + `"`, "perso,ana,adv", "", "", false},
+		{"gpp usva not applicable", `"gppString":"` + gppUSVANA + `"`, "perso,ana,adv", "gpp", "", false},
 		{"gpp garbage", `"gppString":"DBAB~"`, "", "", ReasonInvalidConsentString, false},
 	}
 	for _, tt := range tests {

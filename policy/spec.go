@@ -58,6 +58,10 @@ type Spec struct {
 	// deny-list passes whatever a tracker puts where the policy does not
 	// look. Default: false.
 	RequireKeepOnly bool `yaml:"require_keep_only"`
+	// Signals holds the options of consent carried by events where
+	// consentd deliberately differs from a reference, and Google Consent
+	// Mode. Default: the references' behaviour, strict where documented.
+	Signals *SignalsSpec `yaml:"signals"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
 }

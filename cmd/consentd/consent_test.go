@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
 )
 
@@ -102,7 +103,7 @@ func TestIntegrationConsentCommands(t *testing.T) {
 
 	_, out, _ = consentCLI(t, cfg, "export", "u1")
 	stored := out["stored"].(map[string]any)
-	if stored["redis_key"] != prefix+"u1" || stored["fields"].(map[string]any)["_v"] == nil {
+	if stored["redis_key"] != redisstore.RecordKey(prefix, "u1") || stored["fields"].(map[string]any)["_v"] == nil {
 		t.Fatalf("export: %v", out)
 	}
 

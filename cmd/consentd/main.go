@@ -42,6 +42,8 @@ Usage:
   consentd keygen [KEYID]           print a new pseudonymization key line
   consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
                                     data-subject requests on the consent store
+  consentd redis migrate [--dry-run] [--config FILE]
+                                    move consent keys to the current key schema
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeygen(args[1:], stdout, stderr)
 	case "consent":
 		err = cmdConsent(args[1:], stdout, stderr)
+	case "redis":
+		err = cmdRedis(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
@@ -207,6 +211,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("policy is invalid:\n%w", err)
 	}
 	fmt.Fprint(stdout, p.Summary())
+	fmt.Fprint(stdout, p.SignalSummary())
 	if keys == nil {
 		fmt.Fprintln(stdout, "key ids not checked against a key file (pass --keys FILE)")
 	}

@@ -81,13 +81,24 @@ func (s *Service) retract(ctx context.Context, subject string, purposes []string
 	return topics, err
 }
 
-// Put applies a complete record (purposes not listed are denied) unless a
-// newer or equal version is stored. Purposes it withdraws are retracted
+// Put applies a record unless a newer or equal version is stored.
+// Purposes listed in keep keep their current value; purposes neither in
+// purposes nor in keep are denied. Purposes it withdraws are retracted
 // first, stamped with the new version.
-func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, retracted []string, err error) {
+func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, keep []string, expires, grantedAt time.Time) (applied bool, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
 		return false, nil, err
+	}
+	if len(keep) > 0 {
+		merged := make(map[string]bool, len(purposes)+len(keep))
+		for p, g := range purposes {
+			merged[p] = g
+		}
+		for _, p := range keep {
+			merged[p] = prev.Allows(p)
+		}
+		purposes = merged
 	}
 	retracted = []string{}
 	if !prev.Found || version > prev.Version {

@@ -116,7 +116,7 @@ func TestPut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, r, log := setup()
-			applied, _, err := s.Put(context.Background(), "u", tc.version, tc.next, time.Time{}, time.Time{})
+			applied, _, err := s.Put(context.Background(), "u", tc.version, tc.next, nil, time.Time{}, time.Time{})
 			if err != nil || applied != tc.applied {
 				t.Fatalf("applied %v err %v", applied, err)
 			}
@@ -127,6 +127,17 @@ func TestPut(t *testing.T) {
 				t.Fatalf("order %v: retractions must be written before the change", *log)
 			}
 		})
+	}
+}
+
+func TestPutKeepsListedPurposes(t *testing.T) {
+	s, st, r, _ := setup()
+	// A CMP record that maps only c: a and b keep their values.
+	if _, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"c": true}, []string{"a", "b"}, time.Time{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.recs["u"]; !got.Allows("a") || !got.Allows("b") || !got.Allows("c") || len(r.got) != 0 {
+		t.Fatalf("stored %+v, retractions %+v", got, r.got)
 	}
 }
 
@@ -166,7 +177,7 @@ func TestFailuresStoreNothing(t *testing.T) {
 	}
 	st.fail = errors.New("redis down")
 	s.Retractor = r
-	if _, _, err := s.Put(context.Background(), "u", 20, map[string]bool{}, time.Time{}, time.Time{}); err == nil {
+	if _, _, err := s.Put(context.Background(), "u", 20, map[string]bool{}, nil, time.Time{}, time.Time{}); err == nil {
 		t.Fatal("put succeeded although the current record could not be read")
 	}
 }

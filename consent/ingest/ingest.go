@@ -9,8 +9,11 @@
 //     {"allowedConsentIds":[...],"deniedConsentIds":[...],"resolutionStrategy":"and"}
 //
 // Segment categories and RudderStack consent ids map to purposes through
-// the policy's category map. An update is a complete snapshot: purposes it
-// does not grant are denied.
+// the policy's category map, by the same rules as consent carried by
+// events (consent.SegmentPurposes, consent.RudderPurposes). A native update
+// is a complete snapshot: purposes it does not grant are denied. A Segment
+// or RudderStack update decides only the purposes some category maps to;
+// the others are listed in Update.Keep (see Update.Merge).
 //
 // The package only parses: the consent topic is read by pipeline's
 // ConsentSyncer and applied through consent/changes. It must not import
@@ -54,6 +57,24 @@ type Update struct {
 	GrantedAt time.Time
 	Source    string
 	Format    Format
+	// Keep lists the purposes the record says nothing about (Segment and
+	// RudderStack purposes no category or consent id maps to). Purposes
+	// holds them as not granted; Merge keeps their stored value instead.
+	Keep []string
+}
+
+// Merge returns the purposes to store: Purposes, with every purpose in Keep
+// taking its value from prev (the subject's stored record, the zero Record
+// when none), so that a CMP record never changes what it does not map.
+func (u Update) Merge(prev consent.Record) map[string]bool {
+	out := make(map[string]bool, len(u.Purposes)+len(u.Keep))
+	for p, g := range u.Purposes {
+		out[p] = g
+	}
+	for _, p := range u.Keep {
+		out[p] = prev.Allows(p)
+	}
+	return out
 }
 
 // ErrInvalid wraps every rejection; the message never contains the subject.
@@ -63,6 +84,8 @@ var ErrInvalid = errors.New("invalid consent record")
 type Mapping struct {
 	Purposes   []string          // every purpose of the policy
 	Categories map[string]string // category / consent id -> purpose
+	// CMP holds the policy's CMP rule options (policy.Policy.CMP).
+	CMP consent.CMPOptions
 }
 
 type envelope struct {
@@ -83,12 +106,7 @@ type envelope struct {
 		Consent *struct {
 			CategoryPreferences map[string]*bool `json:"categoryPreferences"`
 		} `json:"consent"`
-		ConsentManagement *struct {
-			Provider           string   `json:"provider"`
-			AllowedConsentIDs  []string `json:"allowedConsentIds"`
-			DeniedConsentIDs   []string `json:"deniedConsentIds"`
-			ResolutionStrategy string   `json:"resolutionStrategy"`
-		} `json:"consentManagement"`
+		ConsentManagement json.RawMessage `json:"consentManagement"`
 	} `json:"context"`
 }
 
@@ -113,7 +131,7 @@ func Parse(value []byte, msgTime time.Time, m Mapping) (Update, error) {
 			return Update{}, invalid("categoryPreferences outside a %q event", SegmentConsentEvent)
 		}
 		return parseSegment(&e, msgTime, m)
-	case e.Context.ConsentManagement != nil:
+	case e.Context.ConsentManagement != nil && string(e.Context.ConsentManagement) != "null":
 		return parseRudder(&e, msgTime, m)
 	}
 	return Update{}, invalid("no known consent format (native subject, Segment categoryPreferences or RudderStack consentManagement)")
@@ -190,8 +208,13 @@ func eventVersion(e *envelope, msgTime time.Time) (int64, error) {
 	return msgTime.UnixMilli(), nil
 }
 
-func fromCategories(granted map[string]bool, m Mapping, all bool) map[string]bool {
-	return consent.PurposesFromCategories(granted, m.Categories, m.Purposes, all)
+// fromDecision turns a CMP decision into an update's purposes and Keep.
+func fromDecision(d consent.CMPDecision) (map[string]bool, []string) {
+	out := make(map[string]bool, len(d.Granted))
+	for p, g := range d.Granted {
+		out[p] = g
+	}
+	return out, d.Unmapped
 }
 
 // eventIdentity returns an event record's subject and version.
@@ -216,37 +239,25 @@ func parseSegment(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
 		}
 		cats[c] = *g
 	}
-	return Update{Subject: subj, Version: v, Purposes: fromCategories(cats, m, true), Source: "segment", Format: Segment, GrantedAt: time.UnixMilli(v)}, nil
+	purposes, keep := fromDecision(consent.SegmentPurposes(cats, m.Categories, m.Purposes))
+	return Update{Subject: subj, Version: v, Purposes: purposes, Keep: keep, Source: "segment", Format: Segment, GrantedAt: time.UnixMilli(v)}, nil
 }
 
 func parseRudder(e *envelope, msgTime time.Time, m Mapping) (Update, error) {
-	cm := e.Context.ConsentManagement
 	subj, v, err := eventIdentity(e, msgTime)
 	if err != nil {
 		return Update{}, err
 	}
-	cats := map[string]bool{}
-	for _, id := range cm.AllowedConsentIDs {
-		cats[id] = true
+	rc, err := consent.ParseRudderConsent(e.Context.ConsentManagement)
+	if err != nil {
+		return Update{}, invalid("%v", err)
 	}
-	for _, id := range cm.DeniedConsentIDs {
-		cats[id] = false // denied wins over allowed
-	}
-	var all bool
-	switch cm.ResolutionStrategy {
-	case "", "and":
-		all = true
-	case "or":
-		all = false
-	default:
-		return Update{}, invalid("resolutionStrategy %q: want and or or", cm.ResolutionStrategy)
-	}
-	purposes := fromCategories(cats, m, all)
+	purposes, keep := fromDecision(consent.RudderPurposes(rc, m.Categories, m.Purposes, m.CMP))
 	src := "rudderstack"
-	if cm.Provider != "" {
-		src += ":" + cm.Provider
+	if rc.Provider != "" {
+		src += ":" + rc.Provider
 	}
-	return Update{Subject: subj, Version: v, Purposes: purposes, Source: src, Format: RudderStack, GrantedAt: time.UnixMilli(v)}, nil
+	return Update{Subject: subj, Version: v, Purposes: purposes, Keep: keep, Source: src, Format: RudderStack, GrantedAt: time.UnixMilli(v)}, nil
 }
 
 // Summary renders an update without the subject, for logs and errors.

@@ -36,11 +36,13 @@ func TestParse(t *testing.T) {
 		{"segment anonymous, message time", `{"type":"track","event":"Segment Consent Preference Updated","anonymousId":"a3","context":{"consent":{"categoryPreferences":{"Advertising":true,"Marketing":true}}}}`,
 			Segment, "a3", 1732280000123, []string{"advertising"}, ""},
 		{"rudderstack and", `{"type":"track","userId":"u4","originalTimestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"provider":"oneTrust","allowedConsentIds":["C0002","Analytics","Advertising"],"deniedConsentIds":["Marketing"],"resolutionStrategy":"and"}}}`,
-			RudderStack, "u4", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"analytics"}, ""},
+			RudderStack, "u4", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"personalization", "analytics"}, ""},
 		{"rudderstack or", `{"type":"track","userId":"u5","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"allowedConsentIds":["Advertising"],"deniedConsentIds":["Marketing"],"resolutionStrategy":"or"}}}`,
-			RudderStack, "u5", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"advertising"}, ""},
+			RudderStack, "u5", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"personalization", "analytics", "advertising"}, ""},
 		{"rudderstack denied wins", `{"userId":"u6","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"allowedConsentIds":["Analytics","C0002"],"deniedConsentIds":["C0002"]}}}`,
-			RudderStack, "u6", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), nil, ""},
+			RudderStack, "u6", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"personalization", "advertising"}, ""},
+		{"rudderstack allowedConsentIds object, unknown strategy is and", `{"userId":"u7","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"allowedConsentIds":{"C0002":"Performance"},"deniedConsentIds":["Marketing"],"resolutionStrategy":"xor"}}}`,
+			RudderStack, "u7", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli(), []string{"personalization", "analytics"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,20 +74,21 @@ func TestParse(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	for name, in := range map[string]string{
-		"not json":            `{"subject":`,
-		"no format":           `{"type":"track","userId":"u"}`,
-		"empty subject":       `{"subject":"","purposes":{"analytics":true},"version":1}`,
-		"no version":          `{"subject":"u","purposes":{"analytics":true}}`,
-		"fractional version":  `{"subject":"u","purposes":{"analytics":true},"version":1.5}`,
-		"negative version":    `{"subject":"u","purposes":{"analytics":true},"version":-1}`,
-		"unknown purpose":     `{"subject":"u","purposes":{"dancing":true},"version":1}`,
-		"purpose not boolean": `{"subject":"u","purposes":{"analytics":"yes"},"version":1}`,
-		"null purpose":        `{"subject":"u","purposes":{"analytics":null},"version":1}`,
-		"bad expiry":          `{"subject":"u","purposes":{"analytics":true},"version":1,"expires_at":"tomorrow"}`,
-		"segment wrong event": `{"event":"Order Completed","userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
-		"segment no subject":  `{"event":"Segment Consent Preference Updated","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
-		"segment bad time":    `{"event":"Segment Consent Preference Updated","userId":"u","timestamp":"noon","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
-		"rudder bad strategy": `{"userId":"u","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"allowedConsentIds":["Analytics"],"resolutionStrategy":"xor"}}}`,
+		"not json":                 `{"subject":`,
+		"no format":                `{"type":"track","userId":"u"}`,
+		"empty subject":            `{"subject":"","purposes":{"analytics":true},"version":1}`,
+		"no version":               `{"subject":"u","purposes":{"analytics":true}}`,
+		"fractional version":       `{"subject":"u","purposes":{"analytics":true},"version":1.5}`,
+		"negative version":         `{"subject":"u","purposes":{"analytics":true},"version":-1}`,
+		"unknown purpose":          `{"subject":"u","purposes":{"dancing":true},"version":1}`,
+		"purpose not boolean":      `{"subject":"u","purposes":{"analytics":"yes"},"version":1}`,
+		"null purpose":             `{"subject":"u","purposes":{"analytics":null},"version":1}`,
+		"bad expiry":               `{"subject":"u","purposes":{"analytics":true},"version":1,"expires_at":"tomorrow"}`,
+		"segment wrong event":      `{"event":"Order Completed","userId":"u","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
+		"segment no subject":       `{"event":"Segment Consent Preference Updated","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
+		"segment bad time":         `{"event":"Segment Consent Preference Updated","userId":"u","timestamp":"noon","context":{"consent":{"categoryPreferences":{"Analytics":true}}}}`,
+		"rudder denied not a list": `{"userId":"u","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":{"deniedConsentIds":"Analytics"}}}`,
+		"rudder not an object":     `{"userId":"u","timestamp":"2026-11-22T10:00:00Z","context":{"consentManagement":["Analytics"]}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(in), time.Time{}, mapping)

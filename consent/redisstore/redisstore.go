@@ -73,11 +73,11 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 	cmds := make([]*redis.MapStringStringCmd, len(subjects))
 	links := make([]*redis.StringCmd, len(subjects))
 	for i, subj := range subjects {
-		cmds[i] = pipe.HGetAll(ctx, s.prefix+subj)
+		cmds[i] = pipe.HGetAll(ctx, RecordKey(s.prefix, subj))
 		links[i] = pipe.Get(ctx, LinkKey(s.prefix, subj))
 	}
 	_, err := pipe.Exec(ctx)
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
 		s.hooks.OnRoundTrip(time.Since(start), err)
 		return nil, fmt.Errorf("consent lookup of %d subjects: %w", len(subjects), err)
 	}
@@ -86,18 +86,21 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 	now := time.Now()
 	for i, subj := range subjects {
 		fields, err := cmds[i].Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
 			return nil, fmt.Errorf("consent lookup: %w", err)
 		}
-		rec, err := Decode(fields, now)
-		if err != nil {
+		rec, derr := Decode(fields, now)
+		if err != nil || derr != nil {
 			// Fail closed for this subject only: an unreadable record
-			// grants nothing, and the pipeline goes on.
+			// (or a key of the wrong type) grants nothing, and the
+			// pipeline goes on.
 			s.hooks.OnInvalidRecord()
 			rec = consent.Record{}
 		}
 		if user, err := links[i].Result(); err == nil {
 			rec.LinkedTo = user
+		} else if keyError(err) {
+			s.hooks.OnInvalidRecord() // a link of the wrong type links nothing
 		} else if !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("consent lookup: %w", err)
 		}
@@ -106,9 +109,26 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 	return out, nil
 }
 
-// LinkKey is where the identity link of an anonymous id is stored: a string
-// holding the user id it was identified as.
-func LinkKey(prefix, anonymousID string) string { return prefix + "_link:" + anonymousID }
+// keyError reports an error about one key's content (a value of the wrong
+// type), as opposed to the store failing as a whole (connection, timeout,
+// authentication, loading, cluster down): the former denies one subject,
+// the latter holds the batch.
+func keyError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "WRONGTYPE")
+}
+
+// RecordKey is where subject's consent hash is stored:
+// "<prefix>r:{<subject>}". The kind ("r:") comes before any byte a subject
+// controls, so no subject value can address another kind of key; the
+// braces make the subject a Redis Cluster hash tag, so every key of one
+// subject lives in one slot.
+func RecordKey(prefix, subject string) string { return prefix + "r:{" + subject + "}" }
+
+// LinkKey is where the identity link of an anonymous id is stored, a
+// string holding the user id it was identified as:
+// "<prefix>l:{<anonymous id>}".
+func LinkKey(prefix, anonymousID string) string { return prefix + "l:{" + anonymousID + "}" }
 
 func distinct(subjects []string) []string {
 	seen := make(map[string]struct{}, len(subjects))
@@ -192,7 +212,7 @@ func Put(ctx context.Context, rdb redis.Cmdable, prefix, subject string, version
 		}
 		fields = append(fields, p, v)
 	}
-	key := prefix + subject
+	key := RecordKey(prefix, subject)
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, key)
 		p.HSet(ctx, key, fields...)

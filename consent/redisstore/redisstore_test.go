@@ -59,7 +59,7 @@ func TestIntegrationRedisLookup(t *testing.T) {
 	if err := Put(ctx, rdb, prefix, "u1", 5, map[string]bool{"a": true, "b": false}); err != nil {
 		t.Fatal(err)
 	}
-	rdb.HSet(ctx, prefix+"broken", "a", "1") // no _v
+	rdb.HSet(ctx, RecordKey(prefix, "broken"), "a", "1") // no _v
 	s := New(rdb, prefix, time.Second, nil)
 	got, err := s.Lookup(ctx, []string{"u1", "nobody", "broken", "u1"})
 	if err != nil {

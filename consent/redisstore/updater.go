@@ -76,40 +76,35 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 `)
 
-// linkScript links anonymous ids to user ids and announces each.
-// KEYS: link keys. ARGV: channel, then (anonymous id, user id) pairs.
+// linkScript links one anonymous id to a user id and announces it, unless
+// the link is already there. KEYS: link. ARGV: channel, anonymous id, user
+// id. One key per call: cluster-safe.
 var linkScript = redis.NewScript(`
-for i = 1, #KEYS do
-  local anon, user = ARGV[2 * i], ARGV[2 * i + 1]
-  if redis.call('GET', KEYS[i]) ~= user then
-    redis.call('SET', KEYS[i], user)
-    redis.call('PUBLISH', ARGV[1], anon)
-  end
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
-return #KEYS
+return 1
 `)
 
 // Link records that each anonymous id (key) was identified as a user id
-// (value), in one round trip; every consentd drops the anonymous ids from
-// its cache. Unchanged links are not announced again.
+// (value), in one pipelined round trip (one script per link, so that each
+// touches one key and works on a cluster); every consentd drops the
+// anonymous ids from its cache. Unchanged links are not announced again.
 func (w *Updater) Link(ctx context.Context, links map[string]string) error {
-	if len(links) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(links))
-	args := make([]any, 0, 1+2*len(links))
-	args = append(args, InvalidationChannel(w.prefix))
+	pipe := w.rdb.Pipeline()
+	n := 0
 	for anon, user := range links {
 		if anon == "" || user == "" || anon == user {
 			continue
 		}
-		keys = append(keys, LinkKey(w.prefix, anon))
-		args = append(args, anon, user)
+		linkScript.Eval(ctx, pipe, []string{LinkKey(w.prefix, anon)}, InvalidationChannel(w.prefix), anon, user)
+		n++
 	}
-	if len(keys) == 0 {
+	if n == 0 {
 		return nil
 	}
-	if err := linkScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("writing identity links: %w", err)
 	}
 	return nil
@@ -165,7 +160,7 @@ func (w *Updater) Put(ctx context.Context, subject string, version int64, purpos
 	if err != nil {
 		return false, err
 	}
-	n, err := putScript.Run(ctx, w.rdb, []string{w.prefix + subject}, args...).Int()
+	n, err := putScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject)}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("writing consent: %w", err)
 	}
@@ -183,7 +178,7 @@ func (w *Updater) Patch(ctx context.Context, subject string, purposes map[string
 	if err != nil {
 		return 0, err
 	}
-	v, err := patchScript.Run(ctx, w.rdb, []string{w.prefix + subject}, args...).Int64()
+	v, err := patchScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject)}, args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("writing consent: %w", err)
 	}
@@ -192,7 +187,7 @@ func (w *Updater) Patch(ctx context.Context, subject string, purposes map[string
 
 // Erase deletes subject's record. existed is false when there was none.
 func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, err error) {
-	n, err := eraseScript.Run(ctx, w.rdb, []string{w.prefix + subject, LinkKey(w.prefix, subject)}, InvalidationChannel(w.prefix), subject).Int()
+	n, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject)}, InvalidationChannel(w.prefix), subject).Int()
 	if err != nil {
 		return false, fmt.Errorf("erasing consent: %w", err)
 	}
@@ -212,7 +207,7 @@ type Stored struct {
 
 // Read returns the raw record of subject.
 func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
-	key := w.prefix + subject
+	key := RecordKey(w.prefix, subject)
 	pipe := w.rdb.Pipeline()
 	fields := pipe.HGetAll(ctx, key)
 	ttl := pipe.TTL(ctx, key)

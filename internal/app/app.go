@@ -333,7 +333,7 @@ func (a *App) runConsentSync(ctx context.Context) {
 		DeadLetter:      a.Producer,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		PolicyVersion:   a.Policy.Version,
-		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories},
+		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories, CMP: a.Policy.CMP},
 		Backoff:         backoff(cfg),
 		Hooks:           a.Metrics,
 		Log:             a.Log,

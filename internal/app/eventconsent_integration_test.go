@@ -29,6 +29,10 @@ iab:
   tcf_purposes: {personalization: [1], analytics: [1, 7], advertising: [1, 2]}
   tcf_legitimate_interest: [7]
   opt_out_denies: [advertising]
+  # the TC string below is a global-scope TCF 2.2 fixture without a
+  # Disclosed Vendors segment: accept it to test its purposes
+  require_service_specific: false
+  disclosed_vendors_required_from: never
 `); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +67,8 @@ iab:
 	})
 	got, _ := s.delivered(t)
 	expectSets(t, "output", got, map[string][]string{
-		"personalization": {"plain", "segment", "gpc", "tcf", "usp-opt-out", "gpp-opt-out"},
+		// RudderStack decides on denied ids only: personalization stands.
+		"personalization": {"plain", "segment", "rudder", "gpc", "tcf", "usp-opt-out", "gpp-opt-out"},
 		"analytics":       {"plain", "rudder", "gpc", "cannot-grant", "usp-opt-out", "gpp-opt-out"},
 		"advertising":     {"plain", "segment"},
 	})
@@ -73,7 +78,7 @@ iab:
 		reason, _ := itest.Header(m, wire.HeaderDLQReason)
 		dead = append(dead, messageID(t, m.Value)+":"+reason)
 	}
-	if !sameSet(dead, []string{"malformed:wrong_type", "tcf-old-policy:invalid_consent_string"}) {
+	if !sameSet(dead, []string{"malformed:invalid_consent_string", "tcf-old-policy:invalid_consent_string"}) {
 		t.Fatalf("dead letters: %v", dead)
 	}
 }

@@ -70,7 +70,7 @@ func Run(ctx context.Context, o Options, out io.Writer) ([]Result, error) {
 				for k, v := range p {
 					fields = append(fields, k, map[bool]string{true: "1", false: "0"}[v])
 				}
-				pipe.HSet(ctx, prefix+s, fields...)
+				pipe.HSet(ctx, redisstore.RecordKey(prefix, s), fields...)
 			}
 		}
 	}

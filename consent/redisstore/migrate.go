@@ -1,0 +1,104 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MigrateReport says what MigrateKeys did.
+type MigrateReport struct {
+	Scanned  int // keys under the prefix
+	Records  int // consent hashes moved to RecordKey
+	Links    int // identity links moved to LinkKey
+	Current  int // keys already in the current schema
+	Skipped  int // keys left alone: other types, or a target already taken
+	Problems []string
+}
+
+// MigrateKeys moves the keys of the first schema (record "<prefix><subject>",
+// link "<prefix>_link:<anonymous id>"), in which a subject value could
+// address a link key, to the current one (RecordKey, LinkKey). It scans
+// with SCAN, moves each key with RENAMENX (a target that already exists is
+// left alone and reported), and calls progress every 1000 keys. dryRun
+// counts without changing anything. Run it once, with consentd stopped,
+// on a single Redis (RENAME cannot cross cluster slots).
+func MigrateKeys(ctx context.Context, rdb redis.Cmdable, prefix string, dryRun bool, progress func(MigrateReport)) (MigrateReport, error) {
+	var rep MigrateReport
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
+		if err != nil {
+			return rep, fmt.Errorf("scanning keys: %w", err)
+		}
+		for _, key := range keys {
+			rep.Scanned++
+			if err := migrateKey(ctx, rdb, prefix, key, dryRun, &rep); err != nil {
+				return rep, err
+			}
+			if progress != nil && rep.Scanned%1000 == 0 {
+				progress(rep)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return rep, nil
+		}
+	}
+}
+
+func migrateKey(ctx context.Context, rdb redis.Cmdable, prefix, key string, dryRun bool, rep *MigrateReport) error {
+	rest := key[len(prefix):]
+	typ, err := rdb.Type(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("reading a key's type: %w", err)
+	}
+	var target string
+	switch {
+	case rest == "_invalidate":
+		return nil
+	case typ == "hash" && isCurrent(rest, "r:"):
+		rep.Current++
+		return nil
+	case typ == "string" && isCurrent(rest, "l:"):
+		rep.Current++
+		return nil
+	case typ == "string" && strings.HasPrefix(rest, "_link:"):
+		target = LinkKey(prefix, rest[len("_link:"):])
+	case typ == "hash":
+		target = RecordKey(prefix, rest)
+	default:
+		rep.Skipped++
+		rep.Problems = append(rep.Problems, fmt.Sprintf("a %s key under the prefix is not consent data; left alone", typ))
+		return nil
+	}
+	if !dryRun {
+		ok, err := rdb.RenameNX(ctx, key, target).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("moving a key: %w", err)
+		}
+		if !ok {
+			rep.Skipped++
+			rep.Problems = append(rep.Problems, "a key's new name is taken already; the old key is left alone")
+			return nil
+		}
+	}
+	if typ == "hash" {
+		rep.Records++
+	} else {
+		rep.Links++
+	}
+	return nil
+}
+
+// isCurrent reports whether rest (a key less the prefix) is kind + "{...}".
+func isCurrent(rest, kind string) bool {
+	return strings.HasPrefix(rest, kind+"{") && strings.HasSuffix(rest, "}")
+}
+
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+	return r.Replace(s)
+}

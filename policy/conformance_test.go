@@ -1,0 +1,176 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/ingest"
+	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/policy"
+)
+
+// conformanceVector is one file of testdata/conformance/vectors (see the
+// README there): a consent signal published by a third party, and the
+// decision of its reference implementation under one or more policies.
+type conformanceVector struct {
+	Kind   string `json:"kind"`
+	Source struct {
+		Repo   string `json:"repo"`
+		Path   string `json:"path"`
+		Commit string `json:"commit"`
+		URL    string `json:"url"`
+		Note   string `json:"note"`
+	} `json:"source"`
+	Reference string          `json:"reference"`
+	Purposes  []string        `json:"purposes"`
+	Event     json.RawMessage `json:"event"`
+	// Record, for Segment and RudderStack, is the same consent as a
+	// consent-topic record.
+	Record json.RawMessage `json:"record"`
+	Runs   []struct {
+		Name    string   `json:"name"`
+		Policy  string   `json:"policy"`
+		Options []string `json:"options"`
+		Expect  struct {
+			Invalid   bool     `json:"invalid"`
+			Withheld  []string `json:"withheld"`
+			CoarseGeo *bool    `json:"coarse_geo"`
+			// Stored (consent-topic records): the purposes granted, and
+			// the purposes the record leaves as stored.
+			Stored *struct {
+				Granted []string `json:"granted"`
+				Keep    []string `json:"keep"`
+			} `json:"stored"`
+		} `json:"expect"`
+	} `json:"runs"`
+}
+
+func loadVectors(t *testing.T) map[string]*conformanceVector {
+	t.Helper()
+	files, err := filepath.Glob("testdata/conformance/vectors/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*conformanceVector{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v conformanceVector
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if v.Source.Repo == "" || (v.Source.Commit == "" && v.Source.URL == "") || len(v.Runs) == 0 || len(v.Purposes) == 0 {
+			t.Fatalf("%s: source repository, commit, purposes and runs are required", f)
+		}
+		out[filepath.Base(f)] = &v
+	}
+	return out
+}
+
+// TestConformance runs every vector through the code path of live events
+// (Decide on an event carrying the signal) and, for Segment and
+// RudderStack, of the consent topic (ingest.Parse).
+func TestConformance(t *testing.T) {
+	vectors := loadVectors(t)
+	if len(vectors) < 100 {
+		t.Fatalf("%d vectors, want at least 100", len(vectors))
+	}
+	keys, err := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for name, v := range vectors {
+		counts[v.Kind]++
+		for _, run := range v.Runs {
+			t.Run(name+"/"+run.Name, func(t *testing.T) {
+				var b strings.Builder
+				b.WriteString("version: conformance\npurposes: [" + strings.Join(v.Purposes, ", ") + "]\npseudonym_key: k1\n")
+				b.WriteString(run.Policy)
+				b.WriteString("outputs:\n")
+				for _, pu := range v.Purposes {
+					b.WriteString("  - {name: " + pu + ", topic: c." + pu + ", require: [" + pu + "]}\n")
+				}
+				spec, err := policy.ParseSpec(name, []byte(b.String()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := policy.Compile(spec, keys)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, b.String())
+				}
+				d, err := decideEvent(p, v.Event, v.Purposes)
+				if run.Expect.Invalid {
+					var ie *policy.InputError
+					if !errors.As(err, &ie) || ie.Reason != policy.ReasonInvalidConsentString {
+						t.Fatalf("err = %v, want %s (reference: %s; %s)", err, policy.ReasonInvalidConsentString, v.Reference, v.Source.Note)
+					}
+				} else {
+					if err != nil {
+						t.Fatalf("%v (reference decodes it: %s)", err, v.Reference)
+					}
+					var withheld []string
+					for _, o := range d.Outputs {
+						if !o.Write {
+							withheld = append(withheld, o.Output.Name)
+						}
+					}
+					if strings.Join(withheld, ",") != strings.Join(run.Expect.Withheld, ",") {
+						t.Fatalf("withheld %v, reference %v (%s)", withheld, run.Expect.Withheld, d.Explain())
+					}
+					if c := run.Expect.CoarseGeo; c != nil && *c != d.CoarseGeo() {
+						t.Fatalf("coarse geolocation %v, reference %v", d.CoarseGeo(), *c)
+					}
+				}
+				if st := run.Expect.Stored; st != nil {
+					u, err := ingest.Parse(v.Record, time.UnixMilli(1), ingest.Mapping{Purposes: p.Purposes, Categories: p.ConsentCategories, CMP: p.CMP})
+					if err != nil {
+						t.Fatalf("consent record: %v", err)
+					}
+					var g []string
+					for _, pu := range p.Purposes {
+						if u.Merge(consent.Record{})[pu] {
+							g = append(g, pu)
+						}
+					}
+					keep := slices.Clone(u.Keep)
+					if strings.Join(g, ",") != strings.Join(st.Granted, ",") || strings.Join(keep, ",") != strings.Join(st.Keep, ",") {
+						t.Fatalf("stored granted %v keep %v, reference granted %v keep %v", g, keep, st.Granted, st.Keep)
+					}
+				}
+			})
+		}
+	}
+	t.Logf("vectors per kind: %v", counts)
+}
+
+// decideEvent decides raw for a subject whose stored record grants every
+// purpose, as the pipeline does.
+func decideEvent(p *policy.Policy, raw []byte, purposes []string) (*policy.Decision, error) {
+	var doc event.Doc
+	if err := doc.Parse(raw); err != nil {
+		return nil, policy.ParseError(err)
+	}
+	subj, _, ok, err := p.Subject(&doc)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New("no subject")
+	}
+	rec := consent.Record{Found: true, Version: 1, Granted: map[string]bool{}}
+	for _, pu := range purposes {
+		rec.Granted[pu] = true
+	}
+	dc := &policy.Decider{P: p}
+	return dc.Decide(&doc, subj, rec)
+}
