@@ -71,7 +71,8 @@ install() {
   command -v kcat >/dev/null || pkgs+=(kcat)
   command -v java >/dev/null && command -v keytool >/dev/null || pkgs+=(default-jre-headless)
   command -v openssl >/dev/null || pkgs+=(openssl)
-  command -v promtool >/dev/null || pkgs+=(prometheus)
+  command -v promtool >/dev/null || pkgs+=(prometheus)  # promtool, for the alert rule tests
+  command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || pkgs+=(docker-compose)  # `config` checks docker-compose.yml
   command -v mvn >/dev/null || [ -f "$KAFKA_LIBS/.complete" ] || pkgs+=(maven)
   if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
 
