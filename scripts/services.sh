@@ -293,22 +293,25 @@ write_env() {
   log "test environment in $STATE/services.env"
 }
 
-stop_pidfile() { # name pidfile
-  [ -f "$2" ] || return 0
-  local pid; pid=$(cat "$2")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  log "$1 stopped"
-}
-
+# down signals every process started by `up` at once, waits up to 30s for
+# all of them, kills what is left, and deletes the state.
 down() {
-  stop_pidfile kafka "$STATE/kafka/kafka.pid"
-  local f
-  for f in "$STATE"/redis*/redis.pid; do
+  local f pid pids=() names=()
+  for f in "$STATE/kafka/kafka.pid" "$STATE"/redis*/redis.pid; do
     [ -f "$f" ] || continue
-    stop_pidfile "$(basename "$(dirname "$f")")" "$f"
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || continue
+    pids+=("$pid"); names+=("$(basename "$(dirname "$f")")")
   done
+  local deadline=$((SECONDS + 30)) alive
+  while :; do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] || [ $SECONDS -ge $deadline ] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  [ ${#names[@]} = 0 ] || log "stopped ${names[*]}"
   rm -rf "$STATE"
 }
 
