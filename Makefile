@@ -11,7 +11,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION_SYMBOL ?= main.version
 LDFLAGS := -s -w -X $(VERSION_SYMBOL)=$(VERSION)
 
-.PHONY: test unit services-up services-down services-status install-services bench bench-e2e bench-propagation fuzz lint build image compose-config
+.PHONY: test unit services-up services-down services-status install-services bench bench-e2e bench-propagation fuzz lint build image compose-config deploy-check
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
@@ -19,6 +19,11 @@ build:
 # the container image, with the same version stamp (needs a Docker engine).
 image:
 	docker build --build-arg VERSION=$(VERSION) -t consentd:$(VERSION) .
+
+# the operations package: alert rules (promtool), dashboard queries, compose
+# file and key ownership, .dockerignore, Kubernetes manifests, example configs.
+deploy-check:
+	$(GO) test -count=1 ./deploy/ ./config/
 
 # validate the compose file (needs docker compose or docker-compose).
 compose-config:
