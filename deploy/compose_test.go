@@ -97,7 +97,7 @@ func TestComposeKeyOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := "--chown=" + strconv.Itoa(int(consentdUID)) + ":" + strconv.Itoa(int(consentdGID))
-	if !bytes.Contains(dockerfile, []byte(owner+" /out/keys /keys")) || !bytes.Contains(dockerfile, []byte("USER "+strconv.Itoa(int(consentdUID)))) {
+	if !bytes.Contains(dockerfile, []byte("mkdir -m 0700 /out/root/keys")) || !bytes.Contains(dockerfile, []byte(owner+" /out/root/ /")) || !bytes.Contains(dockerfile, []byte("USER "+strconv.Itoa(int(consentdUID)))) {
 		t.Errorf("the Dockerfile must create /keys %s and run as USER %d", owner, consentdUID)
 	}
 	// the key file keygen writes is the one consentd's compose config reads
