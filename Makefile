@@ -2,19 +2,40 @@
 SHELL := /bin/bash
 export CONSENTD_KAFKA_PORT ?= 9092
 export CONSENTD_REDIS_PORT ?= 6379
+export CONSENTD_STATE ?= /tmp/consentd-services
 GO ?= go
 
-.PHONY: test unit services-up services-down install-services bench bench-e2e bench-propagation fuzz lint build
+# VERSION is stamped into the binary (and the image): the git description,
+# or "dev" outside a git checkout. VERSION_SYMBOL is the variable it sets.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION_SYMBOL ?= main.version
+LDFLAGS := -s -w -X $(VERSION_SYMBOL)=$(VERSION)
+
+.PHONY: test unit services-up services-down services-status install-services bench bench-e2e bench-propagation fuzz lint build image compose-config deploy-check
 
 build:
-	$(GO) build -o bin/consentd ./cmd/consentd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/consentd ./cmd/consentd
 
-# install what is missing, start Redis and Kafka, run every test (integration
-# included, never skipped), stop the services whatever the outcome.
+# the container image, with the same version stamp (needs a Docker engine).
+image:
+	docker build --build-arg VERSION=$(VERSION) -t consentd:$(VERSION) .
+
+# the operations package: alert rules (promtool), dashboard queries, compose
+# file and key ownership, .dockerignore, Kubernetes manifests, example configs.
+deploy-check:
+	$(GO) test -count=1 ./deploy/ ./config/
+
+# validate the compose file (needs docker compose or docker-compose).
+compose-config:
+	@if docker compose version >/dev/null 2>&1; then docker compose config -q; else docker-compose config -q; fi
+
+# install what is missing, start Kafka (plaintext and SASL_SSL) and Redis
+# (plain, TLS, Cluster, Sentinel), run every test (integration included,
+# never skipped) with the addresses, certificates and credentials from
+# $(CONSENTD_STATE)/services.env, stop the services whatever the outcome.
 test: services-up
 	@status=0; \
-	CONSENTD_TEST_KAFKA=127.0.0.1:$(CONSENTD_KAFKA_PORT) \
-	CONSENTD_TEST_REDIS=127.0.0.1:$(CONSENTD_REDIS_PORT) \
+	set -a; . "$(CONSENTD_STATE)/services.env"; set +a; \
 	CONSENTD_REQUIRE_INTEGRATION=1 \
 	$(GO) test -race -shuffle=on -count=1 -timeout 14m ./... || status=$$?; \
 	scripts/services.sh down; \
@@ -32,6 +53,9 @@ services-up:
 
 services-down:
 	scripts/services.sh down
+
+services-status:
+	scripts/services.sh status
 
 lint:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }

@@ -1,7 +1,9 @@
 // Package config loads consentd's YAML configuration: strictly parsed,
-// defaults applied in one place (ApplyDefaults), validated before anything
-// connects (Validate). Secrets may come from files or environment variables
-// and are never printed.
+// overridable by environment variables (see env.go), defaults applied in
+// one place (ApplyDefaults) and only to keys that were not written,
+// validated before anything connects (Validate), errors naming the file and
+// line (or the environment variable) a bad value came from. Secrets may come
+// from files or environment variables and are never printed.
 package config
 
 import (
@@ -65,13 +67,92 @@ type Kafka struct {
 	// StartFrom is where a partition without a committed offset starts:
 	// earliest or latest. Default: earliest.
 	StartFrom string `yaml:"start_from"`
+	// TLS to the brokers (every connection: readers, writers, topic checks,
+	// the CLI). Default: off.
+	TLS TLS `yaml:"tls"`
+	// SASL authentication to the brokers. Default: none.
+	SASL KafkaSASL `yaml:"sasl"`
 }
+
+// TLS configures the client side of TLS connections. Setting any field but
+// enabled requires enabled: true, so that a forgotten switch never means
+// plaintext.
+type TLS struct {
+	// Enabled turns TLS on. Default: false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM bundle of the certificate authorities to trust,
+	// relative to this file's directory unless absolute. Default: "" (the
+	// system's roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its private key,
+	// for servers that require mutual TLS. Both or neither. Default: none.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server certificate must carry. Default: ""
+	// (the host of each address dialled).
+	ServerName string `yaml:"server_name"`
+}
+
+// SASL mechanisms for Kafka.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+	SASLAWSMSKIAM   = "AWS_MSK_IAM"
+)
+
+// KafkaSASL authenticates to the brokers.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM.
+	// PLAIN requires kafka.tls (it sends the password as is). AWS_MSK_IAM
+	// signs with the AWS default credential chain (environment, shared
+	// files, web identity, container or instance role). Default: "" (none).
+	Mechanism string `yaml:"mechanism"`
+	// Username for PLAIN and SCRAM. Default: none.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (trailing newline ignored), relative
+	// to this file's directory unless absolute. Default: none.
+	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding the password.
+	// Exactly one of password_file and password_env for PLAIN and SCRAM.
+	// Default: none.
+	PasswordEnv string `yaml:"password_env"`
+	// AWSRegion of the MSK cluster, for AWS_MSK_IAM. Default: "" (the
+	// AWS_REGION environment variable).
+	AWSRegion string `yaml:"aws_region"`
+
+	// Password is resolved from PasswordFile or PasswordEnv by Load.
+	Password Secret `yaml:"-"`
+}
+
+// Redis topologies.
+const (
+	RedisSingle   = "single"
+	RedisSentinel = "sentinel"
+	RedisCluster  = "cluster"
+)
 
 // Redis locates the consent store.
 type Redis struct {
-	// Addr is host:port. Default: 127.0.0.1:6379.
+	// Mode is single (one node at addr), sentinel (the master that the
+	// sentinels at addrs name master_name) or cluster (seed nodes at
+	// addrs). Default: single.
+	Mode string `yaml:"mode"`
+	// Addr is host:port, for mode single. Default: 127.0.0.1:6379.
 	Addr string `yaml:"addr"`
-	// DB is the database number. Default: 0.
+	// Addrs are the sentinels (mode sentinel) or cluster seed nodes (mode
+	// cluster), host:port. Required in those modes.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the name the sentinels know the master by. Required in
+	// mode sentinel.
+	MasterName string `yaml:"master_name"`
+	// SentinelUsername, SentinelPasswordFile and SentinelPasswordEnv
+	// authenticate to the sentinels when they require it (at most one of
+	// the two password sources). Default: none.
+	SentinelUsername     string `yaml:"sentinel_username"`
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+	SentinelPasswordEnv  string `yaml:"sentinel_password_env"`
+	// DB is the database number; a cluster has only 0. Default: 0.
 	DB int `yaml:"db"`
 	// Username for ACL auth. Default: none.
 	Username string `yaml:"username"`
@@ -85,9 +166,14 @@ type Redis struct {
 	KeyPrefix string `yaml:"key_prefix"`
 	// Timeout for one pipelined lookup. Default: 500ms.
 	Timeout time.Duration `yaml:"timeout"`
+	// TLS to Redis (and to the sentinels). Default: off.
+	TLS TLS `yaml:"tls"`
 
 	// Password is resolved from PasswordFile or PasswordEnv by Load.
 	Password Secret `yaml:"-"`
+	// SentinelPassword is resolved from SentinelPasswordFile or
+	// SentinelPasswordEnv by Load.
+	SentinelPassword Secret `yaml:"-"`
 }
 
 // Cache is the in-process consent cache in front of Redis.
@@ -172,31 +258,44 @@ const (
 	DefaultAdminListen     = "127.0.0.1:9464"
 )
 
-// ApplyDefaults fills every unset field with its documented default.
-func (c *Config) ApplyDefaults() {
-	setDefault(&c.Kafka.GroupID, DefaultGroupID)
-	setDefault(&c.Kafka.MaxMessageBytes, DefaultMaxMessageBytes)
-	setDefault(&c.Kafka.SessionTimeout, 10*time.Second)
-	setDefault(&c.Kafka.RebalanceTimeout, 30*time.Second)
-	setDefault(&c.Kafka.StartFrom, "earliest")
-	setDefault(&c.Redis.Addr, DefaultRedisAddr)
-	setDefault(&c.Redis.KeyPrefix, DefaultKeyPrefix)
-	setDefault(&c.Redis.Timeout, 500*time.Millisecond)
+// ApplyDefaults fills every unset (zero) field with its documented
+// default. Parse and Load apply defaults only to keys that were neither
+// written in the file nor set in the environment.
+func (c *Config) ApplyDefaults() { c.applyDefaults(func(string) bool { return false }) }
+
+// applyDefaults fills the zero fields whose key is not set.
+func (c *Config) applyDefaults(set func(key string) bool) {
+	d := func(key string, apply func()) {
+		if !set(key) {
+			apply()
+		}
+	}
+	d("kafka.group_id", func() { setDefault(&c.Kafka.GroupID, DefaultGroupID) })
+	d("kafka.max_message_bytes", func() { setDefault(&c.Kafka.MaxMessageBytes, DefaultMaxMessageBytes) })
+	d("kafka.session_timeout", func() { setDefault(&c.Kafka.SessionTimeout, 10*time.Second) })
+	d("kafka.rebalance_timeout", func() { setDefault(&c.Kafka.RebalanceTimeout, 30*time.Second) })
+	d("kafka.start_from", func() { setDefault(&c.Kafka.StartFrom, "earliest") })
+	d("redis.mode", func() { setDefault(&c.Redis.Mode, RedisSingle) })
+	if c.Redis.Mode == RedisSingle || c.Redis.Mode == "" {
+		d("redis.addr", func() { setDefault(&c.Redis.Addr, DefaultRedisAddr) })
+	}
+	d("redis.key_prefix", func() { setDefault(&c.Redis.KeyPrefix, DefaultKeyPrefix) })
+	d("redis.timeout", func() { setDefault(&c.Redis.Timeout, 500*time.Millisecond) })
 	if c.Cache.Size == nil {
 		n := DefaultCacheSize
 		c.Cache.Size = &n
 	}
-	setDefault(&c.Cache.TTL, DefaultCacheTTL)
-	setDefault(&c.Admin.Listen, DefaultAdminListen)
-	setDefault(&c.Pipeline.BatchSize, 1000)
-	setDefault(&c.Pipeline.BatchLinger, 5*time.Millisecond)
-	setDefault(&c.Pipeline.ProduceLinger, 2*time.Millisecond)
-	setDefault(&c.Pipeline.CommitInterval, 500*time.Millisecond)
-	setDefault(&c.Pipeline.RetryBackoffMin, 100*time.Millisecond)
-	setDefault(&c.Pipeline.RetryBackoffMax, 5*time.Second)
-	setDefault(&c.Pipeline.ShutdownGrace, 20*time.Second)
-	setDefault(&c.Log.Level, "info")
-	setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent")
+	d("cache.ttl", func() { setDefault(&c.Cache.TTL, DefaultCacheTTL) })
+	d("admin.listen", func() { setDefault(&c.Admin.Listen, DefaultAdminListen) })
+	d("pipeline.batch_size", func() { setDefault(&c.Pipeline.BatchSize, 1000) })
+	d("pipeline.batch_linger", func() { setDefault(&c.Pipeline.BatchLinger, 5*time.Millisecond) })
+	d("pipeline.produce_linger", func() { setDefault(&c.Pipeline.ProduceLinger, 2*time.Millisecond) })
+	d("pipeline.commit_interval", func() { setDefault(&c.Pipeline.CommitInterval, 500*time.Millisecond) })
+	d("pipeline.retry_backoff_min", func() { setDefault(&c.Pipeline.RetryBackoffMin, 100*time.Millisecond) })
+	d("pipeline.retry_backoff_max", func() { setDefault(&c.Pipeline.RetryBackoffMax, 5*time.Second) })
+	d("pipeline.shutdown_grace", func() { setDefault(&c.Pipeline.ShutdownGrace, 20*time.Second) })
+	d("log.level", func() { setDefault(&c.Log.Level, "info") })
+	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -206,116 +305,322 @@ func setDefault[T comparable](p *T, def T) {
 	}
 }
 
+// fieldError is one invalid setting: the dotted key it concerns and what
+// is wrong. Parse adds where the value was written.
+type fieldError struct {
+	key, msg string
+}
+
+func (e *fieldError) Error() string { return e.key + ": " + e.msg }
+
 // Validate reports every invalid setting, joined. It does not connect to
 // anything.
 func (c *Config) Validate() error {
-	var errs []error
-	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	errs := c.validate()
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+func (c *Config) validate() []*fieldError {
+	var errs []*fieldError
+	fail := func(key, format string, a ...any) {
+		errs = append(errs, &fieldError{key: key, msg: fmt.Sprintf(format, a...)})
+	}
 	if len(c.Kafka.Brokers) == 0 {
-		fail("kafka.brokers: at least one broker is required")
+		fail("kafka.brokers", "at least one broker is required")
 	}
 	for _, b := range c.Kafka.Brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
-			fail("kafka.brokers: %q: want host:port", b)
+			fail("kafka.brokers", "%q: want host:port", b)
 		}
 	}
 	if len(c.Kafka.RawTopics) == 0 {
-		fail("kafka.raw_topics: at least one topic is required")
+		fail("kafka.raw_topics", "at least one topic is required")
 	}
 	for _, t := range c.Kafka.RawTopics {
 		if strings.TrimSpace(t) == "" {
-			fail("kafka.raw_topics: empty topic name")
+			fail("kafka.raw_topics", "empty topic name")
 		}
 		if t == c.Kafka.DeadLetterTopic {
-			fail("kafka.raw_topics: %q is also the dead-letter topic", t)
+			fail("kafka.raw_topics", "%q is also the dead-letter topic", t)
 		}
 	}
+	if strings.TrimSpace(c.Kafka.GroupID) == "" {
+		fail("kafka.group_id", "must not be empty (omit the key for the default %q)", DefaultGroupID)
+	}
 	if c.Kafka.DeadLetterTopic == "" {
-		fail("kafka.dead_letter_topic: required (undecidable events must go somewhere)")
+		fail("kafka.dead_letter_topic", "required (undecidable events must go somewhere)")
 	}
 	if c.Kafka.MaxMessageBytes < 64 {
-		fail("kafka.max_message_bytes: %d is too small (min 64)", c.Kafka.MaxMessageBytes)
+		fail("kafka.max_message_bytes", "%d is too small (min 64)", c.Kafka.MaxMessageBytes)
+	}
+	if c.Kafka.SessionTimeout <= 0 {
+		fail("kafka.session_timeout", "%s: must be positive", c.Kafka.SessionTimeout)
+	}
+	if c.Kafka.RebalanceTimeout <= 0 {
+		fail("kafka.rebalance_timeout", "%s: must be positive", c.Kafka.RebalanceTimeout)
 	}
 	if c.Kafka.StartFrom != "earliest" && c.Kafka.StartFrom != "latest" {
-		fail("kafka.start_from: %q: want earliest or latest", c.Kafka.StartFrom)
+		fail("kafka.start_from", "%q: want earliest or latest", c.Kafka.StartFrom)
 	}
-	if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
-		fail("redis.addr: %q: want host:port", c.Redis.Addr)
-	}
-	if c.Redis.DB < 0 {
-		fail("redis.db: %d: must be >= 0", c.Redis.DB)
-	}
-	if c.Redis.PasswordFile != "" && c.Redis.PasswordEnv != "" {
-		fail("redis: set at most one of password_file and password_env")
-	}
-	if c.Redis.Timeout <= 0 {
-		fail("redis.timeout: must be positive")
-	}
+	errs = append(errs, c.Kafka.TLS.validate("kafka.tls")...)
+	errs = append(errs, c.Kafka.SASL.validate(c.Kafka.TLS.Enabled)...)
+	errs = append(errs, c.Redis.validate()...)
 	if c.Cache.Size != nil && *c.Cache.Size < 0 {
-		fail("cache.size: %d: must be >= 0", *c.Cache.Size)
+		fail("cache.size", "%d: must be >= 0", *c.Cache.Size)
 	}
 	if c.Cache.TTL < 0 || c.Cache.TTL > time.Minute {
-		fail("cache.ttl: %s: want 0..1m (a long TTL delays revocations)", c.Cache.TTL)
+		fail("cache.ttl", "%s: want 0..1m (a long TTL delays revocations)", c.Cache.TTL)
 	}
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-		fail("admin.listen: %q: want host:port", c.Admin.Listen)
+		fail("admin.listen", "%q: want host:port", c.Admin.Listen)
 	}
 	p := c.Pipeline
 	if p.BatchSize < 1 || p.BatchSize > 100000 {
-		fail("pipeline.batch_size: %d: want 1..100000", p.BatchSize)
+		fail("pipeline.batch_size", "%d: want 1..100000", p.BatchSize)
 	}
-	if p.BatchLinger < 0 || p.ProduceLinger < 0 || p.CommitInterval <= 0 {
-		fail("pipeline: batch_linger and produce_linger must be >= 0, commit_interval > 0")
+	if p.BatchLinger < 0 {
+		fail("pipeline.batch_linger", "%s: must be >= 0", p.BatchLinger)
+	}
+	if p.ProduceLinger <= 0 {
+		// kafka-go reads a zero batch timeout as 1s.
+		fail("pipeline.produce_linger", "%s: must be positive (the producer would wait 1s)", p.ProduceLinger)
+	}
+	if p.CommitInterval <= 0 {
+		fail("pipeline.commit_interval", "%s: must be positive", p.CommitInterval)
 	}
 	if p.ProduceLinger >= time.Second {
-		fail("pipeline.produce_linger: %s: must be under 1s", p.ProduceLinger)
+		fail("pipeline.produce_linger", "%s: must be under 1s", p.ProduceLinger)
 	}
 	if p.RetryBackoffMin <= 0 || p.RetryBackoffMax < p.RetryBackoffMin {
-		fail("pipeline: want 0 < retry_backoff_min <= retry_backoff_max")
+		fail("pipeline", "want 0 < retry_backoff_min <= retry_backoff_max")
 	}
 	if p.ShutdownGrace <= 0 {
-		fail("pipeline.shutdown_grace: must be positive")
+		fail("pipeline.shutdown_grace", "must be positive")
 	}
 	if t := c.Consent.Topic; t != "" {
 		if t == c.Kafka.DeadLetterTopic || slices.Contains(c.Kafka.RawTopics, t) {
-			fail("consent.topic: %q is also a raw or dead-letter topic", t)
+			fail("consent.topic", "%q is also a raw or dead-letter topic", t)
 		}
 		if c.Consent.GroupID == c.Kafka.GroupID {
-			fail("consent.group_id: must differ from kafka.group_id")
+			fail("consent.group_id", "must differ from kafka.group_id")
 		}
 	}
+	if strings.TrimSpace(c.Consent.GroupID) == "" {
+		fail("consent.group_id", "must not be empty (omit the key for the default <kafka.group_id>-consent)")
+	}
 	if c.Policy == "" {
-		fail("policy: required (path of the policy file)")
+		fail("policy", "required (path of the policy file)")
 	}
 	if (c.Pseudonymization.KeyFile == "") == (c.Pseudonymization.KeyEnv == "") {
-		fail("pseudonymization: set exactly one of key_file and key_env")
+		fail("pseudonymization", "set exactly one of key_file and key_env")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		fail("log.level: %q: want debug, info, warn or error", c.Log.Level)
+		fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
-	return errors.Join(errs...)
+	return errs
+}
+
+func (t TLS) validate(key string) []*fieldError {
+	var errs []*fieldError
+	fail := func(k, format string, a ...any) {
+		errs = append(errs, &fieldError{key: key + k, msg: fmt.Sprintf(format, a...)})
+	}
+	if !t.Enabled && (t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "") {
+		fail(".enabled", "TLS settings are given but TLS is off; set enabled: true")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		fail("", "set both cert_file and key_file, or neither")
+	}
+	return errs
+}
+
+func (s KafkaSASL) validate(tlsOn bool) []*fieldError {
+	var errs []*fieldError
+	fail := func(k, format string, a ...any) {
+		errs = append(errs, &fieldError{key: "kafka.sasl" + k, msg: fmt.Sprintf(format, a...)})
+	}
+	switch s.Mechanism {
+	case "":
+		if s.Username != "" || s.PasswordFile != "" || s.PasswordEnv != "" || s.AWSRegion != "" {
+			fail(".mechanism", "SASL settings are given but no mechanism; want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM")
+		}
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if s.Username == "" {
+			fail(".username", "required for %s", s.Mechanism)
+		}
+		if (s.PasswordFile == "") == (s.PasswordEnv == "") {
+			fail("", "set exactly one of password_file and password_env for %s", s.Mechanism)
+		}
+		if s.Mechanism == SASLPlain && !tlsOn {
+			fail(".mechanism", "PLAIN sends the password as is; it needs kafka.tls.enabled: true")
+		}
+		if s.AWSRegion != "" {
+			fail(".aws_region", "only for AWS_MSK_IAM")
+		}
+	case SASLAWSMSKIAM:
+		if s.Username != "" || s.PasswordFile != "" || s.PasswordEnv != "" {
+			fail("", "AWS_MSK_IAM takes no username or password (it uses the AWS credential chain)")
+		}
+		if !tlsOn {
+			fail(".mechanism", "MSK's IAM listener needs kafka.tls.enabled: true")
+		}
+	default:
+		fail(".mechanism", "%q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", s.Mechanism)
+	}
+	return errs
+}
+
+func (r Redis) validate() []*fieldError {
+	var errs []*fieldError
+	fail := func(key, format string, a ...any) {
+		errs = append(errs, &fieldError{key: key, msg: fmt.Sprintf(format, a...)})
+	}
+	switch r.Mode {
+	case RedisSingle:
+		if _, _, err := net.SplitHostPort(r.Addr); err != nil {
+			fail("redis.addr", "%q: want host:port", r.Addr)
+		}
+		if len(r.Addrs) > 0 || r.MasterName != "" {
+			fail("redis.mode", "addrs and master_name need mode sentinel or cluster")
+		}
+	case RedisSentinel, RedisCluster:
+		if r.Addr != "" {
+			fail("redis.addr", "mode %s connects to redis.addrs; remove addr", r.Mode)
+		}
+		if len(r.Addrs) == 0 {
+			fail("redis.addrs", "at least one address is required in mode %s", r.Mode)
+		}
+		for _, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				fail("redis.addrs", "%q: want host:port", a)
+			}
+		}
+		if r.Mode == RedisSentinel && r.MasterName == "" {
+			fail("redis.master_name", "required in mode sentinel")
+		}
+		if r.Mode == RedisCluster {
+			if r.MasterName != "" {
+				fail("redis.master_name", "only for mode sentinel")
+			}
+			if r.DB != 0 {
+				fail("redis.db", "%d: a cluster has only database 0", r.DB)
+			}
+		}
+	default:
+		fail("redis.mode", "%q: want single, sentinel or cluster", r.Mode)
+	}
+	if r.Mode != RedisSentinel && (r.SentinelUsername != "" || r.SentinelPasswordFile != "" || r.SentinelPasswordEnv != "") {
+		fail("redis", "sentinel_username and sentinel_password_* need mode sentinel")
+	}
+	if r.DB < 0 {
+		fail("redis.db", "%d: must be >= 0", r.DB)
+	}
+	if r.PasswordFile != "" && r.PasswordEnv != "" {
+		fail("redis", "set at most one of password_file and password_env")
+	}
+	if r.SentinelPasswordFile != "" && r.SentinelPasswordEnv != "" {
+		fail("redis", "set at most one of sentinel_password_file and sentinel_password_env")
+	}
+	if r.KeyPrefix == "" {
+		fail("redis.key_prefix", "must not be empty (omit the key for the default %q)", DefaultKeyPrefix)
+	}
+	if r.Timeout <= 0 {
+		fail("redis.timeout", "must be positive")
+	}
+	errs = append(errs, r.TLS.validate("redis.tls")...)
+	return errs
 }
 
 // Parse strictly decodes data (from file name), applies defaults and
 // validates. Relative paths are resolved against the file's directory.
-// Secrets are not read; see Load.
+// The environment is not read (see Load and ParseEnv); secrets are not
+// read (see Load).
 func Parse(name string, data []byte) (*Config, error) {
+	return ParseEnv(name, data, func(string) (string, bool) { return "", false })
+}
+
+// ParseEnv is Parse with the overrides that lookup (os.LookupEnv in Load)
+// finds for the variables listed by EnvVars. Overrides win over the file;
+// relative paths from the environment are left relative to the working
+// directory.
+func ParseEnv(name string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
 	if err := yamlx.Decode(name, data, &c); err != nil {
 		return nil, err
 	}
-	c.ApplyDefaults()
+	written := writtenKeys(data)
+	fromEnv, err := c.applyEnv(lookup)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid environment:\n%w", name, err)
+	}
+	c.applyDefaults(func(key string) bool {
+		_, inFile := written[key]
+		_, inEnv := fromEnv[key]
+		return inFile || inEnv
+	})
 	dir := filepath.Dir(name)
-	c.Policy = resolve(dir, c.Policy)
-	c.Pseudonymization.KeyFile = resolve(dir, c.Pseudonymization.KeyFile)
-	c.Redis.PasswordFile = resolve(dir, c.Redis.PasswordFile)
-	c.Admin.TokenFile = resolve(dir, c.Admin.TokenFile)
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: invalid config:\n%w", name, err)
+	for _, p := range c.paths() {
+		if _, ok := fromEnv[p.key]; !ok {
+			*p.value = resolve(dir, *p.value)
+		}
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = locate(name, e, written, fromEnv)
+		}
+		return nil, fmt.Errorf("%s: invalid config:\n%s", name, strings.Join(msgs, "\n"))
 	}
 	return &c, nil
+}
+
+// locate prefixes e with where its value came from: the environment
+// variable, the file and line of the key (or of its nearest written
+// parent), or the file alone for a missing key.
+func locate(name string, e *fieldError, written map[string]int, fromEnv map[string]string) string {
+	if v, ok := fromEnv[e.key]; ok {
+		return fmt.Sprintf("$%s: %s", v, e)
+	}
+	for k := e.key; k != ""; {
+		if line, ok := written[k]; ok {
+			return fmt.Sprintf("%s:%d: %s", name, line, e)
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return fmt.Sprintf("%s: %s", name, e)
+}
+
+type pathField struct {
+	key   string
+	value *string
+}
+
+// paths are the settings that name files.
+func (c *Config) paths() []pathField {
+	return []pathField{
+		{"policy", &c.Policy},
+		{"pseudonymization.key_file", &c.Pseudonymization.KeyFile},
+		{"redis.password_file", &c.Redis.PasswordFile},
+		{"redis.sentinel_password_file", &c.Redis.SentinelPasswordFile},
+		{"redis.tls.ca_file", &c.Redis.TLS.CAFile},
+		{"redis.tls.cert_file", &c.Redis.TLS.CertFile},
+		{"redis.tls.key_file", &c.Redis.TLS.KeyFile},
+		{"kafka.tls.ca_file", &c.Kafka.TLS.CAFile},
+		{"kafka.tls.cert_file", &c.Kafka.TLS.CertFile},
+		{"kafka.tls.key_file", &c.Kafka.TLS.KeyFile},
+		{"kafka.sasl.password_file", &c.Kafka.SASL.PasswordFile},
+		{"admin.token_file", &c.Admin.TokenFile},
+	}
 }
 
 func resolve(dir, p string) string {
@@ -325,13 +630,14 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// Load reads the file at path, parses it and resolves secrets.
+// Load reads the file at path, applies the environment's overrides, parses
+// it and resolves secrets.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := Parse(path, data)
+	c, err := ParseEnv(path, data, os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -353,21 +659,37 @@ func (c *Config) resolveSecrets() error {
 		}
 		c.Admin.Token = Secret(tok)
 	}
-	switch {
-	case c.Redis.PasswordFile != "":
-		b, err := os.ReadFile(c.Redis.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("redis.password_file: %w", err)
-		}
-		c.Redis.Password = Secret(strings.TrimRight(string(b), "\r\n"))
-	case c.Redis.PasswordEnv != "":
-		v, ok := os.LookupEnv(c.Redis.PasswordEnv)
-		if !ok {
-			return fmt.Errorf("redis.password_env: environment variable %s is not set", c.Redis.PasswordEnv)
-		}
-		c.Redis.Password = Secret(v)
+	var err error
+	if c.Redis.Password, err = readSecret("redis.password", c.Redis.PasswordFile, c.Redis.PasswordEnv); err != nil {
+		return err
+	}
+	if c.Redis.SentinelPassword, err = readSecret("redis.sentinel_password", c.Redis.SentinelPasswordFile, c.Redis.SentinelPasswordEnv); err != nil {
+		return err
+	}
+	if c.Kafka.SASL.Password, err = readSecret("kafka.sasl.password", c.Kafka.SASL.PasswordFile, c.Kafka.SASL.PasswordEnv); err != nil {
+		return err
 	}
 	return nil
+}
+
+// readSecret reads a password from file (trailing newline ignored) or from
+// the environment variable env; neither set means none.
+func readSecret(key, file, env string) (Secret, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", key, err)
+		}
+		return Secret(strings.TrimRight(string(b), "\r\n")), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", fmt.Errorf("%s_env: environment variable %s is not set", key, env)
+		}
+		return Secret(v), nil
+	}
+	return "", nil
 }
 
 // KeyMaterial returns the pseudonymization key file's contents and a name

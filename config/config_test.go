@@ -142,3 +142,26 @@ func TestComposeConfigParses(t *testing.T) {
 		t.Fatalf("compose config: %+v", c)
 	}
 }
+
+// TestExampleConfigsParse parses configs/examples/*.yaml: each is a valid
+// configuration for the managed service it describes.
+func TestExampleConfigsParse(t *testing.T) {
+	files, err := filepath.Glob("../configs/examples/*.yaml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse(f, data)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if !c.Kafka.TLS.Enabled || (c.Kafka.SASL.Mechanism == "" && c.Kafka.TLS.CertFile == "") {
+			t.Errorf("%s: a managed Kafka example without TLS and authentication", f)
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package deploy
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentd/consentd/config"
+)
+
+// manifests reads the resources kustomization.yaml lists, by kind.
+func manifests(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	k := readYAML(t, "kubernetes/kustomization.yaml")
+	out := map[string]map[string]any{}
+	for _, r := range strs(list(k, "resources")) {
+		for _, doc := range readYAMLDocs(t, filepath.Join("kubernetes", r)) {
+			kind := str(doc, "kind")
+			if str(doc, "apiVersion") == "" || kind == "" || str(doc, "metadata", "name") == "" {
+				t.Errorf("%s: a document without apiVersion, kind or metadata.name", r)
+			}
+			if out[kind] != nil {
+				t.Errorf("%s: a second %s", r, kind)
+			}
+			out[kind] = doc
+		}
+	}
+	for _, kind := range []string{"Deployment", "ConfigMap", "Secret", "Service", "PodDisruptionBudget"} {
+		if out[kind] == nil {
+			t.Fatalf("no %s among the resources of kustomization.yaml", kind)
+		}
+	}
+	return out
+}
+
+// TestKubernetesManifests parses the manifests and checks that they fit
+// together and fit consentd: the probes hit /healthz and /readyz on the
+// admin port the configuration listens on, resources are set, the pod runs
+// as the image's non-root user, every secret file the configuration names
+// is a key of the Secret, the configuration in the ConfigMap is valid
+// (with the Deployment's environment), the PodDisruptionBudget and the
+// Service select the Deployment's pods.
+func TestKubernetesManifests(t *testing.T) {
+	m := manifests(t)
+	dep, cm, sec, svc, pdb := m["Deployment"], m["ConfigMap"], m["Secret"], m["Service"], m["PodDisruptionBudget"]
+	pod := at(dep, "spec", "template", "spec")
+	c := at(pod, "containers", 0)
+
+	// the configuration, parsed as consentd would with the Deployment's environment
+	env := map[string]string{}
+	for _, e := range list(c, "env") {
+		if v, ok := at(e, "value").(string); ok {
+			env[str(e, "name")] = v
+		}
+	}
+	args := strs(list(c, "args"))
+	cfgPath := args[slices.Index(args, "--config")+1]
+	var cfgMount, secretMount string
+	for _, vm := range list(c, "volumeMounts") {
+		if str(vm, "readOnly") != "true" {
+			t.Errorf("volume %s is mounted writable", str(vm, "name"))
+		}
+		switch str(vm, "name") {
+		case "config":
+			cfgMount = str(vm, "mountPath")
+		case "secrets":
+			secretMount = str(vm, "mountPath")
+		}
+	}
+	if filepath.Dir(cfgPath) != cfgMount {
+		t.Fatalf("--config %s is not in the ConfigMap's mount %s", cfgPath, cfgMount)
+	}
+	cfgText := str(cm, "data", filepath.Base(cfgPath))
+	cfg, err := config.ParseEnv(cfgPath, []byte(cfgText), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the ConfigMap's %s: %v", filepath.Base(cfgPath), err)
+	}
+	if str(cm, "data", filepath.Base(cfg.Policy)) == "" || filepath.Dir(cfg.Policy) != cfgMount {
+		t.Errorf("policy %s is not in the ConfigMap", cfg.Policy)
+	}
+	shipped, err := os.ReadFile(filepath.Join(root, "configs", "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if str(cm, "data", "policy.yaml") != string(shipped) {
+		t.Error("the ConfigMap's policy.yaml differs from configs/policy.yaml")
+	}
+
+	// secrets: each file the configuration reads from the secret mount is a key of the Secret
+	secretKeys := map[string]bool{}
+	for _, field := range []string{"stringData", "data"} {
+		kv, _ := at(sec, field).(map[string]any)
+		for k := range kv {
+			secretKeys[k] = true
+		}
+	}
+	files := []string{cfg.Pseudonymization.KeyFile, cfg.Admin.TokenFile, cfg.Kafka.SASL.PasswordFile, cfg.Redis.PasswordFile}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		if filepath.Dir(f) != secretMount || !secretKeys[filepath.Base(f)] {
+			t.Errorf("%s is not a key of Secret %s mounted at %s", f, str(sec, "metadata", "name"), secretMount)
+		}
+	}
+	var secretVol any
+	for _, v := range list(pod, "volumes") {
+		if str(v, "name") == "secrets" {
+			secretVol = v
+		}
+	}
+	if str(secretVol, "secret", "secretName") != str(sec, "metadata", "name") || str(at(cm, "metadata"), "name") != str(pod, "volumes", 0, "configMap", "name") {
+		t.Error("the pod's volumes do not name the Secret and the ConfigMap")
+	}
+	// files are root:fsGroup: the mode must let the group read and others not
+	mode, _ := at(secretVol, "secret", "defaultMode").(int)
+	if mode&0o040 == 0 || mode&0o007 != 0 || str(pod, "securityContext", "fsGroup") != "65532" {
+		t.Errorf("secret defaultMode %o with fsGroup %s: want group-readable, nothing for others, fsGroup 65532", mode, str(pod, "securityContext", "fsGroup"))
+	}
+
+	// probes on the admin port
+	_, adminPort, _ := strings.Cut(cfg.Admin.Listen, ":")
+	var portName string
+	for _, p := range list(c, "ports") {
+		if str(p, "containerPort") == adminPort {
+			portName = str(p, "name")
+		}
+	}
+	if portName == "" {
+		t.Fatalf("no container port %s (admin.listen %s)", adminPort, cfg.Admin.Listen)
+	}
+	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
+		if str(c, probe, "httpGet", "path") != path || str(c, probe, "httpGet", "port") != portName {
+			t.Errorf("%s: want GET %s on port %s", probe, path, portName)
+		}
+	}
+	for _, r := range [][]any{{"requests", "cpu"}, {"requests", "memory"}, {"limits", "memory"}} {
+		if str(c, append([]any{"resources"}, r...)...) == "" {
+			t.Errorf("resources.%s.%s is not set", r[0], r[1])
+		}
+	}
+	// non-root, as the image
+	sc := at(pod, "securityContext")
+	if str(sc, "runAsNonRoot") != "true" || str(sc, "runAsUser") != "65532" || str(c, "securityContext", "allowPrivilegeEscalation") != "false" || str(c, "securityContext", "readOnlyRootFilesystem") != "true" {
+		t.Error("the pod must run as non-root user 65532 without privilege escalation on a read-only root")
+	}
+	// graceful shutdown fits in the termination grace period
+	grace, _ := strconv.Atoi(str(pod, "terminationGracePeriodSeconds"))
+	if time.Duration(grace)*time.Second <= cfg.Pipeline.ShutdownGrace {
+		t.Errorf("terminationGracePeriodSeconds %d does not exceed pipeline.shutdown_grace %s", grace, cfg.Pipeline.ShutdownGrace)
+	}
+
+	// selectors
+	podLabels := at(dep, "spec", "template", "metadata", "labels").(map[string]any)
+	matches := func(sel map[string]any) bool {
+		for k, v := range sel {
+			if podLabels[k] != v {
+				return false
+			}
+		}
+		return len(sel) > 0
+	}
+	for name, sel := range map[string]any{"Deployment": at(dep, "spec", "selector", "matchLabels"), "PodDisruptionBudget": at(pdb, "spec", "selector", "matchLabels"), "Service": at(svc, "spec", "selector")} {
+		if s, ok := sel.(map[string]any); !ok || !matches(s) {
+			t.Errorf("the %s selector %v does not select the pods %v", name, sel, podLabels)
+		}
+	}
+	replicas, _ := strconv.Atoi(str(dep, "spec", "replicas"))
+	maxUnavailable, _ := strconv.Atoi(str(pdb, "spec", "maxUnavailable"))
+	if replicas < 2 || maxUnavailable < 1 || maxUnavailable >= replicas {
+		t.Errorf("replicas %d and PodDisruptionBudget maxUnavailable %d: a drain must leave an instance running", replicas, maxUnavailable)
+	}
+	if str(svc, "spec", "ports", 0, "targetPort") != portName {
+		t.Error("the Service does not target the admin port")
+	}
+}
+
+// TestKubernetesSecretPlaceholdersAreRefused loads the configuration with
+// the Secret's placeholder values as files: consentd must refuse to start
+// rather than run with them.
+func TestKubernetesSecretPlaceholdersAreRefused(t *testing.T) {
+	m := manifests(t)
+	dir := t.TempDir()
+	for k, v := range at(m["Secret"], "stringData").(map[string]any) {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v.(string)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgText := strings.ReplaceAll(str(m["ConfigMap"], "data", "consentd.yaml"), "/var/run/secrets/consentd", dir)
+	cfgPath := filepath.Join(dir, "consentd.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(str(m["ConfigMap"], "data", "policy.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(cfgPath)
+	if err == nil || !strings.Contains(err.Error(), "admin.token_file: the token must be at least 16 characters") {
+		t.Fatalf("placeholder token: %v", err)
+	}
+	bin := consentdBinary(t)
+	out, err := exec.Command(bin, "policy", "check", filepath.Join(dir, "policy.yaml"), "--keys", filepath.Join(dir, "pseudonym.keys")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("the placeholder key file was accepted: %s", out)
+	}
+}
