@@ -48,6 +48,14 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	return &Runner{cfg: cfg}, nil
 }
 
+// SetMaxWriteBytes changes RunnerConfig.MaxWriteBytes, once the limits of
+// the written topics are known. Call it before Run.
+func (r *Runner) SetMaxWriteBytes(n int) {
+	if n > 0 {
+		r.cfg.MaxWriteBytes = n
+	}
+}
+
 // Run joins the group and processes assigned partitions until ctx ends.
 // Then it stops fetching, finishes in-flight writes (bounded by
 // ShutdownGrace), commits what was acknowledged, leaves the group and
@@ -220,6 +228,8 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, p *partition, log *zap.Logger) {
 	cfg := &r.cfg
 	failed := false
+	cond := PartitionCond(CondKafkaWrite, p.topic, p.id)
+	defer cfg.Health.Set(cond, nil) // a released partition is not this instance's to report
 	reproc := cfg.NewProcessor() // decides stale batches again
 	rv, _ := reproc.(Revalidator)
 	for b := range queue {
@@ -234,7 +244,7 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 			}
 			b.res = res
 		}
-		if err := r.write(ctx, writeCtx, b.msgs, b.res, log); err != nil {
+		if err := r.write(ctx, writeCtx, b.msgs, b.res, cond, log); err != nil {
 			failed = true
 			continue
 		}

@@ -80,7 +80,10 @@ type batchWrite struct {
 // replaced by dead letters (a dead letter too large is truncated), so one
 // message never blocks the others. It returns an error when writing is
 // abandoned: ctx or writeCtx ended, or the instance cannot write at all.
-func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, log *zap.Logger) error {
+//
+// cond is the partition's readiness condition (PartitionCond): failing
+// while writes fail, so that /readyz names the stuck partition and why.
+func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, log *zap.Logger) error {
 	cfg := &r.cfg
 	bw := &batchWrite{raw: raw, res: res, skip: make([]bool, len(res.Out))}
 	todo := make([]int, 0, len(res.Out))
@@ -102,7 +105,7 @@ func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *
 		err := cfg.Producer.WriteMessages(writeCtx, msgs...)
 		cfg.Hooks.OnProduce(time.Since(start), len(msgs), err)
 		if err == nil {
-			cfg.Health.Set(CondKafkaWrite, nil)
+			cfg.Health.Set(cond, nil)
 			return nil
 		}
 		var next []int
@@ -159,10 +162,10 @@ func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *
 		}
 		todo = next
 		if len(todo) == 0 {
-			cfg.Health.Set(CondKafkaWrite, nil)
+			cfg.Health.Set(cond, nil)
 			return nil
 		}
-		cfg.Health.Set(CondKafkaWrite, err)
+		cfg.Health.Set(cond, err)
 		if writeCtx.Err() != nil || ctx.Err() != nil {
 			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(todo)), zap.Error(err))
 			return err

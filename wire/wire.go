@@ -122,11 +122,20 @@ func (c Clean) Message() kafka.Message {
 // DeadLetter builds the dead letter of raw: its key and value unchanged,
 // its time, and headers naming the reason, the error (which must never
 // echo event values), the raw coordinates and the policy version.
+//
+// A dead letter is never a tombstone: kafka-go reads an empty value and a
+// null one alike (as nil), and a null value on a compacted dead-letter
+// topic would delete the earlier dead letters of its key, so both are
+// written as an empty value.
 func DeadLetter(topic string, raw *kafka.Message, reason, errText, policyVersion string) kafka.Message {
+	value := raw.Value
+	if value == nil {
+		value = []byte{}
+	}
 	return kafka.Message{
 		Topic: topic,
 		Key:   raw.Key,
-		Value: raw.Value,
+		Value: value,
 		Time:  raw.Time,
 		Headers: []kafka.Header{
 			{Key: HeaderDLQReason, Value: []byte(reason)},

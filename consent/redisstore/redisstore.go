@@ -220,3 +220,13 @@ func Put(ctx context.Context, rdb redis.Cmdable, prefix, subject string, version
 	})
 	return err
 }
+
+// Ping checks that the store answers within its timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("consent store does not answer: %w", err)
+	}
+	return nil
+}

@@ -55,6 +55,7 @@ type App struct {
 	Producer *kafka.Writer
 
 	runner *pipeline.Runner
+	store  *redisstore.Store
 	admin  *http.Server
 	ln     net.Listener
 }
@@ -67,12 +68,12 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	m.Info.WithLabelValues(pol.Version).Set(1)
 	stats := &pipeline.Stats{}
 	hooks := pipeline.Tee(m, stats)
-	h := pipeline.NewHealth(m.OnReadiness, map[string]string{pipeline.CondGroup: "not joined yet"})
+	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
 	rdb := NewRedis(cfg)
 	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, storeHooks{m, stats})
 	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, storeHooks{m, stats})
 	producer := NewProducer(cfg)
-	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Cache: cache, Producer: producer}
+	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Cache: cache, Producer: producer, store: store}
 	linker := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
 	newProcessor := func() pipeline.BatchProcessor {
 		return pipeline.NewProcessor(pipeline.ProcessorConfig{
@@ -218,7 +219,9 @@ func (a *App) AdminHandler() http.Handler {
 }
 
 // CheckTopics verifies that every raw, clean and dead-letter topic exists,
-// so that a typo fails at start-up instead of as endless write retries.
+// so that a typo fails at start-up instead of as endless write retries,
+// and sizes the writes to the smallest max.message.bytes of the topics
+// written. Call it before Run starts the pipeline (Run does).
 func (a *App) CheckTopics(ctx context.Context) error {
 	topics := append([]string{a.Config.Kafka.DeadLetterTopic}, a.Config.Kafka.RawTopics...)
 	if a.Config.Consent.Topic != "" {
@@ -247,6 +250,18 @@ func (a *App) CheckTopics(ctx context.Context) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("topics do not exist (consentd does not create topics): %s", strings.Join(missing, ", "))
 	}
+	// Size messages and batches to what the written topics accept, so
+	// that no write is refused for its size.
+	written := []string{a.Config.Kafka.DeadLetterTopic}
+	for _, o := range a.Policy.Outputs {
+		written = append(written, o.Topic)
+	}
+	limit, err := writeLimit(ctx, client, written)
+	if err != nil {
+		return err
+	}
+	a.Producer.BatchBytes = int64(limit)
+	a.runner.SetMaxWriteBytes(limit)
 	return nil
 }
 
@@ -262,6 +277,7 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
+	go watchStore(watchCtx, a.store, a.Health)
 	syncDone := make(chan struct{})
 	if a.Config.Consent.Topic != "" {
 		go func() {

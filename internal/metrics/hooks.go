@@ -65,6 +65,15 @@ func (m *Metrics) OnReadiness(ready bool) {
 	}
 }
 
+// OnCondition implements pipeline.HealthHooks.
+func (m *Metrics) OnCondition(cond string, failing bool) {
+	if failing {
+		m.Condition.WithLabelValues(cond).Set(1)
+	} else {
+		m.Condition.DeleteLabelValues(cond)
+	}
+}
+
 // OnLookup implements consent.CacheHooks.
 func (m *Metrics) OnLookup(subjects, cacheHits int) {
 	m.Lookups.Add(float64(subjects))

@@ -26,6 +26,7 @@ type Metrics struct {
 	Commits       *prometheus.CounterVec // result
 	CommitLag     *prometheus.GaugeVec   // topic, partition: fetched but not yet committed
 	Ready         prometheus.Gauge       // 1 when ready
+	Condition     *prometheus.GaugeVec   // condition: 1 while it fails
 	Rebalances    prometheus.Counter     // generations joined
 	Info          *prometheus.GaugeVec   // policy_version
 	Updates       *prometheus.CounterVec // format, result
@@ -53,10 +54,11 @@ func New() *Metrics {
 	m.Commits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_offset_commits_total", Help: "Offset commits, by result."}, []string{"result"})
 	m.CommitLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_commit_lag_messages", Help: "Messages fetched but not yet committed, per raw partition."}, []string{"topic", "partition"})
 	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_ready", Help: "1 when consentd can decide and write events, 0 while it waits (fail closed)."})
+	m.Condition = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_condition_failing", Help: "1 for each readiness condition that fails now (consent_store, consumer_group, kafka_write <topic>/<partition>); /readyz gives the cause."}, []string{"condition"})
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Condition, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
