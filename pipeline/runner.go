@@ -230,7 +230,7 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 	failed := false
 	cond := PartitionCond(CondKafkaWrite, p.topic, p.id)
 	defer cfg.Health.Set(cond, nil) // a released partition is not this instance's to report
-	reproc := cfg.NewProcessor() // decides stale batches again
+	reproc := cfg.NewProcessor()    // decides stale batches again
 	rv, _ := reproc.(Revalidator)
 	for b := range queue {
 		if failed {
