@@ -44,6 +44,8 @@ Usage:
                                     data-subject requests on the consent store
   consentd redis migrate [--dry-run] [--config FILE]
                                     move consent keys to the current key schema
+  consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
+                                    re-inject dead letters into their raw topics
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -72,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdConsent(args[1:], stdout, stderr)
 	case "redis":
 		err = cmdRedis(args[1:], stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":

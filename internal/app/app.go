@@ -277,7 +277,7 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
-	go watchStore(watchCtx, a.store, a.Health)
+	go watchStore(watchCtx, a.store, a.Health, StoreCheckInterval)
 	syncDone := make(chan struct{})
 	if a.Config.Consent.Topic != "" {
 		go func() {

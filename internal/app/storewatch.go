@@ -17,10 +17,10 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// watchStore pings the consent store every StoreCheckInterval until ctx
-// ends and reports the outcome as the consent_store readiness condition.
-func watchStore(ctx context.Context, store pinger, h *pipeline.Health) {
-	t := time.NewTicker(StoreCheckInterval)
+// watchStore pings the consent store every interval until ctx ends and
+// reports the outcome as the consent_store readiness condition.
+func watchStore(ctx context.Context, store pinger, h *pipeline.Health, interval time.Duration) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		h.Set(pipeline.CondConsentStore, store.Ping(ctx))

@@ -1,0 +1,144 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/wire"
+)
+
+// ReplayConfig configures ReplayDeadLetters.
+type ReplayConfig struct {
+	// Brokers and Dialer reach the cluster (Dialer default: kafka-go's).
+	Brokers []string
+	Dialer  *kafka.Dialer
+	// DeadLetterTopic is read from its first to its last offset at start.
+	DeadLetterTopic string
+	// Reasons, if set, replays only dead letters with one of these reasons.
+	Reasons []string
+	// To overrides the destination; by default each dead letter goes back
+	// to the topic it came from (its consentd-source-topic header).
+	To string
+	// Producer writes the replayed events. Required unless DryRun.
+	Producer Producer
+	// DryRun counts without writing.
+	DryRun bool
+	// Progress, if set, is called every 1000 dead letters read.
+	Progress func(ReplayReport)
+}
+
+// ReplayReport counts what ReplayDeadLetters did.
+type ReplayReport struct {
+	Read      int
+	Replayed  int
+	Skipped   int // another reason
+	Truncated int // cut down when dead-lettered: cannot be replayed
+}
+
+// ReplayDeadLetters re-injects dead letters, once the policy or the
+// configuration that refused them is fixed: each one's raw key and value
+// go back to the raw topic it came from (or to To), in order per
+// dead-letter partition. Truncated dead letters are counted, not replayed:
+// their raw event is only in the raw topic, at the coordinates they name.
+func ReplayDeadLetters(ctx context.Context, cfg ReplayConfig) (ReplayReport, error) {
+	var rep ReplayReport
+	if cfg.Dialer == nil {
+		cfg.Dialer = kafka.DefaultDialer
+	}
+	if len(cfg.Brokers) == 0 {
+		return rep, errors.New("replay: no brokers")
+	}
+	conn, err := cfg.Dialer.DialContext(ctx, "tcp", cfg.Brokers[0])
+	if err != nil {
+		return rep, fmt.Errorf("connecting: %w", err)
+	}
+	parts, err := conn.ReadPartitions(cfg.DeadLetterTopic)
+	conn.Close()
+	if err != nil {
+		return rep, fmt.Errorf("reading the partitions of %s: %w", cfg.DeadLetterTopic, err)
+	}
+	want := map[string]bool{}
+	for _, r := range cfg.Reasons {
+		want[r] = true
+	}
+	for _, p := range parts {
+		if err := replayPartition(ctx, cfg, p.ID, want, &rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func replayPartition(ctx context.Context, cfg ReplayConfig, partition int, want map[string]bool, rep *ReplayReport) error {
+	leader, err := cfg.Dialer.DialLeader(ctx, "tcp", cfg.Brokers[0], cfg.DeadLetterTopic, partition)
+	if err != nil {
+		return fmt.Errorf("connecting to the leader of %s/%d: %w", cfg.DeadLetterTopic, partition, err)
+	}
+	first, last, err := leader.ReadOffsets()
+	leader.Close()
+	if err != nil {
+		return fmt.Errorf("reading the offsets of %s/%d: %w", cfg.DeadLetterTopic, partition, err)
+	}
+	if last <= first {
+		return nil
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Dialer: cfg.Dialer, Topic: cfg.DeadLetterTopic, Partition: partition, MaxBytes: DefaultMaxFetchBytes})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return err
+	}
+	var batch []kafka.Message
+	flush := func() error {
+		if len(batch) == 0 || cfg.DryRun {
+			batch = batch[:0]
+			return nil
+		}
+		if err := cfg.Producer.WriteMessages(ctx, batch...); err != nil {
+			return fmt.Errorf("writing replayed events: %w", err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return errors.Join(fmt.Errorf("reading %s/%d: %w", cfg.DeadLetterTopic, partition, err), flush())
+		}
+		rep.Read++
+		switch {
+		case len(want) > 0 && !want[string(wire.Header(&m, wire.HeaderDLQReason))]:
+			rep.Skipped++
+		case wire.Header(&m, wire.HeaderDLQTruncated) != nil:
+			rep.Truncated++
+		default:
+			to := cfg.To
+			if to == "" {
+				to = string(wire.Header(&m, wire.HeaderSourceTopic))
+			}
+			if to == "" {
+				rep.Skipped++
+				break
+			}
+			v := m.Value
+			if v == nil {
+				v = []byte{} // dead letters are never tombstones (see wire.DeadLetter)
+			}
+			batch = append(batch, kafka.Message{Topic: to, Key: m.Key, Value: v, Time: m.Time})
+			rep.Replayed++
+		}
+		if len(batch) >= 500 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if cfg.Progress != nil && rep.Read%1000 == 0 {
+			cfg.Progress(*rep)
+		}
+		if m.Offset+1 >= last {
+			return flush()
+		}
+	}
+}
