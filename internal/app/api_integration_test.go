@@ -13,11 +13,14 @@ import (
 
 // TestIntegrationConsentAPI drives every data-subject request over HTTP.
 func TestIntegrationConsentAPI(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure}, testIntegrationConsentAPI)
+}
+
+func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 1)
 	const token = "test-token-0123456789"
 	r := s.start(t, func(c *config.Config) { c.Admin.Token = token })
-	base := "http://" + r.app.AdminAddr() + "/v1/consent/"
+	base := "http://" + r.app.APIAddr() + "/v1/consent/"
 
 	call := func(method, path, auth, body string) (int, map[string]any) {
 		t.Helper()
@@ -74,7 +77,7 @@ func TestIntegrationConsentAPI(t *testing.T) {
 		t.Fatalf("GET after erase: %d %v", code, out)
 	}
 	// Identity links over the API.
-	base = "http://" + r.app.AdminAddr() + "/v1/"
+	base = "http://" + r.app.APIAddr() + "/v1/"
 	if code, out := call("PUT", "identity/anon-x", token, `{"userId":"u7"}`); code != 200 || out["linked_to"] != "u7" {
 		t.Fatalf("link: %d %v", code, out)
 	}
@@ -84,7 +87,7 @@ func TestIntegrationConsentAPI(t *testing.T) {
 	if code, _ := call("PUT", "identity/anon-x", token, `{"userId":""}`); code != 400 {
 		t.Fatalf("empty user id: %d", code)
 	}
-	base = "http://" + r.app.AdminAddr() + "/v1/consent/"
+	base = "http://" + r.app.APIAddr() + "/v1/consent/"
 	for _, bad := range []struct{ method, path, body string }{
 		{"PUT", "u1", `{"dancing":true}`},
 		{"PUT", "u1", `{"analytics":"yes"}`},
