@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/consentd/consentd/internal/yamlx"
@@ -199,8 +200,10 @@ type Admin struct {
 	APIListen string `yaml:"api_listen"`
 	// TokenFile holds the bearer token that the consent API
 	// (/v1/consent/...) and PUT /loglevel require, relative to this file's
-	// directory unless absolute. It must not be readable by group or
-	// others (mode 0600 or 0400). Default: none (the API is off).
+	// directory unless absolute. It must not be readable by others, nor by
+	// its group when consentd owns it (mode 0600 or 0400; a root-owned
+	// 0440 Kubernetes secret with fsGroup is accepted). Default: none (the
+	// API is off).
 	TokenFile string `yaml:"token_file"`
 	// ReadTimeout bounds reading one request, body included. Default: 10s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
@@ -693,8 +696,8 @@ func (c *Config) resolveSecrets() error {
 		if err != nil {
 			return fmt.Errorf("admin.token_file: %w", err)
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return fmt.Errorf("admin.token_file: %s has mode %04o: the token must be readable by its owner only (chmod 600; in Kubernetes, defaultMode: 0400)", c.Admin.TokenFile, fi.Mode().Perm())
+		if err := tokenFileMode(c.Admin.TokenFile, fi); err != nil {
+			return err
 		}
 		b, err := os.ReadFile(c.Admin.TokenFile)
 		if err != nil {
@@ -715,6 +718,23 @@ func (c *Config) resolveSecrets() error {
 	}
 	if c.Kafka.SASL.Password, err = readSecret("kafka.sasl.password", c.Kafka.SASL.PasswordFile, c.Kafka.SASL.PasswordEnv); err != nil {
 		return err
+	}
+	return nil
+}
+
+// tokenFileMode refuses a token file that others can read, or that its
+// group can read when consentd owns it (mode 0600 or 0400 would do). A
+// group-readable file owned by someone else is how Kubernetes mounts
+// secrets for a non-root user (root-owned, group fsGroup, mode 0440), so
+// it is accepted.
+func tokenFileMode(path string, fi os.FileInfo) error {
+	perm := fi.Mode().Perm()
+	groupOK := false
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		groupOK = true
+	}
+	if perm&0o007 != 0 || (perm&0o070 != 0 && !groupOK) {
+		return fmt.Errorf("admin.token_file: %s has mode %04o: the token must not be readable by others (chmod 600)", path, perm)
 	}
 	return nil
 }

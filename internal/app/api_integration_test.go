@@ -104,4 +104,33 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	if n := itest.Count(t, env.Kafka, s.ana); n != 2 {
 		t.Fatalf("analytics holds %d retractions, want 2", n)
 	}
+
+	// The admin listener does not serve the API, and the API listener
+	// does not serve metrics.
+	if code, _ := r.get(t, "/v1/consent/u1"); code != http.StatusNotFound {
+		t.Errorf("GET /v1/consent/u1 on the admin listener = %d, want 404", code)
+	}
+	if resp, err := http.Get("http://" + r.app.APIAddr() + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API listener = %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// One audit line per call, with the route and the subject's pseudonym,
+	// never the subject id.
+	audits := s.logs.FilterMessage("audit").All()
+	var calls, withPseudonym int
+	for _, e := range audits {
+		f := e.ContextMap()
+		if f["route"] == "GET /v1/consent/{subject}" && f["method"] == "GET" {
+			calls++
+		}
+		if f["subject_pseudonym"] == pseud("u1") {
+			withPseudonym++
+		}
+	}
+	if calls < 4 || withPseudonym < 10 {
+		t.Errorf("audit lines: %d for GET /v1/consent/{subject} (want >= 4), %d with u1's pseudonym (want >= 10) among %d", calls, withPseudonym, len(audits))
+	}
+	s.assertNoPersonalData(t, "u1", "anon-x", "u7")
 }
