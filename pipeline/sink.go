@@ -82,6 +82,7 @@ type batchWrite struct {
 // abandoned: ctx or writeCtx ended, or the instance cannot write at all.
 func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, log *zap.Logger) error {
 	cfg := &r.cfg
+	copyHeaders(cfg.CopyHeaders, cfg.DeadLetterTopic, raw, res)
 	bw := &batchWrite{raw: raw, res: res, skip: make([]bool, len(res.Out))}
 	todo := make([]int, 0, len(res.Out))
 	for i := range res.Out {

@@ -206,6 +206,7 @@ func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcesso
 		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
 		MaxWriteBytes:    MaxWriteBytes,
+		CopyHeaders:      cfg.Pipeline.CopyHeaders,
 		NewProcessor:     newProcessor,
 		Producer:         p,
 		Hooks:            hooks,
