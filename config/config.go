@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/consentd/consentd/internal/yamlx"
@@ -186,14 +187,32 @@ type Cache struct {
 	TTL time.Duration `yaml:"ttl"`
 }
 
-// Admin is the HTTP server for /metrics, /healthz and /readyz.
+// Admin configures the two HTTP listeners: probes, metrics and the log
+// level on one, the consent API on another, so that exposing metrics to a
+// scraper never exposes the API.
 type Admin struct {
-	// Listen address. Default: 127.0.0.1:9464.
+	// Listen is the address of /metrics, /healthz, /readyz and /loglevel.
+	// Default: 127.0.0.1:9464.
 	Listen string `yaml:"listen"`
+	// APIListen is the address of the consent API (/v1/...), served only
+	// when token_file is set. It must differ from listen.
+	// Default: 127.0.0.1:9465.
+	APIListen string `yaml:"api_listen"`
 	// TokenFile holds the bearer token that the consent API
-	// (/v1/consent/...) requires, relative to this file's directory unless
-	// absolute. Default: none (the API is off).
+	// (/v1/consent/...) and PUT /loglevel require, relative to this file's
+	// directory unless absolute. It must not be readable by others, nor by
+	// its group when consentd owns it (mode 0600 or 0400; a root-owned
+	// 0440 Kubernetes secret with fsGroup is accepted). Default: none (the
+	// API is off).
 	TokenFile string `yaml:"token_file"`
+	// ReadTimeout bounds reading one request, body included. Default: 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one response. Default: 35s (the consent
+	// API gives a request 30s).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long.
+	// Default: 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 
 	// Token is read from TokenFile by Load.
 	Token Secret `yaml:"-"`
@@ -220,6 +239,10 @@ type Pipeline struct {
 	// ShutdownGrace bounds the time to finish in-flight writes and commit
 	// after SIGTERM. Default: 20s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// CopyHeaders names raw Kafka headers copied as they are to every clean
+	// message (e.g. traceparent). Only list headers that carry no personal
+	// data: their values are not inspected. Default: [] (none).
+	CopyHeaders []string `yaml:"copy_headers"`
 }
 
 // Pseudonymization locates the HMAC keys (see policy.ParseKeyring).
@@ -256,6 +279,7 @@ const (
 	DefaultCacheSize       = 100000
 	DefaultCacheTTL        = 2 * time.Second
 	DefaultAdminListen     = "127.0.0.1:9464"
+	DefaultAPIListen       = "127.0.0.1:9465"
 )
 
 // ApplyDefaults fills every unset (zero) field with its documented
@@ -287,6 +311,10 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	}
 	d("cache.ttl", func() { setDefault(&c.Cache.TTL, DefaultCacheTTL) })
 	d("admin.listen", func() { setDefault(&c.Admin.Listen, DefaultAdminListen) })
+	d("admin.api_listen", func() { setDefault(&c.Admin.APIListen, DefaultAPIListen) })
+	d("admin.read_timeout", func() { setDefault(&c.Admin.ReadTimeout, 10*time.Second) })
+	d("admin.write_timeout", func() { setDefault(&c.Admin.WriteTimeout, 35*time.Second) })
+	d("admin.idle_timeout", func() { setDefault(&c.Admin.IdleTimeout, 60*time.Second) })
 	d("pipeline.batch_size", func() { setDefault(&c.Pipeline.BatchSize, 1000) })
 	d("pipeline.batch_linger", func() { setDefault(&c.Pipeline.BatchLinger, 5*time.Millisecond) })
 	d("pipeline.produce_linger", func() { setDefault(&c.Pipeline.ProduceLinger, 2*time.Millisecond) })
@@ -378,6 +406,16 @@ func (c *Config) validate() []*fieldError {
 	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 		fail("admin.listen", "%q: want host:port", c.Admin.Listen)
 	}
+	if _, port, err := net.SplitHostPort(c.Admin.APIListen); err != nil {
+		fail("admin.api_listen", "%q: want host:port", c.Admin.APIListen)
+	} else if c.Admin.APIListen == c.Admin.Listen && port != "0" {
+		fail("admin.api_listen", "%q: must differ from admin.listen (the API is never served with the metrics)", c.Admin.APIListen)
+	}
+	for key, d := range map[string]time.Duration{"admin.read_timeout": c.Admin.ReadTimeout, "admin.write_timeout": c.Admin.WriteTimeout, "admin.idle_timeout": c.Admin.IdleTimeout} {
+		if d <= 0 {
+			fail(key, "%s: must be positive", d)
+		}
+	}
 	p := c.Pipeline
 	if p.BatchSize < 1 || p.BatchSize > 100000 {
 		fail("pipeline.batch_size", "%d: want 1..100000", p.BatchSize)
@@ -400,6 +438,11 @@ func (c *Config) validate() []*fieldError {
 	}
 	if p.ShutdownGrace <= 0 {
 		fail("pipeline.shutdown_grace", "must be positive")
+	}
+	for _, h := range p.CopyHeaders {
+		if strings.TrimSpace(h) == "" || strings.HasPrefix(strings.ToLower(h), "consentd-") {
+			fail("pipeline.copy_headers", "%q: want a header name that does not start with consentd- (those are consentd's own)", h)
+		}
 	}
 	if t := c.Consent.Topic; t != "" {
 		if t == c.Kafka.DeadLetterTopic || slices.Contains(c.Kafka.RawTopics, t) {
@@ -649,6 +692,13 @@ func Load(path string) (*Config, error) {
 
 func (c *Config) resolveSecrets() error {
 	if c.Admin.TokenFile != "" {
+		fi, err := os.Stat(c.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
+		}
+		if err := tokenFileMode(c.Admin.TokenFile, fi); err != nil {
+			return err
+		}
 		b, err := os.ReadFile(c.Admin.TokenFile)
 		if err != nil {
 			return fmt.Errorf("admin.token_file: %w", err)
@@ -668,6 +718,23 @@ func (c *Config) resolveSecrets() error {
 	}
 	if c.Kafka.SASL.Password, err = readSecret("kafka.sasl.password", c.Kafka.SASL.PasswordFile, c.Kafka.SASL.PasswordEnv); err != nil {
 		return err
+	}
+	return nil
+}
+
+// tokenFileMode refuses a token file that others can read, or that its
+// group can read when consentd owns it (mode 0600 or 0400 would do). A
+// group-readable file owned by someone else is how Kubernetes mounts
+// secrets for a non-root user (root-owned, group fsGroup, mode 0440), so
+// it is accepted.
+func tokenFileMode(path string, fi os.FileInfo) error {
+	perm := fi.Mode().Perm()
+	groupOK := false
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		groupOK = true
+	}
+	if perm&0o007 != 0 || (perm&0o070 != 0 && !groupOK) {
+		return fmt.Errorf("admin.token_file: %s has mode %04o: the token must not be readable by others (chmod 600)", path, perm)
 	}
 	return nil
 }

@@ -84,6 +84,10 @@ type RunnerConfig struct {
 	// before any write. The Producer must not batch more than this.
 	// Default: 1000000.
 	MaxWriteBytes int
+	// CopyHeaders names raw headers copied as they are to every clean
+	// message (e.g. traceparent); dead letters keep every raw header
+	// anyway. Default: none.
+	CopyHeaders []string
 	// NewProcessor returns a processor for one partition worker. Required.
 	NewProcessor func() BatchProcessor
 	// Producer writes clean messages and dead letters. Required.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
@@ -75,4 +76,24 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 // deadLetter renders m's dead letter for ie.
 func (r *renderer) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Message {
 	return wire.DeadLetter(r.deadLetterTopic, m, ie.Reason, ie.Error(), r.policyVersionS)
+}
+
+// copyHeaders appends to each clean message of res the raw headers of its
+// origin whose key is in names (pipeline.copy_headers), in the raw order.
+// Dead letters (to deadLetterTopic) are left alone.
+func copyHeaders(names []string, deadLetterTopic string, raw []kafka.Message, res *Result) {
+	if len(names) == 0 {
+		return
+	}
+	for i := range res.Out {
+		m := &res.Out[i]
+		if m.Topic == deadLetterTopic {
+			continue
+		}
+		for _, h := range raw[res.Origin[i]].Headers {
+			if slices.Contains(names, h.Key) {
+				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+			}
+		}
+	}
 }

@@ -85,6 +85,7 @@ type batchWrite struct {
 // while writes fail, so that /readyz names the stuck partition and why.
 func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, log *zap.Logger) error {
 	cfg := &r.cfg
+	copyHeaders(cfg.CopyHeaders, cfg.DeadLetterTopic, raw, res)
 	bw := &batchWrite{raw: raw, res: res, skip: make([]bool, len(res.Out))}
 	todo := make([]int, 0, len(res.Out))
 	for i := range res.Out {

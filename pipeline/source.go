@@ -25,9 +25,7 @@ func (r *Runner) newConsumerGroup() (*kafka.ConsumerGroup, error) {
 		JoinGroupBackoff:      JoinGroupBackoff,
 		StartOffset:           cfg.StartOffset,
 		WatchPartitionChanges: true,
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			cfg.Log.Warn("kafka consumer group", zap.String("detail", fmt.Sprintf(f, a...)))
-		}),
+		ErrorLogger:           KafkaErrorLogger(cfg.Log, "kafka consumer group"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer group: %w", err)
@@ -46,7 +44,7 @@ func (r *Runner) newPartitionReader(topic string, partition int, log *zap.Logger
 		MaxBytes:      cfg.MaxFetchBytes,
 		MaxWait:       FetchMaxWait,
 		QueueCapacity: cfg.BatchSize,
-		ErrorLogger:   kafka.LoggerFunc(func(f string, a ...any) { log.Warn("kafka reader", zap.String("detail", fmt.Sprintf(f, a...))) }),
+		ErrorLogger:   KafkaErrorLogger(log, "kafka reader"),
 	})
 }
 

@@ -10,8 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -100,13 +104,34 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rdb := app.NewRedis(cfg)
-	defer rdb.Close()
-	kw := app.NewProducer(cfg)
-	defer kw.Close()
-	dsr := app.NewDSR(cfg, pol, rdb, kw)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	rdb, err := app.NewRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	if err := connect.PingRedis(ctx, rdb); err != nil {
+		return fmt.Errorf("connecting to the consent store: %w", err)
+	}
+	var kw *kafka.Writer
+	if op != "get" && op != "export" {
+		// Changes write retractions: check the brokers accept us first.
+		kc, err := connect.NewKafka(ctx, cfg.Kafka)
+		if err != nil {
+			return err
+		}
+		if err := kc.Check(ctx); err != nil {
+			return fmt.Errorf("connecting to Kafka: %w", err)
+		}
+		kw = app.NewProducer(cfg, kc)
+		defer kw.Close()
+	}
+	var producer pipeline.Producer
+	if kw != nil {
+		producer = kw
+	}
+	dsr := app.NewDSR(cfg, pol, rdb, producer)
 
 	var out any
 	switch op {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/pipeline"
 )
 
@@ -42,17 +43,21 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	producer := app.NewProducer(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	kc, err := connect.NewKafka(ctx, cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	producer := app.NewProducer(cfg, kc)
 	defer producer.Close()
-	rc := pipeline.ReplayConfig{Brokers: cfg.Kafka.Brokers, DeadLetterTopic: cfg.Kafka.DeadLetterTopic, To: *to, Producer: producer, DryRun: *dry,
+	rc := pipeline.ReplayConfig{Brokers: cfg.Kafka.Brokers, Dialer: kc.Dialer(), DeadLetterTopic: cfg.Kafka.DeadLetterTopic, To: *to, Producer: producer, DryRun: *dry,
 		Progress: func(r pipeline.ReplayReport) {
 			fmt.Fprintf(stderr, "read %d dead letters: %d replayed, %d other reasons, %d truncated\n", r.Read, r.Replayed, r.Skipped, r.Truncated)
 		}}
 	if *reasons != "" {
 		rc.Reasons = strings.Split(*reasons, ",")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	rep, err := pipeline.ReplayDeadLetters(ctx, rc)
 	verb := "replayed"
 	if *dry {

@@ -52,6 +52,7 @@ Run 'consentd COMMAND --help' for a command's flags.
 `
 
 func main() {
+	app.Version = version
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -121,15 +122,16 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func newLogger(level string) (*zap.Logger, error) {
+func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, err
+		return nil, zap.AtomicLevel{}, err
 	}
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil
-	return zc.Build()
+	log, err := zc.Build()
+	return log, zc.Level, err
 }
 
 func cmdRun(args []string, stderr io.Writer) error {
@@ -149,12 +151,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.Log.Level)
+	log, level, err := newLogger(cfg.Log.Level)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	a, err := app.New(cfg, pol, log)
+	a, err := app.New(cfg, pol, log, app.WithLogLevel(level))
 	if err != nil {
 		return err
 	}

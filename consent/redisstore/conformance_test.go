@@ -59,12 +59,16 @@ func TestStoreConformanceMiniredis(t *testing.T) {
 	}
 }
 
+// TestIntegrationStoreConformance runs the suite on a single Redis, on a
+// Redis Cluster (every script and pipeline spans slots and nodes) and
+// behind Sentinel.
 func TestIntegrationStoreConformance(t *testing.T) {
-	env := itest.Require(t)
-	rdb := itest.Redis(t, env.Redis)
-	for _, cached := range []bool{false, true} {
-		t.Run(map[bool]string{false: "store", true: "cache over store"}[cached], func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T) storetest.Backend { return backend(t, rdb, cached) })
-		})
-	}
+	itest.Variants(t, []string{itest.Plain, itest.Secure, itest.Sentinel}, func(t *testing.T, env itest.Env) {
+		rdb := itest.Redis(t, env.Redis)
+		for _, cached := range []bool{false, true} {
+			t.Run(map[bool]string{false: "store", true: "cache over store"}[cached], func(t *testing.T) {
+				storetest.Run(t, func(t *testing.T) storetest.Backend { return backend(t, rdb, cached) })
+			})
+		}
+	})
 }

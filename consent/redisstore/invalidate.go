@@ -21,7 +21,12 @@ type Invalidator interface {
 // not confirmed (at start, after a lost connection, or when Redis stops
 // answering pings within timeout), c is bypassed, so that a change missed
 // while deaf is never served from the cache.
-func WatchInvalidations(ctx context.Context, rdb *redis.Client, prefix string, c Invalidator, timeout time.Duration, log *zap.Logger) {
+//
+// rdb may be a single node, a Sentinel failover client or a Cluster
+// client: changes are announced with PUBLISH, which a Redis Cluster
+// delivers to subscribers on every node, so subscribing on any one node
+// hears every change.
+func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix string, c Invalidator, timeout time.Duration, log *zap.Logger) {
 	c.SetBypass(true)
 	ps := rdb.Subscribe(ctx, InvalidationChannel(prefix))
 	defer ps.Close()

@@ -180,7 +180,7 @@ func TestIntegrationInvalidation(t *testing.T) {
 }
 
 // killClient closes the server side of the connections named name.
-func killClient(t *testing.T, rdb *redis.Client, name string) {
+func killClient(t *testing.T, rdb redis.UniversalClient, name string) {
 	t.Helper()
 	list, err := rdb.ClientList(context.Background()).Result()
 	if err != nil {

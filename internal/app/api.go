@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -22,35 +21,10 @@ import (
 //	PUT    /v1/identity/{subject}         body {"userId": "..."}: link an anonymous id
 func (a *App) consentAPI(mux *http.ServeMux) {
 	dsr := NewDSR(a.Config, a.Policy, a.Redis, a.Producer)
-	token := []byte("Bearer " + string(a.Config.Admin.Token))
 	handle := func(pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), token) != 1 {
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-				return
-			}
-			subject := r.PathValue("subject")
-			if subject == "" {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "empty subject"})
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-			defer cancel()
-			out, err := fn(ctx, r, subject)
-			var ue *UsageError
-			if err != nil && !errors.As(err, &ue) && r.Method == http.MethodGet {
-				// A read may be retried once on a transient store error.
-				out, err = fn(ctx, r, subject)
-			}
-			switch {
-			case errors.As(err, &ue):
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-			case err != nil:
-				a.Log.Warn("consent API request failed", zap.String("route", pattern), zap.Error(err))
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "consent store or Kafka unavailable; nothing was changed or the change is incomplete, retry"})
-			default:
-				writeJSON(w, http.StatusOK, out)
-			}
+			status := a.serveAPI(w, r, pattern, fn)
+			a.audit(r, pattern, status)
 		})
 	}
 	handle("GET /v1/consent/{subject}", func(ctx context.Context, _ *http.Request, s string) (any, error) { return dsr.Get(ctx, s) })
@@ -83,6 +57,68 @@ func (a *App) consentAPI(mux *http.ServeMux) {
 		}
 		return dsr.Revoke(ctx, s, body.Purposes)
 	})
+}
+
+// serveAPI answers one consent API request and returns its status code.
+func (a *App) serveAPI(w http.ResponseWriter, r *http.Request, pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) int {
+	if !a.authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+		return http.StatusUnauthorized
+	}
+	subject := r.PathValue("subject")
+	if subject == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "empty subject"})
+		return http.StatusBadRequest
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	out, err := fn(ctx, r, subject)
+	var ue *UsageError
+	if err != nil && !errors.As(err, &ue) && r.Method == http.MethodGet {
+		// A read may be retried once on a transient store error.
+		out, err = fn(ctx, r, subject)
+	}
+	switch {
+	case errors.As(err, &ue):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return http.StatusBadRequest
+	case err != nil:
+		a.Log.Warn("consent API request failed", zap.String("route", pattern), zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "consent store or Kafka unavailable; nothing was changed or the change is incomplete, retry"})
+		return http.StatusServiceUnavailable
+	}
+	writeJSON(w, http.StatusOK, out)
+	return http.StatusOK
+}
+
+// audit logs one line per consent API call: method, route (the pattern,
+// never the path, which holds the subject id), status and result, and the
+// subject's pseudonym under the policy's pseudonym key, so that calls
+// about one subject can be correlated without the log holding the id.
+func (a *App) audit(r *http.Request, route string, status int) {
+	result := "ok"
+	switch {
+	case status == http.StatusUnauthorized:
+		result = "unauthorized"
+	case status >= 500:
+		result = "failed"
+	case status >= 400:
+		result = "refused"
+	}
+	pseudonym := "none"
+	if s := r.PathValue("subject"); s != "" {
+		if p, err := a.Policy.PseudonymousKey(s); err == nil {
+			pseudonym = string(p)
+		} else {
+			pseudonym = "unavailable"
+		}
+	}
+	a.Log.Info("audit",
+		zap.String("method", r.Method),
+		zap.String("route", route),
+		zap.Int("status", status),
+		zap.String("result", result),
+		zap.String("subject_pseudonym", pseudonym))
 }
 
 func decodeBody(r *http.Request, v any) error {

@@ -13,11 +13,14 @@ import (
 
 // TestIntegrationConsentAPI drives every data-subject request over HTTP.
 func TestIntegrationConsentAPI(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure}, testIntegrationConsentAPI)
+}
+
+func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 1)
 	const token = "test-token-0123456789"
 	r := s.start(t, func(c *config.Config) { c.Admin.Token = token })
-	base := "http://" + r.app.AdminAddr() + "/v1/consent/"
+	base := "http://" + r.app.APIAddr() + "/v1/consent/"
 
 	call := func(method, path, auth, body string) (int, map[string]any) {
 		t.Helper()
@@ -74,7 +77,7 @@ func TestIntegrationConsentAPI(t *testing.T) {
 		t.Fatalf("GET after erase: %d %v", code, out)
 	}
 	// Identity links over the API.
-	base = "http://" + r.app.AdminAddr() + "/v1/"
+	base = "http://" + r.app.APIAddr() + "/v1/"
 	if code, out := call("PUT", "identity/anon-x", token, `{"userId":"u7"}`); code != 200 || out["linked_to"] != "u7" {
 		t.Fatalf("link: %d %v", code, out)
 	}
@@ -84,7 +87,7 @@ func TestIntegrationConsentAPI(t *testing.T) {
 	if code, _ := call("PUT", "identity/anon-x", token, `{"userId":""}`); code != 400 {
 		t.Fatalf("empty user id: %d", code)
 	}
-	base = "http://" + r.app.AdminAddr() + "/v1/consent/"
+	base = "http://" + r.app.APIAddr() + "/v1/consent/"
 	for _, bad := range []struct{ method, path, body string }{
 		{"PUT", "u1", `{"dancing":true}`},
 		{"PUT", "u1", `{"analytics":"yes"}`},
@@ -101,4 +104,33 @@ func TestIntegrationConsentAPI(t *testing.T) {
 	if n := itest.Count(t, env.Kafka, s.ana); n != 2 {
 		t.Fatalf("analytics holds %d retractions, want 2", n)
 	}
+
+	// The admin listener does not serve the API, and the API listener
+	// does not serve metrics.
+	if code, _ := r.get(t, "/v1/consent/u1"); code != http.StatusNotFound {
+		t.Errorf("GET /v1/consent/u1 on the admin listener = %d, want 404", code)
+	}
+	if resp, err := http.Get("http://" + r.app.APIAddr() + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API listener = %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// One audit line per call, with the route and the subject's pseudonym,
+	// never the subject id.
+	audits := s.logs.FilterMessage("audit").All()
+	var calls, withPseudonym int
+	for _, e := range audits {
+		f := e.ContextMap()
+		if f["route"] == "GET /v1/consent/{subject}" && f["method"] == "GET" {
+			calls++
+		}
+		if f["subject_pseudonym"] == pseud("u1") {
+			withPseudonym++
+		}
+	}
+	if calls < 4 || withPseudonym < 10 {
+		t.Errorf("audit lines: %d for GET /v1/consent/{subject} (want >= 4), %d with u1's pseudonym (want >= 10) among %d", calls, withPseudonym, len(audits))
+	}
+	s.assertNoPersonalData(t, "u1", "anon-x", "u7")
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/retry"
 	"github.com/consentd/consentd/pipeline"
@@ -50,30 +51,57 @@ type App struct {
 	Stats    *pipeline.Stats // typed totals of acknowledged batches
 	Health   *pipeline.Health
 	Log      *zap.Logger
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
+	Kafka    *connect.Kafka
 	Cache    *consent.Cache
 	Producer *kafka.Writer
 
+	level  *zap.AtomicLevel // nil: the log level cannot be changed at run time
 	runner *pipeline.Runner
 	store  *redisstore.Store
 	admin  *http.Server
 	ln     net.Listener
+	api    *http.Server // nil when the consent API is off
+	apiLn  net.Listener
 }
 
-// New builds an App. Nothing is fetched until Run; the admin port is bound
-// here so that a busy port fails fast.
-func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) {
+// Option changes how New wires an App.
+type Option func(*App)
+
+// WithLogLevel lets PUT /loglevel change level, the level of the logger
+// given to New.
+func WithLogLevel(level zap.AtomicLevel) Option {
+	return func(a *App) { a.level = &level }
+}
+
+// New builds an App. Nothing is fetched until Run (which checks that
+// Kafka and Redis accept the connection settings before anything flows);
+// the admin ports are bound here so that a busy port fails fast.
+func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option) (*App, error) {
 	routeRedisLogs(log)
 	m := metrics.New()
 	m.Info.WithLabelValues(pol.Version).Set(1)
+	registerBuildInfo(m.Registry)
 	stats := &pipeline.Stats{}
 	hooks := pipeline.Tee(m, stats)
 	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
-	rdb := NewRedis(cfg)
+	kctx, kcancel := context.WithTimeout(context.Background(), connect.DialTimeout)
+	kc, err := connect.NewKafka(kctx, cfg.Kafka)
+	kcancel()
+	if err != nil {
+		return nil, err
+	}
+	rdb, err := NewRedis(cfg)
+	if err != nil {
+		return nil, err
+	}
 	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, storeHooks{m, stats})
 	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, storeHooks{m, stats})
-	producer := NewProducer(cfg)
-	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Cache: cache, Producer: producer, store: store}
+	producer := NewProducer(cfg, kc)
+	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Kafka: kc, Cache: cache, Producer: producer, store: store}
+	for _, o := range opts {
+		o(a)
+	}
 	linker := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
 	newProcessor := func() pipeline.BatchProcessor {
 		return pipeline.NewProcessor(pipeline.ProcessorConfig{
@@ -88,19 +116,18 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 			Log:             log,
 		})
 	}
-	runner, err := pipeline.NewRunner(RunnerConfig(cfg, newProcessor, producer, hooks, h, log))
+	rc := RunnerConfig(cfg, newProcessor, producer, hooks, h, log)
+	rc.Dialer = kc.Dialer()
+	runner, err := pipeline.NewRunner(rc)
 	if err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	a.runner = runner
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
+	if err := a.listen(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("admin.listen: %w", err)
+		return nil, err
 	}
-	a.ln = ln
-	a.admin = &http.Server{Handler: a.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }
 
@@ -126,19 +153,12 @@ func backoff(cfg *config.Config) retry.Backoff {
 	return retry.Backoff{Min: cfg.Pipeline.RetryBackoffMin, Max: cfg.Pipeline.RetryBackoffMax}
 }
 
-// NewRedis returns a client for the consent store described by cfg. It
-// does not retry by itself: the pipeline retries with its own backoff.
-func NewRedis(cfg *config.Config) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr:         cfg.Redis.Addr,
-		DB:           cfg.Redis.DB,
-		Username:     cfg.Redis.Username,
-		Password:     string(cfg.Redis.Password),
-		DialTimeout:  cfg.Redis.Timeout,
-		ReadTimeout:  cfg.Redis.Timeout,
-		WriteTimeout: cfg.Redis.Timeout,
-		MaxRetries:   -1,
-	})
+// NewRedis returns a client for the consent store described by cfg (one
+// node, Sentinel or Cluster, with TLS and ACL credentials; see
+// connect.NewRedis). It does not retry by itself: the pipeline retries
+// with its own backoff.
+func NewRedis(cfg *config.Config) (redis.UniversalClient, error) {
+	return connect.NewRedis(cfg.Redis)
 }
 
 // MaxWriteBytes is the largest message consentd writes: what a topic
@@ -147,13 +167,15 @@ func NewRedis(cfg *config.Config) *redis.Client {
 const MaxWriteBytes = pipeline.DefaultMaxWriteBytes
 
 // NewProducer returns the producer for clean messages, dead letters and
-// retractions: acks from all in-sync replicas, murmur2 partitioning by
-// key (as Java clients do), a short batch timeout instead of kafka-go's
-// 1s, and batches no larger than a topic accepts, so that one large
-// message never makes a batch of others fail.
-func NewProducer(cfg *config.Config) *kafka.Writer {
+// retractions, connected through k (TLS, SASL): acks from all in-sync
+// replicas, murmur2 partitioning by key (as Java clients do), a short
+// batch timeout instead of kafka-go's 1s, and batches no larger than a
+// topic accepts, so that one large message never makes a batch of others
+// fail.
+func NewProducer(cfg *config.Config, k *connect.Kafka) *kafka.Writer {
 	return &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Kafka.Brokers...),
+		Addr:                   kafka.TCP(k.Brokers()...),
+		Transport:              k.Transport(),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           cfg.Pipeline.ProduceLinger,
@@ -185,6 +207,7 @@ func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcesso
 		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
 		MaxWriteBytes:    MaxWriteBytes,
+		CopyHeaders:      cfg.Pipeline.CopyHeaders,
 		NewProcessor:     newProcessor,
 		Producer:         p,
 		Hooks:            hooks,
@@ -193,10 +216,20 @@ func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcesso
 	}
 }
 
-// AdminAddr is the address the admin server listens on.
+// AdminAddr is the address the admin server (probes, metrics, log level)
+// listens on.
 func (a *App) AdminAddr() string { return a.ln.Addr().String() }
 
-// AdminHandler serves /metrics, /healthz and /readyz.
+// APIAddr is the address the consent API listens on, or "" when the API
+// is off (no admin.token_file).
+func (a *App) APIAddr() string {
+	if a.apiLn == nil {
+		return ""
+	}
+	return a.apiLn.Addr().String()
+}
+
+// AdminHandler serves /metrics, /healthz, /readyz and /loglevel.
 func (a *App) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
@@ -212,9 +245,14 @@ func (a *App) AdminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	if a.Config.Admin.Token != "" {
-		a.consentAPI(mux)
-	}
+	a.logLevelHandler(mux)
+	return mux
+}
+
+// APIHandler serves the consent API (see consentAPI).
+func (a *App) APIHandler() http.Handler {
+	mux := http.NewServeMux()
+	a.consentAPI(mux)
 	return mux
 }
 
@@ -230,16 +268,15 @@ func (a *App) CheckTopics(ctx context.Context) error {
 	for _, o := range a.Policy.Outputs {
 		topics = append(topics, o.Topic)
 	}
-	// A transport of its own: kafka-go's shared default transport answers
+	// A client with a transport of its own: a shared transport answers
 	// from cached metadata that may predate recently created topics.
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(a.Config.Kafka.Brokers...), Timeout: 10 * time.Second, Transport: tr}
+	client := a.Kafka.Client(10 * time.Second)
+	defer connect.CloseClient(client)
 	// Only "unknown topic" is fatal; other per-topic errors (a leader not
 	// elected yet) pass and are retried by the pipeline.
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("reading topic metadata from %v: %w", a.Config.Kafka.Brokers, err)
+		return fmt.Errorf("reading topic metadata: %w", a.Kafka.Explain(err))
 	}
 	var missing []string
 	for _, t := range meta.Topics {
@@ -265,13 +302,30 @@ func (a *App) CheckTopics(ctx context.Context) error {
 	return nil
 }
 
-// Run checks the topics, serves the admin endpoints and runs the pipeline
-// until ctx ends, then drains, commits and closes everything.
+// Check connects to Redis (every master of a cluster) and to the brokers
+// and verifies the topics, so that a wrong password, an untrusted
+// certificate or a missing topic fails at start-up with a message that
+// says so, before any event is read.
+func (a *App) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*connect.DialTimeout)
+	defer cancel()
+	if err := connect.PingRedis(ctx, a.Redis); err != nil {
+		return fmt.Errorf("connecting to the consent store: %w", err)
+	}
+	if err := a.Kafka.Check(ctx); err != nil {
+		return fmt.Errorf("connecting to Kafka: %w", err)
+	}
+	return a.CheckTopics(ctx)
+}
+
+// Run checks the connections and topics, serves the admin endpoints and
+// runs the pipeline until ctx ends, then drains, commits and closes
+// everything.
 func (a *App) Run(ctx context.Context) error {
-	if err := a.CheckTopics(ctx); err != nil {
+	if err := a.Check(ctx); err != nil {
 		a.Producer.Close()
 		a.Redis.Close()
-		a.ln.Close()
+		a.closeListeners()
 		return err
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -287,25 +341,21 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		close(syncDone)
 	}
-	go func() {
-		if err := a.admin.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.Log.Error("admin server", zap.Error(err))
-		}
-	}()
+	a.serve()
 	a.Log.Info("consentd running",
 		zap.Strings("raw_topics", a.Config.Kafka.RawTopics),
 		zap.String("group", a.Config.Kafka.GroupID),
+		zap.String("kafka", a.Kafka.String()),
 		zap.String("policy_version", a.Policy.Version),
 		zap.Int("outputs", len(a.Policy.Outputs)),
-		zap.String("admin", a.AdminAddr()))
+		zap.String("admin", a.AdminAddr()),
+		zap.String("api", a.APIAddr()))
 	err := a.runner.Run(ctx)
 	<-syncDone
 	stopWatch()
 	werr := a.Producer.Close()
 	a.Redis.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = a.admin.Shutdown(sctx)
+	a.shutdownServers()
 	a.Log.Info("consentd stopped")
 	if err != nil {
 		return err
@@ -331,16 +381,15 @@ func (a *App) Changes() *changes.Service {
 func (a *App) runConsentSync(ctx context.Context) {
 	cfg := a.Config
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     cfg.Kafka.Brokers,
+		Brokers:     a.Kafka.Brokers(),
+		Dialer:      a.Kafka.Dialer(),
 		GroupID:     cfg.Consent.GroupID,
 		Topic:       cfg.Consent.Topic,
 		MinBytes:    1,
 		MaxBytes:    pipeline.DefaultMaxFetchBytes,
 		MaxWait:     100 * time.Millisecond,
 		StartOffset: kafka.FirstOffset,
-		ErrorLogger: kafka.LoggerFunc(func(f string, args ...any) {
-			a.Log.Warn("kafka consent reader", zap.String("detail", fmt.Sprintf(f, args...)))
-		}),
+		ErrorLogger: pipeline.KafkaErrorLogger(a.Log, "kafka consent reader"),
 	})
 	defer r.Close()
 	s := &pipeline.ConsentSyncer{

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
@@ -29,9 +30,11 @@ func TestRunFailsFastOnMissingTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mr := miniredis.RunT(t)
 	cfg := &config.Config{
 		Kafka:            config.Kafka{Brokers: cluster.ListenAddrs(), RawTopics: []string{"raw"}, DeadLetterTopic: "dlq"},
-		Admin:            config.Admin{Listen: "127.0.0.1:0"},
+		Redis:            config.Redis{Addr: mr.Addr()},
+		Admin:            config.Admin{Listen: "127.0.0.1:0", APIListen: "127.0.0.1:0"},
 		Policy:           "x",
 		Pseudonymization: config.Pseudonymization{KeyEnv: "X"},
 	}

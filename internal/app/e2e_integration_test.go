@@ -58,7 +58,7 @@ func seedE2EConsent(t *testing.T, s *stack) {
 	}
 }
 
-func produceWithKcat(t *testing.T, broker, topic string, events []rawEvent) {
+func produceWithKcat(t *testing.T, env itest.Env, topic string, events []rawEvent) {
 	t.Helper()
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatalf("kcat is not installed (make test installs it): %v", err)
@@ -67,7 +67,7 @@ func produceWithKcat(t *testing.T, broker, topic string, events []rawEvent) {
 	for _, e := range events {
 		fmt.Fprintf(&in, "%s\t%s\n", e.key, e.value)
 	}
-	cmd := exec.Command("kcat", "-P", "-b", broker, "-t", topic, "-K", "\t", "-X", "acks=all", "-X", "message.max.bytes=1000000")
+	cmd := exec.Command("kcat", append(env.KcatArgs(), "-P", "-t", topic, "-K", "\t", "-X", "acks=all", "-X", "message.max.bytes=1000000")...)
 	cmd.Stdin = &in
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("kcat produce: %v\n%s", err, out)
@@ -75,11 +75,14 @@ func produceWithKcat(t *testing.T, broker, topic string, events []rawEvent) {
 }
 
 func TestIntegrationEndToEnd(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure, itest.Sentinel}, testIntegrationEndToEnd)
+}
+
+func testIntegrationEndToEnd(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 2)
 	seedE2EConsent(t, s)
 	// Raw events arrive through a third-party client (kcat/librdkafka).
-	produceWithKcat(t, env.Kafka, s.raw, e2eEvents)
+	produceWithKcat(t, env, s.raw, e2eEvents)
 
 	r := s.start(t, nil)
 	itest.Eventually(t, 60*time.Second, "all raw events consumed", func() bool {
@@ -257,7 +260,7 @@ func TestIntegrationEndToEnd(t *testing.T) {
 	s.assertNoPersonalData(t, "uAll", "uPerso", "uDenied", "uNone", "anonAll", "anA", "203.0.113.77", "2001:db8:aaaa", "a@x", "1.1.1.1", "999.1.1.1")
 
 	// A third-party consumer (kcat) reads the clean topic: same keys, values and headers.
-	out, err := exec.Command("kcat", "-C", "-b", env.Kafka, "-t", s.perso, "-e", "-q", "-f", "%k\t%h\t%s\n").CombinedOutput()
+	out, err := exec.Command("kcat", append(env.KcatArgs(), "-C", "-t", s.perso, "-e", "-q", "-f", "%k\t%h\t%s\n")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kcat consume: %v\n%s", err, out)
 	}

@@ -103,9 +103,12 @@ func cleanIDs(t *testing.T, broker, topic string) map[string]int {
 // it (connections refused): consentd must emit nothing for events it cannot
 // look up, report not ready, and deliver every event once Redis is back.
 func TestIntegrationRedisOutage(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure}, testIntegrationRedisOutage)
+}
+
+func testIntegrationRedisOutage(t *testing.T, env itest.Env) {
 	rp := startRedis(t, t.TempDir(), itest.FreePort(t))
-	env.Redis = rp.addr()
+	env = env.WithRedis(rp.addr()) // a Redis of its own, to pause and kill
 	s := newStack(t, env, 2)
 	for _, p := range []string{"a", "b", "c"} {
 		seedFull(t, env.Redis, s.prefix, p)
@@ -172,7 +175,10 @@ func TestIntegrationRedisOutage(t *testing.T) {
 // and restarts it: every event must reach its clean topic (duplicates are
 // allowed, losses are not).
 func TestIntegrationCrashRestart(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure}, testIntegrationCrashRestart)
+}
+
+func testIntegrationCrashRestart(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 4)
 	seedFull(t, env.Redis, s.prefix, "k")
 	bin := buildConsentd(t)

@@ -82,18 +82,18 @@ func newStack(t *testing.T, env itest.Env, rawPartitions int) *stack {
 	write("keys", "k1:"+base64Std(testSecret)+"\n")
 	write("consentd.yaml", `
 kafka:
-  brokers: ["`+env.Kafka+`"]
+  brokers: ["`+env.Kafka+`"]`+kafkaSecurityYAML(env)+`
   raw_topics: [`+s.raw+`]
   group_id: `+s.group+`
   dead_letter_topic: `+s.dlq+`
   max_message_bytes: 4096
   session_timeout: 6s
-redis:
-  addr: `+env.Redis+`
+redis:`+redisYAML(env)+`
   key_prefix: "`+s.prefix+`"
   timeout: 1s
 admin:
   listen: 127.0.0.1:0
+  api_listen: 127.0.0.1:0
 pipeline:
   batch_size: 200
   commit_interval: 100ms
@@ -111,6 +111,34 @@ policy: policy.yaml
 		t.Fatal(err)
 	}
 	return s
+}
+
+// kafkaSecurityYAML is the kafka.tls and kafka.sasl settings of env
+// (indented under kafka:), the password read from the environment
+// variable that services.env exports.
+func kafkaSecurityYAML(env itest.Env) string {
+	if env.KafkaSASL.Mechanism == "" {
+		return ""
+	}
+	return fmt.Sprintf(`
+  tls:
+    enabled: true
+    ca_file: %q
+  sasl:
+    mechanism: %s
+    username: %q
+    password_env: %s`, env.KafkaTLS.CAFile, env.KafkaSASL.Mechanism, env.KafkaSASL.Username, env.KafkaSASL.PasswordEnv)
+}
+
+// redisYAML is the redis settings that reach env's Redis.
+func redisYAML(env itest.Env) string {
+	switch env.RedisMode {
+	case config.RedisCluster:
+		return fmt.Sprintf("\n  mode: cluster\n  addrs: [%s]", strings.Join(env.RedisAddrs(), ", "))
+	case config.RedisSentinel:
+		return fmt.Sprintf("\n  mode: sentinel\n  addrs: [%s]\n  master_name: %s", strings.Join(env.RedisAddrs(), ", "), env.RedisMaster)
+	}
+	return "\n  addr: " + env.Redis
 }
 
 // running is an in-process consentd.

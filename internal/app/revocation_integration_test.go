@@ -19,7 +19,10 @@ import (
 // may reach a clean topic. Write times are the broker's append times, read
 // with kcat (librdkafka reports LogAppendTime).
 func TestIntegrationRevocationWhileFlowing(t *testing.T) {
-	env := itest.Require(t)
+	itest.Variants(t, []string{itest.Plain, itest.Secure}, testIntegrationRevocationWhileFlowing)
+}
+
+func testIntegrationRevocationWhileFlowing(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 4)
 	seedFull(t, env.Redis, s.prefix, "v")
 	s.start(t, nil)
@@ -55,7 +58,7 @@ func TestIntegrationRevocationWhileFlowing(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	out, err := exec.Command("kcat", "-C", "-b", env.Kafka, "-t", s.perso, "-e", "-q", "-f", "%k %T\n").CombinedOutput()
+	out, err := exec.Command("kcat", append(env.KcatArgs(), "-C", "-t", s.perso, "-e", "-q", "-f", "%k %T\n")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}

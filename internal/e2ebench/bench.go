@@ -21,6 +21,7 @@ import (
 	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/kafkautil"
 	"github.com/consentd/consentd/internal/synth"
 	"github.com/consentd/consentd/pipeline"
@@ -223,7 +224,11 @@ func parallelPassThrough(ctx context.Context, o Options, raw, outTopic, group st
 		Pipeline: config.Pipeline{BatchSize: o.BatchSize}}
 	cfg.ApplyDefaults()
 	stats := &pipeline.Stats{}
-	w := app.NewProducer(cfg)
+	kc, err := connect.NewKafka(ctx, cfg.Kafka)
+	if err != nil {
+		return Result{}, err
+	}
+	w := app.NewProducer(cfg, kc)
 	defer w.Close()
 	start := time.Now()
 	runner, err := pipeline.NewRunner(app.RunnerConfig(cfg, func() pipeline.BatchProcessor { return copyProcessor{topic: outTopic} }, w, stats, nil, zap.NewNop()))

@@ -2,6 +2,8 @@
 // broker and a real Redis. Tests find them through CONSENTD_TEST_KAFKA and
 // CONSENTD_TEST_REDIS (set by `make test`); without them the tests skip,
 // unless CONSENTD_REQUIRE_INTEGRATION=1 (CI), where a missing service fails.
+// Variants (variants.go) adds the secured set-ups: SASL_SSL Kafka, Redis
+// Cluster and Sentinel.
 package itest
 
 import (
@@ -12,25 +14,53 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/kafkautil"
 )
 
-// Env locates the real services.
+// Env locates the real services of one set-up (see Variants).
 type Env struct {
-	Kafka string // host:port
-	Redis string // host:port
+	// Name of the set-up: Plain, Secure or Sentinel.
+	Name string
+	// Kafka is the bootstrap host:port; the helpers of this package
+	// connect to it with KafkaTLS and KafkaSASL.
+	Kafka string
+	// KafkaTLS and KafkaSASL are the connection settings of Kafka, zero
+	// for plaintext. KafkaSASL.PasswordEnv names the variable holding
+	// the password; KafkaSASL.Password is resolved.
+	KafkaTLS  config.TLS
+	KafkaSASL config.KafkaSASL
+	// Redis is what Redis(t, Redis) connects to: a host:port for a single
+	// node, the comma-separated seeds of a cluster, or the sentinels.
+	Redis string
+	// RedisMode is config.RedisSingle, RedisCluster or RedisSentinel.
+	RedisMode string
+	// RedisMaster is the master's name in the sentinels.
+	RedisMaster string
+
+	kcat []string // kcat's connection settings for Kafka
 }
+
+// WithRedis returns e using the single Redis node at addr.
+func (e Env) WithRedis(addr string) Env {
+	e.Redis, e.RedisMode, e.RedisMaster = addr, config.RedisSingle, ""
+	return e
+}
+
+// RedisAddrs are the addresses of Redis (one for a single node).
+func (e Env) RedisAddrs() []string { return strings.Split(e.Redis, ",") }
 
 // Require returns the services or skips (fails under CI) the test.
 func Require(t testing.TB) Env {
 	t.Helper()
-	e := Env{Kafka: os.Getenv("CONSENTD_TEST_KAFKA"), Redis: os.Getenv("CONSENTD_TEST_REDIS")}
+	e := Env{Name: Plain, Kafka: os.Getenv("CONSENTD_TEST_KAFKA"), Redis: os.Getenv("CONSENTD_TEST_REDIS"), RedisMode: config.RedisSingle}
 	if e.Kafka == "" || e.Redis == "" {
 		if os.Getenv("CONSENTD_REQUIRE_INTEGRATION") == "1" {
 			t.Fatal("CONSENTD_REQUIRE_INTEGRATION=1 but CONSENTD_TEST_KAFKA / CONSENTD_TEST_REDIS are not set")
@@ -59,7 +89,7 @@ func CreateTopics(t testing.TB, broker string, partitions int, topics ...string)
 // Produce writes msgs to topic with acks=all and fails the test on error.
 func Produce(t testing.TB, broker, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Transport: kafkautil.Transport(broker), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -118,7 +148,7 @@ func readAll(broker, topic string) ([]kafka.Message, error) {
 func readPartition(broker, topic string, partition int) ([]kafka.Message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, partition)
+	conn, err := kafkautil.Dialer(broker).DialLeader(ctx, "tcp", broker, topic, partition)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +161,7 @@ func readPartition(broker, topic string, partition int) ([]kafka.Message, error)
 	if first >= last {
 		return nil, nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Dialer: kafkautil.Dialer(broker), Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return nil, err
@@ -202,10 +232,16 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// Redis returns a client for db 0 of the test Redis.
-func Redis(t testing.TB, addr string) *redis.Client {
+// Redis returns a client for db 0 of the test Redis at addr: an Env's
+// Redis (a cluster or sentinels when Variants set it up) or any single
+// node's host:port.
+func Redis(t testing.TB, addr string) redis.UniversalClient {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	o := &redis.UniversalOptions{Addrs: []string{addr}}
+	if v, ok := redisSetups.Load(addr); ok {
+		o = v.(*redis.UniversalOptions)
+	}
+	rdb := redis.NewUniversalClient(o)
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("redis at %s: %v", addr, err)
 	}

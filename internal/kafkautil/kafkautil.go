@@ -9,10 +9,41 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 )
+
+// Security is how to connect to one bootstrap address that needs TLS or
+// SASL: every helper given that address dials through it.
+type Security struct {
+	Dialer    *kafka.Dialer
+	Transport *kafka.Transport
+}
+
+var secured sync.Map // bootstrap address -> Security
+
+// Secure makes every helper reach broker (a bootstrap host:port, as
+// passed to the helpers) through sec. Addresses never registered are
+// dialled in plaintext.
+func Secure(broker string, sec Security) { secured.Store(broker, sec) }
+
+// Dialer returns the dialer for broker.
+func Dialer(broker string) *kafka.Dialer {
+	if s, ok := secured.Load(broker); ok {
+		return s.(Security).Dialer
+	}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true}
+}
+
+// Transport returns the transport for broker (nil: kafka-go's default).
+func Transport(broker string) kafka.RoundTripper {
+	if s, ok := secured.Load(broker); ok {
+		return s.(Security).Transport
+	}
+	return nil
+}
 
 // CreateTopics creates topics with the given partition count (replication
 // factor 1) and waits until every partition has a leader.
@@ -23,7 +54,8 @@ func CreateTopics(broker string, partitions int, topics ...string) error {
 // CreateTopicsWithConfig is CreateTopics with topic configs
 // (e.g. message.timestamp.type).
 func CreateTopicsWithConfig(broker string, partitions int, configs map[string]string, topics ...string) error {
-	conn, err := kafka.Dial("tcp", broker)
+	d := Dialer(broker)
+	conn, err := d.Dial("tcp", broker)
 	if err != nil {
 		return fmt.Errorf("dial kafka: %w", err)
 	}
@@ -32,7 +64,7 @@ func CreateTopicsWithConfig(broker string, partitions int, configs map[string]st
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	cc, err := d.Dial("tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
 	if err != nil {
 		return fmt.Errorf("dial controller: %w", err)
 	}
@@ -67,7 +99,7 @@ func CreateTopicsWithConfig(broker string, partitions int, configs map[string]st
 
 // Partitions returns topic's partition ids in ascending order.
 func Partitions(broker, topic string) ([]int, error) {
-	conn, err := kafka.Dial("tcp", broker)
+	conn, err := Dialer(broker).Dial("tcp", broker)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +125,7 @@ func Offsets(broker, topic string) (map[int][2]int64, error) {
 	out := map[int][2]int64{}
 	for _, id := range parts {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := kafka.DialLeader(ctx, "tcp", broker, topic, id)
+		c, err := Dialer(broker).DialLeader(ctx, "tcp", broker, topic, id)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -111,7 +143,7 @@ func Offsets(broker, topic string) (map[int][2]int64, error) {
 // Committed returns group's committed offset for partitions 0..partitions-1
 // of topic (-1 where none).
 func Committed(broker, group, topic string, partitions int) (map[int]int64, error) {
-	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second, Transport: Transport(broker)}
 	ps := make([]int, partitions)
 	for i := range ps {
 		ps[i] = i

@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// This file holds the two HTTP listeners: admin (probes, metrics, log
+// level) and the consent API, each with the configured timeouts.
+
+// Version is consentd's version, exported as consentd_build_info. The
+// command sets it from the version stamped at build time.
+var Version = "dev"
+
+// registerBuildInfo exports consentd_build_info{version, go_version} 1.
+func registerBuildInfo(m interface{ MustRegister(...prometheus.Collector) }) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "consentd_build_info",
+		Help: "The running consentd's version and Go version (value 1).",
+	}, []string{"version", "go_version"})
+	g.WithLabelValues(Version, runtime.Version()).Set(1)
+	m.MustRegister(g)
+}
+
+// listen binds the admin listener and, when the consent API is on, the
+// API listener.
+func (a *App) listen() error {
+	cfg := a.Config.Admin
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	a.ln = ln
+	a.admin = a.newServer(a.AdminHandler())
+	if a.Config.Admin.Token == "" {
+		return nil
+	}
+	apiLn, err := net.Listen("tcp", cfg.APIListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin.api_listen: %w", err)
+	}
+	a.apiLn = apiLn
+	a.api = a.newServer(a.APIHandler())
+	return nil
+}
+
+func (a *App) newServer(h http.Handler) *http.Server {
+	cfg := a.Config.Admin
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(5*time.Second, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          zap.NewStdLog(a.Log.Named("http")),
+	}
+}
+
+// serve starts both servers in the background.
+func (a *App) serve() {
+	run := func(name string, s *http.Server, ln net.Listener) {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error(name+" server", zap.Error(err))
+		}
+	}
+	go run("admin", a.admin, a.ln)
+	if a.api != nil {
+		go run("consent API", a.api, a.apiLn)
+	}
+}
+
+// shutdownServers stops both servers, letting requests in flight finish
+// for up to 2s.
+func (a *App) shutdownServers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.admin.Shutdown(ctx)
+	if a.api != nil {
+		_ = a.api.Shutdown(ctx)
+	}
+}
+
+// closeListeners releases the ports when Run fails before serving.
+func (a *App) closeListeners() {
+	a.ln.Close()
+	if a.apiLn != nil {
+		a.apiLn.Close()
+	}
+}
+
+// authorized reports whether r carries the admin bearer token. Without a
+// token configured nothing is authorized.
+func (a *App) authorized(r *http.Request) bool {
+	if a.Config.Admin.Token == "" {
+		return false
+	}
+	want := []byte("Bearer " + string(a.Config.Admin.Token))
+	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
+}
+
+// logLevelHandler serves the log level, zap's AtomicLevel handler:
+//
+//	GET /loglevel                      {"level":"info"}
+//	PUT /loglevel  {"level":"debug"}   behind the bearer token
+//
+// Without WithLogLevel the level is fixed and /loglevel answers 404.
+func (a *App) logLevelHandler(mux *http.ServeMux) {
+	if a.level == nil {
+		return
+	}
+	h := a.level
+	mux.HandleFunc("/loglevel", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && !a.authorized(r) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "changing the log level needs the bearer token of admin.token_file"})
+			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", http.StatusUnauthorized))
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		if r.Method != http.MethodGet {
+			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", rec.status), zap.String("level", h.Level().String()))
+		}
+	})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}

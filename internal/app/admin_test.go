@@ -1,0 +1,102 @@
+package app
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/pipeline"
+)
+
+func adminApp(t *testing.T, token string) (*App, *zap.AtomicLevel, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
+	m := metrics.New()
+	registerBuildInfo(m.Registry)
+	a := &App{
+		Config:  &config.Config{Admin: config.Admin{Token: config.Secret(token)}},
+		Metrics: m,
+		Health:  pipeline.NewHealth(nil, nil),
+		Log:     zap.New(core),
+		level:   &lvl,
+	}
+	return a, &lvl, logs
+}
+
+func do(t *testing.T, h http.Handler, method, path, auth, body string) (int, string) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(b)
+}
+
+func TestLogLevelEndpoint(t *testing.T) {
+	const token = "admin-token-0123456789"
+	a, lvl, logs := adminApp(t, token)
+	h := a.AdminHandler()
+	if code, body := do(t, h, "GET", "/loglevel", "", ""); code != 200 || !strings.Contains(body, `"info"`) {
+		t.Fatalf("GET /loglevel = %d %s", code, body)
+	}
+	for _, auth := range []string{"", "wrong-token-0123456789"} {
+		if code, _ := do(t, h, "PUT", "/loglevel", auth, `{"level":"debug"}`); code != http.StatusUnauthorized {
+			t.Errorf("PUT with token %q = %d, want 401", auth, code)
+		}
+	}
+	if lvl.Level() != zap.InfoLevel {
+		t.Fatalf("level changed without the token: %s", lvl.Level())
+	}
+	if code, body := do(t, h, "PUT", "/loglevel", token, `{"level":"debug"}`); code != 200 || lvl.Level() != zap.DebugLevel {
+		t.Fatalf("PUT with the token = %d %s, level %s", code, body, lvl.Level())
+	}
+	if code, _ := do(t, h, "PUT", "/loglevel", token, `{"level":"loud"}`); code != http.StatusBadRequest || lvl.Level() != zap.DebugLevel {
+		t.Errorf("PUT of an unknown level = %d, level %s", code, lvl.Level())
+	}
+	if n := logs.FilterMessage("audit").Len(); n != 4 {
+		t.Errorf("%d audit lines for 4 PUTs", n)
+	}
+
+	// Without a token nobody may change the level.
+	a2, lvl2, _ := adminApp(t, "")
+	if code, _ := do(t, a2.AdminHandler(), "PUT", "/loglevel", "", `{"level":"debug"}`); code != http.StatusUnauthorized || lvl2.Level() != zap.InfoLevel {
+		t.Errorf("PUT without a configured token = %d", code)
+	}
+}
+
+func TestBuildInfoAndNoAPIOnAdmin(t *testing.T) {
+	a, _, _ := adminApp(t, "admin-token-0123456789")
+	h := a.AdminHandler()
+	_, body := do(t, h, "GET", "/metrics", "", "")
+	if !strings.Contains(body, `consentd_build_info{go_version="go`) || !strings.Contains(body, `version="`+Version+`"} 1`) {
+		t.Errorf("no consentd_build_info in /metrics:\n%s", body)
+	}
+	if code, _ := do(t, h, "GET", "/v1/consent/u1", "Bearer admin-token-0123456789", ""); code != http.StatusNotFound {
+		t.Errorf("the admin handler serves the consent API: %d", code)
+	}
+}
+
+func TestKafkaIdleTimeoutsAreDebug(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := pipeline.KafkaErrorLogger(zap.New(core), "kafka reader")
+	l.Printf("the kafka reader got an unknown error reading partition %d of %s at offset %d: %v", 0, "raw", 42, "read tcp 127.0.0.1:5555->127.0.0.1:9092: i/o timeout")
+	l.Printf("kafka reader: %v", "SASL Authentication Failed")
+	if w := logs.FilterLevelExact(zapcore.WarnLevel).All(); len(w) != 1 || !strings.Contains(w[0].ContextMap()["detail"].(string), "SASL") {
+		t.Errorf("warnings: %v", w)
+	}
+	if d := logs.FilterLevelExact(zapcore.DebugLevel).Len(); d != 1 {
+		t.Errorf("%d debug lines, want the idle timeout", d)
+	}
+}
