@@ -67,6 +67,8 @@ type Scanner struct {
 	spans, alt []span
 	buf        []byte
 	dec, norm  []byte
+	// pct and wide: the text find last scanned has "%" or non-ASCII bytes.
+	pct, wide bool
 }
 
 // Text appends s to dst with every piece of personal data replaced by its
@@ -113,14 +115,11 @@ func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
 // selectors) and NFKC-normalized, and whether that differs from s. Text
 // without "%" followed by two hex digits and without non-ASCII bytes is
 // not decoded.
+//
+// It must follow a find on s, which noted whether s has "%" or non-ASCII.
 func (sc *Scanner) decode(s []byte) ([]byte, bool) {
-	pct, wide := hasEscape(s), false
-	for _, c := range s {
-		if c >= 0x80 {
-			wide = true
-			break
-		}
-	}
+	wide := sc.wide
+	pct := sc.pct && hasEscape(s)
 	if !pct && !wide {
 		return nil, false
 	}
@@ -185,14 +184,19 @@ func unhex(c byte) byte {
 
 func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
 	digits, at, colon := false, false, false
+	sc.pct, sc.wide = false, false
 	for _, c := range s {
 		switch {
 		case c >= '0' && c <= '9':
 			digits = true
-		case c == '@' || c == '%':
+		case c == '@':
 			at = true
+		case c == '%':
+			at, sc.pct = true, true
 		case c == ':':
 			colon = true
+		case c >= 0x80:
+			sc.wide = true
 		}
 	}
 	if at {
