@@ -15,6 +15,10 @@ import (
 	"bytes"
 	"net/netip"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Kind is a kind of personal data found in text.
@@ -60,41 +64,139 @@ type span struct {
 // Scanner holds reusable buffers. The zero value is ready; it is not safe
 // for concurrent use.
 type Scanner struct {
-	spans []span
-	buf   []byte
+	spans, alt []span
+	buf        []byte
+	dec, norm  []byte
+	// pct and wide: the text find last scanned has "%" or non-ASCII bytes.
+	pct, wide bool
 }
 
 // Text appends s to dst with every piece of personal data replaced by its
 // placeholder, and returns the count of replacements. ids are identifiers
 // to remove wherever they stand as whole words (not inside a longer
 // alphanumeric run); ids shorter than MinIDLen are ignored.
+//
+// Text that is percent-encoded (once or more) or written with invisible
+// or compatibility characters (U+200B inside an address, a fullwidth "＠")
+// is also scanned decoded: when the decoded form shows more, the result is
+// the decoded form with its findings replaced.
 func (sc *Scanner) Text(dst, s []byte, ids [][]byte) ([]byte, int) {
 	sc.spans = sc.find(sc.spans[:0], s, ids)
+	if d, ok := sc.decode(s); ok {
+		sc.alt = sc.find(sc.alt[:0], d, ids)
+		if len(sc.alt) > len(sc.spans) {
+			sc.spans, sc.alt = sc.alt, sc.spans
+			s = d
+		}
+	}
 	if len(sc.spans) == 0 {
 		return append(dst, s...), 0
 	}
 	return sc.apply(dst, s), len(sc.spans)
 }
 
-// Find reports the first kind of personal data in s, None if there is none.
+// Find reports the first kind of personal data in s (or in its decoded
+// form, see Text), None if there is none.
 func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
 	sc.spans = sc.find(sc.spans[:0], s, ids)
+	if len(sc.spans) == 0 {
+		if d, ok := sc.decode(s); ok {
+			sc.spans = sc.find(sc.spans[:0], d, ids)
+		}
+	}
 	if len(sc.spans) == 0 {
 		return None
 	}
 	return sc.spans[0].kind
 }
 
+// decode returns s percent-decoded until no %XX is left (at most four
+// rounds), without invisible characters (format characters, variation
+// selectors) and NFKC-normalized, and whether that differs from s. Text
+// without "%" followed by two hex digits and without non-ASCII bytes is
+// not decoded.
+//
+// It must follow a find on s, which noted whether s has "%" or non-ASCII.
+func (sc *Scanner) decode(s []byte) ([]byte, bool) {
+	wide := sc.wide
+	pct := sc.pct && hasEscape(s)
+	if !pct && !wide {
+		return nil, false
+	}
+	d := append(sc.dec[:0], s...)
+	for round := 0; pct && round < 4; round++ {
+		d = percentDecode(d)
+		pct = hasEscape(d)
+	}
+	if !wide {
+		for _, c := range d {
+			if c >= 0x80 {
+				wide = true
+				break
+			}
+		}
+	}
+	if wide {
+		sc.norm = sc.norm[:0]
+		for k := 0; k < len(d); {
+			r, n := utf8.DecodeRune(d[k:])
+			if !(r >= 0x80 && unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)) {
+				sc.norm = append(sc.norm, d[k:k+n]...)
+			}
+			k += n
+		}
+		d = norm.NFKC.Append(d[:0], sc.norm...)
+	}
+	sc.dec = d
+	return d, !bytes.Equal(d, s)
+}
+
+func hasEscape(s []byte) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+// percentDecode decodes every %XX of b in place ("+" stays "+").
+func percentDecode(b []byte) []byte {
+	w := 0
+	for r := 0; r < len(b); r++ {
+		if b[r] == '%' && r+2 < len(b) && isHex(b[r+1]) && isHex(b[r+2]) {
+			b[w] = unhex(b[r+1])<<4 | unhex(b[r+2])
+			r += 2
+		} else {
+			b[w] = b[r]
+		}
+		w++
+	}
+	return b[:w]
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
+}
+
 func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
 	digits, at, colon := false, false, false
+	sc.pct, sc.wide = false, false
 	for _, c := range s {
 		switch {
 		case c >= '0' && c <= '9':
 			digits = true
-		case c == '@' || c == '%':
+		case c == '@':
 			at = true
+		case c == '%':
+			at, sc.pct = true, true
 		case c == ':':
 			colon = true
+		case c >= 0x80:
+			sc.wide = true
 		}
 	}
 	if at {
@@ -178,19 +280,22 @@ func findEmails(sp []span, s []byte) []span {
 }
 
 func isLocal(c byte) bool {
-	return isAlnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\''
+	return isAlnum(c) || c >= 0x80 || c == '.' || c == '_' || c == '%' || c == '+' || c == '-' || c == '\''
 }
 
 // domainEnd returns the end of a domain name with at least two labels
-// starting at i, the last label having two letters or more.
+// starting at i, the last label having two letters or more. Labels may
+// hold non-ASCII (internationalized) characters. A last label glued to
+// more text by a hyphen ("example.com-m-077") ends at the hyphen when it
+// starts with two letters or more.
 func domainEnd(s []byte, i int) (int, bool) {
-	labels, lastAlpha, lastLen := 0, true, 0
+	labels, lastAlpha, lastLen, lastStart := 0, true, 0, i
 	j := i
 	for {
 		k := j
 		alpha := true
-		for k < len(s) && (isAlnum(s[k]) || s[k] == '-') {
-			if !isAlpha(s[k]) {
+		for k < len(s) && (isAlnum(s[k]) || s[k] == '-' || s[k] >= 0x80) {
+			if !isAlpha(s[k]) && s[k] < 0x80 {
 				alpha = false
 			}
 			k++
@@ -199,13 +304,22 @@ func domainEnd(s []byte, i int) (int, bool) {
 			break
 		}
 		labels++
-		lastAlpha, lastLen = alpha, k-j
+		lastAlpha, lastLen, lastStart = alpha, k-j, j
 		j = k
-		if j+1 < len(s) && s[j] == '.' && isAlnum(s[j+1]) {
+		if j+1 < len(s) && s[j] == '.' && (isAlnum(s[j+1]) || s[j+1] >= 0x80) {
 			j++
 			continue
 		}
 		break
+	}
+	if !lastAlpha && labels >= 2 {
+		k := lastStart
+		for k < j && (isAlpha(s[k]) || s[k] >= 0x80) {
+			k++
+		}
+		if k-lastStart >= 2 && k < j && s[k] == '-' {
+			return k, true
+		}
 	}
 	return j, labels >= 2 && lastAlpha && lastLen >= 2
 }
@@ -240,6 +354,15 @@ func findIPs(sp []span, s []byte) []span {
 			continue
 		}
 		tok := s[i:end]
+		if colons == 1 && dots == 3 { // IPv4 with a port
+			if k := bytes.IndexByte(tok, ':'); k > 0 {
+				if a, err := netip.ParseAddr(string(tok[:k])); err == nil && a.Is4() {
+					sp = append(sp, span{i, i + k, IP})
+				}
+			}
+			i = j
+			continue
+		}
 		if colons >= 2 && (ipv6Groups(tok) >= 3 || dots == 3) || colons == 0 && dots == 3 {
 			if a, err := netip.ParseAddr(string(tok)); err == nil && (colons > 0 || a.Is4()) {
 				sp = append(sp, span{i, end, IP})
@@ -268,17 +391,23 @@ func ipv6Groups(tok []byte) int {
 	return n
 }
 
-// digitRun scans digits from i, allowing separators from seps between
-// them (at most two in a row, as in ") " or " ("); it returns the end of the
-// last digit, the digit count and the separator count.
-func digitRun(s []byte, i int, seps string) (end, digits, nsep int) {
-	j := i
-	for j < len(s) {
+// groupEnd is the end of one digit group of a run: the index after its
+// last digit, and the digits and separators from the run's start.
+type groupEnd struct{ end, digits, seps int }
+
+// digitGroups scans digits from i, allowing separators from seps between
+// them (at most two in a row, as in ") " or " ("), and appends to buf the
+// end of every group until more than max digits are seen.
+func digitGroups(buf []groupEnd, s []byte, i int, seps string, max int) []groupEnd {
+	j, digits, nsep := i, 0, 0
+	for j < len(s) && digits <= max {
 		c := s[j]
 		if isDigit(c) {
-			digits++
-			j++
-			end = j
+			for j < len(s) && isDigit(s[j]) {
+				digits++
+				j++
+			}
+			buf = append(buf, groupEnd{j, digits, nsep})
 			continue
 		}
 		if strings.IndexByte(seps, c) < 0 {
@@ -294,23 +423,46 @@ func digitRun(s []byte, i int, seps string) (end, digits, nsep int) {
 		nsep++
 		j = k
 	}
-	return end, digits, nsep
+	return buf
+}
+
+// firstGroupEnd returns the index after the digits starting at i.
+func firstGroupEnd(s []byte, i int) int {
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	return i
 }
 
 // findCards finds 13 to 19 digits, optionally grouped by single spaces or
 // dashes, that pass the Luhn check and start like a card of the major
 // networks (2-6: Mastercard, Amex, Diners, JCB, Visa, Discover, UnionPay).
-// Epoch milliseconds (1…) are not cards.
+// Epoch milliseconds (1…) are not cards. A card may start at any group of
+// a longer run and end at any group ("+49 151 2345 6789 4111 1111 1111
+// 1111"): the longest candidate that passes wins.
 func findCards(sp []span, s []byte) []span {
+	var buf [24]groupEnd
 	for i := 0; i < len(s); i++ {
 		if !isDigit(s[i]) || i > 0 && (isAlnum(s[i-1]) || s[i-1] == '.') {
 			continue
 		}
-		end, n, _ := digitRun(s, i, " -")
-		if n >= 13 && n <= 19 && s[i] >= '2' && s[i] <= '6' && wordAt(s, i, end) && luhn(s[i:end]) {
-			sp = append(sp, span{i, end, Card})
+		found := 0
+		if s[i] >= '2' && s[i] <= '6' {
+			gs := digitGroups(buf[:0], s, i, " -", 19)
+			for k := len(gs) - 1; k >= 0; k-- {
+				g := gs[k]
+				if g.digits >= 13 && g.digits <= 19 && wordAt(s, i, g.end) && luhn(s[i:g.end]) {
+					sp = append(sp, span{i, g.end, Card})
+					found = g.end
+					break
+				}
+			}
 		}
-		i = max(i, end-1)
+		if found > 0 {
+			i = found - 1
+		} else {
+			i = firstGroupEnd(s, i) - 1
+		}
 	}
 	return sp
 }
@@ -335,12 +487,15 @@ func luhn(b []byte) bool {
 }
 
 // findPhones finds international numbers (+ then 7 to 15 digits, grouped
-// by spaces, dashes, dots, slashes or parentheses) and national ones
-// written with a trunk prefix or area code in parentheses ("0612 345678",
-// "(555) 123-4567") or grouped at least twice ("555-123-4567"), 9 to 15
-// digits. Dates (2026-11-22, 22.11.2026) and bare digit runs without a
-// leading + or 0 (order numbers, epoch times) are not phones.
+// by spaces, dashes, dots, slashes, parentheses or plus signs) and national
+// ones written with a trunk prefix or area code in parentheses ("0612
+// 345678", "(555) 123-4567") or grouped at least twice ("555-123-4567"),
+// 9 to 15 digits. Dates (2026-11-22, 22.11.2026) and bare digit runs
+// without a leading + or 0 (order numbers, epoch times) are not phones. A
+// number followed by more digit groups ends at the longest group end that
+// makes a phone.
 func findPhones(sp []span, s []byte) []span {
+	var buf [24]groupEnd
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '+' && c != '(' && !isDigit(c) {
@@ -357,26 +512,37 @@ func findPhones(sp []span, s []byte) []span {
 				continue
 			}
 		}
-		end, n, seps := digitRun(s, j, " -./()")
-		if end == 0 || !wordAt(s, start, end) {
-			i = max(i, end-1)
+		gs := digitGroups(buf[:0], s, j, " -./()+", 15)
+		if len(gs) == 0 {
 			continue
 		}
 		first := s[j]
 		if first == '(' && j+1 < len(s) {
 			first = s[j+1]
 		}
-		ok := false
-		switch {
-		case c == '+':
-			ok = n >= 7 && n <= 15
-		case n >= 9 && n <= 15 && !isDate(s[start:end]):
-			ok = c == '(' || first == '0' || seps >= 2 && n >= 10
+		found := 0
+		for k := len(gs) - 1; k >= 0 && found == 0; k-- {
+			g := gs[k]
+			if g.digits > 15 || !wordAt(s, start, g.end) {
+				continue
+			}
+			ok := false
+			switch {
+			case c == '+':
+				ok = g.digits >= 7
+			case g.digits >= 9 && !isDate(s[start:g.end]):
+				ok = c == '(' || first == '0' || g.seps >= 2 && g.digits >= 10
+			}
+			if ok {
+				sp = append(sp, span{start, g.end, Phone})
+				found = g.end
+			}
 		}
-		if ok {
-			sp = append(sp, span{start, end, Phone})
+		if found > 0 {
+			i = found - 1
+		} else if isDigit(c) {
+			i = firstGroupEnd(s, i) - 1
 		}
-		i = max(i, end-1)
 	}
 	return sp
 }
@@ -407,17 +573,46 @@ func isDate(b []byte) bool {
 	return groups[0] == 4 && groups[1] <= 2 && groups[2] <= 2 || groups[0] <= 2 && groups[1] <= 2 && groups[2] == 4
 }
 
-// findWord finds id in s where it is not glued to letters or digits.
+// findWord finds id in s, ignoring ASCII case, where it is not glued to
+// letters or digits.
 func findWord(sp []span, s, id []byte) []span {
-	for off := 0; ; {
-		k := bytes.Index(s[off:], id)
+	// Anchor the search on the first byte of id that is not a letter (ids
+	// hold digits or dashes as a rule), so that bytes.IndexByte does the
+	// scanning; an id of letters only is compared at every position.
+	a := 0
+	for a < len(id) && isAlpha(id[a]) {
+		a++
+	}
+	if a == len(id) {
+		for i := 0; i+len(id) <= len(s); i++ {
+			if s[i]|0x20 == id[0]|0x20 && equalFoldASCII(s[i:i+len(id)], id) && wordAt(s, i, i+len(id)) {
+				sp = append(sp, span{i, i + len(id), ID})
+			}
+		}
+		return sp
+	}
+	for off := a; off < len(s); {
+		k := bytes.IndexByte(s[off:], id[a])
 		if k < 0 {
 			return sp
 		}
-		i := off + k
-		if wordAt(s, i, i+len(id)) {
+		i := off + k - a
+		off += k + 1
+		if i+len(id) <= len(s) && equalFoldASCII(s[i:i+len(id)], id) && wordAt(s, i, i+len(id)) {
 			sp = append(sp, span{i, i + len(id), ID})
 		}
-		off = i + 1
 	}
+	return sp
+}
+
+// equalFoldASCII reports whether a and b are equal ignoring the case of
+// ASCII letters.
+func equalFoldASCII(a, b []byte) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if x != y && !(isAlpha(x) && x|0x20 == y|0x20) {
+			return false
+		}
+	}
+	return true
 }

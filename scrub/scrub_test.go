@@ -1,6 +1,7 @@
 package scrub
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,12 +57,25 @@ func TestText(t *testing.T) {
 		{"xuser-000123", "xuser-000123"},
 		// mixed and long
 		{strings.Repeat("lorem ipsum ", 40) + "mail bob@example.org or call +1 555 123 4567 from 203.0.113.9", strings.Repeat("lorem ipsum ", 40) + "mail [email] or call [phone] from [ip]"},
+		// disguises: encoded, invisible, compatibility forms, glued to more
+		{"see %69%76%61%6E%40%65%78%61%6D%70%6C%65%2E%6F%72%67 now", "see [email] now"},
+		{"josé@exämple.de", "[email]"},
+		{"peggy\uff20example.com", "[email]"},
+		{"quentin\u200b@\u200bexample.com", "[email]"},
+		{"carol@mail.example.com-m-077", "[email]-m-077"},
+		{"t=%2B49+151+2100+4567", "t=[phone]"},
+		{"peer 81.2.142.37:8080", "peer [ip]:8080"},
+		{"USER-000123 and Anon-9F2C-77", "[id] and [id]"},
+		{"%75%73%65%72%2D%30%30%30%31%32%33", "[id]"},
+		{"+49 151 2264 4713 5555-5555-5555-4444", "[phone] [card]"},
+		{"4111 1111 1111 1111 2222", "[card] 2222"},
+		{"100% sure, 50%-off", "100% sure, 50%-off"},
 		{"", ""},
 		{"ünïcödé bob@example.org ✓", "ünïcödé [email] ✓"},
 	}
 	var sc Scanner
 	for _, tt := range tests {
-		got, n := sc.Text(nil, []byte(tt.in), ids)
+		got, n := sc.Text(nil, []byte(unquote(tt.in)), ids)
 		if string(got) != tt.want {
 			t.Errorf("Text(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 		}
@@ -125,4 +139,16 @@ func TestJSON(t *testing.T) {
 			t.Errorf("JSON(%s): %d changes", tt.in, n)
 		}
 	}
+}
+
+// unquote turns \uXXXX in a test input into the character.
+func unquote(s string) string {
+	if !strings.Contains(s, `\u`) {
+		return s
+	}
+	u, err := strconv.Unquote(`"` + s + `"`)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }

@@ -134,6 +134,12 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	// Produce.
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: rawTopic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 5 * time.Millisecond, BatchSize: 500, RequiredAcks: kafka.RequireAll}
 	produced := 0
+	first := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: rawTopic, Balancer: toPartition0, RequiredAcks: kafka.RequireAll}
+	if err := first.WriteMessages(ctx, hostileEvents()...); err != nil {
+		return fmt.Errorf("producing: %w", err)
+	}
+	first.Close()
+	produced += len(hostileEvents())
 	for _, b := range synth.BadEvents {
 		if err := w.WriteMessages(ctx, kafka.Message{Value: b.Value}); err != nil {
 			return fmt.Errorf("producing: %w", err)
@@ -221,6 +227,11 @@ func report(out io.Writer, a *app.App, pol *policy.Policy, brokers []string, pro
 		}
 		fmt.Fprintf(out, "  after:  %s\n", clean.Value)
 	}
+	outputs := map[string]string{}
+	for _, o := range pol.Outputs {
+		outputs[o.Name] = o.Topic
+	}
+	reportHostile(ctx, out, brokers, outputs)
 	if dl, ok := firstMessage(ctx, brokers, dlqTopic); ok {
 		fmt.Fprintf(out, "\n[dead-letter] topic %s\n", dlqTopic)
 		for _, h := range dl.Headers {

@@ -39,11 +39,60 @@ func TestDemoRunsWithNothingInstalled(t *testing.T) {
 	if !regexp.MustCompile(`before: .*"anonymousId":"anon-\d+`).MatchString(s) || regexp.MustCompile(`after: .*"(user|anon)-\d+`).MatchString(s) {
 		t.Errorf("before/after do not show pseudonymization:\n%s", s)
 	}
+	checkHostile(t, s)
 	m := regexp.MustCompile(`accounting: (\d+) raw events in`).FindStringSubmatch(s)
 	if m == nil {
 		t.Fatalf("no accounting line:\n%s", s)
 	}
 	if n, _ := strconv.Atoi(m[1]); n < 500 {
 		t.Errorf("only %d events produced", n)
+	}
+}
+
+// checkHostile checks the demo's event with personal data in unexpected
+// places: the before line shows every piece, no output's after line or
+// actions header shows any, every output wrote it, and the event with a
+// "UserId" key was dead-lettered as confusable_key.
+func checkHostile(t *testing.T, s string) {
+	t.Helper()
+	_, section, ok := strings.Cut(s, "== personal data in unexpected places")
+	if !ok {
+		t.Fatalf("demo output lacks the hostile event:\n%s", s)
+	}
+	section, _, _ = strings.Cut(section, "\n[dead-letter]")
+	pii := []string{"carol@example.com", "carol%40example.com", "dave@example.com", "bob@example.org", "+49 151 2345 6789", "/users/user-000000/", "2002:c633:6437::1", "c633:6437"}
+	var before string
+	after := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		line = strings.TrimSpace(line)
+		if b, ok := strings.CutPrefix(line, "before: "); ok {
+			before = b
+		}
+		if rest, ok := strings.CutPrefix(line, "["); ok {
+			name, text, _ := strings.Cut(rest, "] ")
+			after[name] += text + "\n"
+		}
+	}
+	for _, p := range pii {
+		if !strings.Contains(before, p) {
+			t.Errorf("before lacks %q: %s", p, before)
+		}
+	}
+	for _, name := range []string{"personalization", "analytics", "advertising"} {
+		a := after[name]
+		if !strings.Contains(a, "after:  {") {
+			t.Errorf("%s: hostile event not written:\n%s", name, section)
+		}
+		for _, p := range pii {
+			if strings.Contains(a, p) {
+				t.Errorf("%s: %q after scrubbing:\n%s", name, p, a)
+			}
+		}
+	}
+	if !strings.Contains(after["personalization"], `"ip":"2002:c633:6400::"`) || !strings.Contains(after["personalization"], "/users/[id]/orders") || !strings.Contains(after["analytics"], "Call me on [phone]") {
+		t.Errorf("scrubbed values missing:\n%s", section)
+	}
+	if !strings.Contains(section, "dead-lettered, reason confusable_key: ") || !strings.Contains(section, `"UserId":"erin@example.com"`) {
+		t.Errorf("confusable event not dead-lettered as confusable_key:\n%s", section)
 	}
 }
