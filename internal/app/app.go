@@ -56,6 +56,7 @@ type App struct {
 
 	runner *pipeline.Runner
 	admin  *http.Server
+	fence  *barrierMember // revocation barrier (barrier.go)
 	ln     net.Listener
 }
 
@@ -87,7 +88,10 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 			Log:             log,
 		})
 	}
-	runner, err := pipeline.NewRunner(RunnerConfig(cfg, newProcessor, producer, hooks, h, log))
+	rc := RunnerConfig(cfg, newProcessor, producer, hooks, h, log)
+	a.fence = newBarrierMember(rdb, cfg.Redis.KeyPrefix, cache, h, log) // revocation barrier (barrier.go)
+	rc.Fence = a.fence.fence
+	runner, err := pipeline.NewRunner(rc)
 	if err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -262,6 +266,8 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
+	barrierDone := make(chan struct{})
+	go func() { defer close(barrierDone); a.fence.run(watchCtx) }()
 	syncDone := make(chan struct{})
 	if a.Config.Consent.Topic != "" {
 		go func() {
@@ -285,6 +291,7 @@ func (a *App) Run(ctx context.Context) error {
 	err := a.runner.Run(ctx)
 	<-syncDone
 	stopWatch()
+	<-barrierDone
 	werr := a.Producer.Close()
 	a.Redis.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -308,6 +315,7 @@ func (a *App) Changes() *changes.Service {
 		Current:   redisstore.New(a.Redis, a.Config.Redis.KeyPrefix, a.Config.Redis.Timeout, nil),
 		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log},
 		Purposes:  a.Policy.Purposes,
+		Barrier:   redisstore.NewBarrier(a.Redis, a.Config.Redis.KeyPrefix),
 	}
 }
 
