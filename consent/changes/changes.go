@@ -204,6 +204,29 @@ func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retr
 	return existed, retracted, err
 }
 
+// Expire retracts a record that expired by its own "_exp" (rec is the
+// record as it was before): every purpose it granted, after the barrier,
+// so that the retractions are the subject's last records. The caller
+// deletes the record afterwards.
+func (s *Service) Expire(ctx context.Context, subject string, rec consent.Record) error {
+	var granted []string
+	for _, p := range s.Purposes {
+		if rec.Allows(p) {
+			granted = append(granted, p)
+		}
+	}
+	if len(granted) == 0 {
+		return nil
+	}
+	if s.Barrier != nil {
+		if err := s.Barrier.Await(ctx, []string{subject}); err != nil {
+			return fmt.Errorf("revocation barrier: %w", err)
+		}
+	}
+	_, err := s.retract(ctx, subject, granted, false, rec.Version)
+	return err
+}
+
 // Link records that each anonymous id (key) was identified as a user id
 // (value). Links never need retractions: they only ever restrict.
 func (s *Service) Link(ctx context.Context, links map[string]string) error {

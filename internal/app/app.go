@@ -90,6 +90,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger) (*App, error) 
 	}
 	rc := RunnerConfig(cfg, newProcessor, producer, hooks, h, log)
 	a.fence = newBarrierMember(rdb, cfg.Redis.KeyPrefix, cache, h, log) // revocation barrier (barrier.go)
+	a.fence.changes = a.Changes
 	rc.Fence = a.fence.fence
 	runner, err := pipeline.NewRunner(rc)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/pipeline"
 )
@@ -28,7 +29,12 @@ type barrierMember struct {
 	rdb    redis.UniversalClient
 	prefix string
 	log    *zap.Logger
+	// changes, if set, makes this instance sweep expired records.
+	changes func() *changes.Service
 }
+
+// sweepInterval is how often each instance looks for expired records.
+const sweepInterval = 500 * time.Millisecond
 
 func newBarrierMember(rdb redis.UniversalClient, prefix string, cache *consent.Cache, h *pipeline.Health, log *zap.Logger) *barrierMember {
 	m := redisstore.NewMember(rdb, prefix)
@@ -43,6 +49,9 @@ func newBarrierMember(rdb redis.UniversalClient, prefix string, cache *consent.C
 // run keeps the lease and answers barriers until ctx ends, then leaves.
 func (b *barrierMember) run(ctx context.Context) {
 	go redisstore.WatchBarriers(ctx, b.rdb, b.prefix, b.confirm, b.log)
+	if b.changes != nil {
+		go redisstore.NewSweeper(b.rdb, b.prefix, b.changes().Expire, b.log).Run(ctx, sweepInterval)
+	}
 	b.fence.Run(ctx, b.member.TTL/barrierHeartbeats)
 	lctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

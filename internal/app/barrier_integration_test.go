@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/itest"
 	"github.com/consentd/consentd/internal/propagation"
 )
@@ -116,5 +119,41 @@ func TestIntegrationRevocationBarrier(t *testing.T) {
 	s.exactness(t, returned, "revocation")
 	if n := itest.Count(t, env.Kafka, s.perso); n < 3000 {
 		t.Fatalf("only %d clean records", n)
+	}
+}
+
+// TestIntegrationExpiryIsExact gives flowing subjects an "_exp" a few
+// seconds ahead, written straight into Redis without an announcement (as
+// a CMP would; the index entry is what Updater.Put writes). From the
+// expiry on, no clean record of them may be appended, and the sweeper's
+// retraction must be their last record in every partition.
+func TestIntegrationExpiryIsExact(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 4)
+	seedFull(t, env.Redis, s.prefix, "e")
+	s.start(t, nil)
+	s.start(t, nil)
+	stop := flow(t, env.Kafka, s.raw, "e")
+	defer stop()
+	itest.Eventually(t, 60*time.Second, "instances writing", func() bool { return itest.Count(t, env.Kafka, s.perso) > 2000 })
+
+	rdb := itest.Redis(t, env.Redis)
+	exp := time.Now().Add(4 * time.Second).Truncate(time.Millisecond)
+	expired := map[string]time.Time{}
+	for i := 0; i < 10; i++ {
+		subj := fmt.Sprintf("e-%d", i)
+		if err := rdb.HSet(context.Background(), redisstore.RecordKey(s.prefix, subj), redisstore.ExpiresField, exp.UnixMilli()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ZAdd(context.Background(), redisstore.ExpiryIndexKey(s.prefix), redis.Z{Score: float64(exp.UnixMilli()), Member: subj}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		expired[pseud(subj)] = exp
+	}
+	time.Sleep(time.Until(exp) + 3*time.Second)
+	stop()
+	s.exactness(t, expired, "expiry")
+	if n, _ := rdb.Exists(context.Background(), redisstore.RecordKey(s.prefix, "e-0")).Result(); n != 0 {
+		t.Error("the expired record was not deleted")
 	}
 }
