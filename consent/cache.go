@@ -19,7 +19,8 @@ type CacheHooks interface {
 
 // Cache answers lookups from a bounded in-process LRU with a short TTL and
 // sends only the misses to the underlying Store, in one call. "No record"
-// answers are cached too. It is safe for concurrent use.
+// answers are cached too. A record is never served past its Expires. It
+// is safe for concurrent use.
 type Cache struct {
 	store Store
 	lru   *expirable.LRU[string, Record]
@@ -30,6 +31,9 @@ type Cache struct {
 	// seq counts invalidations, so that an answer read from the store
 	// before an invalidation is not cached after it.
 	seq atomic.Uint64
+
+	// now is the clock expiries are checked against.
+	now func() time.Time
 
 	mu     sync.Mutex
 	recent map[string]uint64 // subject -> seq of its last invalidation
@@ -85,7 +89,7 @@ func (c *Cache) noteChange(subject string) {
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
 // store, still batched). hooks may be nil.
 func NewCache(store Store, size int, ttl time.Duration, hooks CacheHooks) *Cache {
-	c := &Cache{store: store, hooks: hooks}
+	c := &Cache{store: store, hooks: hooks, now: time.Now}
 	if size > 0 && ttl > 0 {
 		c.lru = expirable.NewLRU[string, Record](size, nil, ttl)
 	}
@@ -105,9 +109,12 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 		}
 		if useCache {
 			if r, ok := c.lru.Get(s); ok {
-				out[s] = r
-				hits++
-				continue
+				if !r.ExpiredAt(c.now()) {
+					out[s] = r
+					hits++
+					continue
+				}
+				c.lru.Remove(s) // past its expiry: never served
 			}
 		}
 		out[s] = Record{}

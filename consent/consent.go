@@ -10,6 +10,7 @@ package consent
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Record is what is known about one subject's consent at lookup time.
@@ -27,13 +28,26 @@ type Record struct {
 	// LinkedTo is the user id an anonymous id was identified as (by an
 	// identify or alias event, or the API); "" when none.
 	LinkedTo string
+	// Expires is when the record stops granting anything (the "_exp"
+	// field); zero when it does not expire. From then on the record
+	// counts as no record: caches do not serve it and decisions made
+	// later ignore it.
+	Expires time.Time
+}
+
+// ExpiredAt reports whether r has an expiry that is not after now.
+func (r Record) ExpiredAt(now time.Time) bool {
+	return !r.Expires.IsZero() && !now.Before(r.Expires)
 }
 
 // Strictest combines a subject's record with its linked user's: a purpose
 // is granted only when both grant it, at the later of the two grant times.
-// The result keeps a's version.
+// The result keeps a's version and expires with the earlier of the two.
 func Strictest(a, b Record) Record {
-	out := Record{Found: a.Found && b.Found, Version: a.Version, LinkedTo: a.LinkedTo, Granted: map[string]bool{}}
+	out := Record{Found: a.Found && b.Found, Version: a.Version, LinkedTo: a.LinkedTo, Granted: map[string]bool{}, Expires: a.Expires}
+	if !b.Expires.IsZero() && (out.Expires.IsZero() || b.Expires.Before(out.Expires)) {
+		out.Expires = b.Expires // the earlier expiry ends the combination
+	}
 	for p := range a.Granted {
 		if a.Allows(p) && b.Allows(p) {
 			out.Granted[p] = true

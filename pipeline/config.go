@@ -96,6 +96,10 @@ type RunnerConfig struct {
 	Hooks Hooks
 	// Health, if set, is told about the group and write conditions.
 	Health *Health
+	// Fence, if set, holds clean writes while the instance's revocation
+	// barrier lease is not current and lets barriers wait for the writes
+	// in flight. Default: none (no barrier).
+	Fence *WriteFence
 	// Log receives progress and warnings. Default: none.
 	Log *zap.Logger
 }

@@ -71,9 +71,12 @@ type Result struct {
 	// Out[i] was made from.
 	Origin     []int
 	Accounting Accounting
-	// seq and subjects let Stale tell whether consent changed since.
+	// seq and subjects let Stale tell whether consent changed since;
+	// expires is the earliest expiry of a record the batch was decided
+	// with (zero: none).
 	seq      uint64
 	subjects []string
+	expires  time.Time
 }
 
 // Processor decides a batch of raw messages in four stages: parse (size,
@@ -125,9 +128,19 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 	return res, nil
 }
 
+// ExpiryGuard is how long before its expiry a record stops granting in
+// the pipeline, and how long before it a batch decided with the record
+// counts as stale: a write that follows a decision or a check lands at the
+// broker before the record expires.
+const ExpiryGuard = time.Second
+
 // Stale reports whether the consent of a subject in res changed after res
-// was decided: the batch must then be decided again before it is written.
+// was decided, or a record it was decided with expires within ExpiryGuard:
+// the batch must then be decided again before it is written.
 func (p *Processor) Stale(res *Result) bool {
+	if !res.expires.IsZero() && !time.Now().Add(ExpiryGuard).Before(res.expires) {
+		return true
+	}
 	return p.cfg.Changes != nil && p.cfg.Changes.ChangedSince(res.seq, res.subjects)
 }
 
@@ -217,6 +230,7 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 	}
 	acc := &res.Accounting
+	now := time.Now()
 	for i := range msgs {
 		m := &msgs[i]
 		acc.Consumed[m.Topic]++
@@ -231,7 +245,14 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 			}
 			continue
 		}
-		d, err := p.decider.Decide(&b.docs[i], b.subjects[i], records[b.subjects[i]])
+		rec := records[b.subjects[i]]
+		if rec.ExpiredAt(now.Add(ExpiryGuard)) {
+			// Expiring before this batch's writes could land: no record.
+			rec = consent.Record{LinkedTo: rec.LinkedTo}
+		} else if rec.Found && !rec.Expires.IsZero() && (res.expires.IsZero() || rec.Expires.Before(res.expires)) {
+			res.expires = rec.Expires
+		}
+		d, err := p.decider.DecideAt(&b.docs[i], b.subjects[i], rec, policy.Times{Record: m.Time, Now: now})
 		if err != nil {
 			p.deadLetter(res, i, m, asInputError(err))
 			continue

@@ -236,19 +236,42 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 		if failed {
 			continue // an earlier batch was not written: nothing after it may be committed
 		}
-		if rv != nil && rv.Stale(b.res) {
-			res, err := reproc.Process(ctx, b.msgs)
-			if err != nil {
-				failed = true // ctx ended while the store failed: write nothing more
-				continue
-			}
-			b.res = res
+		// Held while the barrier lease is not current (fail closed); then
+		// in flight, so that a barrier waits for it, from its last check.
+		w, err := cfg.Fence.begin(ctx)
+		if err != nil {
+			failed = true
+			continue
 		}
-		if err := r.write(ctx, writeCtx, b.msgs, b.res, cond, log); err != nil {
+		if !r.recheck(ctx, w, rv, reproc, &b) {
+			cfg.Fence.end(w)
+			failed = true // ctx ended while the store failed: write nothing more
+			continue
+		}
+		err = r.write(ctx, writeCtx, b.msgs, b.res, cond, log)
+		cfg.Fence.end(w)
+		if err != nil {
 			failed = true
 			continue
 		}
 		cfg.Hooks.OnBatchWritten(&b.res.Accounting)
 		p.acked.Store(b.next)
+	}
+}
+
+// recheck decides b again until no consent it was decided with changed
+// since; the fence records the change sequence of the last check. false
+// when ctx ended while the consent store failed.
+func (r *Runner) recheck(ctx context.Context, w *inflightWrite, rv Revalidator, reproc BatchProcessor, b *pending) bool {
+	for {
+		r.cfg.Fence.check(w)
+		if rv == nil || !rv.Stale(b.res) {
+			return true
+		}
+		res, err := reproc.Process(ctx, b.msgs)
+		if err != nil {
+			return false
+		}
+		b.res = res
 	}
 }

@@ -23,6 +23,9 @@ type Policy struct {
 	GPCPaths          []event.Path
 	GPCDenies         []string
 	AllowPreConsent   bool
+	// MaxClockSkew bounds how far ahead of the record time an event's
+	// timestamp may be (see Spec.MaxClockSkew).
+	MaxClockSkew time.Duration
 	// CMP holds the CMP rule options (policy signals section), for
 	// consent-topic ingest (ingest.Mapping.CMP) as for events.
 	CMP     consent.CMPOptions
@@ -111,6 +114,14 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	}
 	p.GPCDenies = spec.GPCDenies
 	p.AllowPreConsent = spec.AllowPreConsentEvents
+	p.MaxClockSkew = DefaultMaxClockSkew
+	if spec.MaxClockSkew != "" {
+		if d, err := time.ParseDuration(spec.MaxClockSkew); err != nil || d < 0 {
+			fail("max_clock_skew: %q is not a non-negative duration", spec.MaxClockSkew)
+		} else {
+			p.MaxClockSkew = d
+		}
+	}
 	p.Subjects = exactPaths("subjects", spec.Subjects, "userId", "anonymousId")
 	checkKey := func(where, id string) {
 		if err := validKeyID(id); err != nil {

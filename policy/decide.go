@@ -198,12 +198,42 @@ var (
 	pathEvent = event.MustPath("event")
 )
 
-// Decide evaluates every output for the event in doc, whose subject (from
-// Subject) and consent record are given. Values in the Decision are freshly
-// allocated and stay valid after doc is reused. An *InputError means the
-// event must be dead-lettered as a whole; no output is written then.
+// DefaultMaxClockSkew is the default of Spec.MaxClockSkew.
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// Times are the instants a decision depends on besides the event body. The
+// policy package reads no clock: the caller says when it decides.
+type Times struct {
+	// Record is the Kafka record time of the raw event. On a topic with
+	// message.timestamp.type=LogAppendTime it is the broker's append
+	// time, an upper bound on when the event was collected: an event
+	// recorded before a purpose's grant time is pre-consent whatever its
+	// own timestamp says. Zero when unknown.
+	Record time.Time
+	// Now is when the decision is made: a record whose expiry (Expires)
+	// is not after Now counts as no record, and an event timestamp more
+	// than MaxClockSkew after Now counts as missing. Zero: neither check
+	// is made (Decide).
+	Now time.Time
+}
+
+// Decide is DecideAt without record time or decision time: the record's
+// expiry is not checked and only the event's own timestamp is compared
+// with grant times. The pipeline uses DecideAt.
 func (dc *Decider) Decide(doc *event.Doc, subject string, rec consent.Record) (*Decision, error) {
+	return dc.DecideAt(doc, subject, rec, Times{})
+}
+
+// DecideAt evaluates every output for the event in doc, whose subject
+// (from Subject) and consent record are given, at the times in at. Values
+// in the Decision are freshly allocated and stay valid after doc is
+// reused. An *InputError means the event must be dead-lettered as a whole;
+// no output is written then.
+func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, at Times) (*Decision, error) {
 	p := dc.P
+	if !at.Now.IsZero() && rec.ExpiredAt(at.Now) {
+		rec = consent.Record{LinkedTo: rec.LinkedTo} // an expired record is no record
+	}
 	d := &Decision{
 		PolicyVersion:  p.Version,
 		ConsentFound:   rec.Found,
@@ -224,7 +254,7 @@ func (dc *Decider) Decide(doc *event.Doc, subject string, rec consent.Record) (*
 	}
 	var typ, name string
 	var typeRead bool
-	var evTime eventTime
+	evTime := eventTime{record: at.Record, now: at.Now, skew: p.MaxClockSkew}
 	acts := dc.acts[:0]
 	bounds := make([][2]int, len(p.Outputs))
 	record := func(a Action) { acts = append(acts, a) }
@@ -294,35 +324,68 @@ func firstMissing(require []string, rec consent.Record, denied []string) string 
 	return ""
 }
 
-// eventTime is an event's collection time, parsed once per decision.
+// eventTime is an event's collection time, parsed once per decision, with
+// the times it is checked against.
 type eventTime struct {
 	read, ok bool
 	ms       int64
+	// record and now are Times.Record and Times.Now; skew is
+	// Policy.MaxClockSkew.
+	record, now time.Time
+	skew        time.Duration
+}
+
+// parse reads the event's own timestamp: timestamp, else
+// originalTimestamp, in RFC 3339. A timestamp more than skew after the
+// record time (or after now) counts as missing: an event cannot be
+// collected after Kafka recorded it.
+func (et *eventTime) parse(doc *event.Doc) {
+	et.read = true
+	for _, tp := range eventTimePaths {
+		s, ok, err := doc.GetString(tp)
+		if err != nil || !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			continue
+		}
+		if et.future(t) {
+			continue // as good as missing
+		}
+		et.ok, et.ms = true, t.UnixMilli()
+		return
+	}
+}
+
+// future reports whether t lies more than skew after the record time or
+// after now.
+func (et *eventTime) future(t time.Time) bool {
+	for _, ref := range [...]time.Time{et.record, et.now} {
+		if !ref.IsZero() && t.After(ref.Add(et.skew)) {
+			return true
+		}
+	}
+	return false
 }
 
 var eventTimePaths = []event.Path{event.MustPath("timestamp"), event.MustPath("originalTimestamp")}
 
 // preConsent returns the first required purpose that was granted after the
-// event was collected (or any with a known grant time when the event has no
-// readable timestamp).
+// event was collected: after its Kafka record time, or after its own
+// timestamp, or any purpose with a known grant time when the event has no
+// usable timestamp (missing, unparseable or in the future).
 func preConsent(require []string, rec consent.Record, doc *event.Doc, et *eventTime) string {
 	for _, pu := range require {
 		granted, known := rec.GrantedAt[pu]
 		if !known {
 			continue
 		}
+		if !et.record.IsZero() && et.record.UnixMilli() < granted {
+			return pu // in Kafka before the grant, whatever the event says
+		}
 		if !et.read {
-			et.read = true
-			for _, tp := range eventTimePaths {
-				s, ok, err := doc.GetString(tp)
-				if err != nil || !ok {
-					continue
-				}
-				if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-					et.ok, et.ms = true, t.UnixMilli()
-					break
-				}
-			}
+			et.parse(doc)
 		}
 		if !et.ok || et.ms < granted {
 			return pu

@@ -580,6 +580,83 @@ func TestPreConsentEvents(t *testing.T) {
 	}
 }
 
+func TestPreConsentByRecordTime(t *testing.T) {
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [analytics]}\n")
+	grant := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	rec := consent.Record{Found: true, Version: 5, Granted: map[string]bool{"analytics": true}, GrantedAt: map[string]int64{"analytics": grant.UnixMilli()}}
+	after := grant.Add(time.Minute)
+	tests := []struct {
+		name, ev, reason string
+		at               Times
+		rec              consent.Record
+	}{
+		{"recorded after the grant", `{"userId":"u","timestamp":"2026-11-22T12:00:30Z"}`, "", Times{Record: after, Now: after}, rec},
+		{"recorded before the grant, stamped after", `{"userId":"u","timestamp":"2026-11-22T12:00:30Z"}`, "pre_consent:analytics", Times{Record: grant.Add(-time.Millisecond), Now: after}, rec},
+		{"recorded before the grant, stamped 2099", `{"userId":"u","timestamp":"2099-01-01T00:00:00Z"}`, "pre_consent:analytics", Times{Record: grant.Add(-time.Hour), Now: after}, rec},
+		{"recorded at the grant", `{"userId":"u","timestamp":"2026-11-22T12:00:00Z"}`, "", Times{Record: grant, Now: after}, rec},
+		{"stamped in the future beyond the skew", `{"userId":"u","timestamp":"2026-11-22T12:06:01Z"}`, "pre_consent:analytics", Times{Record: after, Now: after}, rec},
+		{"stamped in the future within the skew", `{"userId":"u","timestamp":"2026-11-22T12:05:59Z"}`, "", Times{Record: after, Now: after}, rec},
+		{"stamped 2099, no record time", `{"userId":"u","timestamp":"2099-01-01T00:00:00Z"}`, "pre_consent:analytics", Times{Now: after}, rec},
+		{"unparseable timestamp, originalTimestamp after", `{"userId":"u","timestamp":"22/11/2026 12:30","originalTimestamp":"2026-11-22T12:00:30Z"}`, "", Times{Record: after, Now: after}, rec},
+		{"unparseable only", `{"userId":"u","timestamp":"22/11/2026 12:30"}`, "pre_consent:analytics", Times{Record: after, Now: after}, rec},
+		{"future timestamp, originalTimestamp after", `{"userId":"u","timestamp":"2099-01-01T00:00:00Z","originalTimestamp":"2026-11-22T12:00:30Z"}`, "", Times{Record: after, Now: after}, rec},
+		{"grant time unknown", `{"userId":"u"}`, "", Times{Record: grant.Add(-time.Hour), Now: after}, granted(5, "analytics")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc event.Doc
+			if err := doc.Parse([]byte(tt.ev)); err != nil {
+				t.Fatal(err)
+			}
+			d, err := (&Decider{P: p}).DecideAt(&doc, "u", tt.rec, tt.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outputs[0].Reason != tt.reason || d.Outputs[0].Write != (tt.reason == "") {
+				t.Fatalf("reason %q write %v, want %q", d.Outputs[0].Reason, d.Outputs[0].Write, tt.reason)
+			}
+		})
+	}
+	spec, _ := ParseSpec("p.yaml", []byte(basePolicy+"  - {name: o, topic: c.o, require: [analytics]}\nmax_clock_skew: 1s\n"))
+	tight, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc event.Doc
+	_ = doc.Parse([]byte(`{"userId":"u","timestamp":"2026-11-22T12:01:02Z"}`))
+	if d, _ := (&Decider{P: tight}).DecideAt(&doc, "u", rec, Times{Record: after, Now: after}); d.Outputs[0].Write {
+		t.Fatal("max_clock_skew: 1s let a timestamp 2s ahead count")
+	}
+	spec, _ = ParseSpec("p.yaml", []byte(basePolicy+"  - {name: o, topic: c.o, require: [analytics]}\nmax_clock_skew: soon\n"))
+	if _, err := Compile(spec, testKeys(t)); err == nil || !strings.Contains(err.Error(), "max_clock_skew") {
+		t.Fatalf("invalid max_clock_skew: %v", err)
+	}
+}
+
+func TestExpiredRecordAtDecisionTime(t *testing.T) {
+	p := compileYAML(t, "  - {name: o, topic: c.o, require: [analytics]}\n")
+	exp := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	rec := granted(5, "analytics")
+	rec.Expires = exp
+	var doc event.Doc
+	_ = doc.Parse([]byte(`{"userId":"u"}`))
+	for _, tt := range []struct {
+		name  string
+		now   time.Time
+		write bool
+	}{{"before", exp.Add(-time.Millisecond), true}, {"at", exp, false}, {"after", exp.Add(time.Hour), false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := (&Decider{P: p}).DecideAt(&doc, "u", rec, Times{Now: tt.now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Outputs[0].Write != tt.write || (!tt.write && (d.ConsentFound || d.Outputs[0].Reason != "consent_denied:analytics")) {
+				t.Fatalf("write %v reason %q found %v, want write %v", d.Outputs[0].Write, d.Outputs[0].Reason, d.ConsentFound, tt.write)
+			}
+		})
+	}
+}
+
 func TestEscapedSignalKeysAreNotSkipped(t *testing.T) {
 	spec, err := ParseSpec("p.yaml", []byte("version: t1\npurposes: [analytics]\npseudonym_key: k1\ngpc_denies: [analytics]\noutputs: [{name: o, topic: t, require: [analytics]}]\n"))
 	if err != nil {

@@ -50,6 +50,11 @@ type Spec struct {
 	// pre_consent:<purpose>). Grant times are known for consent written by
 	// consentd (consent topic, CLI, API). Default: false.
 	AllowPreConsentEvents bool `yaml:"allow_pre_consent_events"`
+	// MaxClockSkew is how far in the future (past the Kafka record time
+	// of the raw event, and past the decision time) an event's own
+	// timestamp may lie; a timestamp further ahead counts as missing for
+	// the pre-consent rule. A Go duration. Default: 5m.
+	MaxClockSkew string `yaml:"max_clock_skew"`
 	// IAB maps IAB TCF, GPP and US Privacy strings carried by events to
 	// purposes. Default: none (such strings are not read).
 	IAB *IABSpec `yaml:"iab"`

@@ -3,7 +3,10 @@
 // line and the HTTP API, erasures and identity links. A change that
 // withdraws consent first writes retractions to the clean topics the
 // withdrawn purposes fed, then stores the change, so that a crash in
-// between re-emits the retractions rather than losing them.
+// between re-emits the retractions rather than losing them. With a
+// Barrier, it then waits until no running consentd can write the subject
+// with the old consent any more and writes the retractions again: they
+// are the subject's last records, and the call returns after them.
 //
 // The package does no I/O of its own: the consent store, the current
 // state and the retraction writer are interfaces (implemented by
@@ -53,6 +56,31 @@ type Service struct {
 	Retractor Retractor
 	// Purposes are the policy's purposes, in policy order.
 	Purposes []string
+	// Barrier, if set, makes a withdrawal or erasure wait, after the
+	// change is stored, until no running consentd can write the subject
+	// again with the old consent; the retractions are then written once
+	// more, so that they are the subject's last records. Grants do not
+	// wait.
+	Barrier Barrier
+}
+
+// Barrier waits until every running consentd confirmed that it will not
+// write the subjects again with consent older than the call (or was
+// fenced); *redisstore.Barrier implements it.
+type Barrier interface {
+	Await(ctx context.Context, subjects []string) error
+}
+
+// settle runs after a withdrawal or erasure is stored: the barrier, then
+// the retractions again, which are now the last records of the subject.
+func (s *Service) settle(ctx context.Context, subjects []string, retract func() error) error {
+	if s.Barrier == nil {
+		return nil
+	}
+	if err := s.Barrier.Await(ctx, subjects); err != nil {
+		return fmt.Errorf("revocation barrier: %w", err)
+	}
+	return retract()
 }
 
 // ErrNoRetractor reports a withdrawal that needs retractions while the
@@ -101,12 +129,21 @@ func (s *Service) Put(ctx context.Context, subject string, version int64, purpos
 		purposes = merged
 	}
 	retracted = []string{}
+	var withdrawn []string
 	if !prev.Found || version > prev.Version {
-		if retracted, err = s.retract(ctx, subject, consent.Withdrawn(prev, purposes, s.Purposes), false, version); err != nil {
+		withdrawn = consent.Withdrawn(prev, purposes, s.Purposes)
+		if retracted, err = s.retract(ctx, subject, withdrawn, false, version); err != nil {
 			return false, nil, err
 		}
 	}
 	applied, err = s.Store.Put(ctx, subject, version, purposes, expires, grantedAt)
+	if err != nil || !applied || len(withdrawn) == 0 {
+		return applied, retracted, err
+	}
+	err = s.settle(ctx, []string{subject}, func() error {
+		_, err := s.retract(ctx, subject, withdrawn, false, version)
+		return err
+	})
 	return applied, retracted, err
 }
 
@@ -119,9 +156,10 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 	for _, g := range purposes {
 		denies = denies || !g
 	}
+	var withdrawn []string
+	var prev consent.Record
 	if denies {
-		prev, err := s.current(ctx, subject)
-		if err != nil {
+		if prev, err = s.current(ctx, subject); err != nil {
 			return 0, nil, err
 		}
 		next := make(map[string]bool, len(s.Purposes))
@@ -129,11 +167,19 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 			g, listed := purposes[p]
 			next[p] = prev.Allows(p) && (!listed || g)
 		}
-		if retracted, err = s.retract(ctx, subject, consent.Withdrawn(prev, next, s.Purposes), false, prev.Version); err != nil {
+		withdrawn = consent.Withdrawn(prev, next, s.Purposes)
+		if retracted, err = s.retract(ctx, subject, withdrawn, false, prev.Version); err != nil {
 			return 0, nil, err
 		}
 	}
 	version, err = s.Store.Patch(ctx, subject, purposes)
+	if err != nil || len(withdrawn) == 0 {
+		return version, retracted, err
+	}
+	err = s.settle(ctx, []string{subject}, func() error {
+		_, err := s.retract(ctx, subject, withdrawn, false, prev.Version)
+		return err
+	})
 	return version, retracted, err
 }
 
@@ -148,7 +194,37 @@ func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retr
 		return false, nil, err
 	}
 	existed, err = s.Store.Erase(ctx, subject)
+	if err != nil {
+		return existed, retracted, err
+	}
+	err = s.settle(ctx, []string{subject}, func() error {
+		_, err := s.retract(ctx, subject, s.Purposes, true, prev.Version)
+		return err
+	})
 	return existed, retracted, err
+}
+
+// Expire retracts a record that expired by its own "_exp" (rec is the
+// record as it was before): every purpose it granted, after the barrier,
+// so that the retractions are the subject's last records. The caller
+// deletes the record afterwards.
+func (s *Service) Expire(ctx context.Context, subject string, rec consent.Record) error {
+	var granted []string
+	for _, p := range s.Purposes {
+		if rec.Allows(p) {
+			granted = append(granted, p)
+		}
+	}
+	if len(granted) == 0 {
+		return nil
+	}
+	if s.Barrier != nil {
+		if err := s.Barrier.Await(ctx, []string{subject}); err != nil {
+			return fmt.Errorf("revocation barrier: %w", err)
+		}
+	}
+	_, err := s.retract(ctx, subject, granted, false, rec.Version)
+	return err
 }
 
 // Link records that each anonymous id (key) was identified as a user id

@@ -165,6 +165,9 @@ func Decode(fields map[string]string, now time.Time) (consent.Record, error) {
 		return consent.Record{}, fmt.Errorf("%w: %s is not a non-negative integer", consent.ErrInvalidRecord, VersionField)
 	}
 	rec := consent.Record{Found: true, Version: v, Granted: make(map[string]bool, len(fields)-1)}
+	if hasExp {
+		rec.Expires = exp
+	}
 	for k, val := range fields {
 		if strings.HasPrefix(k, GrantedAtPrefix) {
 			if ms, err := strconv.ParseInt(val, 10, 64); err == nil {

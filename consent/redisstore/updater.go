@@ -160,6 +160,11 @@ func (w *Updater) Put(ctx context.Context, subject string, version int64, purpos
 	if err != nil {
 		return false, err
 	}
+	if exp != "" {
+		if err := w.indexExpiry(ctx, subject, exp); err != nil {
+			return false, err
+		}
+	}
 	n, err := putScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject)}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("writing consent: %w", err)

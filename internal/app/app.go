@@ -60,6 +60,7 @@ type App struct {
 	runner *pipeline.Runner
 	store  *redisstore.Store
 	admin  *http.Server
+	fence  *barrierMember // revocation barrier (barrier.go)
 	ln     net.Listener
 	api    *http.Server // nil when the consent API is off
 	apiLn  net.Listener
@@ -118,6 +119,9 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	}
 	rc := RunnerConfig(cfg, newProcessor, producer, hooks, h, log)
 	rc.Dialer = kc.Dialer()
+	a.fence = newBarrierMember(rdb, cfg.Redis.KeyPrefix, cache, h, log) // revocation barrier (barrier.go)
+	a.fence.changes = a.Changes
+	rc.Fence = a.fence.fence
 	runner, err := pipeline.NewRunner(rc)
 	if err != nil {
 		rdb.Close()
@@ -332,6 +336,8 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopWatch()
 	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
 	go watchStore(watchCtx, a.store, a.Health, StoreCheckInterval)
+	barrierDone := make(chan struct{})
+	go func() { defer close(barrierDone); a.fence.run(watchCtx) }()
 	syncDone := make(chan struct{})
 	if a.Config.Consent.Topic != "" {
 		go func() {
@@ -353,6 +359,7 @@ func (a *App) Run(ctx context.Context) error {
 	err := a.runner.Run(ctx)
 	<-syncDone
 	stopWatch()
+	<-barrierDone
 	werr := a.Producer.Close()
 	a.Redis.Close()
 	a.shutdownServers()
@@ -374,6 +381,7 @@ func (a *App) Changes() *changes.Service {
 		Current:   redisstore.New(a.Redis, a.Config.Redis.KeyPrefix, a.Config.Redis.Timeout, nil),
 		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log},
 		Purposes:  a.Policy.Purposes,
+		Barrier:   redisstore.NewBarrier(a.Redis, a.Config.Redis.KeyPrefix),
 	}
 }
 

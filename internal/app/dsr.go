@@ -34,6 +34,7 @@ func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, p
 		Store:    up,
 		Current:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
 		Purposes: pol.Purposes,
+		Barrier:  redisstore.NewBarrier(rdb, cfg.Redis.KeyPrefix),
 	}
 	if producer != nil {
 		svc.Retractor = &pipeline.Retractor{Policy: pol, Producer: producer, Backoff: backoff(cfg)}

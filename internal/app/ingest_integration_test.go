@@ -76,10 +76,18 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	if n := r.metric(t, `consentd_decisions_total{action="skip",output="personalization",reason="pre_consent:personalization"}`); n != 1 {
 		t.Errorf("pre-consent skips = %v, want 1 (the event collected before n1 consented)", n)
 	}
+	// e1 was stored already expired: the expiry sweeper retracts what it
+	// granted and deletes it.
+	rdb := itest.Redis(t, env.Redis)
+	itest.Eventually(t, 30*time.Second, "expired record swept", func() bool {
+		n, err := rdb.Exists(context.Background(), redisstore.RecordKey(s.prefix, "e1")).Result()
+		return err == nil && n == 0
+	})
 	got, retractions := s.delivered(t)
 	erased := pseud("t1") + " erased personalization,analytics,advertising"
 	withdrawn := pseud("w1") + " consent_revoked personalization,advertising"
-	expectSets(t, "retractions on", retractions, map[string][]string{s.perso: {erased, withdrawn}, s.ana: {erased}, s.adv: {erased, withdrawn}})
+	expired := pseud("e1") + " consent_revoked personalization,analytics"
+	expectSets(t, "retractions on", retractions, map[string][]string{s.perso: {erased, withdrawn, expired}, s.ana: {erased, expired}, s.adv: {erased, withdrawn, expired}})
 	expectSets(t, "output", got, map[string][]string{"personalization": {"msg-n", "msg-s"}, "analytics": {"msg-n", "msg-r"}, "advertising": nil})
 	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
 	if len(dlq) != 1 {
