@@ -25,11 +25,17 @@ Data-subject requests against the consent store:
   get SUBJECT                          print the subject's consent as JSON
   set SUBJECT PURPOSE=true|false ...   grant or deny purposes (others unchanged)
   revoke SUBJECT [PURPOSE ...]         deny the purposes (all when none given)
-  erase SUBJECT                        delete the subject's consent record
-  export SUBJECT                       print everything stored about the subject as JSON
+  link ANONYMOUS_ID USER_ID            record that the anonymous id was identified as the user
+  erase SUBJECT                        delete everything stored for the subject and for the
+                                       anonymous ids linked to it, after retracting them from
+                                       every clean topic (under every live pseudonym key)
+  export SUBJECT                       print everything stored about the subject as JSON,
+                                       linked ids (both ways) and what is stored for them included
 
 Every change gets a new version and is announced to every running consentd,
-which drops the subject from its cache at once.
+which drops the subject from its cache at once. A withdrawal or erasure
+returns once no running consentd can write the subject again (the
+revocation barrier) and its retractions are the subject's last records.
 --config defaults to configs/consentd.yaml.
 `
 
@@ -87,8 +93,12 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 			return usageError{errors.New("consent set: give at least one PURPOSE=true|false")}
 		}
 	case "revoke":
+	case "link":
+		if len(params) != 1 || params[0] == "" || params[0] == subject {
+			return usageError{errors.New("consent link: give ANONYMOUS_ID and a different USER_ID")}
+		}
 	default:
-		return usageError{fmt.Errorf("consent: unknown command %q (get, set, revoke, erase, export)", op)}
+		return usageError{fmt.Errorf("consent: unknown command %q (get, set, revoke, link, erase, export)", op)}
 	}
 
 	cfg, err := config.Load(path)
@@ -96,7 +106,8 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var pol *policy.Policy
-	if op == "get" || op == "export" {
+	readOnly := op == "get" || op == "export" || op == "link" // links need no retractions
+	if readOnly {
 		pol, err = policy.Load(cfg.Policy, nil) // purposes only; no keys needed
 	} else {
 		pol, err = app.LoadPolicy(cfg) // retractions need the pseudonym key
@@ -115,7 +126,7 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("connecting to the consent store: %w", err)
 	}
 	var kw *kafka.Writer
-	if op != "get" && op != "export" {
+	if !readOnly {
 		// Changes write retractions: check the brokers accept us first.
 		kc, err := connect.NewKafka(ctx, cfg.Kafka)
 		if err != nil {
@@ -148,6 +159,8 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		out, err = dsr.Revoke(ctx, subject, params)
 	case "erase":
 		out, err = dsr.Erase(ctx, subject)
+	case "link":
+		out, err = dsr.Link(ctx, subject, params[0])
 	}
 	var ue *app.UsageError
 	if errors.As(err, &ue) {

@@ -101,19 +101,42 @@ func TestIntegrationConsentCommands(t *testing.T) {
 		}
 	}
 
+	for _, anon := range []string{"anon-1", "anon-2"} {
+		if code, out, errs := consentCLI(t, cfg, "link", anon, "u1"); code != 0 || out["linked_to"] != "u1" {
+			t.Fatalf("link: %d %v %s", code, out, errs)
+		}
+	}
+	consentCLI(t, cfg, "set", "anon-2", "analytics=true")
 	_, out, _ = consentCLI(t, cfg, "export", "u1")
 	stored := out["stored"].(map[string]any)
-	if stored["redis_key"] != redisstore.RecordKey(prefix, "u1") || stored["fields"].(map[string]any)["_v"] == nil {
+	if stored["redis_key"] != redisstore.RecordKey(prefix, "u1") || stored["fields"].(map[string]any)["_v"] == nil ||
+		fmt.Sprint(stored["linked_anonymous_ids"]) != "[anon-1 anon-2]" {
 		t.Fatalf("export: %v", out)
 	}
+	if a2 := out["linked"].(map[string]any)["anon-2"].(map[string]any); a2["linked_to"] != "u1" || a2["fields"].(map[string]any)["analytics"] != "1" {
+		t.Fatalf("export of a linked id: %v", a2)
+	}
+	_, out, _ = consentCLI(t, cfg, "export", "anon-1")
+	if out["stored"].(map[string]any)["linked_to"] != "u1" {
+		t.Fatalf("export of an anonymous id: %v", out)
+	}
 
+	before := itest.Count(t, env.Kafka, topics["analytics"])
 	_, out, _ = consentCLI(t, cfg, "erase", "u1")
-	if out["erased"] != true || len(out["retracted_from"].([]any)) != 3 {
+	if out["erased"] != true || len(out["retracted_from"].([]any)) != 3 || fmt.Sprint(out["erased_linked_ids"]) != "[anon-1 anon-2]" {
 		t.Fatalf("erase: %v", out)
 	}
-	_, out, _ = consentCLI(t, cfg, "get", "u1")
-	if out["found"] != false {
-		t.Fatalf("get after erase: %v", out)
+	// Three subjects, each retracted before the erasure and after the
+	// barrier.
+	if n := itest.Count(t, env.Kafka, topics["analytics"]) - before; n != 6 {
+		t.Fatalf("the erasure wrote %d retractions to the analytics topic, want 6", n)
+	}
+	for _, subj := range []string{"u1", "anon-1", "anon-2"} {
+		_, out, _ = consentCLI(t, cfg, "export", subj)
+		st := out["stored"].(map[string]any)
+		if out["consent"].(map[string]any)["found"] != false || len(st["fields"].(map[string]any)) != 0 || st["linked_to"] != nil || len(st["linked_anonymous_ids"].([]any)) != 0 {
+			t.Fatalf("export of %s after erase: %v", subj, out)
+		}
 	}
 
 	for _, bad := range [][]string{
@@ -122,6 +145,8 @@ func TestIntegrationConsentCommands(t *testing.T) {
 		{"set", "u1", "personalization"},
 		{"revoke", "u1", "dancing"},
 		{"frob", "u1"},
+		{"link", "anon-1"},
+		{"link", "u1", "u1"},
 		{"get"},
 	} {
 		if code, _, errs := consentCLI(t, cfg, bad...); code != 2 || errs == "" {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/consentd/consentd/consent"
@@ -30,8 +31,12 @@ type Store interface {
 	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error)
 	// Patch sets some purposes and returns the record's new version.
 	Patch(ctx context.Context, subject string, purposes map[string]bool) (version int64, err error)
-	// Erase deletes everything stored for subject.
-	Erase(ctx context.Context, subject string) (existed bool, err error)
+	// Erase deletes everything stored for subject, and every anonymous
+	// id linked to it with everything stored for that id; linked are the
+	// ids it erased.
+	Erase(ctx context.Context, subject string) (existed bool, linked []string, err error)
+	// LinkedIDs returns the anonymous ids linked to user now.
+	LinkedIDs(ctx context.Context, user string) ([]string, error)
 	// Link records that each anonymous id (key) was identified as a user
 	// id (value).
 	Link(ctx context.Context, links map[string]string) error
@@ -183,25 +188,77 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 	return version, retracted, err
 }
 
-// Erase retracts the subject from every clean topic, then deletes
-// everything stored for it.
+// Erase retracts the subject, and every anonymous id linked to it, from
+// every clean topic, then deletes everything stored for them (records,
+// grant times, identity links both ways). Ids linked while it runs are
+// erased too and retracted after the barrier. linked are the anonymous
+// ids erased with the subject.
 func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retracted []string, err error) {
+	e, err := s.EraseLinked(ctx, subject)
+	return e.Existed, e.RetractedFrom, err
+}
+
+// Erasure is what EraseLinked did.
+type Erasure struct {
+	// Existed reports whether the subject had a record.
+	Existed bool
+	// Linked are the anonymous ids erased with the subject.
+	Linked []string
+	// RetractedFrom are the clean topics retracted from.
+	RetractedFrom []string
+}
+
+// EraseLinked is Erase, reporting the anonymous ids erased with the
+// subject.
+func (s *Service) EraseLinked(ctx context.Context, subject string) (e Erasure, err error) {
+	existed, linked, retracted, err := s.erase(ctx, subject)
+	return Erasure{Existed: existed, Linked: linked, RetractedFrom: retracted}, err
+}
+
+func (s *Service) erase(ctx context.Context, subject string) (existed bool, linked, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
-		return false, nil, err
+		return false, nil, nil, err
 	}
-	if retracted, err = s.retract(ctx, subject, s.Purposes, true, prev.Version); err != nil {
-		return false, nil, err
-	}
-	existed, err = s.Store.Erase(ctx, subject)
+	before, err := s.Store.LinkedIDs(ctx, subject)
 	if err != nil {
-		return existed, retracted, err
+		return false, nil, nil, fmt.Errorf("reading linked ids: %w", err)
 	}
-	err = s.settle(ctx, []string{subject}, func() error {
-		_, err := s.retract(ctx, subject, s.Purposes, true, prev.Version)
+	subjects := append([]string{subject}, before...)
+	if retracted, err = s.retractAll(ctx, subjects, prev.Version); err != nil {
+		return false, nil, nil, err
+	}
+	existed, linked, err = s.Store.Erase(ctx, subject)
+	if err != nil {
+		return existed, nil, retracted, err
+	}
+	for _, a := range linked {
+		if !slices.Contains(subjects, a) {
+			subjects = append(subjects, a)
+		}
+	}
+	err = s.settle(ctx, subjects, func() error {
+		_, err := s.retractAll(ctx, subjects, prev.Version)
 		return err
 	})
-	return existed, retracted, err
+	return existed, linked, retracted, err
+}
+
+// retractAll retracts each subject from every clean topic (an erasure).
+func (s *Service) retractAll(ctx context.Context, subjects []string, version int64) ([]string, error) {
+	topics := []string{}
+	for _, subj := range subjects {
+		t, err := s.retract(ctx, subj, s.Purposes, true, version)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range t {
+			if !slices.Contains(topics, x) {
+				topics = append(topics, x)
+			}
+		}
+	}
+	return topics, nil
 }
 
 // Expire retracts a record that expired by its own "_exp" (rec is the

@@ -54,11 +54,31 @@ func (m *memStore) Patch(_ context.Context, subject string, purposes map[string]
 	return r.Version + 1, nil
 }
 
-func (m *memStore) Erase(_ context.Context, subject string) (bool, error) {
+func (m *memStore) Erase(_ context.Context, subject string) (bool, []string, error) {
 	*m.log = append(*m.log, "erase")
 	_, ok := m.recs[subject]
 	delete(m.recs, subject)
-	return ok, nil
+	linked := m.linked(subject)
+	for _, a := range linked {
+		delete(m.links, a)
+		delete(m.recs, a)
+	}
+	return ok, linked, nil
+}
+
+func (m *memStore) linked(user string) []string {
+	out := []string{}
+	for a, u := range m.links {
+		if u == user {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (m *memStore) LinkedIDs(_ context.Context, user string) ([]string, error) {
+	return m.linked(user), nil
 }
 
 func (m *memStore) Link(_ context.Context, links map[string]string) error {

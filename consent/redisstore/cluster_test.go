@@ -77,11 +77,19 @@ func TestIntegrationCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := w.Erase(ctx, "anon-1"); err != nil {
+		if _, _, err := w.Erase(ctx, "anon-1"); err != nil {
 			t.Fatal(err)
 		}
-		if existed, err := w.Erase(ctx, subjects[10]); err != nil || !existed {
+		if existed, _, err := w.Erase(ctx, subjects[10]); err != nil || !existed {
 			t.Fatalf("erase: %v %v", existed, err)
+		}
+		// Erasing a user erases its linked anonymous id, whose keys live
+		// in another slot.
+		if existed, linked, err := w.Erase(ctx, "u2"); err != nil || !existed || len(linked) != 1 || linked[0] != "anon-2" {
+			t.Fatalf("erase u2: existed %v linked %v err %v", existed, linked, err)
+		}
+		if st, err := w.Read(ctx, "anon-2"); err != nil || st.LinkedTo != "" {
+			t.Fatalf("anon-2 after its user was erased: %+v %v", st, err)
 		}
 		itest.Eventually(t, 5*time.Second, "every change heard", func() bool {
 			heard := map[string]bool{}

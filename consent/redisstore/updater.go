@@ -67,49 +67,6 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return v
 `)
 
-// eraseScript deletes a record and the subject's identity link, and
-// announces it. KEYS: record, link. ARGV: channel, subject.
-var eraseScript = redis.NewScript(`
-local n = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[1], ARGV[2])
-return n
-`)
-
-// linkScript links one anonymous id to a user id and announces it, unless
-// the link is already there. KEYS: link. ARGV: channel, anonymous id, user
-// id. One key per call: cluster-safe.
-var linkScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[3] then
-  redis.call('SET', KEYS[1], ARGV[3])
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
-end
-return 1
-`)
-
-// Link records that each anonymous id (key) was identified as a user id
-// (value), in one pipelined round trip (one script per link, so that each
-// touches one key and works on a cluster); every consentd drops the
-// anonymous ids from its cache. Unchanged links are not announced again.
-func (w *Updater) Link(ctx context.Context, links map[string]string) error {
-	pipe := w.rdb.Pipeline()
-	n := 0
-	for anon, user := range links {
-		if anon == "" || user == "" || anon == user {
-			continue
-		}
-		linkScript.Eval(ctx, pipe, []string{LinkKey(w.prefix, anon)}, InvalidationChannel(w.prefix), anon, user)
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("writing identity links: %w", err)
-	}
-	return nil
-}
-
 // Updater changes consent records atomically (one Lua script per change)
 // and monotonically: an update older than, or as old as, the stored record
 // is ignored, so replayed or reordered updates never roll consent back.
@@ -188,43 +145,4 @@ func (w *Updater) Patch(ctx context.Context, subject string, purposes map[string
 		return 0, fmt.Errorf("writing consent: %w", err)
 	}
 	return v, nil
-}
-
-// Erase deletes subject's record. existed is false when there was none.
-func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, err error) {
-	n, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject)}, InvalidationChannel(w.prefix), subject).Int()
-	if err != nil {
-		return false, fmt.Errorf("erasing consent: %w", err)
-	}
-	return n > 0, nil
-}
-
-// Stored is everything Redis holds about one subject's consent.
-type Stored struct {
-	Key    string            `json:"redis_key"`
-	Fields map[string]string `json:"fields"`
-	// LinkedTo is the user id this (anonymous) subject is linked to.
-	LinkedTo string `json:"linked_to,omitempty"`
-	// TTL is the key's Redis expiry; -1 when none, -2 when the key does
-	// not exist.
-	TTLSeconds int64 `json:"ttl_seconds"`
-}
-
-// Read returns the raw record of subject.
-func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
-	key := RecordKey(w.prefix, subject)
-	pipe := w.rdb.Pipeline()
-	fields := pipe.HGetAll(ctx, key)
-	ttl := pipe.TTL(ctx, key)
-	link := pipe.Get(ctx, LinkKey(w.prefix, subject))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Stored{}, fmt.Errorf("reading consent: %w", err)
-	}
-	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2, LinkedTo: link.Val()}
-	if d := ttl.Val(); d >= 0 {
-		st.TTLSeconds = int64(d / time.Second)
-	} else if len(st.Fields) > 0 {
-		st.TTLSeconds = -1
-	}
-	return st, nil
 }

@@ -60,11 +60,14 @@ type ConsentView struct {
 
 // Change is the result of Set, Revoke or Erase.
 type Change struct {
-	Subject       string          `json:"subject"`
-	Version       int64           `json:"version,omitempty"`
-	Changed       map[string]bool `json:"changed,omitempty"`
-	Erased        *bool           `json:"erased,omitempty"`
-	RetractedFrom []string        `json:"retracted_from"`
+	Subject string          `json:"subject"`
+	Version int64           `json:"version,omitempty"`
+	Changed map[string]bool `json:"changed,omitempty"`
+	Erased  *bool           `json:"erased,omitempty"`
+	// ErasedLinked are the anonymous ids linked to the subject, erased
+	// with it.
+	ErasedLinked  []string `json:"erased_linked_ids,omitempty"`
+	RetractedFrom []string `json:"retracted_from"`
 }
 
 // Get returns the subject's consent for every policy purpose.
@@ -76,13 +79,21 @@ func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
 	return d.view(subject, st), nil
 }
 
-// Export returns everything stored about the subject.
+// Export returns everything stored about the subject: its record, its
+// identity links both ways, its expiry index entry, and everything stored
+// for each anonymous id linked to it.
 func (d *DSR) Export(ctx context.Context, subject string) (map[string]any, error) {
 	st, err := d.Updater.Read(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"subject": subject, "consent": d.view(subject, st), "stored": st}, nil
+	linked := map[string]redisstore.Stored{}
+	for _, a := range st.LinkedIDs {
+		if linked[a], err = d.Updater.Read(ctx, a); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"subject": subject, "consent": d.view(subject, st), "stored": st, "linked": linked}, nil
 }
 
 // Set grants or denies purposes, keeping the others.
@@ -114,13 +125,14 @@ func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Ch
 	return d.Set(ctx, subject, m)
 }
 
-// Erase deletes the subject's record after retracting it everywhere.
+// Erase deletes everything stored for the subject and for the anonymous
+// ids linked to it, after retracting them everywhere.
 func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
-	existed, topics, err := d.Changes.Erase(ctx, subject)
+	e, err := d.Changes.EraseLinked(ctx, subject)
 	if err != nil {
 		return Change{}, err
 	}
-	return Change{Subject: subject, Erased: &existed, RetractedFrom: topics}, nil
+	return Change{Subject: subject, Erased: &e.Existed, ErasedLinked: e.Linked, RetractedFrom: e.RetractedFrom}, nil
 }
 
 // Link records that anonymousID was identified as userID: events known

@@ -1,0 +1,222 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Identity links, both ways, and what erasure and export do with them.
+//
+// An anonymous id's link is the string LinkKey(anon) holding the user id
+// it was identified as; the user's reverse index is the set
+// LinkedIDsKey(user) of anonymous ids linked to it. The two live under
+// different hash tags, so no script touches both: the reverse entry is
+// written in its own call, before the link, in the same pipeline. The
+// index is therefore a superset hint: an entry whose link now points
+// elsewhere (relinked) is stale and skipped, and an entry can only be
+// missing for a link written before the index existed (or when the
+// pipeline failed half-way, in which case Link returned an error and the
+// caller retries it).
+
+// LinkedIDsKey is the set of anonymous ids linked to user:
+// "<prefix>u:{<user>}", hash-tagged on the user like its record.
+func LinkedIDsKey(prefix, user string) string { return prefix + "u:{" + user + "}" }
+
+// linkScript links one anonymous id to a user id and announces it, unless
+// the link is already there. KEYS: link. ARGV: channel, anonymous id, user
+// id. One key per call: cluster-safe.
+var linkScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return 1
+`)
+
+// Link records that each anonymous id (key) was identified as a user id
+// (value), with the user's reverse index entry, in one pipelined round
+// trip (one call per key, so that it works on a cluster); every consentd
+// drops the anonymous ids from its cache. Unchanged links are not
+// announced again. An error means some links may be missing: retrying is
+// safe.
+func (w *Updater) Link(ctx context.Context, links map[string]string) error {
+	pipe := w.rdb.Pipeline()
+	n := 0
+	for anon, user := range links {
+		if anon == "" || user == "" || anon == user {
+			continue
+		}
+		pipe.SAdd(ctx, LinkedIDsKey(w.prefix, user), anon)
+		linkScript.Eval(ctx, pipe, []string{LinkKey(w.prefix, anon)}, InvalidationChannel(w.prefix), anon, user)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("writing identity links: %w", err)
+	}
+	return nil
+}
+
+// LinkedIDs returns the anonymous ids whose link points to user now,
+// sorted; stale index entries are left out.
+func (w *Updater) LinkedIDs(ctx context.Context, user string) ([]string, error) {
+	members, err := w.rdb.SMembers(ctx, LinkedIDsKey(w.prefix, user)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
+		return nil, fmt.Errorf("reading linked ids: %w", err)
+	}
+	return w.verifyLinks(ctx, user, members)
+}
+
+// verifyLinks keeps the anonymous ids whose link points to user.
+func (w *Updater) verifyLinks(ctx context.Context, user string, anons []string) ([]string, error) {
+	if len(anons) == 0 {
+		return []string{}, nil
+	}
+	pipe := w.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(anons))
+	for i, a := range anons {
+		gets[i] = pipe.Get(ctx, LinkKey(w.prefix, a))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
+		return nil, fmt.Errorf("reading identity links: %w", err)
+	}
+	out := []string{}
+	for i, a := range anons {
+		if gets[i].Val() == user && a != user {
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// eraseScript deletes a subject's record, its own identity link and its
+// reverse index, and announces it. It returns {existed, linked-to user or
+// "", indexed anonymous id...}. Values of the wrong type are deleted too.
+// KEYS: record, link, linked ids (one hash tag). ARGV: channel, subject.
+var eraseScript = redis.NewScript(`
+local n = redis.call('DEL', KEYS[1])
+local to = redis.pcall('GET', KEYS[2])
+if type(to) ~= 'string' then to = '' end
+local ids = redis.pcall('SMEMBERS', KEYS[3])
+if type(ids) ~= 'table' or ids.err then ids = {} end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+local out = {n, to}
+for _, id in ipairs(ids) do out[#out + 1] = id end
+return out
+`)
+
+// unlinkScript erases an anonymous id linked to an erased user: its link,
+// record and reverse index, only if the link still points to the user
+// (else the index entry was stale and nothing is touched), and announces
+// it. KEYS: link, record, linked ids (one hash tag). ARGV: user, channel,
+// anonymous id.
+var unlinkScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`)
+
+// Erase deletes everything stored for subject: its record (with its grant
+// times and expiry), its identity link and its entry in the linked user's
+// index, its expiry index entry, and every anonymous id linked to it with
+// that id's own link, record and index entries. existed reports whether
+// subject had a record; linked are the anonymous ids erased with it,
+// sorted.
+func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, linked []string, err error) {
+	ch := InvalidationChannel(w.prefix)
+	res, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject), LinkedIDsKey(w.prefix, subject)}, ch, subject).Slice()
+	if err != nil {
+		return false, nil, fmt.Errorf("erasing consent: %w", err)
+	}
+	if len(res) < 2 {
+		return false, nil, fmt.Errorf("erasing consent: unexpected answer %v", res)
+	}
+	n, _ := res[0].(int64)
+	linkedTo, _ := res[1].(string)
+	var indexed []string
+	for _, v := range res[2:] {
+		if s, ok := v.(string); ok && s != subject {
+			indexed = append(indexed, s)
+		}
+	}
+	pipe := w.rdb.Pipeline()
+	unlinks := make([]*redis.Cmd, len(indexed))
+	for i, a := range indexed {
+		unlinks[i] = unlinkScript.Eval(ctx, pipe, []string{LinkKey(w.prefix, a), RecordKey(w.prefix, a), LinkedIDsKey(w.prefix, a)}, subject, ch, a)
+	}
+	if linkedTo != "" {
+		pipe.SRem(ctx, LinkedIDsKey(w.prefix, linkedTo), subject)
+	}
+	pipe.ZRem(ctx, ExpiryIndexKey(w.prefix), append([]any{subject}, anySlice(indexed)...)...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return n > 0, nil, fmt.Errorf("erasing linked ids: %w", err)
+	}
+	linked = []string{}
+	for i, a := range indexed {
+		if v, _ := unlinks[i].Int(); v == 1 {
+			linked = append(linked, a)
+		}
+	}
+	slices.Sort(linked)
+	return n > 0, linked, nil
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// Stored is everything Redis holds about one subject's consent.
+type Stored struct {
+	Key    string            `json:"redis_key"`
+	Fields map[string]string `json:"fields"`
+	// LinkedTo is the user id this (anonymous) subject is linked to.
+	LinkedTo string `json:"linked_to,omitempty"`
+	// LinkedIDs are the anonymous ids linked to this subject (as a user).
+	LinkedIDs []string `json:"linked_anonymous_ids"`
+	// TTL is the key's Redis expiry; -1 when none, -2 when the key does
+	// not exist.
+	TTLSeconds int64 `json:"ttl_seconds"`
+	// ExpiryIndexed is the subject's score in the expiry index (Unix ms),
+	// if it has an entry there.
+	ExpiryIndexed int64 `json:"expiry_index_ms,omitempty"`
+}
+
+// Read returns the raw record of subject, its identity links both ways
+// and its expiry index entry.
+func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
+	key := RecordKey(w.prefix, subject)
+	pipe := w.rdb.Pipeline()
+	fields := pipe.HGetAll(ctx, key)
+	ttl := pipe.TTL(ctx, key)
+	link := pipe.Get(ctx, LinkKey(w.prefix, subject))
+	members := pipe.SMembers(ctx, LinkedIDsKey(w.prefix, subject))
+	exp := pipe.ZScore(ctx, ExpiryIndexKey(w.prefix), subject)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
+		return Stored{}, fmt.Errorf("reading consent: %w", err)
+	}
+	linked, err := w.verifyLinks(ctx, subject, members.Val())
+	if err != nil {
+		return Stored{}, err
+	}
+	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2, LinkedTo: link.Val(), LinkedIDs: linked, ExpiryIndexed: int64(exp.Val())}
+	if d := ttl.Val(); d >= 0 {
+		st.TTLSeconds = int64(d / time.Second)
+	} else if len(st.Fields) > 0 {
+		st.TTLSeconds = -1
+	}
+	return st, nil
+}
