@@ -253,7 +253,15 @@ type Pseudonymization struct {
 	// KeyEnv names an environment variable with the same content.
 	// Exactly one of key_file and key_env is required.
 	KeyEnv string `yaml:"key_env"`
+	// Retention is how long the clean topics keep records: retractions
+	// and erasures go out under the current pseudonym key and under every
+	// key retired less than this long ago (see policy.ParseKeyring).
+	// Default: 168h (7 days).
+	Retention time.Duration `yaml:"retention"`
 }
+
+// DefaultPseudonymRetention is the default pseudonymization.retention.
+const DefaultPseudonymRetention = 7 * 24 * time.Hour
 
 // Log configures zap.
 type Log struct {
@@ -322,6 +330,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("pipeline.retry_backoff_min", func() { setDefault(&c.Pipeline.RetryBackoffMin, 100*time.Millisecond) })
 	d("pipeline.retry_backoff_max", func() { setDefault(&c.Pipeline.RetryBackoffMax, 5*time.Second) })
 	d("pipeline.shutdown_grace", func() { setDefault(&c.Pipeline.ShutdownGrace, 20*time.Second) })
+	d("pseudonymization.retention", func() { setDefault(&c.Pseudonymization.Retention, DefaultPseudonymRetention) })
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
 }
@@ -460,6 +469,9 @@ func (c *Config) validate() []*fieldError {
 	}
 	if (c.Pseudonymization.KeyFile == "") == (c.Pseudonymization.KeyEnv == "") {
 		fail("pseudonymization", "set exactly one of key_file and key_env")
+	}
+	if c.Pseudonymization.Retention <= 0 {
+		fail("pseudonymization.retention", "must be positive (the clean topics' retention)")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

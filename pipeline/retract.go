@@ -28,13 +28,30 @@ type Retractor struct {
 	Backoff retry.Backoff
 	// Log, if set, records which topics were written (never the subject).
 	Log *zap.Logger
+	// Retention is the clean topics' retention: retractions go out under
+	// the current pseudonym key and every key retired less than this long
+	// ago (policy.RetractionKeys). Default: 7 days.
+	Retention time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
 }
 
+// DefaultRetention is Retractor.Retention's default.
+const DefaultRetention = 7 * 24 * time.Hour
+
 // Retract writes a retraction to every clean topic fed by one of purposes
-// (every clean topic when erased), and returns the topics written. It
-// returns after every write is acknowledged.
+// (every clean topic when erased), under every live pseudonym key, and
+// returns the topics written. It returns after every write is
+// acknowledged.
 func (r *Retractor) Retract(ctx context.Context, subject string, purposes []string, erased bool, consentVersion int64) ([]string, error) {
-	key, err := r.Policy.PseudonymousKey(subject)
+	now, retention := time.Now, r.Retention
+	if r.Now != nil {
+		now = r.Now
+	}
+	if retention <= 0 {
+		retention = DefaultRetention
+	}
+	keys, err := r.Policy.RetractionKeys(subject, now(), retention)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +70,9 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 			continue
 		}
 		topics = append(topics, o.Topic)
-		msgs = append(msgs, wire.Retraction(o.Topic, key, reason, purposes, r.Policy.Version, consentVersion))
+		for _, key := range keys {
+			msgs = append(msgs, wire.Retraction(o.Topic, key, reason, purposes, r.Policy.Version, consentVersion))
+		}
 	}
 	if len(msgs) == 0 {
 		return nil, nil

@@ -134,6 +134,9 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		fail("pseudonym_key: required (the clean message key is the pseudonymized subject)")
 	} else {
 		checkKey("pseudonym_key", spec.PseudonymKey)
+		if _, retired := keys.retiredKey(spec.PseudonymKey); retired {
+			fail("pseudonym_key: key %q is marked retired in the key file; retire the previous key, not the current one", spec.PseudonymKey)
+		}
 	}
 	if len(spec.Outputs) == 0 {
 		fail("outputs: at least one output is required")

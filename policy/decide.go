@@ -162,6 +162,26 @@ func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 	return p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
 }
 
+// RetractionKeys returns the clean message keys a retraction of subject
+// must be written under: its pseudonym under the policy's pseudonym_key,
+// then under every key retired less than retention before now (see
+// Keyring.Live), so that records written before a key rotation are
+// retracted too.
+func (p *Policy) RetractionKeys(subject string, now time.Time, retention time.Duration) ([][]byte, error) {
+	if p.keys == nil {
+		return nil, fmt.Errorf("no pseudonymization keys loaded")
+	}
+	var out [][]byte
+	for _, id := range p.keys.Live(p.PseudonymKey, now, retention) {
+		k, err := p.keys.AppendPseudonym(nil, id, []byte(subject))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
 // Subject returns the event's subject: the first subject path holding a
 // non-empty string. path is the path it was found at. ok is false when
 // there is none (reason no_subject). A subject of the wrong type, or a

@@ -10,17 +10,21 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // MinKeyBytes is the shortest pseudonymization secret accepted.
 const MinKeyBytes = 32
 
-// Keyring holds pseudonymization secrets by key id. It is safe for
-// concurrent use.
+// Keyring holds pseudonymization secrets by key id, and when keys were
+// retired. It is safe for concurrent use.
 type Keyring struct {
 	keys map[string]*hmacPool
+	// retired holds when each retired key was retired.
+	retired map[string]time.Time
 }
 
 type hmacState struct {
@@ -35,7 +39,7 @@ type hmacPool struct {
 
 // NewKeyring builds a keyring from key id to secret.
 func NewKeyring(secrets map[string][]byte) (*Keyring, error) {
-	k := &Keyring{keys: make(map[string]*hmacPool, len(secrets))}
+	k := &Keyring{keys: make(map[string]*hmacPool, len(secrets)), retired: map[string]time.Time{}}
 	for id, secret := range secrets {
 		if err := validKeyID(id); err != nil {
 			return nil, err
@@ -61,12 +65,15 @@ func validKeyID(id string) error {
 	return nil
 }
 
-// ParseKeyring reads a key file: one "KEYID:BASE64SECRET" per line, blank
-// lines and lines starting with # ignored. Secrets are standard or URL-safe
-// base64 and decode to at least MinKeyBytes bytes. Errors never contain
-// secret material.
+// ParseKeyring reads a key file: one "KEYID:BASE64SECRET" per line, or
+// "KEYID:BASE64SECRET:retired=RFC3339" for a key that is no longer used to
+// pseudonymize new records but whose pseudonyms may still be in the clean
+// topics (see Live); blank lines and lines starting with # ignored.
+// Secrets are standard or URL-safe base64 and decode to at least
+// MinKeyBytes bytes. Errors never contain secret material.
 func ParseKeyring(name string, data []byte) (*Keyring, error) {
 	secrets := map[string][]byte{}
+	retired := map[string]time.Time{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	line := 0
 	for sc.Scan() {
@@ -75,17 +82,26 @@ func ParseKeyring(name string, data []byte) (*Keyring, error) {
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		id, b64, ok := strings.Cut(t, ":")
+		id, rest, ok := strings.Cut(t, ":")
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: want KEYID:BASE64SECRET", name, line)
+			return nil, fmt.Errorf("%s:%d: want KEYID:BASE64SECRET[:retired=RFC3339]", name, line)
 		}
 		id = strings.TrimSpace(id)
+		b64, attr, hasAttr := strings.Cut(rest, ":") // base64 has no ':'
 		secret, err := decodeSecret(strings.TrimSpace(b64))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: key %q: secret is not base64", name, line, id)
 		}
 		if _, dup := secrets[id]; dup {
 			return nil, fmt.Errorf("%s:%d: key %q defined twice", name, line, id)
+		}
+		if hasAttr {
+			v, ok := strings.CutPrefix(strings.TrimSpace(attr), "retired=")
+			at, err := time.Parse(time.RFC3339, v)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("%s:%d: key %q: want retired=RFC3339 after the secret (e.g. retired=2025-06-01T00:00:00Z)", name, line, id)
+			}
+			retired[id] = at
 		}
 		secrets[id] = secret
 	}
@@ -99,7 +115,35 @@ func ParseKeyring(name string, data []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	k.retired = retired
 	return k, nil
+}
+
+// Retired reports whether key id is retired and since when.
+func (k *Keyring) Retired(id string) (at time.Time, retired bool) {
+	at, retired = k.retired[id]
+	return at, retired
+}
+
+// Live returns current first, then every key retired less than retention
+// before now (most recently retired first): the key ids whose pseudonyms
+// may still be in clean topics that keep records for retention, and under
+// which retractions must therefore go out.
+func (k *Keyring) Live(current string, now time.Time, retention time.Duration) []string {
+	out := []string{current}
+	var old []string
+	for id, at := range k.retired {
+		if id != current && now.Sub(at) < retention {
+			old = append(old, id)
+		}
+	}
+	slices.SortFunc(old, func(a, b string) int {
+		if c := k.retired[b].Compare(k.retired[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return append(out, old...)
 }
 
 func decodeSecret(s string) ([]byte, error) {
@@ -137,4 +181,12 @@ func (k *Keyring) AppendPseudonym(dst []byte, id string, value []byte) ([]byte, 
 	dst = hex.AppendEncode(dst, out[:PseudonymLen/2])
 	p.pool.Put(st)
 	return dst, nil
+}
+
+// retiredKey is Retired on a keyring that may be nil.
+func (k *Keyring) retiredKey(id string) (time.Time, bool) {
+	if k == nil {
+		return time.Time{}, false
+	}
+	return k.Retired(id)
 }

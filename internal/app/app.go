@@ -379,7 +379,7 @@ func (a *App) Changes() *changes.Service {
 	return &changes.Service{
 		Store:     redisstore.NewUpdater(a.Redis, a.Config.Redis.KeyPrefix),
 		Current:   redisstore.New(a.Redis, a.Config.Redis.KeyPrefix, a.Config.Redis.Timeout, nil),
-		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log},
+		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log, Retention: a.Config.Pseudonymization.Retention},
 		Purposes:  a.Policy.Purposes,
 		Barrier:   redisstore.NewBarrier(a.Redis, a.Config.Redis.KeyPrefix),
 	}

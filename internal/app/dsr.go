@@ -37,7 +37,7 @@ func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, p
 		Barrier:  redisstore.NewBarrier(rdb, cfg.Redis.KeyPrefix),
 	}
 	if producer != nil {
-		svc.Retractor = &pipeline.Retractor{Policy: pol, Producer: producer, Backoff: backoff(cfg)}
+		svc.Retractor = &pipeline.Retractor{Policy: pol, Producer: producer, Backoff: backoff(cfg), Retention: cfg.Pseudonymization.Retention}
 	}
 	return &DSR{Policy: pol, Updater: up, Changes: svc}
 }
