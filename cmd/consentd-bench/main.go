@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consentd/consentd/internal/e2ebench"
@@ -25,7 +27,9 @@ func main() {
 	flag.IntVar(&o.Rounds, "rounds", 2, "alternating rounds of pass-through then consentd")
 	flag.IntVar(&o.BatchSize, "batch", 1000, "batch size for both")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	propagation := flag.Bool("propagation", false, "measure revocation propagation instead of throughput (two instances, one group)")
+	propagation := flag.Bool("propagation", false, "measure revocation propagation instead of throughput: a bare Redis write and PUBLISH (two instances), then the revocation barrier's cost (--instances)")
+	instances := flag.String("instances", "2,3", "with --propagation: consentd instances in the group for the barrier measurement, comma-separated (one run each)")
+	barrierOnly := flag.Bool("barrier-only", false, "with --propagation: skip the bare PUBLISH measurement")
 	revocations := flag.Int("revocations", 100, "with --propagation: subjects revoked one by one")
 	subjects := flag.Int("subjects", 200, "with --propagation: subjects whose events flow")
 	flag.Parse()
@@ -45,7 +49,25 @@ func main() {
 	defer stop()
 	var err error
 	if *propagation {
-		_, err = e2ebench.RunPropagation(ctx, e2ebench.PropagationOptions{Brokers: o.Brokers, Redis: o.Redis, Subjects: *subjects, Revocations: *revocations, Interval: 50 * time.Millisecond}, os.Stdout)
+		po := e2ebench.PropagationOptions{Brokers: o.Brokers, Redis: o.Redis, Subjects: *subjects, Revocations: *revocations, Interval: 50 * time.Millisecond}
+		if !*barrierOnly {
+			_, err = e2ebench.RunPropagation(ctx, po, os.Stdout)
+		}
+		for _, f := range strings.Split(*instances, ",") {
+			if err != nil {
+				break
+			}
+			n, perr := strconv.Atoi(strings.TrimSpace(f))
+			if perr != nil || n < 1 {
+				err = fmt.Errorf("--instances: %q is not a positive number", f)
+				break
+			}
+			po.Instances = n
+			var bc e2ebench.BarrierCost
+			if bc, err = e2ebench.RunBarrierCost(ctx, po, os.Stdout); err == nil && (len(bc.Exactness.After) > 0 || len(bc.Exactness.NotLast) > 0) {
+				err = fmt.Errorf("the revocation barrier did not hold with %d instances", n)
+			}
+		}
 	} else {
 		_, err = e2ebench.Run(ctx, o, os.Stdout)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -17,54 +18,84 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/kafkautil"
 	"github.com/consentd/consentd/internal/propagation"
+	"github.com/consentd/consentd/policy"
 )
 
-// PropagationOptions configure RunPropagation.
+// PropagationOptions configure RunPropagation and RunBarrierCost.
 type PropagationOptions struct {
 	Brokers     string
 	Redis       string
 	Subjects    int           // subjects whose events flow
 	Revocations int           // how many of them are revoked, one by one
 	Interval    time.Duration // between revocations
+	// Instances is how many consentd run in the group. Default: 2.
+	Instances int
 }
 
-// RunPropagation runs two consentd instances in one group while events for
-// Subjects subjects flow, revokes Revocations of them one by one, and
-// reports how long after each acknowledged revocation that subject's last
-// clean write came (broker append time, read with kcat).
-func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (propagation.Result, error) {
+// propRun is a running measurement: consentd instances in one group and
+// events flowing for every subject.
+type propRun struct {
+	cfg     *config.Config
+	pol     *policy.Policy
+	rdb     *redis.Client
+	prefix  string
+	clean   []string
+	subject func(int) string
+	stop    func() error // stops producing, drains, stops the instances
+	cleanup func()
+}
+
+// startPropagation creates fresh topics and records, starts o.Instances
+// consentd in one group, produces events for every subject until stop,
+// and returns once they write.
+func startPropagation(ctx context.Context, o PropagationOptions) (r *propRun, err error) {
 	if o.Revocations > o.Subjects {
-		return propagation.Result{}, fmt.Errorf("revocations (%d) must not exceed subjects (%d)", o.Revocations, o.Subjects)
+		return nil, fmt.Errorf("revocations (%d) must not exceed subjects (%d)", o.Revocations, o.Subjects)
+	}
+	if o.Instances <= 0 {
+		o.Instances = 2
 	}
 	id := fmt.Sprintf("prop-%d", time.Now().UnixNano())
 	raw, dlq := id+".raw", id+".dlq"
 	clean := []string{id + ".personalization", id + ".analytics", id + ".advertising"}
 	if err := kafkautil.CreateTopics(o.Brokers, 4, raw, dlq); err != nil {
-		return propagation.Result{}, err
+		return nil, err
 	}
 	if err := kafkautil.CreateTopicsWithConfig(o.Brokers, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, clean...); err != nil {
-		return propagation.Result{}, err
+		return nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: o.Redis})
-	defer rdb.Close()
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cleanups = append(cleanups, func() { rdb.Close() })
+	defer func() {
+		if err != nil {
+			cleanup()
+		}
+	}()
 	prefix := id + ":consent:"
 	subject := func(i int) string { return fmt.Sprintf("s-%d", i) }
 	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
 	for i := 0; i < o.Subjects; i++ {
 		if err := redisstore.Put(ctx, rdb, prefix, subject(i), 1, all); err != nil {
-			return propagation.Result{}, err
+			return nil, err
 		}
 	}
 	dir, err := os.MkdirTemp("", "consentd-prop")
 	if err != nil {
-		return propagation.Result{}, err
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 	policyPath, keyPath, err := writePolicyAndKeys(dir, clean)
 	if err != nil {
-		return propagation.Result{}, err
+		return nil, err
 	}
 	cfg := &config.Config{
 		Kafka:            config.Kafka{Brokers: []string{o.Brokers}, RawTopics: []string{raw}, GroupID: id, DeadLetterTopic: dlq, SessionTimeout: 6 * time.Second},
@@ -76,16 +107,16 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 	cfg.ApplyDefaults()
 	p, err := app.LoadPolicy(cfg)
 	if err != nil {
-		return propagation.Result{}, err
+		return nil, err
 	}
 	runCtx, stopApps := context.WithCancel(ctx)
-	defer stopApps()
+	cleanups = append(cleanups, stopApps)
 	var apps []*app.App
 	var wg sync.WaitGroup
-	for range 2 {
+	for range o.Instances {
 		a, err := app.New(cfg, p, zap.NewNop())
 		if err != nil {
-			return propagation.Result{}, err
+			return nil, err
 		}
 		apps = append(apps, a)
 		wg.Add(1)
@@ -104,7 +135,16 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 				s := subject(i)
 				msgs[i] = kafka.Message{Key: []byte(s), Value: []byte(`{"type":"track","event":"Product Viewed","userId":"` + s + `","messageId":"` + s + "-" + strconv.Itoa(n) + `"}`)}
 			}
-			if err := w.WriteMessages(ctx, msgs...); err != nil {
+			// A topic just created may be unknown to the broker's
+			// metadata for a moment: retry before giving up.
+			var err error
+			for attempt := 0; attempt < 40; attempt++ {
+				if err = w.WriteMessages(ctx, msgs...); err == nil || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			if err != nil {
 				produced <- err
 				return
 			}
@@ -116,6 +156,22 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 			}
 		}
 	}()
+	var once sync.Once
+	stop := func() error {
+		var perr error
+		once.Do(func() {
+			close(stopProducing)
+			perr = <-produced
+			time.Sleep(time.Second) // let the last batches drain
+			stopApps()
+			wg.Wait()
+		})
+		if perr != nil {
+			return fmt.Errorf("producing: %w", perr)
+		}
+		return nil
+	}
+	cleanups = append(cleanups, func() { _ = stop() })
 	written := func() float64 {
 		total := 0.0
 		for _, a := range apps {
@@ -125,34 +181,49 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 	}
 	for deadline := time.Now().Add(60 * time.Second); written() < float64(20*o.Subjects); {
 		if time.Now().After(deadline) {
-			close(stopProducing)
-			return propagation.Result{}, fmt.Errorf("consentd did not start writing within 60s")
+			return nil, fmt.Errorf("consentd did not start writing within 60s")
+		}
+		select {
+		case err := <-produced:
+			produced <- err // for stop
+			return nil, fmt.Errorf("producing: %v", err)
+		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return &propRun{cfg: cfg, pol: p, rdb: rdb, prefix: prefix, clean: clean, subject: subject, stop: stop, cleanup: cleanup}, nil
+}
+
+// RunPropagation runs two consentd instances in one group while events for
+// Subjects subjects flow, revokes Revocations of them one by one with a
+// bare Redis write and PUBLISH (no barrier), and reports how long after
+// each acknowledged revocation that subject's last clean write came
+// (broker append time, read with kcat).
+func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (propagation.Result, error) {
+	o.Instances = 2
+	r, err := startPropagation(ctx, o)
+	if err != nil {
+		return propagation.Result{}, err
+	}
+	defer r.cleanup()
+	rdb, prefix, p, subject, clean := r.rdb, r.prefix, r.pol, r.subject, r.clean
 	w := redisstore.NewUpdater(rdb, prefix)
 	revokedAt := map[string]time.Time{}
 	for i := 0; i < o.Revocations; i++ {
 		if _, err := w.Patch(ctx, subject(i), map[string]bool{"personalization": false, "analytics": false, "advertising": false}); err != nil {
-			close(stopProducing)
 			return propagation.Result{}, err
 		}
 		key, err := p.PseudonymousKey(subject(i))
 		if err != nil {
-			close(stopProducing)
 			return propagation.Result{}, err
 		}
 		revokedAt[string(key)] = time.Now()
 		time.Sleep(o.Interval)
 	}
 	time.Sleep(2 * time.Second)
-	close(stopProducing)
-	if err := <-produced; err != nil {
-		return propagation.Result{}, fmt.Errorf("producing: %w", err)
+	if err := r.stop(); err != nil {
+		return propagation.Result{}, err
 	}
-	time.Sleep(time.Second) // let the last batches drain
-	stopApps()
-	wg.Wait()
 
 	kc, err := exec.Command("kcat", "-C", "-b", o.Brokers, "-t", clean[0], "-e", "-q", "-f", "%k %T\n").CombinedOutput()
 	if err != nil {
@@ -169,5 +240,91 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 	fmt.Fprintf(out, "revocation propagation, two consentd instances in one group, %d revocations while %d subjects' events flowed:\n", len(res.Latencies), o.Subjects)
 	fmt.Fprintf(out, "  from acknowledged revocation to the subject's last clean write: p50 %s  p99 %s  max %s\n", res.Percentile(0.5), res.Percentile(0.99), res.Percentile(1))
 	fmt.Fprintf(out, "  writes later than 1s after a revocation: %d; revoked subjects without earlier writes: %d; other subjects' writes after the last revocation: %d\n", late, len(res.NoEventsBefore), res.OthersAfter)
+	return res, nil
+}
+
+// BarrierCost is what RunBarrierCost measured.
+type BarrierCost struct {
+	Instances int
+	// Calls are the durations from each call to its return, sorted.
+	Calls []time.Duration
+	// Exactness is what the clean topics show about the changes.
+	Exactness propagation.Exactness
+}
+
+// Percentile returns the q-quantile (0..1) of the call durations.
+func (b BarrierCost) Percentile(q float64) time.Duration {
+	return propagation.Result{Latencies: b.Calls}.Percentile(q)
+}
+
+// RunBarrierCost runs o.Instances consentd in one group while events for
+// o.Subjects subjects flow, and revokes (even) or erases (odd)
+// o.Revocations of them one by one through the change service, as the
+// CLI, the API and the consent topic do: each call returns after the
+// revocation barrier and the retractions. It reports the time from call
+// to return and checks with broker append times that nothing of a
+// changed subject was appended after its call returned and that its
+// retraction is its last record in every partition.
+func RunBarrierCost(ctx context.Context, o PropagationOptions, out io.Writer) (BarrierCost, error) {
+	r, err := startPropagation(ctx, o)
+	if err != nil {
+		return BarrierCost{}, err
+	}
+	defer r.cleanup()
+	kc, err := connect.NewKafka(ctx, r.cfg.Kafka)
+	if err != nil {
+		return BarrierCost{}, err
+	}
+	producer := app.NewProducer(r.cfg, kc)
+	defer producer.Close()
+	dsr := app.NewDSR(r.cfg, r.pol, r.rdb, producer)
+	res := BarrierCost{Instances: o.Instances}
+	returned := map[string]time.Time{}
+	none := map[string]bool{"personalization": false, "analytics": false, "advertising": false}
+	for i := 0; i < o.Revocations; i++ {
+		subj := r.subject(i)
+		start := time.Now()
+		var err error
+		if i%2 == 0 {
+			_, _, err = dsr.Changes.Patch(ctx, subj, none)
+		} else {
+			_, _, err = dsr.Changes.Erase(ctx, subj)
+		}
+		if err != nil {
+			return res, err
+		}
+		end := time.Now()
+		res.Calls = append(res.Calls, end.Sub(start))
+		key, err := r.pol.PseudonymousKey(subj)
+		if err != nil {
+			return res, err
+		}
+		returned[string(key)] = end
+		time.Sleep(o.Interval)
+	}
+	time.Sleep(time.Second)
+	if err := r.stop(); err != nil {
+		return res, err
+	}
+	slices.Sort(res.Calls)
+	var kcOut []byte
+	for _, topic := range r.clean {
+		b, err := exec.Command("kcat", "-C", "-b", o.Brokers, "-t", topic, "-e", "-q", "-f", propagation.KcatBarrierFormat).CombinedOutput()
+		if err != nil {
+			return res, fmt.Errorf("kcat (install it with scripts/services.sh install): %v: %s", err, b)
+		}
+		kcOut = append(kcOut, b...)
+	}
+	if res.Exactness, err = propagation.Exact(kcOut, returned); err != nil {
+		return res, err
+	}
+	after := 0
+	for _, n := range res.Exactness.After {
+		after += n
+	}
+	fmt.Fprintf(out, "revocation barrier, %d consentd instances in one group, %d revocations and erasures while %d subjects' events flowed:\n", o.Instances, len(res.Calls), o.Subjects)
+	fmt.Fprintf(out, "  call to return (change, barrier, retractions): p50 %s  p99 %s  max %s\n", res.Percentile(0.5), res.Percentile(0.99), res.Percentile(1))
+	fmt.Fprintf(out, "  clean records appended after their call returned: %d; retraction not the last record: %d; latest clean record relative to the return: %s\n",
+		after, len(res.Exactness.NotLast), res.Exactness.Worst())
 	return res, nil
 }
