@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/consentd/consentd/consent"
@@ -244,14 +245,26 @@ func (s *Service) erase(ctx context.Context, subject string) (existed bool, link
 	return existed, linked, retracted, err
 }
 
-// retractAll retracts each subject from every clean topic (an erasure).
+// retractAll retracts each subject from every clean topic (an erasure),
+// the subjects concurrently; it returns once every retraction is
+// acknowledged, or the first error.
 func (s *Service) retractAll(ctx context.Context, subjects []string, version int64) ([]string, error) {
+	results := make([][]string, len(subjects))
+	errs := make([]error, len(subjects))
+	var wg sync.WaitGroup
+	for i, subj := range subjects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = s.retract(ctx, subj, s.Purposes, true, version)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	topics := []string{}
-	for _, subj := range subjects {
-		t, err := s.retract(ctx, subj, s.Purposes, true, version)
-		if err != nil {
-			return nil, err
-		}
+	for _, t := range results {
 		for _, x := range t {
 			if !slices.Contains(topics, x) {
 				topics = append(topics, x)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,12 +98,15 @@ type retraction struct {
 }
 
 type memRetractor struct {
+	mu   sync.Mutex // erasures retract several subjects concurrently
 	log  *[]string
 	got  []retraction
 	fail error
 }
 
 func (r *memRetractor) Retract(_ context.Context, subject string, purposes []string, erased bool, version int64) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.fail != nil {
 		return nil, r.fail
 	}
