@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
@@ -21,13 +22,20 @@ import (
 // the returned stop is called.
 func flow(t *testing.T, broker, topic, prefix string) (stop func()) {
 	t.Helper()
+	return flowEvents(t, broker, topic, func(i int) []kafka.Message { return fullConsentEvents(prefix, i, 100) })
+}
+
+// flowEvents produces events(i) for i = 0, 100, 200, ... every 20 ms until
+// the returned stop is called.
+func flowEvents(t *testing.T, broker, topic string, events func(i int) []kafka.Message) (stop func()) {
+	t.Helper()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 0; ; i += 100 {
-			itest.Produce(t, broker, topic, fullConsentEvents(prefix, i, 100)...)
+			itest.Produce(t, broker, topic, events(i)...)
 			select {
 			case <-done:
 				return

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,22 +53,9 @@ func seedLinked(t *testing.T, addr, keyPrefix, subjPrefix string) {
 // flowLinked produces user and anonymous events until stop is called.
 func flowLinked(t *testing.T, broker, topic, prefix string) (stop func()) {
 	t.Helper()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i += 100 {
-			itest.Produce(t, broker, topic, append(fullConsentEvents(prefix, i, 100), anonEvents(prefix, i, 100)...)...)
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { close(done); wg.Wait() }) }
+	return flowEvents(t, broker, topic, func(i int) []kafka.Message {
+		return append(fullConsentEvents(prefix, i, 100), anonEvents(prefix, i, 100)...)
+	})
 }
 
 func (s *stack) dsr(t *testing.T, cfg *config.Config) *DSR {
