@@ -95,6 +95,8 @@ type faultyProducer struct {
 	tries map[string]int // attempts per message value
 	calls atomic.Int64
 	block chan struct{} // if set, every call waits for it or ctx
+	// whole, if set, may fail a whole call (as kafka-go's own checks do).
+	whole func(msgs []kafka.Message) error
 }
 
 func (f *faultyProducer) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
@@ -104,6 +106,11 @@ func (f *faultyProducer) WriteMessages(ctx context.Context, msgs ...kafka.Messag
 		case <-f.block:
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if f.whole != nil {
+		if err := f.whole(msgs); err != nil {
+			return err
 		}
 	}
 	if f.fault == nil {
@@ -333,6 +340,35 @@ func TestRunnerDeadLettersRefusedWrites(t *testing.T) {
 	if st.Written["out"] < 58 || st.Dead[ReasonWriteRefused] < 2 || st.Written["out"] > len(readAll(t, broker, cleanTopic)) ||
 		st.Decisions[Decision{"out", "skip", ReasonWriteRefused}] != st.Dead[ReasonWriteRefused] {
 		t.Fatalf("accounting %+v", st.Accounting)
+	}
+}
+
+// kafka-go refuses a whole call when one message is larger than its batch
+// limit: that message alone is dead-lettered, the others are written.
+func TestRunnerWholeCallRefusedNamesItsMessage(t *testing.T) {
+	broker := startBroker(t)
+	in := events(30, "ev")
+	produceRaw(t, broker, in...)
+	p := newFaulty(broker, nil)
+	p.whole = func(msgs []kafka.Message) error {
+		for i, m := range msgs {
+			if string(m.Value) == "ev-011" && m.Topic == cleanTopic {
+				return kafka.MessageTooLargeError{Message: msgs[i], Remaining: append(append([]kafka.Message(nil), msgs[:i]...), msgs[i+1:]...)}
+			}
+		}
+		return nil
+	}
+	runRunner(t, broker, p, nil)
+	waitCommitted(t, broker, "g-"+t.Name(), int64(len(in)))
+	clean := values(readAll(t, broker, cleanTopic))
+	for _, v := range in {
+		if (clean[v] == 0) != (v == "ev-011") {
+			t.Fatalf("%s written %d times", v, clean[v])
+		}
+	}
+	dl := values(readAll(t, broker, dlqTopic))
+	if len(dl) != 1 || dl["ev-011"] < 1 {
+		t.Fatalf("dead letters %v, want ev-011 only", dl)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,24 +136,27 @@ func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *
 			case classify(err) == fatal:
 				r.fail(fmt.Errorf("writing: %w", err))
 				return err
-			case errors.Is(err, kafka.UnknownTopicOrPartition):
+			case isUnknownTopic(err):
 				if unknownSince.IsZero() {
 					unknownSince = time.Now()
 				} else if time.Since(unknownSince) >= UnknownTopicGrace {
-					if ferr := r.findUnknownTopics(writeCtx, bw, todo); ferr != nil {
+					if ferr := r.isolateTopics(writeCtx, bw, todo, ReasonTopicUnknown, isUnknownTopic); ferr != nil {
 						return ferr
 					}
 					unknownSince = time.Time{}
 				}
 			case classify(err) == refused:
-				// A whole call refused (kafka-go's own size check): find
-				// the culprits one by one.
-				for _, i := range todo {
-					if wire.Size(&res.Out[i]) > cfg.MaxWriteBytes/2 {
+				// A whole call refused: kafka-go's own size check names
+				// the message; anything else is narrowed down by topic.
+				var tooLarge kafka.MessageTooLargeError
+				if errors.As(err, &tooLarge) {
+					if i, ok := indexOf(res.Out, todo, &tooLarge.Message); ok {
 						if ferr := r.refuse(bw, i, ReasonWriteRefused, err); ferr != nil {
 							return ferr
 						}
 					}
+				} else if ferr := r.isolateTopics(writeCtx, bw, todo, ReasonWriteRefused, func(e error) bool { return classify(e) == refused }); ferr != nil {
+					return ferr
 				}
 			}
 			for _, i := range todo {
@@ -222,11 +226,12 @@ func (r *Runner) refuse(bw *batchWrite, i int, reason string, cause error) error
 	return nil
 }
 
-// findUnknownTopics writes the pending messages topic by topic after
-// their topic has been unknown for UnknownTopicGrace; the
-// messages of a topic still unknown are dead-lettered. An unknown
-// dead-letter topic stops the instance.
-func (r *Runner) findUnknownTopics(ctx context.Context, bw *batchWrite, todo []int) error {
+// isolateTopics writes the pending messages topic by topic, after a
+// whole call failed in a way that names no message (a topic unknown for
+// UnknownTopicGrace, a refusal): the messages of a topic whose write still
+// fails with an error refusedFor accepts are dead-lettered with reason.
+// An unknown dead-letter topic stops the instance.
+func (r *Runner) isolateTopics(ctx context.Context, bw *batchWrite, todo []int, reason string, refusedFor func(error) bool) error {
 	byTopic := map[string][]int{}
 	for _, i := range todo {
 		t := bw.res.Out[i].Topic
@@ -244,19 +249,32 @@ func (r *Runner) findUnknownTopics(ctx context.Context, bw *batchWrite, todo []i
 			}
 			continue
 		}
-		if !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		if !refusedFor(err) {
 			continue
 		}
-		if topic == r.cfg.DeadLetterTopic {
+		if topic == r.cfg.DeadLetterTopic && isUnknownTopic(err) {
 			err = fmt.Errorf("dead-letter topic %s does not exist: %w", topic, err)
 			r.fail(err)
 			return err
 		}
 		for _, i := range idx {
-			if ferr := r.refuse(bw, i, ReasonTopicUnknown, err); ferr != nil {
+			if ferr := r.refuse(bw, i, reason, err); ferr != nil {
 				return ferr
 			}
 		}
 	}
 	return nil
+}
+
+func isUnknownTopic(err error) bool { return errors.Is(err, kafka.UnknownTopicOrPartition) }
+
+// indexOf finds, among out[todo], the message m (kafka-go reports a copy).
+func indexOf(out []kafka.Message, todo []int, m *kafka.Message) (int, bool) {
+	for _, i := range todo {
+		o := &out[i]
+		if o.Topic == m.Topic && bytes.Equal(o.Key, m.Key) && bytes.Equal(o.Value, m.Value) && len(o.Headers) == len(m.Headers) {
+			return i, true
+		}
+	}
+	return 0, false
 }
