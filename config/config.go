@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/consentd/consentd/internal/yamlx"
+	"github.com/consentd/consentd/internal/lib/yamlx"
 )
 
 // Config is the whole of consentd.yaml.

@@ -8,7 +8,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
 // Tuning constants: fixed behaviour that is not worth a setting, named

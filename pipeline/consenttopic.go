@@ -13,7 +13,7 @@ import (
 
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/ingest"
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 )
 

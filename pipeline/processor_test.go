@@ -10,8 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent"
-	"github.com/consentd/consentd/internal/retry"
-	"github.com/consentd/consentd/internal/synth"
+	"github.com/consentd/consentd/internal/lib/retry"
+	"github.com/consentd/consentd/internal/testing/synth"
 	"github.com/consentd/consentd/policy"
 )
 

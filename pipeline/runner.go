@@ -11,7 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
 // BatchProcessor turns a batch of raw messages into the messages to write.

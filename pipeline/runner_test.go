@@ -14,8 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
+	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
 
@@ -193,8 +193,8 @@ func waitCommitted(t *testing.T, broker, group string, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := kafkautil.Committed(broker, group, rawTopic, partitions)
-		if err == nil && kafkautil.SumCommitted(c) >= n {
+		c, err := kafkatest.Committed(broker, group, rawTopic, partitions)
+		if err == nil && kafkatest.SumCommitted(c) >= n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -208,7 +208,7 @@ func waitCommitted(t *testing.T, broker, group string, n int64) {
 func readAll(t *testing.T, broker, topic string) []kafka.Message {
 	t.Helper()
 	var out []kafka.Message
-	offs, err := kafkautil.Offsets(broker, topic)
+	offs, err := kafkatest.Offsets(broker, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestRunnerStopsWhenWritesAreForbidden(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("runner kept retrying a write the broker forbids")
 	}
-	if c, _ := kafkautil.Committed(broker, "g-"+t.Name(), rawTopic, partitions); kafkautil.SumCommitted(c) > 0 {
+	if c, _ := kafkatest.Committed(broker, "g-"+t.Name(), rawTopic, partitions); kafkatest.SumCommitted(c) > 0 {
 		t.Fatalf("committed %v although nothing was written", c)
 	}
 }
@@ -461,7 +461,7 @@ func TestRunnerShutdownGraceBoundsDraining(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Fatalf("returned after %v, before the grace", d)
 	}
-	if c, _ := kafkautil.Committed(broker, "g-"+t.Name(), rawTopic, partitions); kafkautil.SumCommitted(c) > 0 {
+	if c, _ := kafkatest.Committed(broker, "g-"+t.Name(), rawTopic, partitions); kafkatest.SumCommitted(c) > 0 {
 		t.Fatalf("committed %v although no write was acknowledged", c)
 	}
 }

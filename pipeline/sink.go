@@ -10,7 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/consentd/consentd/internal/retry"
+	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
 

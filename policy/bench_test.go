@@ -7,7 +7,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
-	"github.com/consentd/consentd/internal/synth"
+	"github.com/consentd/consentd/internal/testing/synth"
 )
 
 func benchEvent(b *testing.B) []byte {

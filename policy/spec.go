@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/consentd/consentd/internal/yamlx"
+	"github.com/consentd/consentd/internal/lib/yamlx"
 )
 
 // Spec is the policy file as written (configs/policy.yaml).

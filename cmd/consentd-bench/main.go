@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/consentd/consentd/internal/e2ebench"
+	"github.com/consentd/consentd/internal/bench/e2ebench"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 func consentCLI(t *testing.T, cfg string, args ...string) (int, map[string]any, string) {

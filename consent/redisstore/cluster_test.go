@@ -10,7 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // TestIntegrationCluster: on a Redis Cluster, subjects spread over every

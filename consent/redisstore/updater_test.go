@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/consentd/consentd/consent"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 func lookup1(t *testing.T, s *Store, subject string) consent.Record {

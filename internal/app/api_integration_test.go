@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // TestIntegrationConsentAPI drives every data-subject request over HTTP.

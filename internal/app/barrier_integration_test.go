@@ -14,8 +14,8 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/internal/propagation"
+	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/internal/bench/revocation"
 )
 
 // flow produces fullConsentEvents for subjects "<prefix>-0".."-49" until
@@ -51,17 +51,17 @@ func flowEvents(t *testing.T, broker, topic string, events func(i int) []kafka.M
 // and checks the changes that returned at the given times: nothing of a
 // changed key appended after its call returned, and a retraction as its
 // last record in every partition.
-func (s *stack) exactness(t *testing.T, returned map[string]time.Time, what string) propagation.Exactness {
+func (s *stack) exactness(t *testing.T, returned map[string]time.Time, what string) revocation.Exactness {
 	t.Helper()
 	var out []byte
 	for _, topic := range []string{s.perso, s.ana, s.adv} {
-		b, err := exec.Command("kcat", "-C", "-b", s.env.Kafka, "-t", topic, "-e", "-q", "-f", propagation.KcatBarrierFormat).CombinedOutput()
+		b, err := exec.Command("kcat", "-C", "-b", s.env.Kafka, "-t", topic, "-e", "-q", "-f", revocation.KcatBarrierFormat).CombinedOutput()
 		if err != nil {
 			t.Fatalf("kcat: %v\n%s", err, b)
 		}
 		out = append(out, b...)
 	}
-	e, err := propagation.Exact(out, returned)
+	e, err := revocation.Exact(out, returned)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // anonEvents are events known only by an anonymous id: "<prefix>-a<k>"

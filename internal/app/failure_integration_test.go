@@ -16,7 +16,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // redisProc is a redis-server owned by one test, so that it can be paused,

@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/internal/kafkautil"
+	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
 	"github.com/consentd/consentd/wire"
 )
 
@@ -58,7 +58,7 @@ func newStack(t *testing.T, env itest.Env, rawPartitions int) *stack {
 	itest.CreateTopics(t, env.Kafka, rawPartitions, s.raw)
 	// Clean topics stamp messages with the broker's append time, so tests
 	// can tell when a message was written.
-	if err := kafkautil.CreateTopicsWithConfig(env.Kafka, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, s.dlq, s.perso, s.ana, s.adv); err != nil {
+	if err := kafkatest.CreateTopicsWithConfig(env.Kafka, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, s.dlq, s.perso, s.ana, s.adv); err != nil {
 		t.Fatal(err)
 	}
 

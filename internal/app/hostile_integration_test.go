@@ -23,7 +23,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 	"github.com/consentd/consentd/wire"
 )
 

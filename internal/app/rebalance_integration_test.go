@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // TestIntegrationRebalance runs two consentd instances in one group while

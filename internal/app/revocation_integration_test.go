@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/itest"
-	"github.com/consentd/consentd/internal/propagation"
+	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/internal/bench/revocation"
 )
 
 // TestIntegrationRevocationWhileFlowing revokes consent for subjects whose
@@ -62,7 +62,7 @@ func testIntegrationRevocationWhileFlowing(t *testing.T, env itest.Env) {
 	if err != nil {
 		t.Fatalf("kcat: %v\n%s", err, out)
 	}
-	res, err := propagation.Analyze(out, revokedAt, time.Second)
+	res, err := revocation.Analyze(out, revokedAt, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/itest"
+	"github.com/consentd/consentd/internal/testing/itest"
 	"github.com/consentd/consentd/wire"
 )
 

@@ -22,7 +22,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/config"
-	"github.com/consentd/consentd/internal/kafkautil"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
 )
 
 // Env locates the real services of one set-up (see Variants).
@@ -81,7 +81,7 @@ func Unique(prefix string) string {
 // until their leaders are known.
 func CreateTopics(t testing.TB, broker string, partitions int, topics ...string) {
 	t.Helper()
-	if err := kafkautil.CreateTopics(broker, partitions, topics...); err != nil {
+	if err := kafkatest.CreateTopics(broker, partitions, topics...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -89,7 +89,7 @@ func CreateTopics(t testing.TB, broker string, partitions int, topics ...string)
 // Produce writes msgs to topic with acks=all and fails the test on error.
 func Produce(t testing.TB, broker, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Transport: kafkautil.Transport(broker), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Transport: kafkatest.Transport(broker), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -130,7 +130,7 @@ func ReadAll(t testing.TB, broker, topic string) []kafka.Message {
 }
 
 func readAll(broker, topic string) ([]kafka.Message, error) {
-	parts, err := kafkautil.Partitions(broker, topic)
+	parts, err := kafkatest.Partitions(broker, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func readAll(broker, topic string) ([]kafka.Message, error) {
 func readPartition(broker, topic string, partition int) ([]kafka.Message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := kafkautil.Dialer(broker).DialLeader(ctx, "tcp", broker, topic, partition)
+	conn, err := kafkatest.Dialer(broker).DialLeader(ctx, "tcp", broker, topic, partition)
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +161,7 @@ func readPartition(broker, topic string, partition int) ([]kafka.Message, error)
 	if first >= last {
 		return nil, nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Dialer: kafkautil.Dialer(broker), Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Dialer: kafkatest.Dialer(broker), Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return nil, err
@@ -207,13 +207,13 @@ func count(broker, topic string) (int64, error) {
 }
 
 // Offsets returns [first, end) per partition of topic.
-func Offsets(broker, topic string) (map[int][2]int64, error) { return kafkautil.Offsets(broker, topic) }
+func Offsets(broker, topic string) (map[int][2]int64, error) { return kafkatest.Offsets(broker, topic) }
 
 // Committed returns the group's committed offset per partition of topic
 // (-1 where none).
 func Committed(t testing.TB, broker, group, topic string, partitions int) map[int]int64 {
 	t.Helper()
-	out, err := kafkautil.Committed(broker, group, topic, partitions)
+	out, err := kafkatest.Committed(broker, group, topic, partitions)
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}

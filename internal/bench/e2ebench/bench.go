@@ -22,8 +22,8 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/internal/synth"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
+	"github.com/consentd/consentd/internal/testing/synth"
 	"github.com/consentd/consentd/pipeline"
 )
 
@@ -56,7 +56,7 @@ func Run(ctx context.Context, o Options, out io.Writer) ([]Result, error) {
 	raw := id + ".raw"
 	clean := []string{id + ".personalization", id + ".analytics", id + ".advertising"}
 	dlq, pass := id+".dlq", id+".passthrough"
-	if err := kafkautil.CreateTopics(o.Brokers, o.Partitions, append([]string{raw, dlq, pass}, clean...)...); err != nil {
+	if err := kafkatest.CreateTopics(o.Brokers, o.Partitions, append([]string{raw, dlq, pass}, clean...)...); err != nil {
 		return nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: o.Redis})
@@ -296,11 +296,11 @@ func measure(ctx context.Context, o Options, name, group, raw string, start time
 			first = time.Now()
 		}
 		if consumed >= o.Events {
-			c, err := kafkautil.Committed(o.Brokers, group, raw, o.Partitions)
+			c, err := kafkatest.Committed(o.Brokers, group, raw, o.Partitions)
 			if err != nil {
 				return Result{}, err
 			}
-			if kafkautil.SumCommitted(c) >= int64(o.Events) {
+			if kafkatest.SumCommitted(c) >= int64(o.Events) {
 				break
 			}
 		}

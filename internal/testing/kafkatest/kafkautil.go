@@ -1,7 +1,7 @@
 // Package kafkautil holds small Kafka administration helpers shared by the
 // integration tests and the end-to-end benchmark: create topics, read
 // offsets, read a group's committed offsets.
-package kafkautil
+package kafkatest
 
 import (
 	"context"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/kafkautil"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
 )
 
 // Names of the service set-ups.
@@ -103,7 +103,7 @@ func variant(base Env, name string) (Env, []string) {
 		}
 		tr := k.Transport()
 		tr.MetadataTTL = 500 * time.Millisecond // topics are created by the tests
-		kafkautil.Secure(env.Kafka, kafkautil.Security{Dialer: k.Dialer(), Transport: tr})
+		kafkatest.Secure(env.Kafka, kafkatest.Security{Dialer: k.Dialer(), Transport: tr})
 	}
 	if env.RedisMode != config.RedisSingle {
 		o := &redis.UniversalOptions{Addrs: env.RedisAddrs(), MasterName: env.RedisMaster, IsClusterMode: env.RedisMode == config.RedisCluster}

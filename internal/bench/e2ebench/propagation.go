@@ -19,8 +19,8 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/kafkautil"
-	"github.com/consentd/consentd/internal/propagation"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
+	"github.com/consentd/consentd/internal/bench/revocation"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -61,10 +61,10 @@ func startPropagation(ctx context.Context, o PropagationOptions) (r *propRun, er
 	id := fmt.Sprintf("prop-%d", time.Now().UnixNano())
 	raw, dlq := id+".raw", id+".dlq"
 	clean := []string{id + ".personalization", id + ".analytics", id + ".advertising"}
-	if err := kafkautil.CreateTopics(o.Brokers, 4, raw, dlq); err != nil {
+	if err := kafkatest.CreateTopics(o.Brokers, 4, raw, dlq); err != nil {
 		return nil, err
 	}
-	if err := kafkautil.CreateTopicsWithConfig(o.Brokers, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, clean...); err != nil {
+	if err := kafkatest.CreateTopicsWithConfig(o.Brokers, 2, map[string]string{"message.timestamp.type": "LogAppendTime"}, clean...); err != nil {
 		return nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: o.Redis})
@@ -199,11 +199,11 @@ func startPropagation(ctx context.Context, o PropagationOptions) (r *propRun, er
 // bare Redis write and PUBLISH (no barrier), and reports how long after
 // each acknowledged revocation that subject's last clean write came
 // (broker append time, read with kcat).
-func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (propagation.Result, error) {
+func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (revocation.Result, error) {
 	o.Instances = 2
 	r, err := startPropagation(ctx, o)
 	if err != nil {
-		return propagation.Result{}, err
+		return revocation.Result{}, err
 	}
 	defer r.cleanup()
 	rdb, prefix, p, subject, clean := r.rdb, r.prefix, r.pol, r.subject, r.clean
@@ -211,25 +211,25 @@ func RunPropagation(ctx context.Context, o PropagationOptions, out io.Writer) (p
 	revokedAt := map[string]time.Time{}
 	for i := 0; i < o.Revocations; i++ {
 		if _, err := w.Patch(ctx, subject(i), map[string]bool{"personalization": false, "analytics": false, "advertising": false}); err != nil {
-			return propagation.Result{}, err
+			return revocation.Result{}, err
 		}
 		key, err := p.PseudonymousKey(subject(i))
 		if err != nil {
-			return propagation.Result{}, err
+			return revocation.Result{}, err
 		}
 		revokedAt[string(key)] = time.Now()
 		time.Sleep(o.Interval)
 	}
 	time.Sleep(2 * time.Second)
 	if err := r.stop(); err != nil {
-		return propagation.Result{}, err
+		return revocation.Result{}, err
 	}
 
 	kc, err := exec.Command("kcat", "-C", "-b", o.Brokers, "-t", clean[0], "-e", "-q", "-f", "%k %T\n").CombinedOutput()
 	if err != nil {
-		return propagation.Result{}, fmt.Errorf("kcat (install it with scripts/services.sh install): %v: %s", err, kc)
+		return revocation.Result{}, fmt.Errorf("kcat (install it with scripts/services.sh install): %v: %s", err, kc)
 	}
-	res, err := propagation.Analyze(kc, revokedAt, time.Second)
+	res, err := revocation.Analyze(kc, revokedAt, time.Second)
 	if err != nil {
 		return res, err
 	}
@@ -249,12 +249,12 @@ type BarrierCost struct {
 	// Calls are the durations from each call to its return, sorted.
 	Calls []time.Duration
 	// Exactness is what the clean topics show about the changes.
-	Exactness propagation.Exactness
+	Exactness revocation.Exactness
 }
 
 // Percentile returns the q-quantile (0..1) of the call durations.
 func (b BarrierCost) Percentile(q float64) time.Duration {
-	return propagation.Result{Latencies: b.Calls}.Percentile(q)
+	return revocation.Result{Latencies: b.Calls}.Percentile(q)
 }
 
 // RunBarrierCost runs o.Instances consentd in one group while events for
@@ -309,13 +309,13 @@ func RunBarrierCost(ctx context.Context, o PropagationOptions, out io.Writer) (B
 	slices.Sort(res.Calls)
 	var kcOut []byte
 	for _, topic := range r.clean {
-		b, err := exec.Command("kcat", "-C", "-b", o.Brokers, "-t", topic, "-e", "-q", "-f", propagation.KcatBarrierFormat).CombinedOutput()
+		b, err := exec.Command("kcat", "-C", "-b", o.Brokers, "-t", topic, "-e", "-q", "-f", revocation.KcatBarrierFormat).CombinedOutput()
 		if err != nil {
 			return res, fmt.Errorf("kcat (install it with scripts/services.sh install): %v: %s", err, b)
 		}
 		kcOut = append(kcOut, b...)
 	}
-	if res.Exactness, err = propagation.Exact(kcOut, returned); err != nil {
+	if res.Exactness, err = revocation.Exact(kcOut, returned); err != nil {
 		return res, err
 	}
 	after := 0

@@ -1,7 +1,7 @@
 // Package propagation measures how fast a consent revocation stops a
 // subject's events: it compares the broker's append times of clean writes
 // (read with kcat from a LogAppendTime topic) with revocation times.
-package propagation
+package revocation
 
 import (
 	"fmt"
