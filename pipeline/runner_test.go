@@ -14,8 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/consentd/consentd/internal/testing/kafkatest"
 	"github.com/consentd/consentd/internal/lib/retry"
+	"github.com/consentd/consentd/internal/testing/kafkatest"
 	"github.com/consentd/consentd/wire"
 )
 

@@ -24,8 +24,8 @@ import (
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/lib/retry"
+	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )

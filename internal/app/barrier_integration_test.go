@@ -13,9 +13,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/bench/revocation"
 	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/testing/itest"
-	"github.com/consentd/consentd/internal/bench/revocation"
 )
 
 // flow produces fullConsentEvents for subjects "<prefix>-0".."-49" until

@@ -9,8 +9,8 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/testing/itest"
 	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/internal/testing/itest"
 	"github.com/consentd/consentd/wire"
 )
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/internal/testing/itest"
 	"github.com/consentd/consentd/internal/bench/revocation"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 // TestIntegrationRevocationWhileFlowing revokes consent for subjects whose

@@ -18,9 +18,9 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/bench/revocation"
 	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/testing/kafkatest"
-	"github.com/consentd/consentd/internal/bench/revocation"
 	"github.com/consentd/consentd/policy"
 )
 
