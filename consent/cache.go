@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
-// CacheHooks observe a Cache; internal/metrics implements them. Calls
-// come from any goroutine and must return quickly.
-type CacheHooks interface {
-	// OnLookup is called once per Lookup with the number of distinct
-	// subjects resolved and how many of them the cache answered.
+// LookupHook is told, once per Cache.Lookup, the number of distinct
+// subjects resolved and how many of them the cache answered (see
+// internal/lib/hooks). Calls come from any goroutine and must return
+// quickly.
+type LookupHook interface {
 	OnLookup(subjects, cacheHits int)
 }
 
@@ -24,7 +26,7 @@ type CacheHooks interface {
 type Cache struct {
 	store Store
 	lru   *expirable.LRU[string, Record]
-	hooks CacheHooks
+	hooks hooks.List
 	// bypass is set while changes cannot be heard (the invalidation
 	// channel is down): every lookup then goes to the store.
 	bypass atomic.Bool
@@ -87,9 +89,9 @@ func (c *Cache) noteChange(subject string) {
 }
 
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
-// store, still batched). hooks may be nil.
-func NewCache(store Store, size int, ttl time.Duration, hooks CacheHooks) *Cache {
-	c := &Cache{store: store, hooks: hooks, now: time.Now}
+// store, still batched). hs may be nil.
+func NewCache(store Store, size int, ttl time.Duration, hs hooks.List) *Cache {
+	c := &Cache{store: store, hooks: hs, now: time.Now}
 	if size > 0 && ttl > 0 {
 		c.lru = expirable.NewLRU[string, Record](size, nil, ttl)
 	}
@@ -120,9 +122,7 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 		out[s] = Record{}
 		misses = append(misses, s)
 	}
-	if c.hooks != nil {
-		c.hooks.OnLookup(len(out), hits)
-	}
+	hooks.Each(c.hooks, func(h LookupHook) { h.OnLookup(len(out), hits) })
 	if len(misses) == 0 {
 		return out, nil
 	}

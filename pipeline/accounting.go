@@ -1,7 +1,7 @@
 package pipeline
 
 // Accounting is what a processed batch did with every raw message, handed
-// to Hooks.OnBatchWritten once the batch's writes are acknowledged (so a
+// to BatchWrittenHook once the batch's writes are acknowledged (so a
 // batch abandoned in a rebalance and redelivered is not counted twice).
 type Accounting struct {
 	Consumed map[string]int // raw topic
@@ -50,4 +50,43 @@ func Total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// WriteReport is what the sink could not write as decided: the clean
+// messages Kafka refused for good. Each was replaced by the dead letter
+// of its raw event (once per raw event).
+type WriteReport struct {
+	Refused []Refusal
+}
+
+// Refusal is one clean message Kafka refused for good.
+type Refusal struct {
+	// Output is the policy output the message was decided for.
+	Output string
+	// Reason is the dead-letter reason (ReasonOutputTooLarge, ...).
+	Reason string
+	// DeadLettered is true for the first refusal of a raw event: the one
+	// whose dead letter was written.
+	DeadLettered bool
+}
+
+// Account returns what a batch did: the decisions of res (the decide
+// stage's Accounting) corrected by rep, the refusals of the sink (a
+// refused write counts as a skip for that reason, and its raw event as
+// dead-lettered once). res is not modified.
+func Account(res *Result, rep *WriteReport) *Accounting {
+	if rep == nil || len(rep.Refused) == 0 {
+		return &res.Accounting
+	}
+	acc := NewAccounting()
+	acc.Add(&res.Accounting)
+	for _, r := range rep.Refused {
+		acc.Written[r.Output]--
+		acc.Decisions[Decision{r.Output, "write", ""}]--
+		acc.Decisions[Decision{r.Output, "skip", r.Reason}]++
+		if r.DeadLettered {
+			acc.Dead[r.Reason]++
+		}
+	}
+	return &acc
 }

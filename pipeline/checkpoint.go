@@ -6,6 +6,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
 // generation holds the offset bookkeeping of one consumer group
@@ -54,7 +56,7 @@ func (r *Runner) commit(g *generation) {
 		return
 	}
 	if err := g.gen.CommitOffsets(offsets); err != nil {
-		r.cfg.Hooks.OnCommit(err, nil)
+		hooks.Each(r.cfg.Hooks, func(h CommitHook) { h.OnCommit(err, nil) })
 		r.cfg.Log.Warn("offset commit failed; will retry", zap.Int32("generation", g.gen.ID), zap.Error(err))
 		return
 	}
@@ -63,5 +65,5 @@ func (r *Runner) commit(g *generation) {
 		p.committed = offsets[p.topic][p.id]
 		lags = append(lags, PartitionLag{Topic: p.topic, Partition: p.id, Lag: max(p.fetched.Load()-p.committed, 0)})
 	}
-	r.cfg.Hooks.OnCommit(nil, lags)
+	hooks.Each(r.cfg.Hooks, func(h CommitHook) { h.OnCommit(nil, lags) })
 }

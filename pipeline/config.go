@@ -8,7 +8,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/lib/retry"
+	"github.com/consentd/consentd/policy"
 )
 
 // Tuning constants: fixed behaviour that is not worth a setting, named
@@ -33,7 +37,7 @@ const (
 const (
 	DefaultSessionTimeout   = 10 * time.Second
 	DefaultRebalanceTimeout = 30 * time.Second
-	DefaultMaxFetchBytes    = 10 << 20
+	DefaultMaxFetchBytes    = kafkax.DefaultMaxFetchBytes
 	DefaultBatchSize        = 1000
 	DefaultBatchLinger      = 5 * time.Millisecond
 	DefaultCommitInterval   = 500 * time.Millisecond
@@ -84,22 +88,18 @@ type RunnerConfig struct {
 	// before any write. The Producer must not batch more than this.
 	// Default: 1000000.
 	MaxWriteBytes int
-	// CopyHeaders names raw headers copied as they are to every clean
-	// message (e.g. traceparent); dead letters keep every raw header
-	// anyway. Default: none.
-	CopyHeaders []string
 	// NewProcessor returns a processor for one partition worker. Required.
 	NewProcessor func() BatchProcessor
 	// Producer writes clean messages and dead letters. Required.
 	Producer Producer
-	// Hooks observe the pipeline. Default: none.
-	Hooks Hooks
-	// Health, if set, is told about the group and write conditions.
-	Health *Health
-	// Fence, if set, holds clean writes while the instance's revocation
-	// barrier lease is not current and lets barriers wait for the writes
-	// in flight. Default: none (no barrier).
-	Fence *WriteFence
+	// Hooks observe the runner: BatchWrittenHook, ProduceHook,
+	// CommitHook, GenerationHook and hooks.ConditionHook (CondGroup and
+	// CondKafkaWrite). Default: none.
+	Hooks hooks.List
+	// Fence holds clean writes while the instance may not write and lets
+	// revocation barriers wait for the writes in flight. Default: every
+	// write passes (no barrier).
+	Fence WriteFence
 	// Log receives progress and warnings. Default: none.
 	Log *zap.Logger
 }
@@ -116,8 +116,7 @@ func (c *RunnerConfig) ApplyDefaults() {
 	setDur(&c.BatchLinger, DefaultBatchLinger)
 	setDur(&c.CommitInterval, DefaultCommitInterval)
 	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
-	setDur(&c.Backoff.Min, retry.DefaultMin)
-	setDur(&c.Backoff.Max, retry.DefaultMax)
+	c.Backoff.ApplyDefaults()
 	if c.StartOffset == 0 {
 		c.StartOffset = kafka.FirstOffset
 	}
@@ -130,8 +129,8 @@ func (c *RunnerConfig) ApplyDefaults() {
 	if c.MaxWriteBytes == 0 {
 		c.MaxWriteBytes = DefaultMaxWriteBytes
 	}
-	if c.Hooks == nil {
-		c.Hooks = NopHooks{}
+	if c.Fence == nil {
+		c.Fence = openFence{}
 	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
@@ -161,20 +160,85 @@ func (c *RunnerConfig) Validate() error {
 		bad("start offset must be kafka.FirstOffset or kafka.LastOffset, not %d", c.StartOffset)
 	}
 	for name, d := range map[string]time.Duration{"session timeout": c.SessionTimeout, "rebalance timeout": c.RebalanceTimeout,
-		"batch linger": c.BatchLinger, "commit interval": c.CommitInterval, "shutdown grace": c.ShutdownGrace,
-		"backoff minimum": c.Backoff.Min, "backoff maximum": c.Backoff.Max} {
+		"batch linger": c.BatchLinger, "commit interval": c.CommitInterval, "shutdown grace": c.ShutdownGrace} {
 		if d < 0 {
 			bad("%s must not be negative, got %v", name, d)
 		}
 	}
-	if c.Backoff.Max < c.Backoff.Min {
-		bad("backoff maximum %v is below the minimum %v", c.Backoff.Max, c.Backoff.Min)
+	if err := c.Backoff.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BatchSize < 0 || c.MaxFetchBytes < 0 || c.MaxWriteBytes < 0 {
 		bad("batch size, max fetch bytes and max write bytes must not be negative")
 	}
 	if c.MaxWriteBytes > 0 && c.MaxWriteBytes < 4096 {
 		bad("max write bytes %d is too small to hold a truncated dead letter (at least 4096)", c.MaxWriteBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// ProcessorConfig configures a Processor.
+type ProcessorConfig struct {
+	// Policy decides; required.
+	Policy *policy.Policy
+	// Store answers consent lookups (normally consent.Linked over a
+	// consent.Cache over Redis); required.
+	Store consent.Store
+	// Changes, if set, makes batches decided before a consent change be
+	// decided again just before they are written.
+	Changes ChangeTracker
+	// Linker, if set, stores identity links before the batch's lookups.
+	Linker Linker
+	// DeadLetterTopic receives undecidable events; required.
+	DeadLetterTopic string
+	// MaxMessageBytes: larger raw events are dead-lettered as too_large.
+	// Default: 1 MiB.
+	MaxMessageBytes int
+	// Backoff bounds the wait between failed lookups (they are retried
+	// until they succeed: fail closed). Default: 100ms to 5s.
+	Backoff retry.Backoff
+	// Hooks are told when the consent store fails and recovers
+	// (hooks.ConditionHook, CondConsentStore). Default: none.
+	Hooks hooks.List
+	// CopyHeaders names raw headers copied as they are to every clean
+	// message (e.g. traceparent); dead letters keep every raw header
+	// anyway. Default: none.
+	CopyHeaders []string
+	// Log receives warnings and debug explanations. Default: none.
+	Log *zap.Logger
+}
+
+// DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.
+const DefaultMaxMessageBytes = 1 << 20
+
+// ApplyDefaults fills in every unset optional field.
+func (c *ProcessorConfig) ApplyDefaults() {
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	c.Backoff.ApplyDefaults()
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Validate reports every problem with c, after ApplyDefaults.
+func (c *ProcessorConfig) Validate() error {
+	var errs []error
+	if c.Policy == nil {
+		errs = append(errs, errors.New("processor: a policy is required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("processor: a consent store is required"))
+	}
+	if c.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("processor: a dead-letter topic is required"))
+	}
+	if c.MaxMessageBytes < 0 {
+		errs = append(errs, fmt.Errorf("processor: max message bytes must not be negative, got %d", c.MaxMessageBytes))
+	}
+	if err := c.Backoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("processor: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -14,57 +14,10 @@ import (
 	"github.com/consentd/consentd/policy"
 )
 
-// ChangeTracker tells whether consent changed after a batch was decided,
-// so that a batch still waiting to be written is decided again.
-// *consent.Cache implements it, fed by invalidations. Safe for concurrent
-// use.
-type ChangeTracker interface {
-	// Seq returns the current change sequence number; take it before a
-	// lookup.
-	Seq() uint64
-	// ChangedSince reports whether any of subjects may have changed after
-	// seq.
-	ChangedSince(seq uint64, subjects []string) bool
-}
-
-// Linker records the identity links that identify and alias events
-// establish (anonymous id → user id); *redisstore.Updater implements it.
-// Link must be atomic per link and safe for concurrent use.
-type Linker interface {
-	Link(ctx context.Context, links map[string]string) error
-}
-
-// ProcessorConfig configures a Processor.
-type ProcessorConfig struct {
-	// Policy decides; required.
-	Policy *policy.Policy
-	// Store answers consent lookups (normally consent.Linked over a
-	// consent.Cache over Redis); required.
-	Store consent.Store
-	// Changes, if set, makes batches decided before a consent change be
-	// decided again just before they are written.
-	Changes ChangeTracker
-	// Linker, if set, stores identity links before the batch's lookups.
-	Linker Linker
-	// DeadLetterTopic receives undecidable events; required.
-	DeadLetterTopic string
-	// MaxMessageBytes: larger raw events are dead-lettered as too_large.
-	// Default: 1 MiB.
-	MaxMessageBytes int
-	// Backoff bounds the wait between failed lookups (they are retried
-	// until they succeed: fail closed).
-	Backoff retry.Backoff
-	// Health, if set, is told when the consent store fails and recovers.
-	Health *Health
-	// Log receives warnings and debug explanations. Default: none.
-	Log *zap.Logger
-}
-
-// DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.
-const DefaultMaxMessageBytes = 1 << 20
-
 // Result is a processed batch: the messages to write, in order, and the
-// accounting of every input message.
+// accounting of every input message as decided. It does not change once
+// Process returned: the sink reports what it could not write in a
+// WriteReport, and Account combines both.
 type Result struct {
 	Out []kafka.Message
 	// Origin[i] is the index, in the processed batch, of the raw message
@@ -91,25 +44,34 @@ type Processor struct {
 	docs    []event.Doc
 }
 
-// NewProcessor returns a Processor. It panics when a required field is
-// missing: that is a wiring bug, not a runtime condition.
-func NewProcessor(cfg ProcessorConfig) *Processor {
-	if cfg.Policy == nil || cfg.Store == nil || cfg.DeadLetterTopic == "" {
-		panic("pipeline: ProcessorConfig needs Policy, Store and DeadLetterTopic")
+// NewProcessor applies cfg's defaults, validates it and returns a
+// Processor.
+func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Log == nil {
-		cfg.Log = zap.NewNop()
+	return newProcessor(cfg), nil
+}
+
+func newProcessor(cfg ProcessorConfig) *Processor {
+	return &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+}
+
+// NewProcessorFactory validates cfg once and returns the factory of one
+// Processor per partition worker (RunnerConfig.NewProcessor).
+func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	return &Processor{cfg: cfg, decider: policy.Decider{P: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic)}
+	return func() BatchProcessor { return newProcessor(cfg) }, nil
 }
 
 // Process decides msgs. It returns an error only when ctx ends while the
 // consent store is failing: then nothing of the batch may be written.
-// While the store fails, Process retries with backoff and marks the
-// Health not ready (fail closed).
+// While the store fails, Process retries with backoff and reports
+// CondConsentStore failing (fail closed).
 func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result, error) {
 	b := p.parse(msgs)
 	if err := p.link(ctx, b.links); err != nil {
@@ -296,13 +258,13 @@ func asInputError(err error) *policy.InputError {
 // retryStore runs fn until it succeeds or ctx ends, with backoff, marking
 // the consent store unhealthy meanwhile (fail closed).
 func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) error {
-	err := retry.Do(ctx, p.cfg.Backoff, fn, func(attempt int, err error, wait time.Duration) {
-		p.cfg.Health.Set(CondConsentStore, err)
+	err := retry.Do(ctx, retry.Policy{Backoff: p.cfg.Backoff, Classify: retry.AlwaysTransient, OnRetry: func(attempt int, err error, wait time.Duration) {
+		p.cfg.Hooks.Condition(CondConsentStore, err)
 		p.cfg.Log.Warn("consent store unavailable; holding the batch (fail closed)",
 			zap.Int("attempt", attempt), zap.Int("subjects", n), zap.Duration("retry_in", wait), zap.Error(err))
-	})
+	}}, fn)
 	if err == nil {
-		p.cfg.Health.Set(CondConsentStore, nil)
+		p.cfg.Hooks.Condition(CondConsentStore, nil)
 	}
 	return err
 }

@@ -10,8 +10,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/demo/synth"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
-	"github.com/consentd/consentd/internal/testing/synth"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -67,8 +68,13 @@ func synthBatch(n int) ([]kafka.Message, *mapStore) {
 }
 
 func newTestProcessor(t testing.TB, st consent.Store) *Processor {
-	return NewProcessor(ProcessorConfig{Policy: testPolicy(t), Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096,
+	t.Helper()
+	p, err := NewProcessor(ProcessorConfig{Policy: testPolicy(t), Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096,
 		Backoff: retry.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestProcessAccountsForEveryMessage(t *testing.T) {
@@ -124,9 +130,9 @@ func TestProcessAccountsForEveryMessage(t *testing.T) {
 func TestProcessFailsClosedWhileStoreIsDown(t *testing.T) {
 	msgs, st := synthBatch(50)
 	st.fail.Store(3)
-	h := NewHealth(nil, nil)
+	h := &hooks.Readiness{}
 	p := newTestProcessor(t, st)
-	p.cfg.Health = h
+	p.cfg.Hooks = hooks.List{h}
 	res, err := p.Process(context.Background(), msgs)
 	if err != nil || len(res.Out) == 0 {
 		t.Fatalf("after the store recovered: %v", err)

@@ -22,12 +22,14 @@ type renderer struct {
 	// same actions (most events of one shape).
 	actionHdrs map[string][]byte
 	scratch    []byte
+	// copyHeaders names the raw headers copied to every clean message.
+	copyHeaders []string
 }
 
 const maxActionHeaders = 1024
 
-func newRenderer(p *policy.Policy, deadLetterTopic string) renderer {
-	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyVersionS: p.Version}
+func newRenderer(p *policy.Policy, deadLetterTopic string, copyHeaders []string) renderer {
+	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyVersionS: p.Version, copyHeaders: copyHeaders}
 	for _, o := range p.Outputs {
 		r.outputNames = append(r.outputNames, []byte(o.Name))
 	}
@@ -67,33 +69,29 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 		}
 		c.Topic, c.Value, c.Output, c.Actions = od.Output.Topic, od.Value, r.outputNames[j], r.actionsHeader(od)
 		c.Time = od.CleanTime(m.Time) // the record time says no more than the body's
-		res.Out = append(res.Out, c.Message())
+		out := c.Message()
+		out.Headers = r.appendCopied(out.Headers, m)
+		res.Out = append(res.Out, out)
 		res.Origin = append(res.Origin, i)
 	}
 	return c.Source
 }
 
+// appendCopied appends to hs the raw headers of m whose key is in
+// pipeline.copy_headers, in the raw order.
+func (r *renderer) appendCopied(hs []kafka.Header, m *kafka.Message) []kafka.Header {
+	if len(r.copyHeaders) == 0 {
+		return hs
+	}
+	for _, h := range m.Headers {
+		if slices.Contains(r.copyHeaders, h.Key) {
+			hs = append(hs, kafka.Header{Key: h.Key, Value: h.Value})
+		}
+	}
+	return hs
+}
+
 // deadLetter renders m's dead letter for ie.
 func (r *renderer) deadLetter(m *kafka.Message, ie *policy.InputError) kafka.Message {
 	return wire.DeadLetter(r.deadLetterTopic, m, ie.Reason, ie.Error(), r.policyVersionS)
-}
-
-// copyHeaders appends to each clean message of res the raw headers of its
-// origin whose key is in names (pipeline.copy_headers), in the raw order.
-// Dead letters (to deadLetterTopic) are left alone.
-func copyHeaders(names []string, deadLetterTopic string, raw []kafka.Message, res *Result) {
-	if len(names) == 0 {
-		return
-	}
-	for i := range res.Out {
-		m := &res.Out[i]
-		if m.Topic == deadLetterTopic {
-			continue
-		}
-		for _, h := range raw[res.Origin[i]].Headers {
-			if slices.Contains(names, h.Key) {
-				m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
-			}
-		}
-	}
 }

@@ -11,29 +11,15 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
 )
-
-// BatchProcessor turns a batch of raw messages into the messages to write.
-// Process is called by one goroutine at a time (one processor per
-// partition worker). It returns an error only when ctx ends before the
-// batch could be decided; then nothing of the batch is written or
-// committed. *Processor is the consentd implementation.
-type BatchProcessor interface {
-	Process(ctx context.Context, msgs []kafka.Message) (*Result, error)
-}
-
-// Revalidator is implemented by processors that can tell a decided batch
-// is stale (consent changed since); the batch is then decided again just
-// before it is written.
-type Revalidator interface {
-	Stale(res *Result) bool
-}
 
 // Runner consumes raw topics as a consumer group member and writes clean
 // events. See Run.
 type Runner struct {
 	cfg     RunnerConfig
+	sink    *sink
 	workers sync.WaitGroup
 	fatal   atomic.Pointer[error]
 	stop    context.CancelFunc
@@ -45,7 +31,10 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg}, nil
+	r := &Runner{cfg: cfg}
+	r.sink = &sink{producer: cfg.Producer, deadLetterTopic: cfg.DeadLetterTopic, maxWriteBytes: cfg.MaxWriteBytes,
+		backoff: cfg.Backoff, hooks: cfg.Hooks, fail: r.fail}
+	return r, nil
 }
 
 // SetMaxWriteBytes changes RunnerConfig.MaxWriteBytes, once the limits of
@@ -53,6 +42,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 func (r *Runner) SetMaxWriteBytes(n int) {
 	if n > 0 {
 		r.cfg.MaxWriteBytes = n
+		r.sink.maxWriteBytes = n
 	}
 }
 
@@ -86,21 +76,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	defer stopGrace()
 
-	for {
-		gen, err := cg.Next(ctx)
-		if ctx.Err() != nil {
-			break
-		}
+	for ctx.Err() == nil {
+		gen, err := r.nextGeneration(ctx, cg)
 		if err != nil {
-			cfg.Health.Set(CondGroup, err)
-			cfg.Log.Warn("joining consumer group failed; retrying", zap.String("group", cfg.GroupID), zap.Error(err))
-			if retry.Sleep(ctx, JoinGroupBackoff) != nil {
-				break
-			}
-			continue
+			break // ctx ended
 		}
-		cfg.Health.Set(CondGroup, nil)
-		cfg.Hooks.OnGeneration(gen.ID)
 		r.startGeneration(ctx, writeCtx, gen)
 	}
 	done := make(chan struct{})
@@ -110,7 +90,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	case <-writeCtx.Done():
 		<-done // workers return promptly once writes are cancelled
 	}
-	cfg.Health.Set(CondGroup, errors.New("stopped"))
+	cfg.Hooks.Condition(CondGroup, errors.New("stopped"))
 	if err := cg.Close(); err != nil {
 		cfg.Log.Warn("closing consumer group", zap.Error(err))
 	}
@@ -120,11 +100,38 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// nextGeneration joins the next group generation, retrying until it
+// succeeds or ctx ends.
+func (r *Runner) nextGeneration(ctx context.Context, cg *kafka.ConsumerGroup) (*kafka.Generation, error) {
+	cfg := &r.cfg
+	var gen *kafka.Generation
+	err := retry.Do(ctx, retry.Policy{
+		Backoff: retry.Backoff{Min: JoinGroupBackoff, Max: JoinGroupBackoff},
+		OnRetry: func(_ int, err error, _ time.Duration) {
+			cfg.Hooks.Condition(CondGroup, err)
+			cfg.Log.Warn("joining consumer group failed; retrying", zap.String("group", cfg.GroupID), zap.Error(err))
+		},
+	}, func() error {
+		var err error
+		gen, err = cg.Next(ctx)
+		if ctx.Err() != nil {
+			return nil // stopping: not a failure
+		}
+		return err
+	})
+	if err != nil || ctx.Err() != nil {
+		return nil, errors.Join(err, ctx.Err())
+	}
+	cfg.Hooks.Condition(CondGroup, nil)
+	hooks.Each(cfg.Hooks, func(h GenerationHook) { h.OnGeneration(gen.ID) })
+	return gen, nil
+}
+
 // fail stops the runner for good: nothing can be written.
 func (r *Runner) fail(err error) {
 	if r.fatal.CompareAndSwap(nil, &err) {
 		r.cfg.Log.Error("stopping: Kafka refuses this instance's writes", zap.Error(err))
-		r.cfg.Health.Set(CondKafkaWrite, err)
+		r.cfg.Hooks.Condition(CondKafkaWrite, err)
 		r.stop()
 	}
 }
@@ -195,14 +202,17 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 	}()
 
 	proc := cfg.NewProcessor()
+	fetch := retry.Policy{Backoff: cfg.Backoff, OnRetry: func(attempt int, err error, wait time.Duration) {
+		log.Warn("fetch failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+	}}
 	for ctx.Err() == nil {
-		msgs, err := fetchBatch(ctx, reader, cfg.BatchSize, cfg.BatchLinger)
-		if len(msgs) == 0 {
-			if err != nil && ctx.Err() == nil {
-				log.Warn("fetch failed", zap.Error(err))
-				_ = retry.Sleep(ctx, cfg.Backoff.Min)
-			}
-			continue
+		var msgs []kafka.Message
+		err := retry.Do(ctx, fetch, func() (err error) {
+			msgs, err = fetchBatch(ctx, reader, cfg.BatchSize, cfg.BatchLinger)
+			return err
+		})
+		if err != nil || len(msgs) == 0 {
+			continue // ctx ended
 		}
 		next := msgs[len(msgs)-1].Offset + 1
 		p.fetched.Store(next)
@@ -229,43 +239,51 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 	cfg := &r.cfg
 	failed := false
 	cond := PartitionCond(CondKafkaWrite, p.topic, p.id)
-	defer cfg.Health.Set(cond, nil) // a released partition is not this instance's to report
-	reproc := cfg.NewProcessor()    // decides stale batches again
-	rv, _ := reproc.(Revalidator)
+	defer cfg.Hooks.Condition(cond, nil) // a released partition is not this instance's to report
+	reproc := cfg.NewProcessor()         // decides stale batches again
 	for b := range queue {
 		if failed {
 			continue // an earlier batch was not written: nothing after it may be committed
 		}
-		// Held while the barrier lease is not current (fail closed); then
-		// in flight, so that a barrier waits for it, from its last check.
-		w, err := cfg.Fence.begin(ctx)
-		if err != nil {
+		if !r.writeBatch(ctx, writeCtx, reproc, &b, cond, log) {
 			failed = true
 			continue
 		}
-		if !r.recheck(ctx, w, rv, reproc, &b) {
-			cfg.Fence.end(w)
-			failed = true // ctx ended while the store failed: write nothing more
-			continue
-		}
-		err = r.write(ctx, writeCtx, b.msgs, b.res, cond, log)
-		cfg.Fence.end(w)
-		if err != nil {
-			failed = true
-			continue
-		}
-		cfg.Hooks.OnBatchWritten(&b.res.Accounting)
 		p.acked.Store(b.next)
 	}
+}
+
+// writeBatch writes one batch through the write fence: held while the
+// instance may not write (fail closed), then in flight so that a barrier
+// waits for it from its last check; decided again while stale. It
+// reports the batch's accounting once every write is acknowledged and
+// returns false when the batch was not written.
+func (r *Runner) writeBatch(ctx, writeCtx context.Context, reproc BatchProcessor, b *pending, cond string, log *zap.Logger) bool {
+	cfg := &r.cfg
+	w, err := cfg.Fence.Begin(ctx)
+	if err != nil {
+		return false
+	}
+	defer cfg.Fence.End(w)
+	if !r.recheck(ctx, w, reproc, b) {
+		return false // ctx ended while the store failed: write nothing more
+	}
+	rep, err := r.sink.write(ctx, writeCtx, b.msgs, b.res, cond, log)
+	if err != nil {
+		return false
+	}
+	acc := Account(b.res, rep)
+	hooks.Each(cfg.Hooks, func(h BatchWrittenHook) { h.OnBatchWritten(acc) })
+	return true
 }
 
 // recheck decides b again until no consent it was decided with changed
 // since; the fence records the change sequence of the last check. false
 // when ctx ended while the consent store failed.
-func (r *Runner) recheck(ctx context.Context, w *inflightWrite, rv Revalidator, reproc BatchProcessor, b *pending) bool {
+func (r *Runner) recheck(ctx context.Context, w uint64, reproc BatchProcessor, b *pending) bool {
 	for {
-		r.cfg.Fence.check(w)
-		if rv == nil || !rv.Stale(b.res) {
+		r.cfg.Fence.Check(w)
+		if !reproc.Stale(b.res) {
 			return true
 		}
 		res, err := reproc.Process(ctx, b.msgs)

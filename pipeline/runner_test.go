@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/internal/testing/kafkatest"
 	"github.com/consentd/consentd/wire"
@@ -164,7 +165,7 @@ func runRunner(t *testing.T, broker string, p Producer, tweak func(*RunnerConfig
 		SessionTimeout: 6 * time.Second, BatchSize: 50, CommitInterval: 50 * time.Millisecond,
 		Backoff:         retry.Backoff{Min: time.Millisecond, Max: 20 * time.Millisecond},
 		ShutdownGrace:   2 * time.Second,
-		DeadLetterTopic: dlqTopic, Producer: p, Hooks: tr.stats,
+		DeadLetterTopic: dlqTopic, Producer: p, Hooks: hooks.List{tr.stats},
 		NewProcessor: func() BatchProcessor { return copyProc{calls: &tr.calls} },
 	}
 	if tweak != nil {

@@ -5,25 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
 
-// This file is where clean messages and dead letters are written to Kafka,
-// and where Kafka's write errors are classified.
-
-// Producer writes messages; *kafka.Writer implements it. WriteMessages
-// returns only once every message is acknowledged or failed; on partial
-// failure it returns kafka.WriteErrors, one entry per message (nil for
-// the written ones). Safe for concurrent use.
-type Producer interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+// This file is where clean messages and dead letters are written to
+// Kafka. Retrying (retry.Do with the Kafka error table, kafkax.Classify)
+// and dead-lettering what Kafka refuses for good (refuse) are separate
+// steps, composed in write.
 
 // Dead-letter reasons for clean messages Kafka will not take.
 const (
@@ -37,192 +34,249 @@ const (
 	ReasonTopicUnknown = "topic_unknown"
 )
 
-// errClass says what to do about a write error.
-type errClass uint8
-
-const (
-	transient errClass = iota // retry with backoff
-	refused                   // this message will never be accepted: dead-letter it
-	fatal                     // nothing this instance writes will be accepted: stop
-)
-
-// classify sorts a produce error. Kafka's own retriable errors (a leader
-// moving, a timeout, a broken connection) are transient; errors about the
-// message itself are refused; authorization failures are fatal.
-func classify(err error) errClass {
-	var tooLarge kafka.MessageTooLargeError
-	if errors.As(err, &tooLarge) {
-		return refused
-	}
-	var ke kafka.Error
-	if errors.As(err, &ke) {
-		switch ke {
-		case kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed, kafka.SASLAuthenticationFailed,
-			kafka.TransactionalIDAuthorizationFailed, kafka.InvalidRequiredAcks:
-			return fatal
-		case kafka.MessageSizeTooLarge, kafka.RecordListTooLarge, kafka.InvalidMessageSize, kafka.InvalidRecord,
-			kafka.InvalidTimestamp, kafka.PolicyViolation, kafka.UnsupportedForMessageFormat, kafka.InvalidTopic:
-			return refused
-		}
-	}
-	return transient
+// sink writes decided batches. One per Runner; safe for concurrent use.
+type sink struct {
+	producer        Producer
+	deadLetterTopic string
+	maxWriteBytes   int
+	backoff         retry.Backoff
+	hooks           hooks.List
+	// fail stops the instance: nothing it writes will be accepted.
+	fail func(error)
 }
 
-// batchWrite is one decided batch on its way out.
-type batchWrite struct {
-	raw  []kafka.Message
-	res  *Result
-	skip []bool       // Out[i] replaced by an earlier dead letter of its raw event
-	dead map[int]bool // raw indexes already dead-lettered by the sink
+// stopError is an attempt's error after which nothing is retried: the
+// instance cannot write at all (fail was called).
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+// stopClass is the sink's classifier for retry.Do: an attempt handles
+// refusals itself, so only a stop is not transient.
+func stopClass(err error) retry.Class {
+	var se *stopError
+	if errors.As(err, &se) {
+		return retry.Fatal
+	}
+	return retry.Transient
+}
+
+// outbox is one decided batch on its way out. The Result stays frozen:
+// msgs starts as res.Out and is copied before its first replacement.
+type outbox struct {
+	raw    []kafka.Message
+	res    *Result
+	msgs   []kafka.Message
+	copied bool
+	done   []bool       // written, or replaced by an earlier dead letter
+	dead   map[int]bool // raw indexes dead-lettered by the sink
+	report WriteReport
+	// unknownSince is when the pending messages' topic was first unknown.
+	unknownSince time.Time
+}
+
+func newOutbox(raw []kafka.Message, res *Result) *outbox {
+	return &outbox{raw: raw, res: res, msgs: res.Out, done: make([]bool, len(res.Out))}
+}
+
+// set replaces message i.
+func (o *outbox) set(i int, m kafka.Message) {
+	if !o.copied {
+		o.msgs = slices.Clone(o.msgs)
+		o.copied = true
+	}
+	o.msgs[i] = m
+}
+
+// pending returns the indexes of the messages not written yet.
+func (o *outbox) pending() []int {
+	var out []int
+	for i, d := range o.done {
+		if !d {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (o *outbox) gather(idx []int) []kafka.Message {
+	msgs := make([]kafka.Message, len(idx))
+	for k, i := range idx {
+		msgs[k] = o.msgs[i]
+	}
+	return msgs
 }
 
 // write writes res.Out, retrying transient failures with backoff until
 // every message is acknowledged. Messages Kafka refuses for good are
-// replaced by dead letters (a dead letter too large is truncated), so one
-// message never blocks the others. It returns an error when writing is
-// abandoned: ctx or writeCtx ended, or the instance cannot write at all.
+// replaced by dead letters (a dead letter too large is truncated) and
+// reported, so one message never blocks the others. It returns an error
+// when writing is abandoned: ctx (fetching) ended, or the instance cannot
+// write at all. Writes themselves run under writeCtx, which outlives ctx
+// by the shutdown grace.
 //
 // cond is the partition's readiness condition (PartitionCond): failing
 // while writes fail, so that /readyz names the stuck partition and why.
-func (r *Runner) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, log *zap.Logger) error {
-	cfg := &r.cfg
-	copyHeaders(cfg.CopyHeaders, cfg.DeadLetterTopic, raw, res)
-	bw := &batchWrite{raw: raw, res: res, skip: make([]bool, len(res.Out))}
-	todo := make([]int, 0, len(res.Out))
-	for i := range res.Out {
-		if wire.Size(&res.Out[i]) > cfg.MaxWriteBytes {
-			r.refuse(bw, i, ReasonOutputTooLarge, fmt.Errorf("message of %d bytes exceeds the %d bytes the topic accepts", wire.Size(&res.Out[i]), cfg.MaxWriteBytes))
-		}
-		if !bw.skip[i] {
-			todo = append(todo, i)
-		}
+func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, log *zap.Logger) (*WriteReport, error) {
+	o := newOutbox(raw, res)
+	if err := s.refuseOversized(o); err != nil {
+		return nil, err
 	}
-	var unknownSince time.Time
-	for attempt := 1; len(todo) > 0; attempt++ {
-		msgs := make([]kafka.Message, len(todo))
-		for k, i := range todo {
-			msgs[k] = res.Out[i]
+	err := retry.Do(ctx, retry.Policy{
+		Backoff:  s.backoff,
+		Classify: stopClass,
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			s.hooks.Condition(cond, err)
+			log.Warn("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(o.pending())), zap.Duration("retry_in", wait), zap.Error(err))
+		},
+	}, func() error { return s.attempt(writeCtx, o) })
+	if err != nil {
+		if stopClass(err) != retry.Fatal {
+			s.hooks.Condition(cond, err)
+			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(o.pending())), zap.Error(err))
 		}
-		start := time.Now()
-		err := cfg.Producer.WriteMessages(writeCtx, msgs...)
-		cfg.Hooks.OnProduce(time.Since(start), len(msgs), err)
-		if err == nil {
-			cfg.Health.Set(cond, nil)
-			return nil
-		}
-		var next []int
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
-			for k, e := range werrs {
-				if e == nil {
-					continue
-				}
-				i := todo[k]
-				switch classify(e) {
-				case fatal:
-					r.fail(fmt.Errorf("writing to %s: %w", res.Out[i].Topic, e))
-					return e
-				case refused:
-					if ferr := r.refuse(bw, i, ReasonWriteRefused, e); ferr != nil {
-						return ferr
-					}
-				}
-				if !bw.skip[i] {
-					next = append(next, i) // retried (as its replacement, if refused)
-				}
-			}
-		} else {
-			switch {
-			case classify(err) == fatal:
-				r.fail(fmt.Errorf("writing: %w", err))
+		return nil, err
+	}
+	s.hooks.Condition(cond, nil)
+	return &o.report, nil
+}
+
+// refuseOversized dead-letters, before any write, the clean messages
+// larger than the topics accept.
+func (s *sink) refuseOversized(o *outbox) error {
+	for i := range o.msgs {
+		if n := wire.Size(&o.msgs[i]); n > s.maxWriteBytes && !o.done[i] {
+			if err := s.refuse(o, i, ReasonOutputTooLarge, fmt.Errorf("message of %d bytes exceeds the %d bytes the topic accepts", n, s.maxWriteBytes)); err != nil {
 				return err
-			case isUnknownTopic(err):
-				if unknownSince.IsZero() {
-					unknownSince = time.Now()
-				} else if time.Since(unknownSince) >= UnknownTopicGrace {
-					if ferr := r.isolateTopics(writeCtx, bw, todo, ReasonTopicUnknown, isUnknownTopic); ferr != nil {
-						return ferr
-					}
-					unknownSince = time.Time{}
-				}
-			case classify(err) == refused:
-				// A whole call refused: kafka-go's own size check names
-				// the message; anything else is narrowed down by topic.
-				var tooLarge kafka.MessageTooLargeError
-				if errors.As(err, &tooLarge) {
-					if i, ok := indexOf(res.Out, todo, &tooLarge.Message); ok {
-						if ferr := r.refuse(bw, i, ReasonWriteRefused, err); ferr != nil {
-							return ferr
-						}
-					}
-				} else if ferr := r.isolateTopics(writeCtx, bw, todo, ReasonWriteRefused, func(e error) bool { return classify(e) == refused }); ferr != nil {
-					return ferr
-				}
 			}
-			for _, i := range todo {
-				if !bw.skip[i] {
-					next = append(next, i)
-				}
-			}
-		}
-		todo = next
-		if len(todo) == 0 {
-			cfg.Health.Set(cond, nil)
-			return nil
-		}
-		cfg.Health.Set(cond, err)
-		if writeCtx.Err() != nil || ctx.Err() != nil {
-			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(todo)), zap.Error(err))
-			return err
-		}
-		wait := cfg.Backoff.Delay(attempt)
-		log.Warn("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(todo)), zap.Duration("retry_in", wait), zap.Error(err))
-		if err := retry.Sleep(writeCtx, wait); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-// refuse replaces Out[i], which Kafka will never take, by the dead letter
-// of its raw event (once per raw event; the event's other refused clean
-// messages are skipped), or, when Out[i] is a dead letter already, by its
-// truncated form. A truncated dead letter that is refused too means the
-// dead-letter topic takes nothing: the instance stops.
-func (r *Runner) refuse(bw *batchWrite, i int, reason string, cause error) error {
-	res, limit := bw.res, r.cfg.MaxWriteBytes
-	m := &res.Out[i]
+// produce is the one place the sink calls the Producer: every call is
+// reported to the hooks.
+func (s *sink) produce(ctx context.Context, msgs []kafka.Message) error {
+	start := time.Now()
+	err := s.producer.WriteMessages(ctx, msgs...)
+	hooks.Each(s.hooks, func(h ProduceHook) { h.OnProduce(time.Since(start), len(msgs), err) })
+	return err
+}
+
+// attempt writes the pending messages once. nil: all written; a
+// *stopError: stop; any other error: some are still pending.
+func (s *sink) attempt(ctx context.Context, o *outbox) error {
+	todo := o.pending()
+	if len(todo) == 0 {
+		return nil
+	}
+	err := s.produce(ctx, o.gather(todo))
+	if err == nil {
+		for _, i := range todo {
+			o.done[i] = true
+		}
+		return nil
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(todo) {
+		if serr := s.perMessage(o, todo, werrs); serr != nil {
+			return serr
+		}
+	} else if serr := s.wholeCall(ctx, o, todo, err); serr != nil {
+		return serr
+	}
+	if len(o.pending()) == 0 {
+		return nil
+	}
+	return err
+}
+
+// perMessage sorts a partial failure: written messages are done, refused
+// ones dead-lettered; the rest stay pending.
+func (s *sink) perMessage(o *outbox, todo []int, werrs kafka.WriteErrors) error {
+	for k, e := range werrs {
+		i := todo[k]
+		if e == nil {
+			o.done[i] = true
+			continue
+		}
+		switch kafkax.Classify(e) {
+		case retry.Fatal:
+			return s.stop(fmt.Errorf("writing to %s: %w", o.msgs[i].Topic, e))
+		case retry.Refused:
+			if err := s.refuse(o, i, ReasonWriteRefused, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wholeCall sorts a failure that names no message: an authorization
+// failure stops; a topic unknown for UnknownTopicGrace, or a refusal, is
+// narrowed down topic by topic (kafka-go's own size check names its
+// message).
+func (s *sink) wholeCall(ctx context.Context, o *outbox, todo []int, err error) error {
+	switch {
+	case kafkax.Classify(err) == retry.Fatal:
+		return s.stop(fmt.Errorf("writing: %w", err))
+	case kafkax.IsUnknownTopic(err):
+		if o.unknownSince.IsZero() {
+			o.unknownSince = time.Now()
+		} else if time.Since(o.unknownSince) >= UnknownTopicGrace {
+			o.unknownSince = time.Time{}
+			return s.isolateTopics(ctx, o, todo, ReasonTopicUnknown, kafkax.IsUnknownTopic)
+		}
+	case kafkax.Classify(err) == retry.Refused:
+		var tooLarge kafka.MessageTooLargeError
+		if errors.As(err, &tooLarge) {
+			if i, ok := indexOf(o.msgs, todo, &tooLarge.Message); ok {
+				return s.refuse(o, i, ReasonWriteRefused, err)
+			}
+			return nil
+		}
+		return s.isolateTopics(ctx, o, todo, ReasonWriteRefused, func(e error) bool { return kafkax.Classify(e) == retry.Refused })
+	}
+	return nil
+}
+
+func (s *sink) stop(err error) error {
+	s.fail(err)
+	return &stopError{err}
+}
+
+// refuse replaces message i, which Kafka will never take, by the dead
+// letter of its raw event (once per raw event; the event's other refused
+// clean messages are dropped), or, when it is a dead letter already, by
+// its truncated form. A truncated dead letter that is refused too means
+// the dead-letter topic takes nothing: the instance stops.
+func (s *sink) refuse(o *outbox, i int, reason string, cause error) error {
+	m := &o.msgs[i]
 	if wire.IsDeadLetter(m) {
 		if wire.Header(m, wire.HeaderDLQTruncated) != nil {
-			err := fmt.Errorf("dead-letter topic %s refuses even a truncated dead letter: %w", m.Topic, cause)
-			r.fail(err)
-			return err
+			return s.stop(fmt.Errorf("dead-letter topic %s refuses even a truncated dead letter: %w", m.Topic, cause))
 		}
-		*m = wire.Truncate(*m, limit)
+		o.set(i, wire.Truncate(*m, s.maxWriteBytes))
 		return nil
 	}
-	origin := res.Origin[i]
+	origin := o.res.Origin[i]
 	output := string(wire.Header(m, wire.HeaderOutput))
-	acc := &res.Accounting
-	acc.Written[output]--
-	acc.Decisions[Decision{output, "write", ""}]--
-	acc.Decisions[Decision{output, "skip", reason}]++
-	if bw.dead == nil {
-		bw.dead = map[int]bool{}
-	}
-	if bw.dead[origin] {
-		bw.skip[i] = true
+	first := !o.dead[origin]
+	o.report.Refused = append(o.report.Refused, Refusal{Output: output, Reason: reason, DeadLettered: first})
+	if !first {
+		o.done[i] = true
 		return nil
 	}
-	bw.dead[origin] = true
-	acc.Dead[reason]++
-	dl := wire.DeadLetter(r.cfg.DeadLetterTopic, &bw.raw[origin], reason, fmt.Sprintf("clean write to output %s refused: %v", output, cause), string(wire.Header(m, wire.HeaderPolicyVersion)))
-	if wire.Size(&dl) > limit {
-		dl = wire.Truncate(dl, limit)
+	if o.dead == nil {
+		o.dead = map[int]bool{}
 	}
-	*m = dl
-	r.cfg.Log.Warn("clean message refused for good; raw event dead-lettered",
-		zap.String("output", output), zap.String("reason", reason), zap.Error(cause))
+	o.dead[origin] = true
+	dl := wire.DeadLetter(s.deadLetterTopic, &o.raw[origin], reason, fmt.Sprintf("clean write to output %s refused: %v", output, cause), string(wire.Header(m, wire.HeaderPolicyVersion)))
+	if wire.Size(&dl) > s.maxWriteBytes {
+		dl = wire.Truncate(dl, s.maxWriteBytes)
+	}
+	o.set(i, dl)
 	return nil
 }
 
@@ -231,34 +285,33 @@ func (r *Runner) refuse(bw *batchWrite, i int, reason string, cause error) error
 // UnknownTopicGrace, a refusal): the messages of a topic whose write still
 // fails with an error refusedFor accepts are dead-lettered with reason.
 // An unknown dead-letter topic stops the instance.
-func (r *Runner) isolateTopics(ctx context.Context, bw *batchWrite, todo []int, reason string, refusedFor func(error) bool) error {
+func (s *sink) isolateTopics(ctx context.Context, o *outbox, todo []int, reason string, refusedFor func(error) bool) error {
+	var topics []string
 	byTopic := map[string][]int{}
 	for _, i := range todo {
-		t := bw.res.Out[i].Topic
+		t := o.msgs[i].Topic
+		if byTopic[t] == nil {
+			topics = append(topics, t)
+		}
 		byTopic[t] = append(byTopic[t], i)
 	}
-	for topic, idx := range byTopic {
-		msgs := make([]kafka.Message, len(idx))
-		for k, i := range idx {
-			msgs[k] = bw.res.Out[i]
-		}
-		err := r.cfg.Producer.WriteMessages(ctx, msgs...)
+	for _, topic := range topics {
+		idx := byTopic[topic]
+		err := s.produce(ctx, o.gather(idx))
 		if err == nil {
 			for _, i := range idx {
-				bw.skip[i] = true // written
+				o.done[i] = true
 			}
 			continue
 		}
 		if !refusedFor(err) {
 			continue
 		}
-		if topic == r.cfg.DeadLetterTopic && isUnknownTopic(err) {
-			err = fmt.Errorf("dead-letter topic %s does not exist: %w", topic, err)
-			r.fail(err)
-			return err
+		if topic == s.deadLetterTopic && kafkax.IsUnknownTopic(err) {
+			return s.stop(fmt.Errorf("dead-letter topic %s does not exist: %w", topic, err))
 		}
 		for _, i := range idx {
-			if ferr := r.refuse(bw, i, reason, err); ferr != nil {
+			if ferr := s.refuse(o, i, reason, err); ferr != nil {
 				return ferr
 			}
 		}
@@ -266,12 +319,11 @@ func (r *Runner) isolateTopics(ctx context.Context, bw *batchWrite, todo []int, 
 	return nil
 }
 
-func isUnknownTopic(err error) bool { return errors.Is(err, kafka.UnknownTopicOrPartition) }
-
-// indexOf finds, among out[todo], the message m (kafka-go reports a copy).
-func indexOf(out []kafka.Message, todo []int, m *kafka.Message) (int, bool) {
+// indexOf finds, among msgs[todo], the message m (kafka-go reports a
+// copy).
+func indexOf(msgs []kafka.Message, todo []int, m *kafka.Message) (int, bool) {
 	for _, i := range todo {
-		o := &out[i]
+		o := &msgs[i]
 		if o.Topic == m.Topic && bytes.Equal(o.Key, m.Key) && bytes.Equal(o.Value, m.Value) && len(o.Headers) == len(m.Headers) {
 			return i, true
 		}

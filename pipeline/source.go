@@ -7,6 +7,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/kafkax"
 )
 
 // This file is where raw Kafka topics are read: the consumer group and
@@ -25,7 +27,7 @@ func (r *Runner) newConsumerGroup() (*kafka.ConsumerGroup, error) {
 		JoinGroupBackoff:      JoinGroupBackoff,
 		StartOffset:           cfg.StartOffset,
 		WatchPartitionChanges: true,
-		ErrorLogger:           KafkaErrorLogger(cfg.Log, "kafka consumer group"),
+		ErrorLogger:           kafkax.ErrorLogger(cfg.Log, "kafka consumer group"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer group: %w", err)
@@ -35,16 +37,16 @@ func (r *Runner) newConsumerGroup() (*kafka.ConsumerGroup, error) {
 
 func (r *Runner) newPartitionReader(topic string, partition int, log *zap.Logger) *kafka.Reader {
 	cfg := &r.cfg
-	return kafka.NewReader(kafka.ReaderConfig{
+	return kafkax.NewReader(kafkax.ReaderConfig{
 		Brokers:       cfg.Brokers,
 		Dialer:        cfg.Dialer,
 		Topic:         topic,
 		Partition:     partition,
-		MinBytes:      1,
 		MaxBytes:      cfg.MaxFetchBytes,
 		MaxWait:       FetchMaxWait,
 		QueueCapacity: cfg.BatchSize,
-		ErrorLogger:   KafkaErrorLogger(log, "kafka reader"),
+		Log:           log,
+		Name:          "kafka reader",
 	})
 }
 

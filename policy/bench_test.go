@@ -7,7 +7,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
-	"github.com/consentd/consentd/internal/testing/synth"
+	"github.com/consentd/consentd/internal/demo/synth"
 )
 
 func benchEvent(b *testing.B) []byte {
@@ -35,7 +35,7 @@ func BenchmarkDecide(b *testing.B) {
 	}
 	raw := benchEvent(b)
 	rec := consent.Record{Found: true, Version: 1, Granted: map[string]bool{"personalization": true, "analytics": true, "advertising": true}}
-	dc := Decider{P: p}
+	dc := Decider{Policy: p}
 	var doc event.Doc
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()

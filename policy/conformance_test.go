@@ -171,6 +171,6 @@ func decideEvent(p *policy.Policy, raw []byte, purposes []string) (*policy.Decis
 	for _, pu := range purposes {
 		rec.Granted[pu] = true
 	}
-	dc := &policy.Decider{P: p}
+	dc := &policy.Decider{Policy: p}
 	return dc.Decide(&doc, subj, rec)
 }

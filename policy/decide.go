@@ -208,9 +208,9 @@ func (p *Policy) Subject(doc *event.Doc) (subject, path string, ok bool, err err
 
 // Decider evaluates a Policy. It holds reusable buffers: one per goroutine.
 type Decider struct {
-	P    *Policy
-	ed   event.Edit
-	acts []Action
+	Policy *Policy
+	ed     event.Edit
+	acts   []Action
 }
 
 var (
@@ -250,7 +250,7 @@ func (dc *Decider) Decide(doc *event.Doc, subject string, rec consent.Record) (*
 // reused. An *InputError means the event must be dead-lettered as a whole;
 // no output is written then.
 func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, at Times) (*Decision, error) {
-	p := dc.P
+	p := dc.Policy
 	if !at.Now.IsZero() && rec.ExpiredAt(at.Now) {
 		rec = consent.Record{LinkedTo: rec.LinkedTo} // an expired record is no record
 	}

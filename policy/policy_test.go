@@ -72,7 +72,7 @@ func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, 
 	if !ok {
 		t.Fatalf("no subject in %s", ev)
 	}
-	dc := Decider{P: p}
+	dc := Decider{Policy: p}
 	return dc.Decide(&doc, subj, rec)
 }
 
@@ -608,7 +608,7 @@ func TestPreConsentByRecordTime(t *testing.T) {
 			if err := doc.Parse([]byte(tt.ev)); err != nil {
 				t.Fatal(err)
 			}
-			d, err := (&Decider{P: p}).DecideAt(&doc, "u", tt.rec, tt.at)
+			d, err := (&Decider{Policy: p}).DecideAt(&doc, "u", tt.rec, tt.at)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -624,7 +624,7 @@ func TestPreConsentByRecordTime(t *testing.T) {
 	}
 	var doc event.Doc
 	_ = doc.Parse([]byte(`{"userId":"u","timestamp":"2026-11-22T12:01:02Z"}`))
-	if d, _ := (&Decider{P: tight}).DecideAt(&doc, "u", rec, Times{Record: after, Now: after}); d.Outputs[0].Write {
+	if d, _ := (&Decider{Policy: tight}).DecideAt(&doc, "u", rec, Times{Record: after, Now: after}); d.Outputs[0].Write {
 		t.Fatal("max_clock_skew: 1s let a timestamp 2s ahead count")
 	}
 	spec, _ = ParseSpec("p.yaml", []byte(basePolicy+"  - {name: o, topic: c.o, require: [analytics]}\nmax_clock_skew: soon\n"))
@@ -646,7 +646,7 @@ func TestExpiredRecordAtDecisionTime(t *testing.T) {
 		write bool
 	}{{"before", exp.Add(-time.Millisecond), true}, {"at", exp, false}, {"after", exp.Add(time.Hour), false}} {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := (&Decider{P: p}).DecideAt(&doc, "u", rec, Times{Now: tt.now})
+			d, err := (&Decider{Policy: p}).DecideAt(&doc, "u", rec, Times{Now: tt.now})
 			if err != nil {
 				t.Fatal(err)
 			}

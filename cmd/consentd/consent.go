@@ -13,9 +13,10 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent/dsr"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -138,31 +139,31 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		kw = app.NewProducer(cfg, kc)
 		defer kw.Close()
 	}
-	var producer pipeline.Producer
+	var producer kafkaops.Producer
 	if kw != nil {
 		producer = kw
 	}
-	dsr := app.NewDSR(cfg, pol, rdb, producer)
+	d := app.NewDSR(cfg, pol, rdb, producer, nil)
 
 	var out any
 	switch op {
 	case "get":
-		out, err = dsr.Get(ctx, subject)
+		out, err = d.Get(ctx, subject)
 	case "export":
-		out, err = dsr.Export(ctx, subject)
+		out, err = d.Export(ctx, subject)
 	case "set":
 		var purposes map[string]bool
 		if purposes, err = parseAssignments(params); err == nil {
-			out, err = dsr.Set(ctx, subject, purposes)
+			out, err = d.Patch(ctx, subject, purposes)
 		}
 	case "revoke":
-		out, err = dsr.Revoke(ctx, subject, params)
+		out, err = d.Revoke(ctx, subject, params)
 	case "erase":
-		out, err = dsr.Erase(ctx, subject)
+		out, err = d.Erase(ctx, subject)
 	case "link":
-		out, err = dsr.Link(ctx, subject, params[0])
+		out, err = d.Link(ctx, subject, params[0])
 	}
-	var ue *app.UsageError
+	var ue *dsr.UsageError
 	if errors.As(err, &ue) {
 		return usageError{fmt.Errorf("consent %s: %w", op, err)}
 	}
@@ -180,11 +181,11 @@ func parseAssignments(params []string) (map[string]bool, error) {
 	for _, kv := range params {
 		p, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, &app.UsageError{Msg: fmt.Sprintf("%q: want PURPOSE=true|false", kv)}
+			return nil, &dsr.UsageError{Msg: fmt.Sprintf("%q: want PURPOSE=true|false", kv)}
 		}
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, &app.UsageError{Msg: fmt.Sprintf("%q: value must be true or false", kv)}
+			return nil, &dsr.UsageError{Msg: fmt.Sprintf("%q: value must be true or false", kv)}
 		}
 		out[p] = b
 	}

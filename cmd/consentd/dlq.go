@@ -12,7 +12,7 @@ import (
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/kafkaops"
 )
 
 const dlqUsage = `consentd dlq replay [--reason R[,R...]] [--to TOPIC] [--dry-run] [--config FILE]
@@ -51,14 +51,14 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	}
 	producer := app.NewProducer(cfg, kc)
 	defer producer.Close()
-	rc := pipeline.ReplayConfig{Brokers: cfg.Kafka.Brokers, Dialer: kc.Dialer(), DeadLetterTopic: cfg.Kafka.DeadLetterTopic, To: *to, Producer: producer, DryRun: *dry,
-		Progress: func(r pipeline.ReplayReport) {
+	rc := kafkaops.ReplayConfig{Brokers: cfg.Kafka.Brokers, Dialer: kc.Dialer(), DeadLetterTopic: cfg.Kafka.DeadLetterTopic, To: *to, Producer: producer, DryRun: *dry,
+		Progress: func(r kafkaops.ReplayReport) {
 			fmt.Fprintf(stderr, "read %d dead letters: %d replayed, %d other reasons, %d truncated\n", r.Read, r.Replayed, r.Skipped, r.Truncated)
 		}}
 	if *reasons != "" {
 		rc.Reasons = strings.Split(*reasons, ",")
 	}
-	rep, err := pipeline.ReplayDeadLetters(ctx, rc)
+	rep, err := kafkaops.ReplayDeadLetters(ctx, rc)
 	verb := "replayed"
 	if *dry {
 		verb = "would replay"

@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
@@ -46,11 +44,6 @@ func cmdRedis(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	if err := connect.PingRedis(ctx, rdb); err != nil {
 		return fmt.Errorf("connecting to the consent store: %w", err)
-	}
-	if _, ok := rdb.(*redis.ClusterClient); ok {
-		// MigrateKeys renames keys, which a cluster allows only within a
-		// slot; the old keys had no hash tag. Migrate before clustering.
-		return errors.New("redis migrate: redis.mode is cluster; migrate on a single node (or a Sentinel master) before moving the data to a cluster")
 	}
 	rep, err := redisstore.MigrateKeys(ctx, rdb, cfg.Redis.KeyPrefix, *dry, func(r redisstore.MigrateReport) {
 		fmt.Fprintf(stderr, "scanned %d keys: %d records and %d links moved, %d current\n", r.Scanned, r.Records, r.Links, r.Current)

@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,17 +11,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// The revocation barrier. Every running consentd is a member: it renews a
-// lease in the sorted set MembersKey (score: lease end, Redis server time
-// in ms) and stops writing clean records by itself before its lease ends
-// unless renewed. A revoker publishes a barrier (an id and the subjects)
-// on BarrierChannel after the change is stored; each member drops the
-// subjects from its cache, waits until no clean write decided before that
-// is still in flight, and confirms by pushing its id onto the barrier's
-// list (AckKey). Members that do not confirm within the timeout are
-// fenced (FencedKey): their lease is not renewed any more, and the revoker
-// waits until it has ended. A fenced member purges its cache, drains its
-// writes and joins again.
+// The revocation barrier's registry in Redis: the primitives that
+// package barrier's protocol runs on (barrier.Lease, barrier.Registry).
+// A member's lease is its score in the sorted set MembersKey (lease end,
+// Redis server time in ms); a barrier is published on BarrierChannel; a
+// member confirms by pushing its id onto the barrier's list (AckKey); a
+// fenced member is in the set FencedKey, and its lease is not renewed
+// until it rejoins. The protocol itself (when to renew, confirm, fence
+// and wait) is package barrier's.
 
 // MembersKey is the sorted set of members and their lease ends. Members
 // and fences share the hash tag {_members}, so one script sees both on a
@@ -39,21 +34,8 @@ func AckKey(prefix, barrierID string) string { return prefix + "b:{" + barrierID
 // BarrierChannel is where barriers are published.
 func BarrierChannel(prefix string) string { return prefix + "_barrier" }
 
-// Barrier defaults.
-const (
-	// DefaultLeaseTTL is how long a member's lease lasts unless renewed.
-	DefaultLeaseTTL = 3 * time.Second
-	// DefaultBarrierTimeout is how long a revoker waits for confirmations
-	// before it fences the members that did not confirm.
-	DefaultBarrierTimeout = 2 * time.Second
-	// LeaseMargin is how long before its lease ends a member stops
-	// starting clean writes, and how long after a fenced member's lease
-	// ended the revoker still waits: a write started before the member
-	// stopped has that long to land.
-	LeaseMargin = time.Second
-	// ackTTL bounds how long a barrier's confirmations stay in Redis.
-	ackTTL = time.Minute
-)
+// ackTTL bounds how long a barrier's confirmations stay in Redis.
+const ackTTL = time.Minute
 
 // serverNowMS is the Redis server time in ms, inside scripts.
 const serverNowMS = `local t = redis.call('TIME')
@@ -97,25 +79,33 @@ end
 return wait
 `)
 
-// Member is one consentd's membership in the barrier.
-type Member struct {
+// BarrierMember is one member's lease in Redis; it implements
+// barrier.Lease.
+type BarrierMember struct {
 	rdb    redis.UniversalClient
 	prefix string
-	// ID names the member; random per process.
-	ID string
-	// TTL is the lease length. Default: DefaultLeaseTTL.
-	TTL time.Duration
+	id     string
+	ttl    time.Duration
+	log    *zap.Logger
 }
 
-// NewMember returns a member with a random id.
-func NewMember(rdb redis.UniversalClient, prefix string) *Member {
-	return &Member{rdb: rdb, prefix: prefix, ID: randomID(), TTL: DefaultLeaseTTL}
+// NewBarrierMember returns the lease of member id, ttl long. log may be
+// nil.
+func NewBarrierMember(rdb redis.UniversalClient, prefix, id string, ttl time.Duration, log *zap.Logger) *BarrierMember {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &BarrierMember{rdb: rdb, prefix: prefix, id: id, ttl: ttl, log: log}
 }
 
-// ErrFenced reports a member that a revoker fenced: it must purge its
-// cache, drain its writes and Rejoin. It has a method Fenced() bool
-// returning true, so that callers can tell it without importing this
-// package.
+// ID is the member's id.
+func (m *BarrierMember) ID() string { return m.id }
+
+// TTL implements barrier.Lease.
+func (m *BarrierMember) TTL() time.Duration { return m.ttl }
+
+// ErrFenced reports a member that a revoker fenced. It has a method
+// Fenced() bool returning true (barrier.IsFenced).
 var ErrFenced error = fencedError{}
 
 type fencedError struct{}
@@ -123,9 +113,9 @@ type fencedError struct{}
 func (fencedError) Error() string { return "fenced by a revocation barrier" }
 func (fencedError) Fenced() bool  { return true }
 
-// Heartbeat renews the lease; ErrFenced when the member is fenced.
-func (m *Member) Heartbeat(ctx context.Context) error {
-	n, err := heartbeatScript.Run(ctx, m.rdb, []string{MembersKey(m.prefix), FencedKey(m.prefix)}, m.ID, m.TTL.Milliseconds()).Int64()
+// Heartbeat implements barrier.Lease; ErrFenced when the member is fenced.
+func (m *BarrierMember) Heartbeat(ctx context.Context) error {
+	n, err := heartbeatScript.Run(ctx, m.rdb, []string{MembersKey(m.prefix), FencedKey(m.prefix)}, m.id, m.ttl.Milliseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("renewing the barrier lease: %w", err)
 	}
@@ -135,28 +125,28 @@ func (m *Member) Heartbeat(ctx context.Context) error {
 	return nil
 }
 
-// Rejoin lifts the member's fence and renews its lease.
-func (m *Member) Rejoin(ctx context.Context) error {
-	if err := rejoinScript.Run(ctx, m.rdb, []string{MembersKey(m.prefix), FencedKey(m.prefix)}, m.ID, m.TTL.Milliseconds()).Err(); err != nil {
+// Rejoin implements barrier.Lease.
+func (m *BarrierMember) Rejoin(ctx context.Context) error {
+	if err := rejoinScript.Run(ctx, m.rdb, []string{MembersKey(m.prefix), FencedKey(m.prefix)}, m.id, m.ttl.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("rejoining the barrier: %w", err)
 	}
 	return nil
 }
 
-// Leave ends the membership at once (clean shutdown, nothing in flight).
-func (m *Member) Leave(ctx context.Context) error {
+// Leave implements barrier.Lease.
+func (m *BarrierMember) Leave(ctx context.Context) error {
 	pipe := m.rdb.Pipeline()
-	pipe.ZRem(ctx, MembersKey(m.prefix), m.ID)
-	pipe.SRem(ctx, FencedKey(m.prefix), m.ID)
+	pipe.ZRem(ctx, MembersKey(m.prefix), m.id)
+	pipe.SRem(ctx, FencedKey(m.prefix), m.id)
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
-// Confirm tells the revoker of barrierID that this member is safe.
-func (m *Member) Confirm(ctx context.Context, barrierID string) error {
+// Confirm implements barrier.Lease.
+func (m *BarrierMember) Confirm(ctx context.Context, barrierID string) error {
 	key := AckKey(m.prefix, barrierID)
 	pipe := m.rdb.Pipeline()
-	pipe.RPush(ctx, key, m.ID)
+	pipe.RPush(ctx, key, m.id)
 	pipe.PExpire(ctx, key, ackTTL)
 	_, err := pipe.Exec(ctx)
 	return err
@@ -168,17 +158,23 @@ type barrierMsg struct {
 	Subjects []string `json:"subjects"`
 }
 
-// WatchBarriers subscribes to BarrierChannel and calls handle for each
-// barrier, in its own goroutine, until ctx ends. handle must confirm (or
-// not, if it cannot promise).
-func WatchBarriers(ctx context.Context, rdb redis.UniversalClient, prefix string, handle func(id string, subjects []string), log *zap.Logger) {
+// resubscribeWait is the pause before subscribing again after the
+// channel was lost.
+const resubscribeWait = 100 * time.Millisecond
+
+// Watch implements barrier.Lease: it subscribes to BarrierChannel and
+// calls handle for each barrier, in its own goroutine, until ctx ends.
+func (m *BarrierMember) Watch(ctx context.Context, handle func(id string, subjects []string)) {
 	for ctx.Err() == nil {
-		ps := rdb.Subscribe(ctx, BarrierChannel(prefix))
+		ps := m.rdb.Subscribe(ctx, BarrierChannel(m.prefix))
+		// A blocked receive does not see ctx end: closing the
+		// subscription does.
+		unblock := context.AfterFunc(ctx, func() { ps.Close() })
 		for ctx.Err() == nil {
 			msg, err := ps.ReceiveMessage(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					log.Warn("barrier channel lost; resubscribing (unconfirmed barriers fence this instance)", zap.Error(err))
+					m.log.Warn("barrier channel lost; resubscribing (unconfirmed barriers fence this instance)", zap.Error(err))
 				}
 				break
 			}
@@ -188,93 +184,68 @@ func WatchBarriers(ctx context.Context, rdb redis.UniversalClient, prefix string
 			}
 			go handle(b.ID, b.Subjects)
 		}
+		unblock()
 		ps.Close()
+		t := time.NewTimer(resubscribeWait)
 		select {
 		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 
-// Barrier is the revoker's side: Await returns once every live member
-// confirmed that it will not write the subjects again with consent older
-// than the call, or was fenced and its lease ended.
-type Barrier struct {
+// BarrierRegistry is the revoker's view of the members in Redis; it
+// implements barrier.Registry.
+type BarrierRegistry struct {
 	rdb    redis.UniversalClient
 	prefix string
-	// Timeout bounds the wait for confirmations. Default:
-	// DefaultBarrierTimeout.
-	Timeout time.Duration
-	// OnFenced, if set, is called with the number of members fenced.
-	OnFenced func(n int)
 }
 
-// NewBarrier returns the revoker's side of the barrier for prefix.
-func NewBarrier(rdb redis.UniversalClient, prefix string) *Barrier {
-	return &Barrier{rdb: rdb, prefix: prefix, Timeout: DefaultBarrierTimeout}
+// NewBarrierRegistry returns the registry under prefix.
+func NewBarrierRegistry(rdb redis.UniversalClient, prefix string) *BarrierRegistry {
+	return &BarrierRegistry{rdb: rdb, prefix: prefix}
 }
 
-// Await publishes a barrier for subjects and waits as described on
-// Barrier. The change must be stored before the call.
-func (b *Barrier) Await(ctx context.Context, subjects []string) error {
-	res, err := liveScript.Run(ctx, b.rdb, []string{MembersKey(b.prefix)}).StringSlice()
+// Live implements barrier.Registry, by the Redis server's clock.
+func (r *BarrierRegistry) Live(ctx context.Context) ([]string, error) {
+	res, err := liveScript.Run(ctx, r.rdb, []string{MembersKey(r.prefix)}).StringSlice()
 	if err != nil {
-		return fmt.Errorf("barrier: reading members: %w", err)
+		return nil, err
 	}
-	live := map[string]bool{}
-	for _, id := range res[1:] {
-		live[id] = true
-	}
-	if len(live) == 0 {
-		return nil
-	}
-	id := randomID()
-	payload, _ := json.Marshal(barrierMsg{ID: id, Subjects: subjects})
-	if err := b.rdb.Publish(ctx, BarrierChannel(b.prefix), payload).Err(); err != nil {
-		return fmt.Errorf("barrier: publishing: %w", err)
-	}
-	key := AckKey(b.prefix, id)
-	deadline := time.Now().Add(b.Timeout)
-	for len(live) > 0 {
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			break
-		}
-		got, err := b.rdb.BLPop(ctx, max(wait, 10*time.Millisecond), key).Result()
-		if errors.Is(err, redis.Nil) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("barrier: waiting for confirmations: %w", err)
-		}
-		delete(live, got[1])
-	}
-	if len(live) == 0 {
-		return nil
-	}
-	ids := make([]any, 0, len(live))
-	for m := range live {
-		ids = append(ids, m)
-	}
-	ms, err := fenceScript.Run(ctx, b.rdb, []string{MembersKey(b.prefix), FencedKey(b.prefix)}, ids...).Int64()
-	if err != nil {
-		return fmt.Errorf("barrier: fencing %d members: %w", len(ids), err)
-	}
-	if b.OnFenced != nil {
-		b.OnFenced(len(ids))
-	}
-	t := time.NewTimer(time.Duration(ms)*time.Millisecond + LeaseMargin)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("barrier: waiting for fenced members: %w", ctx.Err())
-	}
+	return res[1:], nil
 }
 
-func randomID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// Publish implements barrier.Registry.
+func (r *BarrierRegistry) Publish(ctx context.Context, id string, subjects []string) error {
+	payload, err := json.Marshal(barrierMsg{ID: id, Subjects: subjects})
+	if err != nil {
+		return err
+	}
+	return r.rdb.Publish(ctx, BarrierChannel(r.prefix), payload).Err()
+}
+
+// NextConfirmation implements barrier.Registry.
+func (r *BarrierRegistry) NextConfirmation(ctx context.Context, id string, wait time.Duration) (string, bool, error) {
+	got, err := r.rdb.BLPop(ctx, wait, AckKey(r.prefix, id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return got[1], true, nil
+}
+
+// Fence implements barrier.Registry.
+func (r *BarrierRegistry) Fence(ctx context.Context, members []string) (time.Duration, error) {
+	ids := make([]any, len(members))
+	for i, m := range members {
+		ids[i] = m
+	}
+	ms, err := fenceScript.Run(ctx, r.rdb, []string{MembersKey(r.prefix), FencedKey(r.prefix)}, ids...).Int64()
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }

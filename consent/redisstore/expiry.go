@@ -58,6 +58,9 @@ func NewSweeper(rdb redis.UniversalClient, prefix string, expire func(ctx contex
 	return &Sweeper{rdb: rdb, prefix: prefix, Batch: 100, Expire: expire, Log: log}
 }
 
+// SweepInterval is how often each instance looks for expired records.
+const SweepInterval = 500 * time.Millisecond
+
 // Run sweeps every interval until ctx ends.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
 	for {

@@ -19,6 +19,9 @@ type MigrateReport struct {
 	Problems []string
 }
 
+// ErrMigrateOnCluster refuses a migration on a Redis Cluster.
+var ErrMigrateOnCluster = errors.New("redis migrate: redis.mode is cluster; migrate on a single node (or a Sentinel master) before moving the data to a cluster")
+
 // MigrateKeys moves the keys of the first schema (record "<prefix><subject>",
 // link "<prefix>_link:<anonymous id>"), in which a subject value could
 // address a link key, to the current one (RecordKey, LinkKey). It scans
@@ -28,6 +31,11 @@ type MigrateReport struct {
 // on a single Redis (RENAME cannot cross cluster slots).
 func MigrateKeys(ctx context.Context, rdb redis.Cmdable, prefix string, dryRun bool, progress func(MigrateReport)) (MigrateReport, error) {
 	var rep MigrateReport
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		// Migration renames keys, which a cluster allows only within a
+		// slot; the old keys had no hash tag.
+		return rep, ErrMigrateOnCluster
+	}
 	var cursor uint64
 	for {
 		keys, next, err := rdb.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()

@@ -21,23 +21,21 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
-// Hooks observe a Store; internal/metrics implements them. Calls come
+// Hook interfaces a Store calls (see internal/lib/hooks). Calls come
 // from any goroutine and must return quickly.
-type Hooks interface {
-	// OnRoundTrip is called after each pipelined lookup with its duration
-	// and its error (nil on success).
-	OnRoundTrip(elapsed time.Duration, err error)
-	// OnInvalidRecord is called for each stored record that could not be
-	// read and was treated as no consent.
-	OnInvalidRecord()
-}
-
-type nopHooks struct{}
-
-func (nopHooks) OnRoundTrip(time.Duration, error) {}
-func (nopHooks) OnInvalidRecord()                 {}
+type (
+	// RoundTripHook is told about each pipelined lookup: its duration and
+	// its error (nil on success).
+	RoundTripHook interface {
+		OnRoundTrip(elapsed time.Duration, err error)
+	}
+	// InvalidRecordHook is told about each stored record that could not
+	// be read and was treated as no consent.
+	InvalidRecordHook interface{ OnInvalidRecord() }
+)
 
 // VersionField is the hash field holding the record's version.
 const VersionField = "_v"
@@ -47,16 +45,13 @@ type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	timeout time.Duration
-	hooks   Hooks
+	hooks   hooks.List
 }
 
 // New returns a Store using rdb. prefix is prepended to subjects to form
-// keys (normally "consent:"); timeout bounds one lookup. hooks may be nil.
-func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, hooks Hooks) *Store {
-	if hooks == nil {
-		hooks = nopHooks{}
-	}
-	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, hooks: hooks}
+// keys (normally "consent:"); timeout bounds one lookup. hs may be nil.
+func New(rdb redis.UniversalClient, prefix string, timeout time.Duration, hs hooks.List) *Store {
+	return &Store{rdb: rdb, prefix: prefix, timeout: timeout, hooks: hs}
 }
 
 // Lookup implements consent.Store: HGETALL for every distinct subject,
@@ -78,10 +73,10 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
-		s.hooks.OnRoundTrip(time.Since(start), err)
+		hooks.Each(s.hooks, func(h RoundTripHook) { h.OnRoundTrip(time.Since(start), err) })
 		return nil, fmt.Errorf("consent lookup of %d subjects: %w", len(subjects), err)
 	}
-	s.hooks.OnRoundTrip(time.Since(start), nil)
+	hooks.Each(s.hooks, func(h RoundTripHook) { h.OnRoundTrip(time.Since(start), nil) })
 	out := make(map[string]consent.Record, len(subjects))
 	now := time.Now()
 	for i, subj := range subjects {
@@ -94,13 +89,13 @@ func (s *Store) Lookup(ctx context.Context, subjects []string) (map[string]conse
 			// Fail closed for this subject only: an unreadable record
 			// (or a key of the wrong type) grants nothing, and the
 			// pipeline goes on.
-			s.hooks.OnInvalidRecord()
+			hooks.Each(s.hooks, InvalidRecordHook.OnInvalidRecord)
 			rec = consent.Record{}
 		}
 		if user, err := links[i].Result(); err == nil {
 			rec.LinkedTo = user
 		} else if keyError(err) {
-			s.hooks.OnInvalidRecord() // a link of the wrong type links nothing
+			hooks.Each(s.hooks, InvalidRecordHook.OnInvalidRecord) // a link of the wrong type links nothing
 		} else if !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("consent lookup: %w", err)
 		}

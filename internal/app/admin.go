@@ -3,14 +3,13 @@ package app
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -20,16 +19,6 @@ import (
 // Version is consentd's version, exported as consentd_build_info. The
 // command sets it from the version stamped at build time.
 var Version = "dev"
-
-// registerBuildInfo exports consentd_build_info{version, go_version} 1.
-func registerBuildInfo(m interface{ MustRegister(...prometheus.Collector) }) {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "consentd_build_info",
-		Help: "The running consentd's version and Go version (value 1).",
-	}, []string{"version", "go_version"})
-	g.WithLabelValues(Version, runtime.Version()).Set(1)
-	m.MustRegister(g)
-}
 
 // listen binds the admin listener and, when the consent API is on, the
 // API listener.
@@ -142,4 +131,10 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -12,22 +12,23 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/metrics"
-	"github.com/consentd/consentd/pipeline"
 )
 
 func adminApp(t *testing.T, token string) (*App, *zap.AtomicLevel, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
 	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
-	m := metrics.New()
-	registerBuildInfo(m.Registry)
+	ready := &hooks.Readiness{}
+	m := metrics.New(func() bool { ok, _ := ready.Ready(); return ok })
+	m.RegisterBuildInfo(Version)
 	a := &App{
-		Config:  &config.Config{Admin: config.Admin{Token: config.Secret(token)}},
-		Metrics: m,
-		Health:  pipeline.NewHealth(nil, nil),
-		Log:     zap.New(core),
-		level:   &lvl,
+		Config:    &config.Config{Admin: config.Admin{Token: config.Secret(token)}},
+		Metrics:   m,
+		Readiness: ready,
+		Log:       zap.New(core),
+		level:     &lvl,
 	}
 	return a, &lvl, logs
 }
@@ -85,18 +86,5 @@ func TestBuildInfoAndNoAPIOnAdmin(t *testing.T) {
 	}
 	if code, _ := do(t, h, "GET", "/v1/consent/u1", "Bearer admin-token-0123456789", ""); code != http.StatusNotFound {
 		t.Errorf("the admin handler serves the consent API: %d", code)
-	}
-}
-
-func TestKafkaIdleTimeoutsAreDebug(t *testing.T) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	l := pipeline.KafkaErrorLogger(zap.New(core), "kafka reader")
-	l.Printf("the kafka reader got an unknown error reading partition %d of %s at offset %d: %v", 0, "raw", 42, "read tcp 127.0.0.1:5555->127.0.0.1:9092: i/o timeout")
-	l.Printf("kafka reader: %v", "SASL Authentication Failed")
-	if w := logs.FilterLevelExact(zapcore.WarnLevel).All(); len(w) != 1 || !strings.Contains(w[0].ContextMap()["detail"].(string), "SASL") {
-		t.Errorf("warnings: %v", w)
-	}
-	if d := logs.FilterLevelExact(zapcore.DebugLevel).Len(); d != 1 {
-		t.Errorf("%d debug lines, want the idle timeout", d)
 	}
 }

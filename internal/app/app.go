@@ -1,7 +1,17 @@
-// Package app wires a loaded configuration into a running consentd: Redis
-// consent store behind the local cache, policy, Kafka writer, consumer group
-// runner and the admin HTTP server. cmd/consentd, the demo and the
-// integration tests all start consentd through here.
+// Package app is consentd's composition root: it turns a loaded
+// configuration into a running instance and holds no business rule of its
+// own. New builds every part (the Redis consent store behind the local
+// cache, the policy, the Kafka producer, the engine, the revocation
+// barrier member, the consent-topic sync, the change service and the
+// HTTP listeners) and connects their hooks; Run starts them and stops
+// them in order. cmd/consentd (run, consent, dlq, redis), the demo, the
+// benchmarks and the integration tests all start consentd through here.
+//
+// Where each concern lives: Kafka read and written by the engine,
+// package pipeline; other Kafka traffic, package kafkaops; Redis,
+// consent/redisstore; decisions, package policy; the revocation
+// protocol, package barrier; data-subject requests and the consent API,
+// consent/dsr; metrics, internal/metrics.
 package app
 
 import (
@@ -13,19 +23,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/barrier"
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/changes"
+	"github.com/consentd/consentd/consent/dsr"
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
@@ -45,22 +58,24 @@ func LoadPolicy(cfg *config.Config) (*policy.Policy, error) {
 
 // App is a wired consentd instance.
 type App struct {
-	Config   *config.Config
-	Policy   *policy.Policy
-	Metrics  *metrics.Metrics
-	Stats    *pipeline.Stats // typed totals of acknowledged batches
-	Health   *pipeline.Health
-	Log      *zap.Logger
-	Redis    redis.UniversalClient
-	Kafka    *connect.Kafka
-	Cache    *consent.Cache
-	Producer *kafka.Writer
+	Config    *config.Config
+	Policy    *policy.Policy
+	Metrics   *metrics.Metrics
+	Stats     *pipeline.Stats // typed totals of acknowledged batches
+	Readiness *hooks.Readiness
+	Hooks     hooks.List // Readiness, Metrics and Stats
+	Log       *zap.Logger
+	Redis     redis.UniversalClient
+	Kafka     *connect.Kafka
+	Cache     *consent.Cache
+	Producer  *kafka.Writer
+	Changes   *changes.Service
 
 	level  *zap.AtomicLevel // nil: the log level cannot be changed at run time
 	runner *pipeline.Runner
 	store  *redisstore.Store
+	member *barrier.Member
 	admin  *http.Server
-	fence  *barrierMember // revocation barrier (barrier.go)
 	ln     net.Listener
 	api    *http.Server // nil when the consent API is off
 	apiLn  net.Listener
@@ -80,80 +95,69 @@ func WithLogLevel(level zap.AtomicLevel) Option {
 // the admin ports are bound here so that a busy port fails fast.
 func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option) (*App, error) {
 	routeRedisLogs(log)
-	m := metrics.New()
-	m.Info.WithLabelValues(pol.Version).Set(1)
-	registerBuildInfo(m.Registry)
-	stats := &pipeline.Stats{}
-	hooks := pipeline.Tee(m, stats)
-	h := pipeline.NewHealth(m, map[string]string{pipeline.CondGroup: "not joined yet"})
+	a := &App{Config: cfg, Policy: pol, Log: log, Stats: &pipeline.Stats{}, Readiness: &hooks.Readiness{}}
+	a.Metrics = metrics.New(func() bool { ok, _ := a.Readiness.Ready(); return ok })
+	a.Metrics.Info.WithLabelValues(pol.Version).Set(1)
+	a.Metrics.RegisterBuildInfo(Version)
+	a.Hooks = hooks.List{a.Readiness, a.Metrics, a.Stats}
+	a.Hooks.Condition(pipeline.CondGroup, errors.New("not joined yet"))
+	for _, o := range opts {
+		o(a)
+	}
+	var err error
 	kctx, kcancel := context.WithTimeout(context.Background(), connect.DialTimeout)
-	kc, err := connect.NewKafka(kctx, cfg.Kafka)
+	a.Kafka, err = connect.NewKafka(kctx, cfg.Kafka)
 	kcancel()
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := NewRedis(cfg)
-	if err != nil {
+	if a.Redis, err = NewRedis(cfg); err != nil {
 		return nil, err
 	}
-	store := redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, storeHooks{m, stats})
-	cache := consent.NewCache(store, *cfg.Cache.Size, cfg.Cache.TTL, storeHooks{m, stats})
-	producer := NewProducer(cfg, kc)
-	a := &App{Config: cfg, Policy: pol, Metrics: m, Stats: stats, Health: h, Log: log, Redis: rdb, Kafka: kc, Cache: cache, Producer: producer, store: store}
-	for _, o := range opts {
-		o(a)
-	}
-	linker := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
-	newProcessor := func() pipeline.BatchProcessor {
-		return pipeline.NewProcessor(pipeline.ProcessorConfig{
-			Policy:          pol,
-			Store:           consent.Linked{Store: cache},
-			Changes:         cache,
-			Linker:          linker,
-			DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
-			MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
-			Backoff:         backoff(cfg),
-			Health:          h,
-			Log:             log,
-		})
-	}
-	rc := RunnerConfig(cfg, newProcessor, producer, hooks, h, log)
-	rc.Dialer = kc.Dialer()
-	a.fence = newBarrierMember(rdb, cfg.Redis.KeyPrefix, cache, h, log) // revocation barrier (barrier.go)
-	a.fence.changes = a.Changes
-	rc.Fence = a.fence.fence
-	runner, err := pipeline.NewRunner(rc)
-	if err != nil {
-		rdb.Close()
+	a.store = redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, a.Hooks)
+	a.Cache = consent.NewCache(a.store, *cfg.Cache.Size, cfg.Cache.TTL, a.Hooks)
+	a.Producer = NewProducer(cfg, a.Kafka)
+	a.Changes = NewChanges(cfg, pol, a.Redis, a.Producer, a.Hooks, log)
+	lease := redisstore.NewBarrierMember(a.Redis, cfg.Redis.KeyPrefix, barrier.NewID(), barrier.DefaultLeaseTTL, log)
+	a.member = barrier.NewMember(lease, a.Cache, a.Hooks, log)
+	if a.runner, err = a.newRunner(); err != nil {
+		a.Redis.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	a.runner = runner
 	if err := a.listen(); err != nil {
-		rdb.Close()
+		a.Redis.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
-// storeHooks sends the consent store's observations to the metrics and
-// the typed stats.
-type storeHooks struct {
-	m *metrics.Metrics
-	s *pipeline.Stats
+// newRunner builds the engine over the cache, the barrier member and the
+// producer.
+func (a *App) newRunner() (*pipeline.Runner, error) {
+	cfg := a.Config
+	newProcessor, err := pipeline.NewProcessorFactory(pipeline.ProcessorConfig{
+		Policy:          a.Policy,
+		Store:           consent.Linked{Store: a.Cache},
+		Changes:         a.Cache,
+		Linker:          redisstore.NewUpdater(a.Redis, cfg.Redis.KeyPrefix),
+		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
+		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
+		Backoff:         Backoff(cfg),
+		CopyHeaders:     cfg.Pipeline.CopyHeaders,
+		Hooks:           a.Hooks,
+		Log:             a.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rc := RunnerConfig(cfg, newProcessor, a.Producer, a.Hooks, a.Log)
+	rc.Dialer = a.Kafka.Dialer()
+	rc.Fence = a.member
+	return pipeline.NewRunner(rc)
 }
 
-func (h storeHooks) OnLookup(subjects, hits int) {
-	h.m.OnLookup(subjects, hits)
-	h.s.OnLookup(subjects, hits)
-}
-func (h storeHooks) OnRoundTrip(d time.Duration, err error) {
-	h.m.OnRoundTrip(d, err)
-	h.s.OnRoundTrip(d, err)
-}
-func (h storeHooks) OnInvalidRecord() { h.m.OnInvalidRecord() }
-
-// backoff is the retry policy every part of consentd uses.
-func backoff(cfg *config.Config) retry.Backoff {
+// Backoff is the retry policy every part of consentd uses.
+func Backoff(cfg *config.Config) retry.Backoff {
 	return retry.Backoff{Min: cfg.Pipeline.RetryBackoffMin, Max: cfg.Pipeline.RetryBackoffMax}
 }
 
@@ -165,10 +169,33 @@ func NewRedis(cfg *config.Config) (redis.UniversalClient, error) {
 	return connect.NewRedis(cfg.Redis)
 }
 
-// MaxWriteBytes is the largest message consentd writes: what a topic
-// with Kafka's default max.message.bytes (1048588) accepts, less the
-// record batch overhead.
-const MaxWriteBytes = pipeline.DefaultMaxWriteBytes
+// NewChanges returns the one consent change service: changes stored in
+// Redis, retractions written through producer (nil: changes that need
+// retractions fail), withdrawals and erasures waiting for the revocation
+// barrier. The CLI, the consent API, the consent topic and the expiry
+// sweeper all change consent through it.
+func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer kafkaops.Producer, hs hooks.List, log *zap.Logger) *changes.Service {
+	svc := &changes.Service{
+		Store:    redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix),
+		Current:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
+		Purposes: pol.Purposes,
+		Barrier:  &barrier.Revoker{Registry: redisstore.NewBarrierRegistry(rdb, cfg.Redis.KeyPrefix), Hooks: hs},
+	}
+	if producer != nil && !isNil(producer) {
+		svc.Retractor = &kafkaops.Retractor{Policy: pol, Producer: producer, Backoff: Backoff(cfg), Log: log, Retention: cfg.Pseudonymization.Retention}
+	}
+	return svc
+}
+
+// NewDSR returns the data-subject request service over the change
+// service NewChanges builds; producer may be nil for read-only use.
+func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer kafkaops.Producer, log *zap.Logger) *dsr.DSR {
+	return newDSR(cfg, pol, rdb, NewChanges(cfg, pol, rdb, producer, nil, log))
+}
+
+func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service) *dsr.DSR {
+	return &dsr.DSR{Policy: pol, Store: redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix), Changes: svc}
+}
 
 // NewProducer returns the producer for clean messages, dead letters and
 // retractions, connected through k (TLS, SASL): acks from all in-sync
@@ -184,14 +211,14 @@ func NewProducer(cfg *config.Config, k *connect.Kafka) *kafka.Writer {
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           cfg.Pipeline.ProduceLinger,
 		BatchSize:              2 * cfg.Pipeline.BatchSize,
-		BatchBytes:             MaxWriteBytes,
+		BatchBytes:             pipeline.DefaultMaxWriteBytes,
 		MaxAttempts:            3,
 		AllowAutoTopicCreation: false,
 	}
 }
 
-// RunnerConfig maps cfg onto the pipeline runner's settings.
-func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcessor, p pipeline.Producer, hooks pipeline.Hooks, h *pipeline.Health, log *zap.Logger) pipeline.RunnerConfig {
+// RunnerConfig maps cfg onto the engine's settings.
+func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcessor, p pipeline.Producer, hs hooks.List, log *zap.Logger) pipeline.RunnerConfig {
 	startOffset := kafka.FirstOffset
 	if cfg.Kafka.StartFrom == "latest" {
 		startOffset = kafka.LastOffset
@@ -207,15 +234,12 @@ func RunnerConfig(cfg *config.Config, newProcessor func() pipeline.BatchProcesso
 		BatchSize:        cfg.Pipeline.BatchSize,
 		BatchLinger:      cfg.Pipeline.BatchLinger,
 		CommitInterval:   cfg.Pipeline.CommitInterval,
-		Backoff:          backoff(cfg),
+		Backoff:          Backoff(cfg),
 		ShutdownGrace:    cfg.Pipeline.ShutdownGrace,
 		DeadLetterTopic:  cfg.Kafka.DeadLetterTopic,
-		MaxWriteBytes:    MaxWriteBytes,
-		CopyHeaders:      cfg.Pipeline.CopyHeaders,
 		NewProcessor:     newProcessor,
 		Producer:         p,
-		Hooks:            hooks,
-		Health:           h,
+		Hooks:            hs,
 		Log:              log,
 	}
 }
@@ -236,12 +260,12 @@ func (a *App) APIAddr() string {
 // AdminHandler serves /metrics, /healthz, /readyz and /loglevel.
 func (a *App) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.Metrics.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := a.Health.Ready()
+		ok, why := a.Readiness.Ready()
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
@@ -253,63 +277,16 @@ func (a *App) AdminHandler() http.Handler {
 	return mux
 }
 
-// APIHandler serves the consent API (see consentAPI).
+// APIHandler serves the consent API (dsr.Handler) behind the admin token.
 func (a *App) APIHandler() http.Handler {
-	mux := http.NewServeMux()
-	a.consentAPI(mux)
-	return mux
-}
-
-// CheckTopics verifies that every raw, clean and dead-letter topic exists,
-// so that a typo fails at start-up instead of as endless write retries,
-// and sizes the writes to the smallest max.message.bytes of the topics
-// written. Call it before Run starts the pipeline (Run does).
-func (a *App) CheckTopics(ctx context.Context) error {
-	topics := append([]string{a.Config.Kafka.DeadLetterTopic}, a.Config.Kafka.RawTopics...)
-	if a.Config.Consent.Topic != "" {
-		topics = append(topics, a.Config.Consent.Topic)
-	}
-	for _, o := range a.Policy.Outputs {
-		topics = append(topics, o.Topic)
-	}
-	// A client with a transport of its own: a shared transport answers
-	// from cached metadata that may predate recently created topics.
-	client := a.Kafka.Client(10 * time.Second)
-	defer connect.CloseClient(client)
-	// Only "unknown topic" is fatal; other per-topic errors (a leader not
-	// elected yet) pass and are retried by the pipeline.
-	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		return fmt.Errorf("reading topic metadata: %w", a.Kafka.Explain(err))
-	}
-	var missing []string
-	for _, t := range meta.Topics {
-		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-			missing = append(missing, t.Name)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("topics do not exist (consentd does not create topics): %s", strings.Join(missing, ", "))
-	}
-	// Size messages and batches to what the written topics accept, so
-	// that no write is refused for its size.
-	written := []string{a.Config.Kafka.DeadLetterTopic}
-	for _, o := range a.Policy.Outputs {
-		written = append(written, o.Topic)
-	}
-	limit, err := writeLimit(ctx, client, written)
-	if err != nil {
-		return err
-	}
-	a.Producer.BatchBytes = int64(limit)
-	a.runner.SetMaxWriteBytes(limit)
-	return nil
+	return dsr.Handler(newDSR(a.Config, a.Policy, a.Redis, a.Changes), a.authorized, a.Log)
 }
 
 // Check connects to Redis (every master of a cluster) and to the brokers
 // and verifies the topics, so that a wrong password, an untrusted
 // certificate or a missing topic fails at start-up with a message that
-// says so, before any event is read.
+// says so, before any event is read. It sizes the writes to the smallest
+// max.message.bytes of the topics written.
 func (a *App) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*connect.DialTimeout)
 	defer cancel()
@@ -322,6 +299,34 @@ func (a *App) Check(ctx context.Context) error {
 	return a.CheckTopics(ctx)
 }
 
+// CheckTopics verifies that every raw, clean and dead-letter topic exists
+// and sizes the writes (kafkaops.CheckTopics, kafkaops.WriteLimit). Call
+// it before Run starts the pipeline (Run does).
+func (a *App) CheckTopics(ctx context.Context) error {
+	cfg := a.Config
+	written := []string{cfg.Kafka.DeadLetterTopic}
+	for _, o := range a.Policy.Outputs {
+		written = append(written, o.Topic)
+	}
+	read := append([]string(nil), cfg.Kafka.RawTopics...)
+	if cfg.Consent.Topic != "" {
+		read = append(read, cfg.Consent.Topic)
+	}
+	// A client with a transport of its own: see kafkaops.CheckTopics.
+	client := a.Kafka.Client(10 * time.Second)
+	defer connect.CloseClient(client)
+	if err := kafkaops.CheckTopics(ctx, client, append(written, read...)); err != nil {
+		return a.Kafka.Explain(err)
+	}
+	limit, err := kafkaops.WriteLimit(ctx, client, written)
+	if err != nil {
+		return err
+	}
+	a.Producer.BatchBytes = int64(limit)
+	a.runner.SetMaxWriteBytes(limit)
+	return nil
+}
+
 // Run checks the connections and topics, serves the admin endpoints and
 // runs the pipeline until ctx ends, then drains, commits and closes
 // everything.
@@ -332,25 +337,29 @@ func (a *App) Run(ctx context.Context) error {
 		a.closeListeners()
 		return err
 	}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	go redisstore.WatchInvalidations(watchCtx, a.Redis, a.Config.Redis.KeyPrefix, a.Cache, max(time.Second, 2*a.Config.Redis.Timeout), a.Log)
-	go watchStore(watchCtx, a.store, a.Health, StoreCheckInterval)
-	barrierDone := make(chan struct{})
-	go func() { defer close(barrierDone); a.fence.run(watchCtx) }()
-	syncDone := make(chan struct{})
-	if a.Config.Consent.Topic != "" {
-		go func() {
-			defer close(syncDone)
-			a.runConsentSync(ctx)
-		}()
-	} else {
-		close(syncDone)
+	cfg := a.Config
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	var background []func()
+	start := func(fn func(context.Context)) {
+		done := make(chan struct{})
+		go func() { defer close(done); fn(bg) }()
+		background = append(background, func() { <-done })
 	}
+	start(func(ctx context.Context) {
+		redisstore.WatchInvalidations(ctx, a.Redis, cfg.Redis.KeyPrefix, a.Cache, max(time.Second, 2*cfg.Redis.Timeout), a.Log)
+	})
+	start(func(ctx context.Context) { consent.WatchStore(ctx, a.store, a.Hooks, consent.StoreCheckInterval) })
+	start(a.member.Run)
+	start(func(ctx context.Context) {
+		redisstore.NewSweeper(a.Redis, cfg.Redis.KeyPrefix, a.Changes.Expire, a.Log).Run(ctx, redisstore.SweepInterval)
+	})
+	syncDone := make(chan struct{})
+	go func() { defer close(syncDone); a.runConsentSync(ctx) }()
 	a.serve()
 	a.Log.Info("consentd running",
-		zap.Strings("raw_topics", a.Config.Kafka.RawTopics),
-		zap.String("group", a.Config.Kafka.GroupID),
+		zap.Strings("raw_topics", cfg.Kafka.RawTopics),
+		zap.String("group", cfg.Kafka.GroupID),
 		zap.String("kafka", a.Kafka.String()),
 		zap.String("policy_version", a.Policy.Version),
 		zap.Int("outputs", len(a.Policy.Outputs)),
@@ -358,8 +367,10 @@ func (a *App) Run(ctx context.Context) error {
 		zap.String("api", a.APIAddr()))
 	err := a.runner.Run(ctx)
 	<-syncDone
-	stopWatch()
-	<-barrierDone
+	stopBackground()
+	for _, wait := range background {
+		wait()
+	}
 	werr := a.Producer.Close()
 	a.Redis.Close()
 	a.shutdownServers()
@@ -373,44 +384,35 @@ func (a *App) Run(ctx context.Context) error {
 	return nil
 }
 
-// Changes returns the consent change service: retractions through the
-// instance's producer, changes stored in Redis.
-func (a *App) Changes() *changes.Service {
-	return &changes.Service{
-		Store:     redisstore.NewUpdater(a.Redis, a.Config.Redis.KeyPrefix),
-		Current:   redisstore.New(a.Redis, a.Config.Redis.KeyPrefix, a.Config.Redis.Timeout, nil),
-		Retractor: &pipeline.Retractor{Policy: a.Policy, Producer: a.Producer, Backoff: backoff(a.Config), Log: a.Log, Retention: a.Config.Pseudonymization.Retention},
-		Purposes:  a.Policy.Purposes,
-		Barrier:   redisstore.NewBarrier(a.Redis, a.Config.Redis.KeyPrefix),
-	}
-}
-
-// runConsentSync applies the consent topic to Redis until ctx ends.
+// runConsentSync applies the consent topic, if one is configured, until
+// ctx ends.
 func (a *App) runConsentSync(ctx context.Context) {
 	cfg := a.Config
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     a.Kafka.Brokers(),
-		Dialer:      a.Kafka.Dialer(),
-		GroupID:     cfg.Consent.GroupID,
-		Topic:       cfg.Consent.Topic,
-		MinBytes:    1,
-		MaxBytes:    pipeline.DefaultMaxFetchBytes,
-		MaxWait:     100 * time.Millisecond,
-		StartOffset: kafka.FirstOffset,
-		ErrorLogger: pipeline.KafkaErrorLogger(a.Log, "kafka consent reader"),
-	})
-	defer r.Close()
-	s := &pipeline.ConsentSyncer{
-		Reader:          r,
-		Changes:         a.Changes(),
+	if cfg.Consent.Topic == "" {
+		return
+	}
+	s := &kafkaops.ConsentSyncer{
+		Brokers:         a.Kafka.Brokers(),
+		Dialer:          a.Kafka.Dialer(),
+		Topic:           cfg.Consent.Topic,
+		GroupID:         cfg.Consent.GroupID,
+		Changes:         a.Changes,
 		DeadLetter:      a.Producer,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		PolicyVersion:   a.Policy.Version,
 		Mapping:         ingest.Mapping{Purposes: a.Policy.Purposes, Categories: a.Policy.ConsentCategories, CMP: a.Policy.CMP},
-		Backoff:         backoff(cfg),
-		Hooks:           a.Metrics,
+		Backoff:         Backoff(cfg),
+		Hooks:           a.Hooks,
 		Log:             a.Log,
 	}
-	a.Log.Info("consent ingestion running", zap.String("topic", cfg.Consent.Topic), zap.String("group", cfg.Consent.GroupID))
-	_ = s.Run(ctx)
+	if err := s.Run(ctx); err != nil {
+		a.Log.Error("consent ingestion stopped", zap.Error(err))
+	}
+}
+
+// isNil reports a typed nil producer (a nil *kafka.Writer in an
+// interface).
+func isNil(p kafkaops.Producer) bool {
+	w, ok := p.(*kafka.Writer)
+	return ok && w == nil
 }

@@ -106,7 +106,7 @@ func TestIntegrationRevocationBarrier(t *testing.T) {
 	}
 	producer := NewProducer(s.cfg, kc)
 	defer producer.Close()
-	dsr := NewDSR(s.cfg, pol, itest.Redis(t, env.Redis), producer)
+	dsr := NewDSR(s.cfg, pol, itest.Redis(t, env.Redis), producer, nil)
 	returned := map[string]time.Time{}
 	var calls []time.Duration
 	for i := 0; i < 10; i++ {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/consentd/consentd/consent/dsr"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,7 +59,7 @@ func flowLinked(t *testing.T, broker, topic, prefix string) (stop func()) {
 	})
 }
 
-func (s *stack) dsr(t *testing.T, cfg *config.Config) *DSR {
+func (s *stack) dsr(t *testing.T, cfg *config.Config) *dsr.DSR {
 	t.Helper()
 	pol, err := LoadPolicy(cfg)
 	if err != nil {
@@ -70,7 +71,7 @@ func (s *stack) dsr(t *testing.T, cfg *config.Config) *DSR {
 	}
 	producer := NewProducer(cfg, kc)
 	t.Cleanup(func() { producer.Close() })
-	return NewDSR(cfg, pol, itest.Redis(t, s.env.Redis), producer)
+	return NewDSR(cfg, pol, itest.Redis(t, s.env.Redis), producer, nil)
 }
 
 // TestIntegrationErasureWithLinkedIDs erases users whose anonymous ids

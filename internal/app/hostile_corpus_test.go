@@ -195,7 +195,7 @@ func hostileDecide(t *testing.T, dc *policy.Decider, m *kafka.Message) (string, 
 	if ie := policy.ParseEvent(&doc, m.Value, hostileMaxBytes); ie != nil {
 		return "dead:" + ie.Reason, nil
 	}
-	subj, _, ok, err := dc.P.Subject(&doc)
+	subj, _, ok, err := dc.Policy.Subject(&doc)
 	if ie, isIE := err.(*policy.InputError); isIE {
 		return "dead:" + ie.Reason, nil
 	} else if err != nil {
@@ -221,7 +221,7 @@ func hostileDecide(t *testing.T, dc *policy.Decider, m *kafka.Message) (string, 
 			continue
 		}
 		out = append(out, wire.Clean{Topic: od.Output.Topic, Key: bytes.Clone(d.Key), Value: bytes.Clone(od.Value), Time: od.CleanTime(m.Time),
-			PolicyVersion: []byte(dc.P.Version), ConsentVersion: []byte("1"), Actions: od.AppendActions(nil),
+			PolicyVersion: []byte(dc.Policy.Version), ConsentVersion: []byte("1"), Actions: od.AppendActions(nil),
 			Output: []byte(od.Output.Name), Source: wire.AppendSource(nil, "raw", 0, 0)}.Message())
 	}
 	return "written", out
@@ -242,7 +242,7 @@ func TestHostileCorpusShippedPolicy(t *testing.T) {
 	es := loadHostileCorpus(t)
 	var ck leakChecker
 	ck.init(es)
-	dc := &policy.Decider{P: p}
+	dc := &policy.Decider{Policy: p}
 	written := 0
 	for _, e := range es {
 		m := e.message()

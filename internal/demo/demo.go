@@ -23,7 +23,7 @@ import (
 	"github.com/consentd/consentd/configs"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
-	"github.com/consentd/consentd/internal/testing/synth"
+	"github.com/consentd/consentd/internal/demo/synth"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 	"github.com/consentd/consentd/wire"

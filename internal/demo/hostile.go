@@ -8,7 +8,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/consentd/consentd/internal/testing/synth"
+	"github.com/consentd/consentd/internal/demo/synth"
 	"github.com/consentd/consentd/wire"
 )
 

@@ -7,11 +7,14 @@ import (
 	"github.com/consentd/consentd/pipeline"
 )
 
-// Metrics implements the observation hooks of every core package:
-// pipeline.Hooks, consent.CacheHooks, redisstore.Hooks and
-// pipeline.ConsentTopicHooks. The core packages import no Prometheus.
+// Metrics is a hook (internal/lib/hooks) implementing every hook
+// interface consentd's packages declare: pipeline's BatchWrittenHook,
+// ProduceHook, CommitHook and GenerationHook, hooks.ConditionHook,
+// consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
+// kafkaops.ConsentUpdateHook and barrier's FencedHook and LeaseLostHook.
+// The core packages import no Prometheus.
 
-// OnBatchWritten implements pipeline.Hooks.
+// OnBatchWritten implements pipeline.BatchWrittenHook.
 func (m *Metrics) OnBatchWritten(a *pipeline.Accounting) {
 	for k, v := range a.Consumed {
 		m.Consumed.WithLabelValues(k).Add(float64(v))
@@ -32,7 +35,7 @@ func (m *Metrics) OnBatchWritten(a *pipeline.Accounting) {
 	}
 }
 
-// OnProduce implements pipeline.Hooks.
+// OnProduce implements pipeline.ProduceHook.
 func (m *Metrics) OnProduce(elapsed time.Duration, _ int, err error) {
 	if err != nil {
 		m.ProduceErrors.Inc()
@@ -41,7 +44,7 @@ func (m *Metrics) OnProduce(elapsed time.Duration, _ int, err error) {
 	m.ProduceSecs.Observe(elapsed.Seconds())
 }
 
-// OnCommit implements pipeline.Hooks.
+// OnCommit implements pipeline.CommitHook.
 func (m *Metrics) OnCommit(err error, lags []pipeline.PartitionLag) {
 	if err != nil {
 		m.Commits.WithLabelValues("error").Inc()
@@ -53,34 +56,31 @@ func (m *Metrics) OnCommit(err error, lags []pipeline.PartitionLag) {
 	m.Commits.WithLabelValues("ok").Inc()
 }
 
-// OnGeneration implements pipeline.Hooks.
+// OnGeneration implements pipeline.GenerationHook.
 func (m *Metrics) OnGeneration(int32) { m.Rebalances.Inc() }
 
-// OnReadiness implements pipeline.Hooks.
-func (m *Metrics) OnReadiness(ready bool) {
-	if ready {
-		m.Ready.Set(1)
-	} else {
-		m.Ready.Set(0)
-	}
-}
-
-// OnCondition implements pipeline.HealthHooks.
-func (m *Metrics) OnCondition(cond string, failing bool) {
-	if failing {
+// OnCondition implements hooks.ConditionHook.
+func (m *Metrics) OnCondition(cond string, err error) {
+	if err != nil {
 		m.Condition.WithLabelValues(cond).Set(1)
 	} else {
 		m.Condition.DeleteLabelValues(cond)
 	}
 }
 
-// OnLookup implements consent.CacheHooks.
+// OnMembersFenced implements barrier.FencedHook.
+func (m *Metrics) OnMembersFenced(n int) { m.MembersFenced.Add(float64(n)) }
+
+// OnLeaseLost implements barrier.LeaseLostHook.
+func (m *Metrics) OnLeaseLost(reason string) { m.LeaseLost.WithLabelValues(reason).Inc() }
+
+// OnLookup implements consent.LookupHook.
 func (m *Metrics) OnLookup(subjects, cacheHits int) {
 	m.Lookups.Add(float64(subjects))
 	m.CacheHits.Add(float64(cacheHits))
 }
 
-// OnRoundTrip implements redisstore.Hooks.
+// OnRoundTrip implements redisstore.RoundTripHook.
 func (m *Metrics) OnRoundTrip(elapsed time.Duration, err error) {
 	m.LookupSeconds.Observe(elapsed.Seconds())
 	if err != nil {
@@ -88,10 +88,10 @@ func (m *Metrics) OnRoundTrip(elapsed time.Duration, err error) {
 	}
 }
 
-// OnInvalidRecord implements redisstore.Hooks.
+// OnInvalidRecord implements redisstore.InvalidRecordHook.
 func (m *Metrics) OnInvalidRecord() { m.InvalidRecord.Inc() }
 
-// OnConsentUpdate implements pipeline.ConsentTopicHooks.
+// OnConsentUpdate implements kafkaops.ConsentUpdateHook.
 func (m *Metrics) OnConsentUpdate(format, result string) {
 	m.Updates.WithLabelValues(format, result).Inc()
 }

@@ -3,8 +3,12 @@
 package metrics
 
 import (
+	"net/http"
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics holds consentd's collectors.
@@ -25,16 +29,18 @@ type Metrics struct {
 	ProduceErrors prometheus.Counter     // failed produce calls (retried)
 	Commits       *prometheus.CounterVec // result
 	CommitLag     *prometheus.GaugeVec   // topic, partition: fetched but not yet committed
-	Ready         prometheus.Gauge       // 1 when ready
-	Condition     *prometheus.GaugeVec   // condition: 1 while it fails
+	MembersFenced prometheus.Counter     // barrier members this instance fenced
+	LeaseLost     *prometheus.CounterVec // reason: this instance's barrier lease lost (fenced, lapsed)
+	Condition     *prometheus.GaugeVec   // condition: 1 while it fails (consentd_ready reads the readiness tracker)
 	Rebalances    prometheus.Counter     // generations joined
 	Info          *prometheus.GaugeVec   // policy_version
 	Updates       *prometheus.CounterVec // format, result
 }
 
 // New creates and registers all metrics on a fresh registry, with the Go
-// runtime and process collectors.
-func New() *Metrics {
+// runtime and process collectors; consentd_ready reads ready at each
+// scrape.
+func New(ready func() bool) *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
@@ -53,15 +59,37 @@ func New() *Metrics {
 	m.ProduceErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_produce_errors_total", Help: "Failed produce calls (retried until acknowledged)."})
 	m.Commits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_offset_commits_total", Help: "Offset commits, by result."}, []string{"result"})
 	m.CommitLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_commit_lag_messages", Help: "Messages fetched but not yet committed, per raw partition."}, []string{"topic", "partition"})
-	m.Ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_ready", Help: "1 when consentd can decide and write events, 0 while it waits (fail closed)."})
+	readyGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentd_ready", Help: "1 when consentd can decide and write events, 0 while it waits (fail closed)."}, func() float64 {
+		if ready() {
+			return 1
+		}
+		return 0
+	})
+	m.MembersFenced = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_barrier_members_fenced_total", Help: "Instances this instance's revocation barriers fenced because they did not confirm in time."})
+	m.LeaseLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_barrier_lease_lost_total", Help: "Times this instance lost its revocation barrier lease and held its writes until it rejoined, by reason (fenced: a revoker fenced it; lapsed: it could not renew in time)."}, []string{"reason"})
 	m.Condition = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_condition_failing", Help: "1 for each readiness condition that fails now (consent_store, consumer_group, kafka_write <topic>/<partition>); /readyz gives the cause."}, []string{"condition"})
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, m.Ready, m.Condition, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, m.Condition, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
+}
+
+// RegisterBuildInfo exports consentd_build_info{version, go_version} 1.
+func (m *Metrics) RegisterBuildInfo(version string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "consentd_build_info",
+		Help: "The running consentd's version and Go version (value 1).",
+	}, []string{"version", "go_version"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
+	m.Registry.MustRegister(g)
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
 }
 
 // Series is one labelled value of a counter or gauge.

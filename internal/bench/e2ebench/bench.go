@@ -22,8 +22,9 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/internal/demo/synth"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/testing/kafkatest"
-	"github.com/consentd/consentd/internal/testing/synth"
 	"github.com/consentd/consentd/pipeline"
 )
 
@@ -215,6 +216,9 @@ func (c copyProcessor) Process(_ context.Context, msgs []kafka.Message) (*pipeli
 	return res, nil
 }
 
+// Stale implements pipeline.BatchProcessor: a copy never goes stale.
+func (copyProcessor) Stale(*pipeline.Result) bool { return false }
+
 // parallelPassThrough runs consentd's own Kafka plumbing (kafka-go
 // ConsumerGroup, one reader per partition, ordered acknowledged writes,
 // commits) with a processor that copies messages: the ceiling consentd's
@@ -231,7 +235,7 @@ func parallelPassThrough(ctx context.Context, o Options, raw, outTopic, group st
 	w := app.NewProducer(cfg, kc)
 	defer w.Close()
 	start := time.Now()
-	runner, err := pipeline.NewRunner(app.RunnerConfig(cfg, func() pipeline.BatchProcessor { return copyProcessor{topic: outTopic} }, w, stats, nil, zap.NewNop()))
+	runner, err := pipeline.NewRunner(app.RunnerConfig(cfg, func() pipeline.BatchProcessor { return copyProcessor{topic: outTopic} }, w, hooks.List{stats}, zap.NewNop()))
 	if err != nil {
 		return Result{}, err
 	}

@@ -277,7 +277,7 @@ func RunBarrierCost(ctx context.Context, o PropagationOptions, out io.Writer) (B
 	}
 	producer := app.NewProducer(r.cfg, kc)
 	defer producer.Close()
-	dsr := app.NewDSR(r.cfg, r.pol, r.rdb, producer)
+	dsr := app.NewDSR(r.cfg, r.pol, r.rdb, producer, nil)
 	res := BarrierCost{Instances: o.Instances}
 	returned := map[string]time.Time{}
 	none := map[string]bool{"personalization": false, "analytics": false, "advertising": false}

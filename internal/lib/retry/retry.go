@@ -1,21 +1,27 @@
-// Package retry is consentd's one retry policy: exponential backoff with
-// full jitter between a configured minimum and maximum, and an explicit
-// classification of errors into transient (try again) and permanent
-// (trying again cannot help: the caller must dead-letter or stop).
+// Package retry is consentd's one retry helper: exponential backoff with
+// equal jitter between a configured minimum and maximum, and a classifier
+// that sorts each system's errors into one vocabulary (Class): transient
+// (try again), refused (this input will never be accepted: dead-letter it
+// and carry on) and fatal (nothing will be accepted: stop).
+//
+// Each place that talks to a system brings that system's classifier (the
+// Kafka table is kafkax.Classify); a consent store's errors are always
+// transient, because consentd fails closed and waits for the store.
+//
+// Owns: Backoff, Class, Do. Imports nothing of consentd.
 package retry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 )
 
 // Backoff bounds the wait between attempts. The n-th wait is drawn
-// uniformly from [d/2, d] where d = min(Min·2ⁿ, Max) ("equal jitter"), so
-// instances that failed together do not retry in lock step, and no wait is
-// shorter than half the minimum.
+// uniformly from [d/2, d] where d = min(Min·2ⁿ⁻¹, Max) ("equal jitter"),
+// so instances that failed together do not retry in lock step, and no
+// wait is shorter than half the minimum.
 type Backoff struct {
 	// Min is the first wait. Default: 100ms.
 	Min time.Duration
@@ -29,19 +35,36 @@ const (
 	DefaultMax = 5 * time.Second
 )
 
-func (b Backoff) norm() Backoff {
-	if b.Min <= 0 {
+// ApplyDefaults fills in Min and Max when zero.
+func (b *Backoff) ApplyDefaults() {
+	if b.Min == 0 {
 		b.Min = DefaultMin
 	}
-	if b.Max < b.Min {
+	if b.Max == 0 {
 		b.Max = max(b.Min, DefaultMax)
 	}
-	return b
+}
+
+// Validate reports a maximum below the minimum, after ApplyDefaults.
+func (b Backoff) Validate() error {
+	if b.Min < 0 || b.Max < 0 {
+		return fmt.Errorf("backoff must not be negative, got %v to %v", b.Min, b.Max)
+	}
+	if b.Max < b.Min {
+		return fmt.Errorf("backoff maximum %v is below the minimum %v", b.Max, b.Min)
+	}
+	return nil
 }
 
 // Delay returns the wait after the given failed attempt (1-based).
 func (b Backoff) Delay(attempt int) time.Duration {
-	b = b.norm()
+	if b.Min <= 0 {
+		b.Min = DefaultMin
+	}
+	if b.Max <= 0 {
+		b.Max = DefaultMax
+	}
+	b.Max = max(b.Max, b.Min)
 	d := b.Min
 	for i := 1; i < attempt && d < b.Max; i++ {
 		d *= 2
@@ -63,47 +86,74 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// permanent marks an error that retrying cannot fix.
-type permanent struct{ err error }
+// Class says what to do about an error.
+type Class uint8
 
-func (p *permanent) Error() string { return p.err.Error() }
-func (p *permanent) Unwrap() error { return p.err }
+const (
+	// Transient: a timeout, a lost connection, a leader moving, a store
+	// down. Try again after a backoff.
+	Transient Class = iota
+	// Refused: this input will never be accepted (too large, invalid).
+	// Dead-letter it and carry on with the rest.
+	Refused
+	// Fatal: nothing this instance sends will be accepted
+	// (authorization). Stop.
+	Fatal
+)
 
-// Permanent wraps err so that IsPermanent reports true. nil stays nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
+func (c Class) String() string {
+	switch c {
+	case Refused:
+		return "refused"
+	case Fatal:
+		return "fatal"
 	}
-	return &permanent{err}
+	return "transient"
 }
 
-// IsPermanent reports whether err, or an error it wraps, was marked
-// Permanent. Everything else is transient: a timeout, a lost connection,
-// a leader moving. Each place that talks to a system classifies that
-// system's errors (pipeline's Kafka sink marks what Kafka refuses for
-// good); a consent store's errors are never permanent, because consentd
-// fails closed and waits for the store.
-func IsPermanent(err error) bool {
-	var p *permanent
-	return errors.As(err, &p)
+// Classifier sorts one system's errors.
+type Classifier func(error) Class
+
+// AlwaysTransient classifies every error as transient: for a system that
+// consentd waits for whatever it answers (the consent store).
+func AlwaysTransient(error) Class { return Transient }
+
+// Policy says how Do retries.
+type Policy struct {
+	// Backoff bounds the waits. Default: 100ms to 5s.
+	Backoff Backoff
+	// Classify sorts the errors of fn. Default: AlwaysTransient.
+	Classify Classifier
+	// MaxAttempts bounds the attempts. Default: 0, until ctx ends.
+	MaxAttempts int
+	// OnRetry, if set, is called before each wait with the failed
+	// attempt's number, its error and the coming wait.
+	OnRetry func(attempt int, err error, wait time.Duration)
 }
 
-// Do calls fn until it returns nil, a permanent error (returned as is), or
-// ctx ends (ctx's error is returned, wrapped with the last failure). Between attempts it calls onRetry, if
-// set, with the attempt number, the error and the coming wait, then waits
-// b.Delay(attempt).
-func Do(ctx context.Context, b Backoff, fn func() error, onRetry func(attempt int, err error, wait time.Duration)) error {
+// Do calls fn until it returns nil, an error that is not transient
+// (returned as is: the caller dead-letters or stops), MaxAttempts were
+// made (the last error is returned), or ctx ends (ctx's error, wrapped
+// with the last failure).
+func Do(ctx context.Context, p Policy, fn func() error) error {
+	classify := p.Classify
+	if classify == nil {
+		classify = AlwaysTransient
+	}
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || IsPermanent(err) {
+		if err == nil || classify(err) != Transient {
+			return err
+		}
+		if p.MaxAttempts > 0 && attempt >= p.MaxAttempts {
 			return err
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
 		}
-		wait := b.Delay(attempt)
-		if onRetry != nil {
-			onRetry(attempt, err, wait)
+		wait := p.Backoff.Delay(attempt)
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, err, wait)
 		}
 		if serr := Sleep(ctx, wait); serr != nil {
 			return fmt.Errorf("%w (last error: %v)", serr, err)

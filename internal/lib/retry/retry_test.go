@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 func TestDelayBounds(t *testing.T) {
@@ -46,55 +43,48 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-func TestClassification(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		perm bool
-	}{
-		{"nil", nil, false},
-		{"plain", errors.New("boom"), false},
-		{"marked", Permanent(errors.New("bad")), true},
-		{"wrapped mark", fmt.Errorf("ctx: %w", Permanent(errors.New("bad"))), true},
-		{"not marked, even if the system says so", kafka.MessageSizeTooLarge, false},
-		{"connection refused", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, false},
-		{"canceled", context.Canceled, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsPermanent(tc.err); got != tc.perm {
-				t.Fatalf("IsPermanent(%v) = %v, want %v", tc.err, got, tc.perm)
-			}
-		})
-	}
-}
-
 func TestDo(t *testing.T) {
 	b := Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}
 	t.Run("transient until success", func(t *testing.T) {
 		n, retries := 0, 0
-		err := Do(context.Background(), b, func() error {
+		err := Do(context.Background(), Policy{Backoff: b, OnRetry: func(int, error, time.Duration) { retries++ }}, func() error {
 			n++
 			if n < 4 {
 				return errors.New("transient")
 			}
 			return nil
-		}, func(int, error, time.Duration) { retries++ })
+		})
 		if err != nil || n != 4 || retries != 3 {
 			t.Fatalf("err=%v calls=%d retries=%d", err, n, retries)
 		}
 	})
-	t.Run("permanent stops at once", func(t *testing.T) {
+	for _, class := range []Class{Refused, Fatal} {
+		t.Run(class.String()+" stops at once", func(t *testing.T) {
+			n := 0
+			want := errors.New("no")
+			classify := func(err error) Class {
+				if err == want {
+					return class
+				}
+				return Transient
+			}
+			err := Do(context.Background(), Policy{Backoff: b, Classify: classify}, func() error { n++; return want })
+			if !errors.Is(err, want) || n != 1 {
+				t.Fatalf("err=%v calls=%d", err, n)
+			}
+		})
+	}
+	t.Run("max attempts", func(t *testing.T) {
 		n := 0
-		want := Permanent(errors.New("no"))
-		err := Do(context.Background(), b, func() error { n++; return want }, nil)
-		if !errors.Is(err, want) || n != 1 {
-			t.Fatalf("err=%v calls=%d", err, n)
+		err := Do(context.Background(), Policy{Backoff: b, MaxAttempts: 2}, func() error { n++; return errors.New("down") })
+		if err == nil || n != 2 {
+			t.Fatalf("err=%v calls=%d, want 2 calls and the last error", err, n)
 		}
 	})
 	t.Run("ctx ends", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
-		err := Do(ctx, b, func() error { return errors.New("down") }, nil)
+		err := Do(ctx, Policy{Backoff: b}, func() error { return errors.New("down") })
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err=%v, want deadline exceeded", err)
 		}

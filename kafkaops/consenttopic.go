@@ -1,4 +1,4 @@
-package pipeline
+package kafkaops
 
 // This file is where the consent topic is read: each record is parsed
 // (package consent/ingest) and applied through the change service.
@@ -13,6 +13,8 @@ import (
 
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/ingest"
+	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
@@ -21,12 +23,10 @@ import (
 // record that cannot be applied.
 const ReasonInvalidConsentRecord = "invalid_consent_record"
 
-// ConsentTopicHooks observe a ConsentSyncer; internal/metrics implements
-// them. Calls must return quickly.
-type ConsentTopicHooks interface {
-	// OnConsentUpdate is called once per record applied, with its format
-	// (or "tombstone", or "unknown" for an invalid record) and the result:
-	// applied, stale, erased or invalid.
+// ConsentUpdateHook is told about each consent-topic record applied: its
+// format (or "tombstone", or "unknown" for an invalid record) and the
+// result: applied, stale, erased or invalid. See internal/lib/hooks.
+type ConsentUpdateHook interface {
 	OnConsentUpdate(format, result string)
 }
 
@@ -36,53 +36,67 @@ type ConsentTopicHooks interface {
 // Invalid records go to the dead-letter topic. While the store fails, the
 // ConsentSyncer retries the same record with backoff.
 type ConsentSyncer struct {
-	Reader          *kafka.Reader // a group reader on the consent topic
+	// Brokers and Dialer reach the cluster (Dialer default: kafka-go's).
+	Brokers []string
+	Dialer  *kafka.Dialer
+	// Topic is the consent topic, read by consumer group GroupID from
+	// its first offset. Both required.
+	Topic, GroupID  string
 	Changes         *changes.Service
 	DeadLetter      Producer
 	DeadLetterTopic string
 	PolicyVersion   string
 	Mapping         ingest.Mapping
 	Backoff         retry.Backoff
-	Hooks           ConsentTopicHooks // may be nil
+	Hooks           hooks.List // ConsentUpdateHook
 	Log             *zap.Logger
 }
+
+// ConsentFetchMaxWait bounds how long a consent-topic fetch waits for
+// data: consent changes should reach the store promptly.
+const ConsentFetchMaxWait = 100 * time.Millisecond
 
 // Run applies records until ctx ends.
 func (s *ConsentSyncer) Run(ctx context.Context) error {
 	if s.Log == nil {
 		s.Log = zap.NewNop()
 	}
-	for {
-		m, err := s.Reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.Log.Warn("consent topic fetch failed", zap.Error(err))
-			if retry.Sleep(ctx, s.Backoff.Delay(1)) != nil {
-				return nil
-			}
-			continue
+	if s.Topic == "" || s.GroupID == "" || s.Changes == nil {
+		return errors.New("consent sync: a topic, a group id and a change service are required")
+	}
+	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: s.Brokers, Dialer: s.Dialer, Topic: s.Topic, GroupID: s.GroupID,
+		MaxWait: ConsentFetchMaxWait, Log: s.Log, Name: "kafka consent reader"})
+	defer r.Close()
+	s.Log.Info("consent ingestion running", zap.String("topic", s.Topic), zap.String("group", s.GroupID))
+	return s.run(ctx, r)
+}
+
+func (s *ConsentSyncer) run(ctx context.Context, r *kafka.Reader) error {
+	for ctx.Err() == nil {
+		var m kafka.Message
+		if s.retry(ctx, "fetching from the consent topic", func() (err error) { m, err = r.FetchMessage(ctx); return err }) != nil {
+			return nil // ctx ended
 		}
-		if err := s.retry(ctx, func() error { return s.handle(ctx, m) }); err != nil {
+		if s.retry(ctx, "applying a consent record", func() error { return s.handle(ctx, m) }) != nil {
 			return nil // ctx ended: the record is not committed and will be read again
 		}
-		if err := s.retry(ctx, func() error { return s.Reader.CommitMessages(ctx, m) }); err != nil {
+		if s.retry(ctx, "committing a consent record", func() error { return r.CommitMessages(ctx, m) }) != nil {
 			return nil
 		}
 	}
+	return nil
 }
 
-func (s *ConsentSyncer) retry(ctx context.Context, fn func() error) error {
-	return retry.Do(ctx, s.Backoff, fn, func(attempt int, err error, wait time.Duration) {
-		s.Log.Warn("applying consent record failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
-	})
+// retry runs fn until it succeeds or ctx ends: the consent store and the
+// consent topic are waited for (every error is transient).
+func (s *ConsentSyncer) retry(ctx context.Context, what string, fn func() error) error {
+	return retry.Do(ctx, retry.Policy{Backoff: s.Backoff, OnRetry: func(attempt int, err error, wait time.Duration) {
+		s.Log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+	}}, fn)
 }
 
 func (s *ConsentSyncer) count(format ingest.Format, result string) {
-	if s.Hooks != nil {
-		s.Hooks.OnConsentUpdate(string(format), result)
-	}
+	hooks.Each(s.Hooks, func(h ConsentUpdateHook) { h.OnConsentUpdate(string(format), result) })
 }
 
 func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {

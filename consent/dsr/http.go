@@ -1,4 +1,4 @@
-package app
+package dsr
 
 import (
 	"context"
@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
-// consentAPI serves data-subject requests over HTTP, behind a bearer token:
+// Handler returns the consent API over d, behind authorize (a bearer
+// token check; a request it refuses gets 401). Every call is logged as
+// one audit line on log:
 //
 //	GET    /v1/consent/{subject}          consent per purpose
 //	GET    /v1/consent/{subject}/export   everything stored
@@ -19,11 +23,27 @@ import (
 //	POST   /v1/consent/{subject}/revoke   body {"purposes": [...]} (optional: all)
 //	DELETE /v1/consent/{subject}          erase
 //	PUT    /v1/identity/{subject}         body {"userId": "..."}: link an anonymous id
-func (a *App) consentAPI(mux *http.ServeMux) {
-	dsr := NewDSR(a.Config, a.Policy, a.Redis, a.Producer)
+func Handler(d *DSR, authorize func(*http.Request) bool, log *zap.Logger) http.Handler {
+	a := &api{dsr: d, authorize: authorize, log: log}
+	mux := http.NewServeMux()
+	a.routes(mux)
+	return mux
+}
+
+type api struct {
+	dsr       *DSR
+	authorize func(*http.Request) bool
+	log       *zap.Logger
+}
+
+// RequestTimeout bounds one API request.
+const RequestTimeout = 30 * time.Second
+
+func (a *api) routes(mux *http.ServeMux) {
+	dsr := a.dsr
 	handle := func(pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			status := a.serveAPI(w, r, pattern, fn)
+			status := a.serve(w, r, pattern, fn)
 			a.audit(r, pattern, status)
 		})
 	}
@@ -35,7 +55,7 @@ func (a *App) consentAPI(mux *http.ServeMux) {
 		if err := decodeBody(r, &body); err != nil {
 			return nil, err
 		}
-		return dsr.Set(ctx, s, body)
+		return dsr.Patch(ctx, s, body)
 	})
 	handle("PUT /v1/identity/{subject}", func(ctx context.Context, r *http.Request, s string) (any, error) {
 		var body struct {
@@ -59,9 +79,21 @@ func (a *App) consentAPI(mux *http.ServeMux) {
 	})
 }
 
-// serveAPI answers one consent API request and returns its status code.
-func (a *App) serveAPI(w http.ResponseWriter, r *http.Request, pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) int {
-	if !a.authorized(r) {
+// usageClass sorts a request's errors: the requester's mistakes are
+// refused, anything else (the store, Kafka) transient.
+func usageClass(err error) retry.Class {
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return retry.Refused
+	}
+	return retry.Transient
+}
+
+// serve answers one consent API request and returns its status code. A
+// read is tried twice on a transient store error; a change once (it may
+// have been partly applied: the caller retries it whole).
+func (a *api) serve(w http.ResponseWriter, r *http.Request, pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) int {
+	if !a.authorize(r) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 		return http.StatusUnauthorized
 	}
@@ -70,20 +102,23 @@ func (a *App) serveAPI(w http.ResponseWriter, r *http.Request, pattern string, f
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "empty subject"})
 		return http.StatusBadRequest
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
 	defer cancel()
-	out, err := fn(ctx, r, subject)
-	var ue *UsageError
-	if err != nil && !errors.As(err, &ue) && r.Method == http.MethodGet {
-		// A read may be retried once on a transient store error.
-		out, err = fn(ctx, r, subject)
+	attempts := 1
+	if r.Method == http.MethodGet {
+		attempts = 2
 	}
+	var out any
+	err := retry.Do(ctx, retry.Policy{Classify: usageClass, MaxAttempts: attempts}, func() (err error) {
+		out, err = fn(ctx, r, subject)
+		return err
+	})
 	switch {
-	case errors.As(err, &ue):
+	case err != nil && usageClass(err) == retry.Refused:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return http.StatusBadRequest
 	case err != nil:
-		a.Log.Warn("consent API request failed", zap.String("route", pattern), zap.Error(err))
+		a.log.Warn("consent API request failed", zap.String("route", pattern), zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "consent store or Kafka unavailable; nothing was changed or the change is incomplete, retry"})
 		return http.StatusServiceUnavailable
 	}
@@ -95,7 +130,7 @@ func (a *App) serveAPI(w http.ResponseWriter, r *http.Request, pattern string, f
 // never the path, which holds the subject id), status and result, and the
 // subject's pseudonym under the policy's pseudonym key, so that calls
 // about one subject can be correlated without the log holding the id.
-func (a *App) audit(r *http.Request, route string, status int) {
+func (a *api) audit(r *http.Request, route string, status int) {
 	result := "ok"
 	switch {
 	case status == http.StatusUnauthorized:
@@ -107,13 +142,13 @@ func (a *App) audit(r *http.Request, route string, status int) {
 	}
 	pseudonym := "none"
 	if s := r.PathValue("subject"); s != "" {
-		if p, err := a.Policy.PseudonymousKey(s); err == nil {
+		if p, err := a.dsr.Policy.PseudonymousKey(s); err == nil {
 			pseudonym = string(p)
 		} else {
 			pseudonym = "unavailable"
 		}
 	}
-	a.Log.Info("audit",
+	a.log.Info("audit",
 		zap.String("method", r.Method),
 		zap.String("route", route),
 		zap.Int("status", status),

@@ -1,4 +1,4 @@
-package pipeline
+package kafkaops
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 	"github.com/consentd/consentd/wire"
@@ -17,6 +18,13 @@ import (
 // RetractTimeout bounds how long Retract retries transient broker errors
 // (a leader moving, a topic just created) before giving up.
 const RetractTimeout = 10 * time.Second
+
+// Producer writes messages; *kafka.Writer implements it. WriteMessages
+// returns once every message is acknowledged or failed. Safe for
+// concurrent use.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
 
 // Retractor tells clean-topic consumers to purge a subject, through
 // retraction tombstones (see wire.Retraction). It implements
@@ -79,13 +87,9 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 	}
 	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
 	defer cancel()
-	err = retry.Do(wctx, r.Backoff, func() error {
-		err := r.Producer.WriteMessages(wctx, msgs...)
-		if err != nil && classify(err) != transient {
-			return retry.Permanent(err)
-		}
-		return err
-	}, nil)
+	err = retry.Do(wctx, retry.Policy{Backoff: r.Backoff, Classify: kafkax.Classify}, func() error {
+		return r.Producer.WriteMessages(wctx, msgs...)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("writing retractions: %w", err)
 	}

@@ -1,4 +1,4 @@
-package app
+package consent
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
 type flakyStore struct{ down atomic.Bool }
@@ -22,11 +22,11 @@ func (f *flakyStore) Ping(context.Context) error {
 
 // An idle instance (no lookups at all) still reports the store's outage.
 func TestWatchStoreReportsAnOutageWithoutLookups(t *testing.T) {
-	h := pipeline.NewHealth(nil, nil)
+	h := &hooks.Readiness{}
 	st := &flakyStore{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go watchStore(ctx, st, h, 5*time.Millisecond)
+	go WatchStore(ctx, st, hooks.List{h}, 5*time.Millisecond)
 	wait := func(ready bool) []string {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -43,7 +43,7 @@ func TestWatchStoreReportsAnOutageWithoutLookups(t *testing.T) {
 	}
 	wait(true)
 	st.down.Store(true)
-	if why := wait(false); len(why) != 1 || !strings.HasPrefix(why[0], pipeline.CondConsentStore+": ") {
+	if why := wait(false); len(why) != 1 || !strings.HasPrefix(why[0], CondStore+": ") {
 		t.Fatalf("not-ready reasons %v", why)
 	}
 	st.down.Store(false)

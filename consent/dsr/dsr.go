@@ -1,4 +1,15 @@
-package app
+// Package dsr serves data-subject requests (get, export, set, revoke,
+// erase, link) on the consent store, for the command line and the HTTP
+// consent API alike: it validates requests against the policy's
+// purposes, views stored records the way the pipeline decodes them, and
+// sends every change through the one change service (changes.Service),
+// which writes retractions before a change that withdraws consent and
+// waits for the revocation barrier.
+//
+// Owns: request validation, the consent view and export, the HTTP
+// handlers and their audit line. Must not import Kafka, Prometheus, the
+// engine or the composition root.
+package dsr
 
 import (
 	"context"
@@ -7,39 +18,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/redisstore"
-	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
 )
 
-// DSR performs data-subject requests on the consent store, for the
-// command line and the HTTP admin API alike. Changes go through the one
-// change service (changes.Service), which writes retractions before a
-// change that withdraws consent.
+// DSR performs data-subject requests on the consent store. Safe for
+// concurrent use.
 type DSR struct {
-	Policy  *policy.Policy
-	Updater *redisstore.Updater
+	Policy *policy.Policy
+	// Store reads what is stored for a subject.
+	Store *redisstore.Updater
+	// Changes applies every change; its Retractor may be nil for
+	// read-only use (changes that need retractions then fail).
 	Changes *changes.Service
-}
-
-// NewDSR wires a DSR from cfg; producer may be nil for read-only use
-// (changes that need retractions then fail).
-func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer pipeline.Producer) *DSR {
-	up := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
-	svc := &changes.Service{
-		Store:    up,
-		Current:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
-		Purposes: pol.Purposes,
-		Barrier:  redisstore.NewBarrier(rdb, cfg.Redis.KeyPrefix),
-	}
-	if producer != nil {
-		svc.Retractor = &pipeline.Retractor{Policy: pol, Producer: producer, Backoff: backoff(cfg), Retention: cfg.Pseudonymization.Retention}
-	}
-	return &DSR{Policy: pol, Updater: up, Changes: svc}
 }
 
 // UsageError is a request the DSR refuses (unknown purpose, bad value).
@@ -58,7 +50,7 @@ type ConsentView struct {
 	Purposes  map[string]bool `json:"purposes"`
 }
 
-// Change is the result of Set, Revoke or Erase.
+// Change is the result of Patch, Revoke or Erase.
 type Change struct {
 	Subject string          `json:"subject"`
 	Version int64           `json:"version,omitempty"`
@@ -72,7 +64,7 @@ type Change struct {
 
 // Get returns the subject's consent for every policy purpose.
 func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
-	st, err := d.Updater.Read(ctx, subject)
+	st, err := d.Store.Read(ctx, subject)
 	if err != nil {
 		return ConsentView{}, err
 	}
@@ -83,23 +75,23 @@ func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
 // identity links both ways, its expiry index entry, and everything stored
 // for each anonymous id linked to it.
 func (d *DSR) Export(ctx context.Context, subject string) (map[string]any, error) {
-	st, err := d.Updater.Read(ctx, subject)
+	st, err := d.Store.Read(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
 	linked := map[string]redisstore.Stored{}
 	for _, a := range st.LinkedIDs {
-		if linked[a], err = d.Updater.Read(ctx, a); err != nil {
+		if linked[a], err = d.Store.Read(ctx, a); err != nil {
 			return nil, err
 		}
 	}
 	return map[string]any{"subject": subject, "consent": d.view(subject, st), "stored": st, "linked": linked}, nil
 }
 
-// Set grants or denies purposes, keeping the others.
-func (d *DSR) Set(ctx context.Context, subject string, purposes map[string]bool) (Change, error) {
+// Patch grants or denies purposes, keeping the others.
+func (d *DSR) Patch(ctx context.Context, subject string, purposes map[string]bool) (Change, error) {
 	if len(purposes) == 0 {
-		return Change{}, &UsageError{"set: give at least one purpose"}
+		return Change{}, &UsageError{"give at least one purpose"}
 	}
 	for p := range purposes {
 		if err := d.known(p); err != nil {
@@ -122,7 +114,7 @@ func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Ch
 	for _, p := range purposes {
 		m[p] = false
 	}
-	return d.Set(ctx, subject, m)
+	return d.Patch(ctx, subject, m)
 }
 
 // Erase deletes everything stored for the subject and for the anonymous

@@ -1,4 +1,4 @@
-package pipeline
+package kafkaops
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentd/consentd/internal/testing/kafkatest"
 	"github.com/consentd/consentd/wire"
 )
 
 func TestReplayDeadLetters(t *testing.T) {
-	broker := startBroker(t)
+	const rawTopic, dlqTopic = "raw", "dlq"
+	broker := kafkatest.Fake(t, 2, rawTopic, dlqTopic)
 	var dls []kafka.Message
 	for i, v := range []string{"a", "b", "c", "d"} {
 		raw := kafka.Message{Topic: rawTopic, Partition: 1, Offset: int64(i), Key: []byte("k" + v), Value: []byte(v)}
@@ -38,14 +40,14 @@ func TestReplayDeadLetters(t *testing.T) {
 	if err != nil || rep.Read != 4 || rep.Replayed != 2 || rep.Skipped != 1 || rep.Truncated != 1 {
 		t.Fatalf("dry run: %+v err %v", rep, err)
 	}
-	if got := readAll(t, broker, rawTopic); len(got) != 0 {
+	if got := kafkatest.ReadAll(t, broker, rawTopic); len(got) != 0 {
 		t.Fatalf("a dry run wrote %d events", len(got))
 	}
 	rep, err = ReplayDeadLetters(context.Background(), cfg)
 	if err != nil || rep.Replayed != 2 {
 		t.Fatalf("replay: %+v err %v", rep, err)
 	}
-	got := values(readAll(t, broker, rawTopic))
+	got := kafkatest.Values(kafkatest.ReadAll(t, broker, rawTopic))
 	if len(got) != 2 || got["a"] != 1 || got["b"] != 1 {
 		t.Fatalf("replayed %v, want a and b (c has another reason, d was truncated)", got)
 	}

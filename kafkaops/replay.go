@@ -1,4 +1,4 @@
-package pipeline
+package kafkaops
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/wire"
 )
 
@@ -85,7 +86,7 @@ func replayPartition(ctx context.Context, cfg ReplayConfig, partition int, want 
 	if last <= first {
 		return nil
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Dialer: cfg.Dialer, Topic: cfg.DeadLetterTopic, Partition: partition, MaxBytes: DefaultMaxFetchBytes})
+	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: cfg.Brokers, Dialer: cfg.Dialer, Topic: cfg.DeadLetterTopic, Partition: partition})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return err

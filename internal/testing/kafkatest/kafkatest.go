@@ -1,10 +1,13 @@
-// Package kafkautil holds small Kafka administration helpers shared by the
+// Package kafkatest holds Kafka helpers for tests and benchmarks only: an
+// in-process broker (Fake), reading a topic back (ReadAll), and small
+// administration helpers shared by the
 // integration tests and the end-to-end benchmark: create topics, read
 // offsets, read a group's committed offsets.
 package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -148,12 +151,25 @@ func Committed(broker, group, topic string, partitions int) (map[int]int64, erro
 	for i := range ps {
 		ps[i] = i
 	}
-	resp, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
-	if err != nil {
-		return nil, err
-	}
-	if resp.Error != nil {
-		return nil, resp.Error
+	// A group's coordinator may be moving or loading (NotCoordinatorForGroup,
+	// CoordinatorLoadInProgress): those are retried for a while.
+	var resp *kafka.OffsetFetchResponse
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		resp, err = c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+		if err == nil {
+			err = resp.Error
+		}
+		var ke kafka.Error
+		if err != nil && errors.As(err, &ke) && ke.Temporary() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	out := map[int]int64{}
 	for _, p := range resp.Topics[topic] {

@@ -1,0 +1,71 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Producer writes messages; *kafka.Writer implements it. WriteMessages
+// returns only once every message is acknowledged or failed; on partial
+// failure it returns kafka.WriteErrors, one entry per message (nil for
+// the written ones). Safe for concurrent use.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// WriteFence holds clean writes while this instance may not write and
+// lets whoever changes consent wait for the writes in flight;
+// *barrier.Member implements it. Safe for concurrent use.
+type WriteFence interface {
+	// Begin waits until writes may start and registers one in flight. It
+	// fails only when ctx ends.
+	Begin(ctx context.Context) (id uint64, err error)
+	// Check is called just before write id's batch is checked for
+	// staleness (BatchProcessor.Stale).
+	Check(id uint64)
+	// End unregisters write id: acknowledged, or given up.
+	End(id uint64)
+}
+
+// openFence lets every write through: the engine without a barrier.
+type openFence struct{}
+
+func (openFence) Begin(context.Context) (uint64, error) { return 0, nil }
+func (openFence) Check(uint64)                          {}
+func (openFence) End(uint64)                            {}
+
+// ChangeTracker tells whether consent changed after a batch was decided,
+// so that a batch still waiting to be written is decided again.
+// *consent.Cache implements it, fed by invalidations. Safe for concurrent
+// use.
+type ChangeTracker interface {
+	// Seq returns the current change sequence number; take it before a
+	// lookup.
+	Seq() uint64
+	// ChangedSince reports whether any of subjects may have changed after
+	// seq.
+	ChangedSince(seq uint64, subjects []string) bool
+}
+
+// Linker records the identity links that identify and alias events
+// establish (anonymous id → user id); *redisstore.Updater implements it.
+// Link must be atomic per link and safe for concurrent use.
+type Linker interface {
+	Link(ctx context.Context, links map[string]string) error
+}
+
+// BatchProcessor turns a batch of raw messages into the messages to
+// write. Process and Stale are called by one goroutine at a time (one
+// processor per partition worker and per write loop). *Processor is the
+// consentd implementation; enginetest runs the engine's contract against
+// any.
+type BatchProcessor interface {
+	// Process decides msgs. It returns an error only when ctx ends before
+	// the batch could be decided; then nothing of the batch is written or
+	// committed. The Result must not change once returned.
+	Process(ctx context.Context, msgs []kafka.Message) (*Result, error)
+	// Stale reports whether consent that res was decided with changed
+	// since: the engine then calls Process again just before the write.
+	Stale(res *Result) bool
+}
