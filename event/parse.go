@@ -464,15 +464,6 @@ func (d *Doc) key(m *member) string {
 	return unescape(nil, k)
 }
 
-// appendKey appends member m's key, unescaped, to dst.
-func (d *Doc) appendKey(dst []byte, m *member) []byte {
-	k := d.raw[m.keyStart+1 : m.keyEnd-1]
-	if !m.keyEsc {
-		return append(dst, k...)
-	}
-	return append(dst, unescape(nil, k)...)
-}
-
 // hasDuplicate reports whether two of ms have the same key, unescaped.
 func (d *Doc) hasDuplicate(ms []member) bool {
 	if len(ms) < 2 {

@@ -63,7 +63,7 @@ func (r *Runner) commit(g *generation) {
 	lags := make([]PartitionLag, 0, len(moved))
 	for _, p := range moved {
 		p.committed = offsets[p.topic][p.id]
-		lags = append(lags, PartitionLag{Topic: p.topic, Partition: p.id, Lag: max(p.fetched.Load()-p.committed, 0)})
+		lags = append(lags, PartitionLag{Topic: p.topic, Partition: p.id, Offset: p.committed, Lag: max(p.fetched.Load()-p.committed, 0)})
 	}
 	hooks.Each(r.cfg.Hooks, func(h CommitHook) { h.OnCommit(nil, lags) })
 }

@@ -19,20 +19,22 @@ type (
 		OnProduce(elapsed time.Duration, messages int, err error)
 	}
 	// CommitHook is told about each offset commit: err is nil when the
-	// broker accepted it; lags are the committed partitions' fetched but
-	// uncommitted message counts.
+	// broker accepted it; commits are the partitions whose offset moved,
+	// with the offset committed and the messages fetched beyond it.
 	CommitHook interface {
-		OnCommit(err error, lags []PartitionLag)
+		OnCommit(err error, commits []PartitionLag)
 	}
 	// GenerationHook is told when a consumer group generation is joined.
 	GenerationHook interface{ OnGeneration(id int32) }
 )
 
-// PartitionLag is the number of messages of one raw partition fetched but
-// not yet committed.
+// PartitionLag is one raw partition's commit: the offset committed (the
+// next message to read) and the number of messages fetched but not yet
+// committed.
 type PartitionLag struct {
 	Topic     string
 	Partition int
+	Offset    int64
 	Lag       int64
 }
 

@@ -286,6 +286,9 @@ func (r *Runner) recheck(ctx context.Context, w uint64, reproc BatchProcessor, b
 		if !reproc.Stale(b.res) {
 			return true
 		}
+		if ctx.Err() != nil {
+			return false // stopping: the batch is redelivered
+		}
 		res, err := reproc.Process(ctx, b.msgs)
 		if err != nil {
 			return false

@@ -48,7 +48,7 @@ func BenchmarkDecide(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d, err := dc.Decide(&doc, s, rec)
+		d, err := dc.DecideAt(&doc, s, rec, Times{})
 		if err != nil || d.Written() == 0 {
 			b.Fatal(err)
 		}

@@ -28,7 +28,3 @@ func (o *Output) CleanTime(raw time.Time) time.Time {
 	}
 	return raw.UTC().Truncate(o.recordUnit)
 }
-
-// RecordTimeUnit is the unit clean record timestamps are truncated to, 0
-// when they are kept as they are.
-func (o *Output) RecordTimeUnit() time.Duration { return o.recordUnit }

@@ -55,160 +55,215 @@ type Output struct {
 
 // Compile validates spec and builds a Policy. Every problem found is
 // reported, joined. keys may be nil only to check a policy without its key
-// file (consentd policy check): Decide then fails on the first pseudonym.
+// file (consentd policy check): DecideAt then fails on the first pseudonym.
 func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
-	var errs []error
-	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-
-	p := &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, keys: keys}
-	if strings.TrimSpace(spec.Version) == "" {
-		fail("version: required")
+	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, keys: keys}}
+	c.purposes()
+	c.consentSignals()
+	c.timing()
+	c.subjects()
+	if len(spec.Outputs) == 0 {
+		c.fail("outputs: at least one output is required")
 	}
-	purposes := map[string]bool{}
+	for i := range spec.Outputs {
+		c.output(i)
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	c.p.guard = c.p.keyGuard()
+	return c.p, nil
+}
+
+// compiler holds one Compile's state: every problem is collected, so
+// that the author sees them all at once.
+type compiler struct {
+	spec  *Spec
+	keys  *Keyring
+	p     *Policy
+	known map[string]bool // declared purposes
+	names map[string]bool // output names seen
+	errs  []error
+}
+
+func (c *compiler) fail(format string, a ...any) { c.errs = append(c.errs, fmt.Errorf(format, a...)) }
+
+// purposes checks the version, the purposes and the CMP categories that
+// map onto them.
+func (c *compiler) purposes() {
+	spec, p := c.spec, c.p
+	if strings.TrimSpace(spec.Version) == "" {
+		c.fail("version: required")
+	}
+	c.known = map[string]bool{}
 	for _, pu := range spec.Purposes {
 		if err := validName(pu); err != nil {
-			fail("purposes: %w", err)
+			c.fail("purposes: %w", err)
 			continue
 		}
-		if purposes[pu] {
-			fail("purposes: %q listed twice", pu)
+		if c.known[pu] {
+			c.fail("purposes: %q listed twice", pu)
 		}
-		purposes[pu] = true
+		c.known[pu] = true
 		p.Purposes = append(p.Purposes, pu)
 	}
 	if len(spec.Purposes) == 0 {
-		fail("purposes: at least one purpose is required")
+		c.fail("purposes: at least one purpose is required")
 	}
 	for cat, pu := range spec.ConsentCategories {
-		if !purposes[pu] {
-			fail("consent_categories: %q maps to unknown purpose %q", cat, pu)
+		if !c.known[pu] {
+			c.fail("consent_categories: %q maps to unknown purpose %q", cat, pu)
 		}
 	}
 	p.ConsentCategories = spec.ConsentCategories
-	// exactPaths parses paths without wildcards, defaulting to def.
-	exactPaths := func(field string, list []string, def ...string) []event.Path {
-		if len(list) == 0 {
-			list = def
-		}
-		var out []event.Path
-		for _, s := range list {
-			path, err := event.ParsePath(s)
-			if err == nil && path.HasWildcard() {
-				err = errors.New("wildcards are not allowed")
-			}
-			if err != nil {
-				fail("%s: %q: %w", field, s, err)
-				continue
-			}
-			out = append(out, path)
-		}
-		return out
+}
+
+// exactPaths parses paths without wildcards, defaulting to def.
+func (c *compiler) exactPaths(field string, list []string, def ...string) []event.Path {
+	if len(list) == 0 {
+		list = def
 	}
-	p.GPCPaths = exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
-	p.iab = compileIAB(spec.IAB, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
-	p.signals, p.CMP = compileSignals(spec.Signals, purposes, exactPaths, func(f string, a ...any) { fail(f, a...) })
+	var out []event.Path
+	for _, s := range list {
+		path, err := event.ParsePath(s)
+		if err == nil && path.HasWildcard() {
+			err = errors.New("wildcards are not allowed")
+		}
+		if err != nil {
+			c.fail("%s: %q: %w", field, s, err)
+			continue
+		}
+		out = append(out, path)
+	}
+	return out
+}
+
+// consentSignals compiles the signals an event carries: GPC, IAB
+// strings and the CMP payloads.
+func (c *compiler) consentSignals() {
+	spec, p := c.spec, c.p
+	p.GPCPaths = c.exactPaths("gpc_paths", spec.GPCPaths, "context.gpc")
+	p.iab = compileIAB(spec.IAB, c.known, c.exactPaths, c.fail)
+	p.signals, p.CMP = compileSignals(spec.Signals, c.known, c.exactPaths, c.fail)
 	for _, pu := range spec.GPCDenies {
-		if !purposes[pu] {
-			fail("gpc_denies: unknown purpose %q", pu)
+		if !c.known[pu] {
+			c.fail("gpc_denies: unknown purpose %q", pu)
 		}
 	}
 	p.GPCDenies = spec.GPCDenies
+}
+
+// timing compiles the pre-consent rule and the clock skew bound.
+func (c *compiler) timing() {
+	spec, p := c.spec, c.p
 	p.AllowPreConsent = spec.AllowPreConsentEvents
 	p.MaxClockSkew = DefaultMaxClockSkew
 	if spec.MaxClockSkew != "" {
 		if d, err := time.ParseDuration(spec.MaxClockSkew); err != nil || d < 0 {
-			fail("max_clock_skew: %q is not a non-negative duration", spec.MaxClockSkew)
+			c.fail("max_clock_skew: %q is not a non-negative duration", spec.MaxClockSkew)
 		} else {
 			p.MaxClockSkew = d
 		}
 	}
-	p.Subjects = exactPaths("subjects", spec.Subjects, "userId", "anonymousId")
-	checkKey := func(where, id string) {
-		if err := validKeyID(id); err != nil {
-			fail("%s: %w", where, err)
-		} else if keys != nil && !keys.Has(id) {
-			fail("%s: key %q is not in the key file", where, id)
-		}
-	}
+}
+
+// subjects compiles the subject paths and checks the pseudonym key.
+func (c *compiler) subjects() {
+	spec := c.spec
+	c.p.Subjects = c.exactPaths("subjects", spec.Subjects, "userId", "anonymousId")
 	if spec.PseudonymKey == "" {
-		fail("pseudonym_key: required (the clean message key is the pseudonymized subject)")
-	} else {
-		checkKey("pseudonym_key", spec.PseudonymKey)
-		if _, retired := keys.retiredKey(spec.PseudonymKey); retired {
-			fail("pseudonym_key: key %q is marked retired in the key file; retire the previous key, not the current one", spec.PseudonymKey)
+		c.fail("pseudonym_key: required (the clean message key is the pseudonymized subject)")
+		return
+	}
+	c.checkKey("pseudonym_key", spec.PseudonymKey)
+	if _, retired := c.keys.retiredKey(spec.PseudonymKey); retired {
+		c.fail("pseudonym_key: key %q is marked retired in the key file; retire the previous key, not the current one", spec.PseudonymKey)
+	}
+}
+
+// checkKey checks a key id, and that the key file has it when one is
+// given.
+func (c *compiler) checkKey(where, id string) {
+	if err := validKeyID(id); err != nil {
+		c.fail("%s: %w", where, err)
+	} else if c.keys != nil && !c.keys.Has(id) {
+		c.fail("%s: key %q is not in the key file", where, id)
+	}
+}
+
+// output compiles spec.Outputs[i] and lints it.
+func (c *compiler) output(i int) {
+	os := c.spec.Outputs[i]
+	where := fmt.Sprintf("outputs[%d]", i)
+	if os.Name != "" {
+		where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
+	}
+	o := &Output{Name: os.Name, Topic: os.Topic}
+	if err := validName(os.Name); err != nil {
+		c.fail("%s: name: %w", where, err)
+	} else if c.names[os.Name] {
+		c.fail("%s: name %q used twice", where, os.Name)
+	}
+	if c.names == nil {
+		c.names = map[string]bool{}
+	}
+	c.names[os.Name] = true
+	if strings.TrimSpace(os.Topic) == "" {
+		c.fail("%s: topic: required", where)
+	}
+	if len(os.Require) == 0 {
+		c.fail("%s: require: at least one purpose is required", where)
+	}
+	for _, r := range os.Require {
+		if !c.known[r] {
+			c.fail("%s: require: unknown purpose %q (declare it under purposes)", where, r)
+		}
+		o.Require = append(o.Require, r)
+	}
+	if os.When != nil {
+		o.Types = os.When.Type
+		o.Events = os.When.Event
+	}
+	for j, ts := range os.Transforms {
+		t, err := compileTransform(ts, c.spec.PseudonymKey, c.checkKey, fmt.Sprintf("%s: transforms[%d]", where, j))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: transforms[%d]: %w", where, j, err))
+			continue
+		}
+		o.Transforms = append(o.Transforms, t)
+		if tt, ok := t.(*truncateTime); ok && tt.unit > o.recordUnit {
+			o.recordUnit = tt.unit
 		}
 	}
-	if len(spec.Outputs) == 0 {
-		fail("outputs: at least one output is required")
-	}
-	names := map[string]bool{}
-	for i, os := range spec.Outputs {
-		where := fmt.Sprintf("outputs[%d]", i)
-		if os.Name != "" {
-			where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
-		}
-		o := &Output{Name: os.Name, Topic: os.Topic}
-		if err := validName(os.Name); err != nil {
-			fail("%s: name: %w", where, err)
-		} else if names[os.Name] {
-			fail("%s: name %q used twice", where, os.Name)
-		}
-		names[os.Name] = true
-		if strings.TrimSpace(os.Topic) == "" {
-			fail("%s: topic: required", where)
-		}
-		if len(os.Require) == 0 {
-			fail("%s: require: at least one purpose is required", where)
-		}
-		for _, r := range os.Require {
-			if !purposes[r] {
-				fail("%s: require: unknown purpose %q (declare it under purposes)", where, r)
-			}
-			o.Require = append(o.Require, r)
-		}
-		if os.When != nil {
-			o.Types = os.When.Type
-			o.Events = os.When.Event
-		}
-		for j, ts := range os.Transforms {
-			t, err := compileTransform(ts, spec.PseudonymKey, checkKey, fmt.Sprintf("%s: transforms[%d]", where, j))
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: transforms[%d]: %w", where, j, err))
-				continue
-			}
-			o.Transforms = append(o.Transforms, t)
-			if tt, ok := t.(*truncateTime); ok && tt.unit > o.recordUnit {
-				o.recordUnit = tt.unit
-			}
-		}
-		p.Outputs = append(p.Outputs, o)
-		has := map[string]bool{}
-		for _, t := range o.Transforms {
-			switch t.(type) {
-			case *keepOnly:
-				has["keep_only"] = true
-			case *scrubT:
-				has["scrub"] = true
-			}
-		}
-		switch {
-		case !has["keep_only"] && spec.RequireKeepOnly:
-			fail("%s: no keep_only transform (require_keep_only: every output must allow-list its fields)", where)
-		case !has["keep_only"]:
-			p.Warnings = append(p.Warnings, where+": no keep_only: every field the policy does not name is passed on")
-		}
-		if !has["scrub"] {
-			p.Warnings = append(p.Warnings, where+": no scrub: personal data inside kept fields (URLs, free text, keys) is passed on")
-		}
-		if o.recordUnit == 0 {
-			p.Warnings = append(p.Warnings, where+": no truncate_time: clean messages carry the raw record timestamp")
+	c.p.Outputs = append(c.p.Outputs, o)
+	c.lint(where, o)
+}
+
+// lint reports what an output lets through: without keep_only (an error
+// with require_keep_only), without scrub, without truncate_time.
+func (c *compiler) lint(where string, o *Output) {
+	var keepOnlyT, scrubbed bool
+	for _, t := range o.Transforms {
+		switch t.(type) {
+		case *keepOnly:
+			keepOnlyT = true
+		case *scrubT:
+			scrubbed = true
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	p := c.p
+	switch {
+	case !keepOnlyT && c.spec.RequireKeepOnly:
+		c.fail("%s: no keep_only transform (require_keep_only: every output must allow-list its fields)", where)
+	case !keepOnlyT:
+		p.Warnings = append(p.Warnings, where+": no keep_only: every field the policy does not name is passed on")
 	}
-	p.guard = p.keyGuard()
-	return p, nil
+	if !scrubbed {
+		p.Warnings = append(p.Warnings, where+": no scrub: personal data inside kept fields (URLs, free text, keys) is passed on")
+	}
+	if o.recordUnit == 0 {
+		p.Warnings = append(p.Warnings, where+": no truncate_time: clean messages carry the raw record timestamp")
+	}
 }
 
 func validName(s string) error {

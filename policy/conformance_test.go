@@ -172,5 +172,5 @@ func decideEvent(p *policy.Policy, raw []byte, purposes []string) (*policy.Decis
 		rec.Granted[pu] = true
 	}
 	dc := &policy.Decider{Policy: p}
-	return dc.Decide(&doc, subj, rec)
+	return dc.DecideAt(&doc, subj, rec, policy.Times{})
 }

@@ -233,15 +233,8 @@ type Times struct {
 	// Now is when the decision is made: a record whose expiry (Expires)
 	// is not after Now counts as no record, and an event timestamp more
 	// than MaxClockSkew after Now counts as missing. Zero: neither check
-	// is made (Decide).
+	// is made.
 	Now time.Time
-}
-
-// Decide is DecideAt without record time or decision time: the record's
-// expiry is not checked and only the event's own timestamp is compared
-// with grant times. The pipeline uses DecideAt.
-func (dc *Decider) Decide(doc *event.Doc, subject string, rec consent.Record) (*Decision, error) {
-	return dc.DecideAt(doc, subject, rec, Times{})
 }
 
 // DecideAt evaluates every output for the event in doc, whose subject

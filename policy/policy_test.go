@@ -73,7 +73,7 @@ func decide(t *testing.T, p *Policy, ev string, rec consent.Record) (*Decision, 
 		t.Fatalf("no subject in %s", ev)
 	}
 	dc := Decider{Policy: p}
-	return dc.Decide(&doc, subj, rec)
+	return dc.DecideAt(&doc, subj, rec, Times{})
 }
 
 func TestDecideConsent(t *testing.T) {

@@ -2,10 +2,14 @@
 // event and one subject's consent, which clean outputs receive the event and
 // what each of them receives.
 //
-// The package is pure: no Kafka, no Redis, no clock. Decide is given the
-// parsed event and the consent record and returns a Decision that records
-// the policy version, the consent version, and for every output whether it
-// was written and which transform changed which field.
+// The package is pure: no Kafka, no Redis, no clock. Decider.DecideAt is
+// given the parsed event, the consent record and the times it decides at,
+// and returns a Decision that records the policy version, the consent
+// version, and for every output whether it was written and which
+// transform changed which field.
+//
+// Owns: the policy file, its compilation and every decision. Must not
+// import Kafka, Redis, Prometheus or zap (no I/O, no logging).
 package policy
 
 import (

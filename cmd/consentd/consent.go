@@ -10,13 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/dsr"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
-	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -79,93 +76,25 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	op := rest[0]
-	if len(rest) < 2 || rest[1] == "" {
-		return usageError{fmt.Errorf("consent %s: missing SUBJECT", op)}
-	}
-	subject, params := rest[1], rest[2:]
-	switch op {
-	case "get", "erase", "export":
-		if len(params) > 0 {
-			return usageError{fmt.Errorf("consent %s takes only SUBJECT", op)}
-		}
-	case "set":
-		if len(params) == 0 {
-			return usageError{errors.New("consent set: give at least one PURPOSE=true|false")}
-		}
-	case "revoke":
-	case "link":
-		if len(params) != 1 || params[0] == "" || params[0] == subject {
-			return usageError{errors.New("consent link: give ANONYMOUS_ID and a different USER_ID")}
-		}
-	default:
-		return usageError{fmt.Errorf("consent: unknown command %q (get, set, revoke, link, erase, export)", op)}
-	}
-
-	cfg, err := config.Load(path)
+	req, err := parseConsentRequest(rest)
 	if err != nil {
 		return err
 	}
-	var pol *policy.Policy
-	readOnly := op == "get" || op == "export" || op == "link" // links need no retractions
-	if readOnly {
-		pol, err = policy.Load(cfg.Policy, nil) // purposes only; no keys needed
-	} else {
-		pol, err = app.LoadPolicy(cfg) // retractions need the pseudonym key
-	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rdb, err := app.NewRedis(cfg)
+	d, closeAll, err := openDSR(ctx, cfg, req.readOnly())
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	if err := connect.PingRedis(ctx, rdb); err != nil {
-		return fmt.Errorf("connecting to the consent store: %w", err)
-	}
-	var kw *kafka.Writer
-	if !readOnly {
-		// Changes write retractions: check the brokers accept us first.
-		kc, err := connect.NewKafka(ctx, cfg.Kafka)
-		if err != nil {
-			return err
-		}
-		if err := kc.Check(ctx); err != nil {
-			return fmt.Errorf("connecting to Kafka: %w", err)
-		}
-		kw = app.NewProducer(cfg, kc)
-		defer kw.Close()
-	}
-	var producer kafkaops.Producer
-	if kw != nil {
-		producer = kw
-	}
-	d := app.NewDSR(cfg, pol, rdb, producer, nil)
-
-	var out any
-	switch op {
-	case "get":
-		out, err = d.Get(ctx, subject)
-	case "export":
-		out, err = d.Export(ctx, subject)
-	case "set":
-		var purposes map[string]bool
-		if purposes, err = parseAssignments(params); err == nil {
-			out, err = d.Patch(ctx, subject, purposes)
-		}
-	case "revoke":
-		out, err = d.Revoke(ctx, subject, params)
-	case "erase":
-		out, err = d.Erase(ctx, subject)
-	case "link":
-		out, err = d.Link(ctx, subject, params[0])
-	}
+	defer closeAll()
+	out, err := req.do(ctx, d)
 	var ue *dsr.UsageError
 	if errors.As(err, &ue) {
-		return usageError{fmt.Errorf("consent %s: %w", op, err)}
+		return usageError{fmt.Errorf("consent %s: %w", req.op, err)}
 	}
 	if err != nil {
 		return err
@@ -173,6 +102,106 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// consentRequest is one parsed consent command.
+type consentRequest struct {
+	op, subject string
+	params      []string
+}
+
+// parseConsentRequest checks COMMAND SUBJECT [ARGS] before anything is
+// connected.
+func parseConsentRequest(rest []string) (consentRequest, error) {
+	op := rest[0]
+	if len(rest) < 2 || rest[1] == "" {
+		return consentRequest{}, usageError{fmt.Errorf("consent %s: missing SUBJECT", op)}
+	}
+	r := consentRequest{op: op, subject: rest[1], params: rest[2:]}
+	switch op {
+	case "get", "erase", "export":
+		if len(r.params) > 0 {
+			return r, usageError{fmt.Errorf("consent %s takes only SUBJECT", op)}
+		}
+	case "set":
+		if len(r.params) == 0 {
+			return r, usageError{errors.New("consent set: give at least one PURPOSE=true|false")}
+		}
+	case "revoke":
+	case "link":
+		if len(r.params) != 1 || r.params[0] == "" || r.params[0] == r.subject {
+			return r, usageError{errors.New("consent link: give ANONYMOUS_ID and a different USER_ID")}
+		}
+	default:
+		return r, usageError{fmt.Errorf("consent: unknown command %q (get, set, revoke, link, erase, export)", op)}
+	}
+	return r, nil
+}
+
+// readOnly: reads and links write no retractions, so they need neither
+// Kafka nor the pseudonym key.
+func (r consentRequest) readOnly() bool { return r.op == "get" || r.op == "export" || r.op == "link" }
+
+func (r consentRequest) do(ctx context.Context, d *dsr.DSR) (any, error) {
+	switch r.op {
+	case "get":
+		return d.Get(ctx, r.subject)
+	case "export":
+		return d.Export(ctx, r.subject)
+	case "set":
+		purposes, err := parseAssignments(r.params)
+		if err != nil {
+			return nil, err
+		}
+		return d.Patch(ctx, r.subject, purposes)
+	case "revoke":
+		return d.Revoke(ctx, r.subject, r.params)
+	case "erase":
+		return d.Erase(ctx, r.subject)
+	default: // link
+		return d.Link(ctx, r.subject, r.params[0])
+	}
+}
+
+// openDSR connects to the consent store and, for changes, to Kafka (for
+// retractions), and returns the data-subject request service and what
+// closes the connections.
+func openDSR(ctx context.Context, cfg *config.Config, readOnly bool) (*dsr.DSR, func(), error) {
+	var pol *policy.Policy
+	var err error
+	if readOnly {
+		pol, err = policy.Load(cfg.Policy, nil) // purposes only; no keys needed
+	} else {
+		pol, err = app.LoadPolicy(cfg) // retractions need the pseudonym key
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := app.NewRedis(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := connect.PingRedis(ctx, rdb); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("connecting to the consent store: %w", err)
+	}
+	if readOnly {
+		return app.NewDSR(cfg, pol, rdb, nil, nil), func() { rdb.Close() }, nil
+	}
+	// Changes write retractions: check the brokers accept us first.
+	kc, err := connect.NewKafka(ctx, cfg.Kafka)
+	if err == nil {
+		err = kc.Check(ctx)
+		if err != nil {
+			err = fmt.Errorf("connecting to Kafka: %w", err)
+		}
+	}
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	kw := app.NewProducer(cfg, kc)
+	return app.NewDSR(cfg, pol, rdb, kw, nil), func() { kw.Close(); rdb.Close() }, nil
 }
 
 // parseAssignments reads PURPOSE=true|false arguments.

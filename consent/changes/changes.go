@@ -9,8 +9,9 @@
 // are the subject's last records, and the call returns after them.
 //
 // The package does no I/O of its own: the consent store, the current
-// state and the retraction writer are interfaces (implemented by
-// consent/redisstore and pipeline).
+// state, the retraction writer and the barrier are interfaces
+// (implemented by consent/redisstore, kafkaops.Retractor and
+// barrier.Revoker). Must not import Kafka, Redis or Prometheus.
 package changes
 
 import (
@@ -72,7 +73,7 @@ type Service struct {
 
 // Barrier waits until every running consentd confirmed that it will not
 // write the subjects again with consent older than the call (or was
-// fenced); *redisstore.Barrier implements it.
+// fenced); *barrier.Revoker implements it.
 type Barrier interface {
 	Await(ctx context.Context, subjects []string) error
 }
@@ -192,8 +193,9 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 // Erase retracts the subject, and every anonymous id linked to it, from
 // every clean topic, then deletes everything stored for them (records,
 // grant times, identity links both ways). Ids linked while it runs are
-// erased too and retracted after the barrier. linked are the anonymous
-// ids erased with the subject.
+// erased too and retracted after the barrier. existed reports whether the
+// subject had a record; retracted are the clean topics retracted from
+// (EraseLinked also names the anonymous ids erased).
 func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retracted []string, err error) {
 	e, err := s.EraseLinked(ctx, subject)
 	return e.Existed, e.RetractedFrom, err

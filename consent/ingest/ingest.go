@@ -15,8 +15,8 @@
 // or RudderStack update decides only the purposes some category maps to;
 // the others are listed in Update.Keep (see Update.Merge).
 //
-// The package only parses: the consent topic is read by pipeline's
-// ConsentSyncer and applied through consent/changes. It must not import
+// The package only parses: the consent topic is read by
+// kafkaops.ConsentSyncer and applied through consent/changes. It must not import
 // Kafka, Redis or Prometheus.
 package ingest
 

@@ -205,7 +205,7 @@ func hostileDecide(t *testing.T, dc *policy.Decider, m *kafka.Message) (string, 
 		return "dropped:" + policy.ReasonNoSubject, nil
 	}
 	rec := consent.Record{Found: true, Version: 1, Granted: map[string]bool{"personalization": true, "analytics": true, "advertising": true}}
-	d, err := dc.Decide(&doc, subj, rec)
+	d, err := dc.DecideAt(&doc, subj, rec, policy.Times{})
 	if ie, isIE := err.(*policy.InputError); isIE {
 		return "dead:" + ie.Reason, nil
 	} else if err != nil {

@@ -20,11 +20,11 @@ var layers = []struct {
 }{
 	{"leaf helpers", []string{"internal/lib/"}},
 	{"wire contract, event model, configuration, consent records", []string{"event", "scrub", "wire", "config", "configs", "consent"}},
-	{"decisions and consent services", []string{"policy", "consent/ingest", "consent/changes", "consent/redisstore", "consent/storetest", "barrier"}},
+	{"decisions and consent services", []string{"policy", "consent/ingest", "consent/changes", "consent/redisstore", "barrier"}},
 	{"engine, Kafka services, data-subject requests", []string{"pipeline", "kafkaops", "consent/dsr"}},
 	{"adapters and plugins", []string{"internal/connect", "internal/metrics"}},
 	{"composition root", []string{"internal/app"}},
-	{"tools: command, demo, benchmarks, test helpers, operations package", []string{"cmd/", "internal/demo/", "internal/bench/", "internal/testing/", "deploy"}},
+	{"tools: command, demo, benchmarks, test helpers and contract suites, operations package", []string{"cmd/", "internal/demo/", "internal/bench/", "internal/testing/", "pipeline/enginetest", "consent/storetest", "deploy"}},
 }
 
 // forbidden lists, per package prefix, imports it must never have: the
