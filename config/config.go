@@ -17,7 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/lib/kafkax"
+	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/internal/lib/yamlx"
+	"github.com/consentd/consentd/kafkaops"
+	"github.com/consentd/consentd/pipeline"
 )
 
 // Config is the whole of consentd.yaml.
@@ -260,8 +266,9 @@ type Pseudonymization struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
-// DefaultPseudonymRetention is the default pseudonymization.retention.
-const DefaultPseudonymRetention = 7 * 24 * time.Hour
+// DefaultPseudonymRetention is the default pseudonymization.retention:
+// the retraction writer's.
+const DefaultPseudonymRetention = kafkaops.DefaultRetention
 
 // Log configures zap.
 type Log struct {
@@ -278,14 +285,16 @@ func (Secret) String() string { return "[redacted]" }
 // GoString keeps %#v from printing the secret.
 func (Secret) GoString() string { return "[redacted]" }
 
-// Defaults.
+// Defaults. Settings that configure a component take that component's
+// declared default (one source per setting); the rest are the
+// configuration's own.
 const (
 	DefaultGroupID         = "consentd"
-	DefaultMaxMessageBytes = 1 << 20
+	DefaultMaxMessageBytes = pipeline.DefaultMaxMessageBytes
 	DefaultRedisAddr       = "127.0.0.1:6379"
-	DefaultKeyPrefix       = "consent:"
-	DefaultCacheSize       = 100000
-	DefaultCacheTTL        = 2 * time.Second
+	DefaultKeyPrefix       = redisstore.DefaultKeyPrefix
+	DefaultCacheSize       = consent.DefaultCacheSize
+	DefaultCacheTTL        = consent.DefaultCacheTTL
 	DefaultAdminListen     = "127.0.0.1:9464"
 	DefaultAPIListen       = "127.0.0.1:9465"
 )
@@ -304,15 +313,15 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	}
 	d("kafka.group_id", func() { setDefault(&c.Kafka.GroupID, DefaultGroupID) })
 	d("kafka.max_message_bytes", func() { setDefault(&c.Kafka.MaxMessageBytes, DefaultMaxMessageBytes) })
-	d("kafka.session_timeout", func() { setDefault(&c.Kafka.SessionTimeout, 10*time.Second) })
-	d("kafka.rebalance_timeout", func() { setDefault(&c.Kafka.RebalanceTimeout, 30*time.Second) })
+	d("kafka.session_timeout", func() { setDefault(&c.Kafka.SessionTimeout, pipeline.DefaultSessionTimeout) })
+	d("kafka.rebalance_timeout", func() { setDefault(&c.Kafka.RebalanceTimeout, pipeline.DefaultRebalanceTimeout) })
 	d("kafka.start_from", func() { setDefault(&c.Kafka.StartFrom, "earliest") })
 	d("redis.mode", func() { setDefault(&c.Redis.Mode, RedisSingle) })
 	if c.Redis.Mode == RedisSingle || c.Redis.Mode == "" {
 		d("redis.addr", func() { setDefault(&c.Redis.Addr, DefaultRedisAddr) })
 	}
 	d("redis.key_prefix", func() { setDefault(&c.Redis.KeyPrefix, DefaultKeyPrefix) })
-	d("redis.timeout", func() { setDefault(&c.Redis.Timeout, 500*time.Millisecond) })
+	d("redis.timeout", func() { setDefault(&c.Redis.Timeout, redisstore.DefaultTimeout) })
 	if c.Cache.Size == nil {
 		n := DefaultCacheSize
 		c.Cache.Size = &n
@@ -323,13 +332,13 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("admin.read_timeout", func() { setDefault(&c.Admin.ReadTimeout, 10*time.Second) })
 	d("admin.write_timeout", func() { setDefault(&c.Admin.WriteTimeout, 35*time.Second) })
 	d("admin.idle_timeout", func() { setDefault(&c.Admin.IdleTimeout, 60*time.Second) })
-	d("pipeline.batch_size", func() { setDefault(&c.Pipeline.BatchSize, 1000) })
-	d("pipeline.batch_linger", func() { setDefault(&c.Pipeline.BatchLinger, 5*time.Millisecond) })
-	d("pipeline.produce_linger", func() { setDefault(&c.Pipeline.ProduceLinger, 2*time.Millisecond) })
-	d("pipeline.commit_interval", func() { setDefault(&c.Pipeline.CommitInterval, 500*time.Millisecond) })
-	d("pipeline.retry_backoff_min", func() { setDefault(&c.Pipeline.RetryBackoffMin, 100*time.Millisecond) })
-	d("pipeline.retry_backoff_max", func() { setDefault(&c.Pipeline.RetryBackoffMax, 5*time.Second) })
-	d("pipeline.shutdown_grace", func() { setDefault(&c.Pipeline.ShutdownGrace, 20*time.Second) })
+	d("pipeline.batch_size", func() { setDefault(&c.Pipeline.BatchSize, pipeline.DefaultBatchSize) })
+	d("pipeline.batch_linger", func() { setDefault(&c.Pipeline.BatchLinger, pipeline.DefaultBatchLinger) })
+	d("pipeline.produce_linger", func() { setDefault(&c.Pipeline.ProduceLinger, kafkax.DefaultProduceLinger) })
+	d("pipeline.commit_interval", func() { setDefault(&c.Pipeline.CommitInterval, pipeline.DefaultCommitInterval) })
+	d("pipeline.retry_backoff_min", func() { setDefault(&c.Pipeline.RetryBackoffMin, retry.DefaultMin) })
+	d("pipeline.retry_backoff_max", func() { setDefault(&c.Pipeline.RetryBackoffMax, retry.DefaultMax) })
+	d("pipeline.shutdown_grace", func() { setDefault(&c.Pipeline.ShutdownGrace, pipeline.DefaultShutdownGrace) })
 	d("pseudonymization.retention", func() { setDefault(&c.Pseudonymization.Retention, DefaultPseudonymRetention) })
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
@@ -362,10 +371,26 @@ func (c *Config) Validate() error {
 }
 
 func (c *Config) validate() []*fieldError {
-	var errs []*fieldError
-	fail := func(key, format string, a ...any) {
-		errs = append(errs, &fieldError{key: key, msg: fmt.Sprintf(format, a...)})
-	}
+	var v fieldErrors
+	c.validateKafka(&v)
+	v.errs = append(v.errs, c.Kafka.TLS.validate("kafka.tls")...)
+	v.errs = append(v.errs, c.Kafka.SASL.validate(c.Kafka.TLS.Enabled)...)
+	v.errs = append(v.errs, c.Redis.validate()...)
+	c.validateCacheAndAdmin(&v)
+	c.validatePipeline(&v)
+	c.validateConsentAndPolicy(&v)
+	return v.errs
+}
+
+// fieldErrors collects the problems of one validation.
+type fieldErrors struct{ errs []*fieldError }
+
+func (v *fieldErrors) fail(key, format string, a ...any) {
+	v.errs = append(v.errs, &fieldError{key: key, msg: fmt.Sprintf(format, a...)})
+}
+
+func (c *Config) validateKafka(v *fieldErrors) {
+	fail := v.fail
 	if len(c.Kafka.Brokers) == 0 {
 		fail("kafka.brokers", "at least one broker is required")
 	}
@@ -403,9 +428,10 @@ func (c *Config) validate() []*fieldError {
 	if c.Kafka.StartFrom != "earliest" && c.Kafka.StartFrom != "latest" {
 		fail("kafka.start_from", "%q: want earliest or latest", c.Kafka.StartFrom)
 	}
-	errs = append(errs, c.Kafka.TLS.validate("kafka.tls")...)
-	errs = append(errs, c.Kafka.SASL.validate(c.Kafka.TLS.Enabled)...)
-	errs = append(errs, c.Redis.validate()...)
+}
+
+func (c *Config) validateCacheAndAdmin(v *fieldErrors) {
+	fail := v.fail
 	if c.Cache.Size != nil && *c.Cache.Size < 0 {
 		fail("cache.size", "%d: must be >= 0", *c.Cache.Size)
 	}
@@ -425,6 +451,10 @@ func (c *Config) validate() []*fieldError {
 			fail(key, "%s: must be positive", d)
 		}
 	}
+}
+
+func (c *Config) validatePipeline(v *fieldErrors) {
+	fail := v.fail
 	p := c.Pipeline
 	if p.BatchSize < 1 || p.BatchSize > 100000 {
 		fail("pipeline.batch_size", "%d: want 1..100000", p.BatchSize)
@@ -453,6 +483,10 @@ func (c *Config) validate() []*fieldError {
 			fail("pipeline.copy_headers", "%q: want a header name that does not start with consentd- (those are consentd's own)", h)
 		}
 	}
+}
+
+func (c *Config) validateConsentAndPolicy(v *fieldErrors) {
+	fail := v.fail
 	if t := c.Consent.Topic; t != "" {
 		if t == c.Kafka.DeadLetterTopic || slices.Contains(c.Kafka.RawTopics, t) {
 			fail("consent.topic", "%q is also a raw or dead-letter topic", t)
@@ -478,7 +512,6 @@ func (c *Config) validate() []*fieldError {
 	default:
 		fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
-	return errs
 }
 
 func (t TLS) validate(key string) []*fieldError {

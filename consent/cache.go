@@ -88,6 +88,12 @@ func (c *Cache) noteChange(subject string) {
 	c.mu.Unlock()
 }
 
+// Defaults of the cache (configuration: cache.size, cache.ttl).
+const (
+	DefaultCacheSize = 100000
+	DefaultCacheTTL  = 2 * time.Second
+)
+
 // NewCache wraps store. size 0 disables caching (every lookup goes to the
 // store, still batched). hs may be nil.
 func NewCache(store Store, size int, ttl time.Duration, hs hooks.List) *Cache {

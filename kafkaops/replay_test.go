@@ -27,7 +27,7 @@ func TestReplayDeadLetters(t *testing.T) {
 		}
 		dls = append(dls, dl)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	if err := w.WriteMessages(context.Background(), dls...); err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func startBroker(t *testing.T) string {
 
 func produceRaw(t *testing.T, broker string, values ...string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(broker), Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	msgs := make([]kafka.Message, len(values))
 	for i, v := range values {
@@ -205,41 +205,11 @@ func waitCommitted(t *testing.T, broker, group string, n int64) {
 	}
 }
 
-// readAll reads every message of topic.
 func readAll(t *testing.T, broker, topic string) []kafka.Message {
-	t.Helper()
-	var out []kafka.Message
-	offs, err := kafkatest.Offsets(broker, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, o := range offs {
-		if o[1] <= o[0] {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
-		_ = r.SetOffset(o[0])
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		for n := o[0]; n < o[1]; n++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				t.Fatalf("reading %s/%d: %v", topic, p, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
-	}
-	return out
+	return kafkatest.ReadAll(t, broker, topic)
 }
 
-func values(ms []kafka.Message) map[string]int {
-	out := map[string]int{}
-	for _, m := range ms {
-		out[string(m.Value)]++
-	}
-	return out
-}
+func values(ms []kafka.Message) map[string]int { return kafkatest.Values(ms) }
 
 func events(n int, prefix string) []string {
 	v := make([]string, n)

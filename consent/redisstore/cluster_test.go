@@ -1,4 +1,4 @@
-package redisstore
+package redisstore_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
@@ -29,10 +30,10 @@ func TestIntegrationCluster(t *testing.T) {
 		defer cancel()
 		prefix := itest.Unique("cl") + ":consent:"
 		inv := &recordingInvalidator{}
-		go WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+		go redisstore.WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
 		itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
-		w := NewUpdater(rdb, prefix)
+		w := redisstore.NewUpdater(rdb, prefix)
 		const n = 60
 		subjects := make([]string, n)
 		nodes := map[string]bool{}
@@ -41,7 +42,7 @@ func TestIntegrationCluster(t *testing.T) {
 			if _, err := w.Put(ctx, subjects[i], 1, map[string]bool{"analytics": i%2 == 0}, time.Time{}, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
-			m, err := cc.MasterForKey(ctx, RecordKey(prefix, subjects[i]))
+			m, err := cc.MasterForKey(ctx, redisstore.RecordKey(prefix, subjects[i]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestIntegrationCluster(t *testing.T) {
 
 		var cmds countHook
 		_ = cc.ForEachShard(ctx, func(_ context.Context, c *redis.Client) error { c.AddHook(&cmds); return nil })
-		recs, err := New(rdb, prefix, 2*time.Second, nil).Lookup(ctx, append(subjects, "anon-1", "anon-2"))
+		recs, err := redisstore.New(rdb, prefix, 2*time.Second, nil).Lookup(ctx, append(subjects, "anon-1", "anon-2"))
 		if err != nil {
 			t.Fatal(err)
 		}

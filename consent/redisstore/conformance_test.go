@@ -1,4 +1,4 @@
-package redisstore
+package redisstore_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/consent/storetest"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
@@ -16,8 +17,8 @@ import (
 // backend is redisstore on rdb, alone and behind the cache.
 func backend(t *testing.T, rdb redis.UniversalClient, cached bool) storetest.Backend {
 	prefix := itest.Unique("st") + ":"
-	up := NewUpdater(rdb, prefix)
-	var store consent.Store = New(rdb, prefix, 2*time.Second, nil)
+	up := redisstore.NewUpdater(rdb, prefix)
+	var store consent.Store = redisstore.New(rdb, prefix, 2*time.Second, nil)
 	if cached {
 		store = consent.NewCache(store, 1000, time.Minute, nil)
 	}
@@ -39,7 +40,7 @@ func backend(t *testing.T, rdb redis.UniversalClient, cached bool) storetest.Bac
 		},
 		Corrupt: func(t *testing.T, subject string) {
 			// A string where a hash belongs (WRONGTYPE on HGETALL).
-			if err := rdb.Set(context.Background(), RecordKey(prefix, subject), "x", 0).Err(); err != nil {
+			if err := rdb.Set(context.Background(), redisstore.RecordKey(prefix, subject), "x", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -37,6 +37,12 @@ type (
 	InvalidRecordHook interface{ OnInvalidRecord() }
 )
 
+// Defaults of a Store (configuration: redis.key_prefix, redis.timeout).
+const (
+	DefaultKeyPrefix = "consent:"
+	DefaultTimeout   = 500 * time.Millisecond
+)
+
 // VersionField is the hash field holding the record's version.
 const VersionField = "_v"
 

@@ -1,4 +1,4 @@
-package redisstore
+package redisstore_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
@@ -33,7 +34,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Decode(tt.fields, time.UnixMilli(1500))
+			r, err := redisstore.Decode(tt.fields, time.UnixMilli(1500))
 			if tt.invalid != errors.Is(err, consent.ErrInvalidRecord) {
 				t.Fatalf("err = %v", err)
 			}
@@ -56,11 +57,11 @@ func TestIntegrationRedisLookup(t *testing.T) {
 	rdb := itest.Redis(t, env.Redis)
 	prefix := itest.Unique("t") + ":consent:"
 	ctx := context.Background()
-	if err := Put(ctx, rdb, prefix, "u1", 5, map[string]bool{"a": true, "b": false}); err != nil {
+	if err := redisstore.Put(ctx, rdb, prefix, "u1", 5, map[string]bool{"a": true, "b": false}); err != nil {
 		t.Fatal(err)
 	}
-	rdb.HSet(ctx, RecordKey(prefix, "broken"), "a", "1") // no _v
-	s := New(rdb, prefix, time.Second, nil)
+	rdb.HSet(ctx, redisstore.RecordKey(prefix, "broken"), "a", "1") // no _v
+	s := redisstore.New(rdb, prefix, time.Second, nil)
 	got, err := s.Lookup(ctx, []string{"u1", "nobody", "broken", "u1"})
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +72,8 @@ func TestIntegrationRedisLookup(t *testing.T) {
 	if got["nobody"].Found || got["broken"].Found || got["broken"].Allows("a") {
 		t.Fatalf("missing/broken records grant: %+v", got)
 	}
-	// Put replaces the record as a whole.
-	if err := Put(ctx, rdb, prefix, "u1", 6, map[string]bool{"b": true}); err != nil {
+	// redisstore.Put replaces the record as a whole.
+	if err := redisstore.Put(ctx, rdb, prefix, "u1", 6, map[string]bool{"b": true}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = s.Lookup(ctx, []string{"u1"})
@@ -80,7 +81,7 @@ func TestIntegrationRedisLookup(t *testing.T) {
 		t.Fatalf("after Put: %+v", got["u1"])
 	}
 	// An unreachable server is an error, never an answer.
-	down := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}), prefix, 200*time.Millisecond, nil)
+	down := redisstore.New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}), prefix, 200*time.Millisecond, nil)
 	if got, err := down.Lookup(ctx, []string{"u1"}); err == nil || got != nil {
 		t.Fatalf("unreachable Redis answered %v, %v", got, err)
 	}

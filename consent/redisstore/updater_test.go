@@ -1,4 +1,4 @@
-package redisstore
+package redisstore_test
 
 import (
 	"context"
@@ -11,10 +11,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
-func lookup1(t *testing.T, s *Store, subject string) consent.Record {
+func lookup1(t *testing.T, s *redisstore.Store, subject string) consent.Record {
 	t.Helper()
 	got, err := s.Lookup(context.Background(), []string{subject})
 	if err != nil {
@@ -29,8 +30,8 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	env := itest.Require(t)
 	rdb := itest.Redis(t, env.Redis)
 	prefix := itest.Unique("t") + ":consent:"
-	w := NewUpdater(rdb, prefix)
-	s := New(rdb, prefix, time.Second, nil)
+	w := redisstore.NewUpdater(rdb, prefix)
+	s := redisstore.New(rdb, prefix, time.Second, nil)
 	ctx := context.Background()
 
 	steps := []struct {
@@ -57,7 +58,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 			t.Fatalf("%s: applied=%v record=%+v", st.name, applied, r)
 		}
 	}
-	// A Put replaces the record: purposes not listed are denied.
+	// A redisstore.Put replaces the record: purposes not listed are denied.
 	if _, err := w.Put(ctx, "u", 21, map[string]bool{"q": true}, time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	if r := lookup1(t, s, "u"); !r.Allows("p") || !r.Allows("q") || r.Version != v {
 		t.Fatalf("after patch: %+v", r)
 	}
-	// A newer Put that keeps q granted keeps its grant time; an explicit
+	// A newer redisstore.Put that keeps q granted keeps its grant time; an explicit
 	// grant time is used for newly granted purposes.
 	if _, err := w.Put(ctx, "u", v+1, map[string]bool{"q": true, "r": true}, time.Time{}, time.UnixMilli(1234)); err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		t.Fatalf("grant times after put: %v", r.GrantedAt)
 	}
 	v++
-	// Expiry.
+	// redisstore.Expiry.
 	if _, err := w.Put(ctx, "e", 1, map[string]bool{"p": true}, time.Now().Add(300*time.Millisecond), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +154,10 @@ func TestIntegrationInvalidation(t *testing.T) {
 	name := itest.Unique("watcher")
 	watcher := redis.NewClient(&redis.Options{Addr: env.Redis, ClientName: name})
 	defer watcher.Close()
-	go WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+	go redisstore.WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
 	itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
-	w := NewUpdater(rdb, prefix)
+	w := redisstore.NewUpdater(rdb, prefix)
 	start := time.Now()
 	if _, err := w.Patch(ctx, "u1", map[string]bool{"p": false}); err != nil {
 		t.Fatal(err)

@@ -53,19 +53,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if opts.Duration <= 0 {
 		return errors.New("demo: --duration must be positive")
 	}
-	spec, err := policy.ParseSpec("configs/policy.yaml (embedded)", configs.Policy)
-	if err != nil {
-		return err
-	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return err
-	}
-	keys, err := policy.NewKeyring(map[string][]byte{spec.PseudonymKey: secret})
-	if err != nil {
-		return err
-	}
-	pol, err := policy.Compile(spec, keys)
+	pol, err := demoPolicy()
 	if err != nil {
 		return err
 	}
@@ -74,7 +62,6 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		topics = append(topics, o.Topic)
 	}
 	fmt.Fprintf(out, "consentd demo: in-process Kafka (kfake) and Redis (miniredis); policy %q with %d outputs\n", pol.Version, len(pol.Outputs))
-
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics...))
 	if err != nil {
 		return fmt.Errorf("starting in-process kafka: %w", err)
@@ -85,14 +72,63 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return fmt.Errorf("starting in-process redis: %w", err)
 	}
 	defer mr.Close()
-
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	gen := synth.New(42, opts.Users)
+	if err := seedConsent(ctx, mr.Addr(), gen, opts.Users, out); err != nil {
+		return err
+	}
+	brokers := cluster.ListenAddrs()
+	a, err := newApp(brokers, mr.Addr(), pol)
+	if err != nil {
+		return err
+	}
+	runCtx, stopApp := context.WithCancel(ctx)
+	defer stopApp()
+	appDone := make(chan error, 1)
+	go func() { appDone <- a.Run(runCtx) }()
+	fmt.Fprintf(out, "pipeline running; metrics at http://%s/metrics\n", a.AdminAddr())
+	produced, err := produce(ctx, brokers, gen, opts.Duration)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "produced %d raw events in %s; waiting until all are accounted for\n", produced, opts.Duration)
+	waitErr := waitAccounted(ctx, a, produced)
+	stopApp()
+	if err := <-appDone; err != nil {
+		return err
+	}
+	if waitErr != nil {
+		return waitErr
+	}
+	report(out, a, pol, brokers, produced)
+	return nil
+}
+
+// demoPolicy compiles the embedded policy with a fresh random key.
+func demoPolicy() (*policy.Policy, error) {
+	spec, err := policy.ParseSpec("configs/policy.yaml (embedded)", configs.Policy)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	keys, err := policy.NewKeyring(map[string][]byte{spec.PseudonymKey: secret})
+	if err != nil {
+		return nil, err
+	}
+	return policy.Compile(spec, keys)
+}
+
+// seedConsent stores the synthetic users' consent; the users the bad
+// events name have full consent.
+func seedConsent(ctx context.Context, addr string, gen *synth.Generator, users int, out io.Writer) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
 	seeded := 0
-	for i := 0; i < opts.Users; i++ {
+	for i := 0; i < users; i++ {
 		purposes, ok := gen.Consent(i)
-		if i < 4 { // the users the bad events name have full consent
+		if i < 4 {
 			purposes, ok = map[string]bool{"personalization": true, "analytics": true, "advertising": true}, true
 		}
 		if !ok {
@@ -106,12 +142,15 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		}
 		seeded++
 	}
-	fmt.Fprintf(out, "seeded consent for %d of %d users (the rest have no record: nothing granted)\n", seeded, opts.Users)
+	fmt.Fprintf(out, "seeded consent for %d of %d users (the rest have no record: nothing granted)\n", seeded, users)
+	return nil
+}
 
-	brokers := cluster.ListenAddrs()
+// newApp wires consentd on the in-process services.
+func newApp(brokers []string, redisAddr string, pol *policy.Policy) (*app.App, error) {
 	cfg := &config.Config{
 		Kafka:            config.Kafka{Brokers: brokers, RawTopics: []string{rawTopic}, DeadLetterTopic: dlqTopic, GroupID: "consentd-demo", SessionTimeout: 6 * time.Second},
-		Redis:            config.Redis{Addr: mr.Addr()},
+		Redis:            config.Redis{Addr: redisAddr},
 		Admin:            config.Admin{Listen: "127.0.0.1:0"},
 		Policy:           "embedded",
 		Pipeline:         config.Pipeline{CommitInterval: 200 * time.Millisecond},
@@ -119,34 +158,30 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
-		return err
+		return nil, err
 	}
-	a, err := app.New(cfg, pol, zap.NewNop())
-	if err != nil {
-		return err
-	}
-	runCtx, stopApp := context.WithCancel(ctx)
-	defer stopApp()
-	appDone := make(chan error, 1)
-	go func() { appDone <- a.Run(runCtx) }()
-	fmt.Fprintf(out, "pipeline running; metrics at http://%s/metrics\n", a.AdminAddr())
+	return app.New(cfg, pol, zap.NewNop())
+}
 
-	// Produce.
+// produce writes the hostile events, the bad events and, for d, a steady
+// stream of synthetic ones; it returns how many it wrote.
+func produce(ctx context.Context, brokers []string, gen *synth.Generator, d time.Duration) (int, error) {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: rawTopic, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 5 * time.Millisecond, BatchSize: 500, RequiredAcks: kafka.RequireAll}
-	produced := 0
+	defer w.Close()
 	first := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: rawTopic, Balancer: toPartition0, RequiredAcks: kafka.RequireAll}
-	if err := first.WriteMessages(ctx, hostileEvents()...); err != nil {
-		return fmt.Errorf("producing: %w", err)
-	}
+	err := first.WriteMessages(ctx, hostileEvents()...)
 	first.Close()
-	produced += len(hostileEvents())
+	if err != nil {
+		return 0, fmt.Errorf("producing: %w", err)
+	}
+	produced := len(hostileEvents())
 	for _, b := range synth.BadEvents {
 		if err := w.WriteMessages(ctx, kafka.Message{Value: b.Value}); err != nil {
-			return fmt.Errorf("producing: %w", err)
+			return produced, fmt.Errorf("producing: %w", err)
 		}
 		produced++
 	}
-	deadline := time.Now().Add(opts.Duration)
+	deadline := time.Now().Add(d)
 	batch := make([]kafka.Message, 0, 500)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		batch = batch[:0]
@@ -155,29 +190,24 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 			batch = append(batch, kafka.Message{Key: []byte(synth.AnonID(u)), Value: v})
 		}
 		if err := w.WriteMessages(ctx, batch...); err != nil {
-			return fmt.Errorf("producing: %w", err)
+			return produced, fmt.Errorf("producing: %w", err)
 		}
 		produced += len(batch)
 		time.Sleep(20 * time.Millisecond) // a steady stream, not one burst
 	}
-	w.Close()
-	fmt.Fprintf(out, "produced %d raw events in %s; waiting until all are accounted for\n", produced, opts.Duration)
+	return produced, nil
+}
 
-	// Wait until every raw event is consumed and its writes acknowledged.
+// waitAccounted waits until every raw event is consumed and its writes
+// acknowledged.
+func waitAccounted(ctx context.Context, a *app.App, produced int) error {
 	waitUntil := time.Now().Add(30 * time.Second)
 	for pipeline.Total(a.Stats.Snapshot().Consumed) < produced {
 		if time.Now().After(waitUntil) || ctx.Err() != nil {
-			stopApp()
-			<-appDone
 			return fmt.Errorf("demo: only %d of %d events were processed in time", pipeline.Total(a.Stats.Snapshot().Consumed), produced)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stopApp()
-	if err := <-appDone; err != nil {
-		return err
-	}
-	report(out, a, pol, brokers, produced)
 	return nil
 }
 

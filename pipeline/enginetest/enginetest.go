@@ -318,6 +318,18 @@ func (r *run) stop(t *testing.T) {
 	}
 }
 
+// runToEnd runs the engine until every raw event is committed, stops it,
+// reads its outputs back and checks that nothing was lost.
+func (e *env) runToEnd(p pipeline.Producer, newProc func() pipeline.BatchProcessor) (r *run, clean, dead map[key][]kafka.Message) {
+	e.t.Helper()
+	r = e.start(p, newProc)
+	e.waitCommitted()
+	r.stop(e.t)
+	clean, dead = e.outputs()
+	e.checkNoLoss(clean, dead)
+	return r, clean, dead
+}
+
 // waitCommitted waits until every raw event is committed.
 func (e *env) waitCommitted() {
 	e.t.Helper()
@@ -388,11 +400,7 @@ func atLeastOnceInOrder(t *testing.T, s Setup) {
 		}
 		return nil
 	}
-	r := e.start(p, s.NewProcessor(t))
-	e.waitCommitted()
-	r.stop(t)
-	clean, dead := e.outputs()
-	e.checkNoLoss(clean, dead)
+	r, _, dead := e.runToEnd(p, s.NewProcessor(t))
 	poisoned := 0
 	for _, d := range dead {
 		poisoned += len(d)
@@ -558,11 +566,7 @@ func refusalsDeadLettered(t *testing.T, s Setup) {
 		}
 		return nil
 	})
-	r := e.start(p, s.NewProcessor(t))
-	e.waitCommitted()
-	r.stop(t)
-	clean, dead := e.outputs()
-	e.checkNoLoss(clean, dead)
+	r, clean, dead := e.runToEnd(p, s.NewProcessor(t))
 	n := 0
 	refused.Range(func(k, _ any) bool {
 		n++

@@ -126,36 +126,7 @@ func startPropagation(ctx context.Context, o PropagationOptions) (r *propRun, er
 	// Events flow for every subject until the measurement ends.
 	stopProducing := make(chan struct{})
 	produced := make(chan error, 1)
-	go func() {
-		w := &kafka.Writer{Addr: kafka.TCP(o.Brokers), Topic: raw, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
-		defer w.Close()
-		for n := 0; ; n++ {
-			msgs := make([]kafka.Message, o.Subjects)
-			for i := range msgs {
-				s := subject(i)
-				msgs[i] = kafka.Message{Key: []byte(s), Value: []byte(`{"type":"track","event":"Product Viewed","userId":"` + s + `","messageId":"` + s + "-" + strconv.Itoa(n) + `"}`)}
-			}
-			// A topic just created may be unknown to the broker's
-			// metadata for a moment: retry before giving up.
-			var err error
-			for attempt := 0; attempt < 40; attempt++ {
-				if err = w.WriteMessages(ctx, msgs...); err == nil || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(250 * time.Millisecond)
-			}
-			if err != nil {
-				produced <- err
-				return
-			}
-			select {
-			case <-stopProducing:
-				produced <- nil
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	go func() { produced <- flowEvents(ctx, o.Brokers, raw, o.Subjects, subject, stopProducing) }()
 	var once sync.Once
 	stop := func() error {
 		var perr error
@@ -172,26 +143,65 @@ func startPropagation(ctx context.Context, o PropagationOptions) (r *propRun, er
 		return nil
 	}
 	cleanups = append(cleanups, func() { _ = stop() })
-	written := func() float64 {
-		total := 0.0
+	if err := waitWriting(apps, 20*o.Subjects, produced); err != nil {
+		return nil, err
+	}
+	return &propRun{cfg: cfg, pol: p, rdb: rdb, prefix: prefix, clean: clean, subject: subject, stop: stop, cleanup: cleanup}, nil
+}
+
+// flowEvents writes one event per subject every 20ms until stop closes.
+func flowEvents(ctx context.Context, brokers, raw string, subjects int, subject func(int) string, stop <-chan struct{}) error {
+	w := &kafka.Writer{Addr: kafka.TCP(brokers), Topic: raw, Balancer: &kafka.Murmur2Balancer{}, BatchTimeout: 2 * time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	for n := 0; ; n++ {
+		msgs := make([]kafka.Message, subjects)
+		for i := range msgs {
+			s := subject(i)
+			msgs[i] = kafka.Message{Key: []byte(s), Value: []byte(`{"type":"track","event":"Product Viewed","userId":"` + s + `","messageId":"` + s + "-" + strconv.Itoa(n) + `"}`)}
+		}
+		// A topic just created may be unknown to the broker's metadata
+		// for a moment: retry before giving up.
+		var err error
+		for attempt := 0; attempt < 40; attempt++ {
+			if err = w.WriteMessages(ctx, msgs...); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitWriting waits until the instances wrote n personalization events,
+// or producing failed (the error is put back for the stop function).
+func waitWriting(apps []*app.App, n int, produced chan error) error {
+	written := func() int {
+		total := 0
 		for _, a := range apps {
-			total += float64(a.Stats.Snapshot().Written["personalization"])
+			total += a.Stats.Snapshot().Written["personalization"]
 		}
 		return total
 	}
-	for deadline := time.Now().Add(60 * time.Second); written() < float64(20*o.Subjects); {
+	for deadline := time.Now().Add(60 * time.Second); written() < n; {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("consentd did not start writing within 60s")
+			return fmt.Errorf("consentd did not start writing within 60s")
 		}
 		select {
 		case err := <-produced:
 			produced <- err // for stop
-			return nil, fmt.Errorf("producing: %v", err)
+			return fmt.Errorf("producing: %v", err)
 		default:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &propRun{cfg: cfg, pol: p, rdb: rdb, prefix: prefix, clean: clean, subject: subject, stop: stop, cleanup: cleanup}, nil
+	return nil
 }
 
 // RunPropagation runs two consentd instances in one group while events for

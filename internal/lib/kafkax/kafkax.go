@@ -105,6 +105,10 @@ type ReaderConfig struct {
 	Name string
 }
 
+// DefaultProduceLinger is how long consentd's writer waits to fill a
+// batch (kafka-go's own default, 1s, would add a second to every write).
+const DefaultProduceLinger = 2 * time.Millisecond
+
 // DefaultMaxWait is ReaderConfig.MaxWait's default.
 const DefaultMaxWait = 250 * time.Millisecond
 

@@ -19,10 +19,10 @@ var layers = []struct {
 	packages []string
 }{
 	{"leaf helpers", []string{"internal/lib/"}},
-	{"wire contract, event model, configuration, consent records", []string{"event", "scrub", "wire", "config", "configs", "consent"}},
+	{"wire contract, event model, shipped files, consent records", []string{"event", "scrub", "wire", "configs", "consent"}},
 	{"decisions and consent services", []string{"policy", "consent/ingest", "consent/changes", "consent/redisstore", "barrier"}},
 	{"engine, Kafka services, data-subject requests", []string{"pipeline", "kafkaops", "consent/dsr"}},
-	{"adapters and plugins", []string{"internal/connect", "internal/metrics"}},
+	{"configuration (filled from the components' defaults), adapters and plugins", []string{"config", "internal/connect", "internal/metrics"}},
 	{"composition root", []string{"internal/app"}},
 	{"tools: command, demo, benchmarks, test helpers and contract suites, operations package", []string{"cmd/", "internal/demo/", "internal/bench/", "internal/testing/", "pipeline/enginetest", "consent/storetest", "deploy"}},
 }
