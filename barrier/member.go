@@ -73,7 +73,12 @@ func NewMember(lease Lease, cache Cache, hs hooks.List, log *zap.Logger) *Member
 	if log == nil {
 		log = zap.NewNop()
 	}
-	m := &Member{lease: lease, cache: cache, hooks: hs, log: log, margin: LeaseMargin, inflight: map[uint64]uint64{}}
+	// A lease shorter than twice the margin would never open: stop
+	// starting writes half a lease before its end instead. Revokers still
+	// wait LeaseMargin after a fenced lease ends, so a write started in
+	// time has longer than LeaseMargin to land.
+	margin := min(LeaseMargin, lease.TTL()/2)
+	m := &Member{lease: lease, cache: cache, hooks: hs, log: log, margin: margin, inflight: map[uint64]uint64{}}
 	hs.Condition(CondBarrier, ErrLeaseLapsed)
 	return m
 }
@@ -238,9 +243,14 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 			m.mu.Lock()
 			gone := !time.Now().Before(m.leaseEnd)
 			m.mu.Unlock()
-			if gone && !lapsed {
+			switch {
+			case gone && !lapsed:
 				lapsed = true
 				m.lost("lapsed", ErrLeaseLapsed)
+			case gone:
+				// Still catching up (after a fence, say) and the lease ran
+				// out meanwhile: say so.
+				m.hooks.Condition(CondBarrier, ErrLeaseLapsed)
 			}
 			m.log.Warn("renewing the revocation barrier lease failed", zap.Error(err))
 		}

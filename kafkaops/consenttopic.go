@@ -74,7 +74,10 @@ func (s *ConsentSyncer) Run(ctx context.Context) error {
 func (s *ConsentSyncer) run(ctx context.Context, r *kafka.Reader) error {
 	for ctx.Err() == nil {
 		var m kafka.Message
-		if s.retry(ctx, "fetching from the consent topic", func() (err error) { m, err = r.FetchMessage(ctx); return err }) != nil {
+		// A failed fetch is tried again after the minimum wait: consent
+		// changes must not wait for a growing backoff.
+		fetch := retry.Policy{Backoff: retry.Backoff{Min: s.Backoff.Min, Max: s.Backoff.Min}, OnRetry: s.logRetry("fetching from the consent topic")}
+		if retry.Do(ctx, fetch, func() (err error) { m, err = r.FetchMessage(ctx); return err }) != nil {
 			return nil // ctx ended
 		}
 		if s.retry(ctx, "applying a consent record", func() error { return s.handle(ctx, m) }) != nil {
@@ -90,9 +93,13 @@ func (s *ConsentSyncer) run(ctx context.Context, r *kafka.Reader) error {
 // retry runs fn until it succeeds or ctx ends: the consent store and the
 // consent topic are waited for (every error is transient).
 func (s *ConsentSyncer) retry(ctx context.Context, what string, fn func() error) error {
-	return retry.Do(ctx, retry.Policy{Backoff: s.Backoff, OnRetry: func(attempt int, err error, wait time.Duration) {
+	return retry.Do(ctx, retry.Policy{Backoff: s.Backoff, OnRetry: s.logRetry(what)}, fn)
+}
+
+func (s *ConsentSyncer) logRetry(what string) func(int, error, time.Duration) {
+	return func(attempt int, err error, wait time.Duration) {
 		s.Log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
-	}}, fn)
+	}
 }
 
 func (s *ConsentSyncer) count(format ingest.Format, result string) {

@@ -202,7 +202,9 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 	}()
 
 	proc := cfg.NewProcessor()
-	fetch := retry.Policy{Backoff: cfg.Backoff, OnRetry: func(attempt int, err error, wait time.Duration) {
+	// A failed fetch is tried again after the minimum wait: a reader
+	// recovers by itself, and a longer wait only delays events.
+	fetch := retry.Policy{Backoff: retry.Backoff{Min: cfg.Backoff.Min, Max: cfg.Backoff.Min}, OnRetry: func(attempt int, err error, wait time.Duration) {
 		log.Warn("fetch failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
 	}}
 	for ctx.Err() == nil {

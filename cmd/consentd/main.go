@@ -1,11 +1,17 @@
 // Command consentd enforces user consent on behavioural event streams.
 //
 //	consentd run --config configs/consentd.yaml
-//	consentd demo
+//	consentd demo [--duration D] [--users N]
 //	consentd policy check configs/policy.yaml [--keys FILE]
-//	consentd keygen [KEYID]
+//	consentd keygen [KEYID] [--out FILE]
 //	consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
+//	consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
+//	consentd redis migrate [--dry-run] [--config FILE]
+//	consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
 //	consentd version
+//
+// Flags and wiring only: every command builds what it needs through the
+// composition root (internal/app) and the packages it names.
 package main
 
 import (

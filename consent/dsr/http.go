@@ -109,7 +109,8 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, pattern string, fn f
 		attempts = 2
 	}
 	var out any
-	err := retry.Do(ctx, retry.Policy{Classify: usageClass, MaxAttempts: attempts}, func() (err error) {
+	again := retry.Backoff{Min: time.Millisecond, Max: time.Millisecond} // a second read at once
+	err := retry.Do(ctx, retry.Policy{Backoff: again, Classify: usageClass, MaxAttempts: attempts}, func() (err error) {
 		out, err = fn(ctx, r, subject)
 		return err
 	})

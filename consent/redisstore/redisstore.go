@@ -3,11 +3,18 @@
 // makes changes atomically with Lua scripts and announces them,
 // WatchInvalidations keeps every instance's cache current.
 //
-// Schema: one hash "<prefix><subject>" per subject with one field per
-// purpose ("1" granted), "_v" (version), optional "_exp" (expiry, Unix ms)
-// and "_t:<purpose>" (grant times); identity links are strings
-// "<prefix>_link:<anonymous id>"; changes are announced on the channel
+// It also holds the revocation barrier's registry (barrier.go: leases,
+// fences, confirmations as Lua scripts and a channel; the protocol is
+// package barrier's) and the expiry index and sweeper (expiry.go).
+//
+// Schema: one hash "<prefix>r:{<subject>}" per subject (RecordKey) with one
+// field per purpose ("1" granted), "_v" (version), optional "_exp"
+// (expiry, Unix ms) and "_t:<purpose>" (grant times); identity links are
+// strings "<prefix>l:{<anonymous id>}" (LinkKey) with the reverse set
+// "<prefix>u:{<user id>}"; changes are announced on the channel
 // "<prefix>_invalidate". See the README.
+//
+// Must not import Kafka, Prometheus, the barrier protocol or the policy.
 package redisstore
 
 import (

@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every consent.Store must
 // pass: the cache, redisstore on an in-process Redis and on a real one,
-// and any store added later. It states the contract in code.
+// and any store added later. It states the contract in code. Tests only;
+// imports consent alone.
 package storetest
 
 import (

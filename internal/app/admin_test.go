@@ -21,7 +21,7 @@ func adminApp(t *testing.T, token string) (*App, *zap.AtomicLevel, *observer.Obs
 	core, logs := observer.New(zapcore.DebugLevel)
 	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
 	ready := &hooks.Readiness{}
-	m := metrics.New(func() bool { ok, _ := ready.Ready(); return ok })
+	m := metrics.New(ready)
 	m.RegisterBuildInfo(Version)
 	a := &App{
 		Config:    &config.Config{Admin: config.Admin{Token: config.Secret(token)}},

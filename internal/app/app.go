@@ -12,6 +12,10 @@
 // consent/redisstore; decisions, package policy; the revocation
 // protocol, package barrier; data-subject requests and the consent API,
 // consent/dsr; metrics, internal/metrics.
+//
+// Must not import Prometheus itself (internal/metrics does) and holds no
+// business rule: a rule found here belongs to the package that owns its
+// concern.
 package app
 
 import (
@@ -96,7 +100,7 @@ func WithLogLevel(level zap.AtomicLevel) Option {
 func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option) (*App, error) {
 	routeRedisLogs(log)
 	a := &App{Config: cfg, Policy: pol, Log: log, Stats: &pipeline.Stats{}, Readiness: &hooks.Readiness{}}
-	a.Metrics = metrics.New(func() bool { ok, _ := a.Readiness.Ready(); return ok })
+	a.Metrics = metrics.New(a.Readiness)
 	a.Metrics.Info.WithLabelValues(pol.Version).Set(1)
 	a.Metrics.RegisterBuildInfo(Version)
 	a.Hooks = hooks.List{a.Readiness, a.Metrics, a.Stats}
@@ -354,8 +358,12 @@ func (a *App) Run(ctx context.Context) error {
 	start(func(ctx context.Context) {
 		redisstore.NewSweeper(a.Redis, cfg.Redis.KeyPrefix, a.Changes.Expire, a.Log).Run(ctx, redisstore.SweepInterval)
 	})
+	// The consent sync stops with the engine (also when the engine stops
+	// on a fatal error before ctx ends).
+	syncCtx, stopSync := context.WithCancel(ctx)
+	defer stopSync()
 	syncDone := make(chan struct{})
-	go func() { defer close(syncDone); a.runConsentSync(ctx) }()
+	go func() { defer close(syncDone); a.runConsentSync(syncCtx) }()
 	a.serve()
 	a.Log.Info("consentd running",
 		zap.Strings("raw_topics", cfg.Kafka.RawTopics),
@@ -366,6 +374,7 @@ func (a *App) Run(ctx context.Context) error {
 		zap.String("admin", a.AdminAddr()),
 		zap.String("api", a.APIAddr()))
 	err := a.runner.Run(ctx)
+	stopSync()
 	<-syncDone
 	stopBackground()
 	for _, wait := range background {

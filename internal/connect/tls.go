@@ -3,6 +3,9 @@
 // and admin clients) with TLS and SASL, and a go-redis UniversalClient for
 // a single node, a Sentinel set-up or a Cluster, with TLS and an ACL user.
 // Secrets travel only inside the clients; nothing here prints them.
+//
+// Must not import the engine or the consent packages: it builds
+// connections, it does not use them.
 package connect
 
 import (

@@ -1,7 +1,7 @@
 // Package demo runs the real consentd pipeline against an in-process
 // Kafka-protocol broker (kfake) and an in-process Redis (miniredis), with
 // synthetic users and events, and reports what happened. It needs nothing
-// installed.
+// installed. It starts consentd through the composition root, like `run`.
 package demo
 
 import (

@@ -9,10 +9,11 @@ import (
 
 // Metrics is a hook (internal/lib/hooks) implementing every hook
 // interface consentd's packages declare: pipeline's BatchWrittenHook,
-// ProduceHook, CommitHook and GenerationHook, hooks.ConditionHook,
-// consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
+// ProduceHook, CommitHook and GenerationHook, consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
 // kafkaops.ConsentUpdateHook and barrier's FencedHook and LeaseLostHook.
-// The core packages import no Prometheus.
+// Readiness conditions are read from the readiness tracker at each scrape
+// (New), so that /readyz and the gauges never disagree. The core packages
+// import no Prometheus.
 
 // OnBatchWritten implements pipeline.BatchWrittenHook.
 func (m *Metrics) OnBatchWritten(a *pipeline.Accounting) {
@@ -58,15 +59,6 @@ func (m *Metrics) OnCommit(err error, lags []pipeline.PartitionLag) {
 
 // OnGeneration implements pipeline.GenerationHook.
 func (m *Metrics) OnGeneration(int32) { m.Rebalances.Inc() }
-
-// OnCondition implements hooks.ConditionHook.
-func (m *Metrics) OnCondition(cond string, err error) {
-	if err != nil {
-		m.Condition.WithLabelValues(cond).Set(1)
-	} else {
-		m.Condition.DeleteLabelValues(cond)
-	}
-}
 
 // OnMembersFenced implements barrier.FencedHook.
 func (m *Metrics) OnMembersFenced(n int) { m.MembersFenced.Add(float64(n)) }

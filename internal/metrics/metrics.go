@@ -1,14 +1,20 @@
-// Package metrics defines every Prometheus metric consentd exports. One
-// Metrics value is created per process (or per test) with its own registry.
+// Package metrics defines every Prometheus metric consentd exports, as one
+// hook (internal/lib/hooks) that implements the hook interfaces of every
+// package (hooks.go): the core packages import no Prometheus. One Metrics
+// value is created per process (or per test) with its own registry. Must
+// not import the composition root.
 package metrics
 
 import (
 	"net/http"
 	"runtime"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
 // Metrics holds consentd's collectors.
@@ -38,9 +44,10 @@ type Metrics struct {
 }
 
 // New creates and registers all metrics on a fresh registry, with the Go
-// runtime and process collectors; consentd_ready reads ready at each
-// scrape.
-func New(ready func() bool) *Metrics {
+// runtime and process collectors; consentd_ready and
+// consentd_condition_failing read readiness at each scrape.
+func New(readiness *hooks.Readiness) *Metrics {
+	ready := func() bool { ok, _ := readiness.Ready(); return ok }
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { r.MustRegister(c) }
@@ -71,10 +78,30 @@ func New(ready func() bool) *Metrics {
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, m.Condition, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
+}
+
+// conditionGauge sets consentd_condition_failing from the readiness
+// tracker at each scrape.
+type conditionGauge struct {
+	mu  sync.Mutex
+	vec *prometheus.GaugeVec
+	r   *hooks.Readiness
+}
+
+func (c *conditionGauge) Describe(ch chan<- *prometheus.Desc) { c.vec.Describe(ch) }
+
+func (c *conditionGauge) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vec.Reset()
+	for _, cond := range c.r.Failing() {
+		c.vec.WithLabelValues(cond).Set(1)
+	}
+	c.vec.Collect(ch)
 }
 
 // RegisterBuildInfo exports consentd_build_info{version, go_version} 1.

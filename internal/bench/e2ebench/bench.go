@@ -1,6 +1,7 @@
 // Package e2ebench measures consentd end to end on a real Kafka broker and
 // Redis against a plain kafka-go consume→produce→commit pass-through, on
-// the same preloaded data in the same run.
+// the same preloaded data in the same run. Benchmark tooling: production
+// code never imports it.
 package e2ebench
 
 import (

@@ -1,6 +1,8 @@
-// Package propagation measures how fast a consent revocation stops a
+// Package revocation measures how fast a consent revocation stops a
 // subject's events: it compares the broker's append times of clean writes
 // (read with kcat from a LogAppendTime topic) with revocation times.
+// Benchmark tooling: production code never imports it; it imports nothing
+// of consentd.
 package revocation
 
 import (

@@ -1,6 +1,6 @@
 // Package synth generates realistic Segment-spec tracking events and
 // consent records for the demo, benchmarks and tests. Output is
-// deterministic for a seed.
+// deterministic for a seed. Imports nothing of consentd.
 package synth
 
 import (

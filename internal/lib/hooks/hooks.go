@@ -77,6 +77,18 @@ func (r *Readiness) OnCondition(cond string, err error) {
 	r.failed[cond] = err.Error()
 }
 
+// Failing returns the names of the conditions that fail now, sorted.
+func (r *Readiness) Failing() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.failed))
+	for k := range r.failed {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Ready reports whether no condition fails, and the failures otherwise
 // ("cond: cause"), sorted.
 func (r *Readiness) Ready() (bool, []string) {

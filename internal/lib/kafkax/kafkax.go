@@ -3,8 +3,8 @@
 // retriable and why (Classify), the one constructor of readers
 // (NewReader) and the adapter of kafka-go's logs to zap (ErrorLogger).
 //
-// Owns: no Kafka traffic of its own. Imports kafka-go, zap and
-// internal/lib/retry only.
+// Owns: no Kafka traffic of its own. Must not import anything of consentd
+// but internal/lib/retry.
 package kafkax
 
 import (

@@ -1,5 +1,6 @@
 // Package yamlx decodes YAML strictly: unknown keys and wrong types are
-// errors that name the file, the line and the dotted key.
+// errors that name the file, the line and the dotted key. Imports nothing
+// of consentd.
 package yamlx
 
 import (

@@ -3,7 +3,7 @@
 // CONSENTD_TEST_REDIS (set by `make test`); without them the tests skip,
 // unless CONSENTD_REQUIRE_INTEGRATION=1 (CI), where a missing service fails.
 // Variants (variants.go) adds the secured set-ups: SASL_SSL Kafka, Redis
-// Cluster and Sentinel.
+// Cluster and Sentinel. Test tooling: production code never imports it.
 package itest
 
 import (

@@ -2,7 +2,8 @@
 // in-process broker (Fake), reading a topic back (ReadAll), and small
 // administration helpers shared by the
 // integration tests and the end-to-end benchmark: create topics, read
-// offsets, read a group's committed offsets.
+// offsets, read a group's committed offsets. Test and benchmark tooling:
+// production code never imports it.
 package kafkatest
 
 import (

@@ -4,5 +4,6 @@
 // and consent services; the engine, Kafka services and data-subject
 // requests; adapters and plugins; the composition root; tools), that each
 // package leaves the concerns it does not own to their one place, and
-// that production code never imports benchmarks or test helpers.
+// that production code never imports benchmarks or test helpers. Test
+// tooling: nothing imports it.
 package layering

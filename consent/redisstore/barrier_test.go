@@ -1,0 +1,86 @@
+package redisstore_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/consentd/consentd/barrier"
+	"github.com/consentd/consentd/consent/redisstore"
+)
+
+type seqCache struct{ n atomic.Uint64 }
+
+func (c *seqCache) Invalidate(string) { c.n.Add(1) }
+func (c *seqCache) Purge()            { c.n.Add(1) }
+func (c *seqCache) Seq() uint64       { return c.n.Load() }
+
+// TestBarrierOnRedisPrimitives runs the barrier protocol (package
+// barrier) over the Redis registry on an in-process Redis: a barrier
+// returns once every live member confirmed; a member that cannot confirm
+// is fenced, the revoker waits for its lease to end, and its next
+// heartbeat says it was fenced.
+func TestBarrierOnRedisPrimitives(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const prefix = "b:"
+	ttl := 1500 * time.Millisecond
+
+	// Two running members.
+	var members []*barrier.Member
+	for i := 0; i < 2; i++ {
+		lease := redisstore.NewBarrierMember(rdb, prefix, barrier.NewID(), ttl, nil)
+		m := barrier.NewMember(lease, &seqCache{}, nil, nil)
+		members = append(members, m)
+		go m.Run(ctx)
+	}
+	joinCtx, joined := context.WithTimeout(ctx, 10*time.Second)
+	defer joined()
+	for _, m := range members {
+		w, err := m.Begin(joinCtx) // returns once the member joined
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.End(w)
+	}
+	reg := redisstore.NewBarrierRegistry(rdb, prefix)
+	if live, err := reg.Live(ctx); err != nil || len(live) != 2 {
+		t.Fatalf("live members %v (%v), want 2", live, err)
+	}
+	rv := &barrier.Revoker{Registry: reg, Timeout: 2 * time.Second}
+	start := time.Now()
+	if err := rv.Await(ctx, []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Await took %v with every member answering", el)
+	}
+
+	// A member that holds a lease but never answers (its process hangs).
+	silent := redisstore.NewBarrierMember(rdb, prefix, "silent", ttl, nil)
+	if err := silent.Rejoin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rv.Timeout = 200 * time.Millisecond
+	start = time.Now()
+	if err := rv.Await(ctx, []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < rv.Timeout+barrier.LeaseMargin {
+		t.Fatalf("Await returned after %v, before the silent member's lease and margin ended", el)
+	}
+	err := silent.Heartbeat(ctx)
+	if !barrier.IsFenced(err) {
+		t.Fatalf("heartbeat of a fenced member: %v, want fenced", err)
+	}
+	if live, _ := reg.Live(ctx); len(live) != 2 {
+		t.Fatalf("live members %v after the fence, want the two running ones", live)
+	}
+}
