@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/scrub"
 )
 
 // Action records a change a transform made. It names the policy's own
@@ -214,7 +215,15 @@ func (t *pseudonymize) Apply(ed *event.Edit, keys *Keyring, rec func(Action)) er
 			return nil
 		case event.String:
 			in = v.Text()
-		case event.Number, event.Bool:
+		case event.Number:
+			// One person, one pseudonym: 42, 42.0, 4.2e1 and "42" are
+			// the same id. Strings are taken as they are ("42.0" stays
+			// "42.0"), so existing pseudonyms of string ids do not move.
+			in = v.Raw
+			if c, ok := scrub.CanonicalInt(v.Raw); ok {
+				in = c
+			}
+		case event.Bool:
 			in = v.Raw
 		default:
 			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("pseudonymize %s: cannot pseudonymize a %s", path, v.Kind)}

@@ -15,10 +15,11 @@ func FuzzScrub(f *testing.F) {
 		`{"u":"https://s.example/users/user-000123?email=a%40b.co#x"}`,
 		`"2002:c633:6437::1 and 2026-11-22"`,
 		`{"a":"\u0040\ud83d\ude00 user-000123"}`,
+		`{"revenue":7008984883,"xs":[1,7.008984883e9,70089848830E-1,-7008984883]}`,
 	} {
 		f.Add([]byte(s))
 	}
-	ids := [][]byte{[]byte("user-000123")}
+	ids := [][]byte{[]byte("user-000123"), []byte("7008984883")}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if !json.Valid(data) {
 			return

@@ -1,18 +1,24 @@
 package scrub
 
 import (
+	"bytes"
 	"encoding/json"
+	"math/big"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
 // JSON appends raw, one valid JSON value, with every string scrubbed by
-// Text, object keys included, and numbers that are card numbers replaced
-// by the string "[card]". It returns the count of replacements. A key
+// Text, object keys included, numbers that are card numbers replaced by
+// the string "[card]", and numbers that denote one of ids (an id of at
+// least MinNumericID digits: 7008984883, 7008984883.0, 7.008984883e9 for
+// the id "7008984883") replaced by the string "[id]". It returns the count of replacements. A key
 // that changes gets "#" and its position in the object appended
 // ("[email]#3"), so that two scrubbed keys of one object stay distinct.
 func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 	total := 0
+	numIDs := sc.numericIDs(ids)
 	type frame struct {
 		obj    bool
 		member int
@@ -50,8 +56,8 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 					text = []byte(s)
 				}
 			}
-			sc.buf, _ = sc.Text(sc.buf[:0], text, ids)
-			n := len(sc.spans)
+			var n int
+			sc.buf, n = sc.Text(sc.buf[:0], text, ids)
 			if n == 0 {
 				dst = append(dst, raw[i:end]...)
 			} else {
@@ -72,6 +78,9 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 			if k := j - i; k >= 13 && k <= 19 && len(findCards(nil, raw[i:j])) > 0 {
 				dst = append(dst, `"[card]"`...)
 				total++
+			} else if len(numIDs) > 0 && denotesID(raw[i:j], numIDs) {
+				dst = append(dst, `"[id]"`...)
+				total++
 			} else {
 				dst = append(dst, raw[i:j]...)
 			}
@@ -86,6 +95,127 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 		}
 	}
 	return dst, total
+}
+
+// MinNumericID is the fewest digits an id must have to be looked for in
+// JSON numbers: a shorter one (a user "42") would replace every quantity
+// or price that happens to equal it, and an id space that small is
+// enumerable whatever consentd does.
+const MinNumericID = 6
+
+// numericIDs returns the ids that are integers of at least MinNumericID
+// digits, in canonical form (CanonicalInt).
+func (sc *Scanner) numericIDs(ids [][]byte) [][]byte {
+	sc.numIDs = sc.numIDs[:0]
+	for _, id := range ids {
+		if c, ok := CanonicalInt(id); ok && len(bytes.TrimPrefix(c, []byte("-"))) >= MinNumericID {
+			sc.numIDs = append(sc.numIDs, c)
+		}
+	}
+	return sc.numIDs
+}
+
+// denotesID reports whether the JSON number tok denotes one of ids
+// (canonical integers).
+func denotesID(tok []byte, ids [][]byte) bool {
+	c, ok := CanonicalInt(tok)
+	if !ok {
+		return false
+	}
+	for _, id := range ids {
+		if bytes.Equal(c, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanonicalInt returns the integer a JSON number (or a string of one)
+// denotes, in canonical decimal form (no sign for zero, no leading zeros,
+// no fraction or exponent), and whether it denotes an integer exactly:
+// "42", "42.0", "4.2e1" and "420e-1" all give "42"; "42.5" and "abc" give
+// false. Plain integers are returned as they are, without allocation.
+func CanonicalInt(tok []byte) ([]byte, bool) {
+	if len(tok) == 0 || len(tok) > 400 || (tok[0] != '-' && !isDigit(tok[0])) {
+		return nil, false
+	}
+	digits := tok
+	if tok[0] == '-' {
+		digits = tok[1:]
+	}
+	intEnd, exp := len(digits), false
+	for i, c := range digits {
+		switch {
+		case isDigit(c):
+		case c == '.':
+			if intEnd == len(digits) {
+				intEnd = i
+			}
+		case c == 'e' || c == 'E':
+			exp = true
+			if intEnd == len(digits) {
+				intEnd = i
+			}
+		case c == '+' || c == '-':
+		default:
+			return nil, false // not a number: no allocation, no parsing
+		}
+	}
+	if !exp {
+		// An integer, or one with a fraction of zeros: no allocation.
+		intPart, frac := digits[:intEnd], digits[intEnd:]
+		if !allDigits(intPart) || len(intPart) == 0 || (len(intPart) > 1 && intPart[0] == '0') {
+			return nil, false
+		}
+		if len(frac) > 0 && (len(frac) == 1 || !allZeros(frac[1:])) {
+			return nil, false // "42." is not JSON; "42.5" is no integer
+		}
+		if intPart[0] == '0' {
+			return intPart, true // -0 and 0.0 are 0
+		}
+		return tok[:len(tok)-len(frac)], true
+	}
+	if !validNumber(tok) {
+		return nil, false
+	}
+	var r big.Rat
+	if _, ok := r.SetString(string(tok)); !ok || !r.IsInt() {
+		return nil, false
+	}
+	return []byte(r.Num().String()), true
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func allZeros(b []byte) bool {
+	for _, c := range b {
+		if c != '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// validNumber reports whether tok is a JSON number, bounding its exponent
+// so that big.Rat never builds a huge integer.
+func validNumber(tok []byte) bool {
+	if !json.Valid(tok) || len(tok) == 0 || (tok[0] != '-' && !isDigit(tok[0])) {
+		return false
+	}
+	if i := bytes.IndexAny(tok, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(string(tok[i+1:]), "+"))
+		if err != nil || exp > 64 || exp < -64 {
+			return false
+		}
+	}
+	return true
 }
 
 // stringEnd returns the index after the closing quote of the string

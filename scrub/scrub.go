@@ -71,6 +71,10 @@ type Scanner struct {
 	dec, norm  []byte
 	// pct and wide: the text find last scanned has "%" or non-ASCII bytes.
 	pct, wide bool
+	// numIDs are the ids of the current JSON call that are integers.
+	numIDs [][]byte
+	// rescan holds Text's result while it is scanned again.
+	rescan []byte
 }
 
 // Text appends s to dst with every piece of personal data replaced by its
@@ -83,6 +87,26 @@ type Scanner struct {
 // is also scanned decoded: when the decoded form shows more, the result is
 // the decoded form with its findings replaced.
 func (sc *Scanner) Text(dst, s []byte, ids [][]byte) ([]byte, int) {
+	out, n := sc.text(dst, s, ids)
+	// A replacement can leave what was glued to a finding standing alone
+	// ("000000000+0000000": once the first run is [phone], the second is
+	// a phone number of its own): scan the result again until nothing
+	// more is found.
+	for round := 0; n > 0 && round < maxRescans; round++ {
+		sc.rescan = append(sc.rescan[:0], out[len(dst):]...)
+		again, m := sc.text(out[:len(dst)], sc.rescan, ids)
+		if m == 0 {
+			break
+		}
+		out, n = again, n+m
+	}
+	return out, n
+}
+
+// maxRescans bounds Text's rescans of its own result.
+const maxRescans = 3
+
+func (sc *Scanner) text(dst, s []byte, ids [][]byte) ([]byte, int) {
 	sc.spans = sc.find(sc.spans[:0], s, ids)
 	if d, ok := sc.decode(s); ok {
 		sc.alt = sc.find(sc.alt[:0], d, ids)

@@ -152,3 +152,60 @@ func unquote(s string) string {
 	}
 	return u
 }
+
+// TestJSONNumericIDs: a numeric id echoed as a JSON number, in any form
+// that denotes the same integer, is replaced; numbers that only look
+// alike stay.
+func TestJSONNumericIDs(t *testing.T) {
+	ids := [][]byte{[]byte("7008984883"), []byte("42"), []byte("anon-1")}
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", `{"revenue":7008984883}`, `{"revenue":"[id]"}`},
+		{"in an array", `{"xs":[1,7008984883,3]}`, `{"xs":[1,"[id]",3]}`},
+		{"fraction zero", `{"v":7008984883.0}`, `{"v":"[id]"}`},
+		{"exponent", `{"v":7.008984883e9}`, `{"v":"[id]"}`},
+		{"exponent with sign and fraction", `{"v":70089848830E-1}`, `{"v":"[id]"}`},
+		{"nested", `{"a":{"b":[[7008984883]]}}`, `{"a":{"b":[["[id]"]]}}`},
+		{"as a string", `{"v":"7008984883"}`, `{"v":"[id]"}`},
+		{"neighbour stays", `{"v":7008984884}`, `{"v":7008984884}`},
+		{"prefix stays", `{"v":700898488}`, `{"v":700898488}`},
+		{"longer stays", `{"v":70089848830}`, `{"v":70089848830}`},
+		{"negative stays", `{"v":-7008984883}`, `{"v":-7008984883}`},
+		{"not an integer stays", `{"v":7008984883.5}`, `{"v":7008984883.5}`},
+		{"short id not looked for in numbers", `{"qty":42,"price":42.0}`, `{"qty":42,"price":42.0}`},
+		{"epoch stays", `{"ts":1732280000000}`, `{"ts":1732280000000}`},
+		{"huge exponent stays", `{"v":1e999999}`, `{"v":1e999999}`},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := sc.JSON(nil, []byte(tt.in), ids)
+			if string(got) != tt.want {
+				t.Fatalf("JSON(%s)\n got %s\nwant %s", tt.in, got, tt.want)
+			}
+			if (n > 0) != (tt.in != tt.want) {
+				t.Fatalf("JSON(%s): %d changes", tt.in, n)
+			}
+		})
+	}
+}
+
+func TestCanonicalInt(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"42", "42", true}, {"-42", "-42", true}, {"42.0", "42", true}, {"4.2e1", "42", true}, {"420e-1", "42", true},
+		{"4.2E+1", "42", true}, {"0", "0", true}, {"-0", "0", true}, {"-0.0", "0", true}, {"42.5", "", false},
+		{"007", "", false}, {"abc", "", false}, {"", "", false}, {"-", "", false}, {"1e999999", "", false},
+		{"42.", "", false}, {"4-2", "", false}, {"-42.000", "-42", true}, {"0.000", "0", true}, {"1.5e1", "15", true}, {"1.55e1", "", false},
+		{"user-000123", "", false}, {"12345678901234567890123", "12345678901234567890123", true}, {"1.2345678901234567890123e22", "12345678901234567890123", true},
+	} {
+		got, ok := CanonicalInt([]byte(tt.in))
+		if ok != tt.ok || string(got) != tt.want {
+			t.Errorf("CanonicalInt(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -91,8 +91,9 @@ func (sc *Scanner) URL(dst, u []byte, keep func(name string) bool, ids [][]byte)
 		dst = append(dst, name...)
 		dst = append(dst, '=')
 		v := unescape(value)
-		sc.buf, _ = sc.Text(sc.buf[:0], v, ids)
-		if m := len(sc.spans); m > 0 || isID(v, ids) {
+		var m int
+		sc.buf, m = sc.Text(sc.buf[:0], v, ids)
+		if m > 0 || isID(v, ids) {
 			if m == 0 {
 				sc.buf, m = append(sc.buf[:0], ID.Placeholder()...), 1
 			}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1011,6 +1012,22 @@ func hostileCorpus() []hostileEntry {
 		c := group(luhnCard(fmt.Sprintf("55555555554%04d", g.n())), "-", 4, 4, 4, 4)
 		ev := g.with(`"context":{"ip":"` + ip + `","locale":"` + e + `","page":{"url":"https://s.example/u/` + id + `?e=` + url.QueryEscape(e) + `#` + p + `","path":"/u/` + id + `"},"location":{"city":"` + p + `","country":"` + c + `"}},"properties":{"title":"` + e + " " + p + " " + c + " " + ip + `","category":{"` + e + `":["` + p + `"]},"product_id":"` + id + `","user":{"email":"` + e + `"}},"traits":{"plan":"` + jsonEscapeAll(e) + `"}`)
 		g.add("everything at once", W, ev, tr("mixed-everything"), e, p, ip, c, id)
+	}
+
+	// 21. A numeric subject id echoed as a JSON number in kept fields, in
+	// every form that denotes the same integer.
+	for i, form := range []func(id string) string{
+		func(id string) string { return id },
+		func(id string) string { return id + ".0" },
+		func(id string) string { return id[:1] + "." + id[1:] + "e" + strconv.Itoa(len(id)-1) },
+		func(id string) string { return id + "0E-1" },
+	} {
+		id := strconv.Itoa(7008984000 + g.n())
+		ev := `{"type":"track","event":"Order Completed","userId":"` + id + `","messageId":"` + g.msgID() + `","timestamp":"2026-11-22T10:15:30.123Z",` +
+			`"properties":{"revenue":` + form(id) + `,"product_id":[1,` + form(id) + `,3],"category":{"n":` + form(id) + `}}}`
+		x := g.add(fmt.Sprintf("numeric id as a number, form %d", i), W, ev, tr("numeric-id-as-number"), id)
+		x.Subjects = append(x.Subjects, id)
+		x.Key = id
 	}
 	return g.es
 }

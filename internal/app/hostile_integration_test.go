@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"math/big"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -314,6 +315,13 @@ func (c *leakChecker) scan(m *kafka.Message, pii []string, rawTimes []time.Time)
 		texts = append(texts, h.Key, string(h.Value))
 	}
 	for _, t := range texts {
+		if n, ok := integerText(t); ok {
+			for _, p := range pii {
+				if n == p {
+					found("text "+strconv.Quote(t), p, "the same integer")
+				}
+			}
+		}
 		variants := decodings(t)
 		for _, p := range pii {
 			lp := strings.ToLower(p)
@@ -369,6 +377,24 @@ func jsonTexts(raw []byte) []string {
 			out = append(out, v.String())
 		}
 	}
+}
+
+// integerText returns the integer a number text such as 7.008984883e9
+// denotes, in plain decimal, when it denotes one (small exponents only).
+func integerText(t string) (string, bool) {
+	if len(t) == 0 || len(t) > 64 || strings.ContainsAny(t, " _") {
+		return "", false
+	}
+	if i := strings.IndexAny(t, "eE"); i >= 0 {
+		if exp, err := strconv.Atoi(strings.TrimPrefix(t[i+1:], "+")); err != nil || exp > 40 || exp < -40 {
+			return "", false
+		}
+	}
+	r, ok := new(big.Rat).SetString(t)
+	if !ok || !r.IsInt() || strings.ContainsAny(t, "/") {
+		return "", false
+	}
+	return r.Num().String(), true
 }
 
 // decodings returns t as a reader could decode it.
