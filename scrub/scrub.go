@@ -1,7 +1,8 @@
 // Package scrub finds personal data in free text and replaces it with
 // typed placeholders: e-mail addresses (plain and percent-encoded), phone
 // numbers, payment card numbers that pass the Luhn check, IPv4 and IPv6
-// literals, and caller-given identifiers (an event's own subject ids).
+// literals, JSON Web Tokens, MAC addresses, and caller-given identifiers
+// (an event's own subject ids).
 //
 // The detectors are hand-written scanners, linear in the text and without
 // allocation when nothing is found, so that they can run on every field of
@@ -34,6 +35,8 @@ const (
 	Card
 	Phone
 	ID
+	Token
+	MAC
 )
 
 // Placeholder returns the text that replaces data of kind k.
@@ -49,6 +52,10 @@ func (k Kind) Placeholder() string {
 		return "[phone]"
 	case ID:
 		return "[id]"
+	case Token:
+		return "[token]"
+	case MAC:
+		return "[mac]"
 	}
 	return ""
 }
@@ -209,21 +216,17 @@ func unhex(c byte) byte {
 }
 
 func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
-	digits, at, colon := false, false, false
-	sc.pct, sc.wide = false, false
+	var f uint8
 	for _, c := range s {
-		switch {
-		case c >= '0' && c <= '9':
-			digits = true
-		case c == '@':
-			at = true
-		case c == '%':
-			at, sc.pct = true, true
-		case c == ':':
-			colon = true
-		case c >= 0x80:
-			sc.wide = true
-		}
+		f |= byteClass[c]
+	}
+	digits, at, colon, sep := f&cDigit != 0, f&(cAt|cPct) != 0, f&cColon != 0, f&cSep != 0
+	sc.pct, sc.wide = f&cPct != 0, f&cWide != 0
+	if sep && len(s) >= 14 {
+		sp = findJWTs(sp, s)
+		sp = findMACs(sp, s)
+	} else if colon && len(s) >= 17 {
+		sp = findMACs(sp, s)
 	}
 	if at {
 		sp = findEmails(sp, s)
@@ -242,6 +245,27 @@ func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
 	}
 	return sp
 }
+
+// Byte classes find looks for, as bits, so that one pass ORs them.
+const (
+	cDigit uint8 = 1 << iota
+	cAt
+	cPct
+	cColon
+	cSep // "-" or ".": JWTs and MACs
+	cWide
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cDigit
+	}
+	t['@'], t['%'], t[':'], t['-'], t['.'] = cAt, cPct, cColon, cSep, cSep
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = cWide
+	}
+	return t
+}()
 
 // apply writes s with the spans replaced; overlapping spans merge and take
 // the kind of the one found first.

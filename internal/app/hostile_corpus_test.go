@@ -1029,5 +1029,18 @@ func hostileCorpus() []hostileEntry {
 		x.Subjects = append(x.Subjects, id)
 		x.Key = id
 	}
+
+	// 22. JSON Web Tokens (a credential holding the subject) and MAC
+	// addresses in kept fields and URLs.
+	for i := range 4 {
+		header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+		payload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"` + g.uid() + `","n":` + strconv.Itoa(g.n()) + `}`))
+		jwt := header + "." + payload + ".c2lnbmF0dXJl" + strconv.Itoa(i)
+		mac := fmt.Sprintf("00:1a:2b:%02x:4d:%02x", g.n()%256, i)
+		macDash := strings.ToUpper(strings.ReplaceAll(mac, ":", "-"))
+		ev := g.with(`"context":{"page":{"url":"https://s.example/auth/` + jwt + `?id_token=` + jwt + `#access_token=` + jwt + `","path":"/auth/` + jwt + `"}},` +
+			`"properties":{"title":"token ` + jwt + ` device ` + mac + `","category":"` + macDash + `","path":"/d/` + mac + `/x"}`)
+		g.add(fmt.Sprintf("jwt and mac in kept fields %d", i), W, ev, tr("jwt-in-url", "jwt-in-text", "mac-address"), jwt, mac, macDash)
+	}
 	return g.es
 }

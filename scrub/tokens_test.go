@@ -1,0 +1,68 @@
+package scrub
+
+import (
+	"testing"
+
+	"github.com/consentd/consentd/internal/demo/synth"
+)
+
+const (
+	testJWT     = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTAwMDEyMyIsImVtYWlsIjoiYm9iQGV4YW1wbGUuY29tIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+	testJWTNone = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9."
+	// Base64url JSON that is no JWT header (no alg, no typ).
+	notJWT = "eyJmb28iOiJiYXIiLCJiYXoiOjF9.eyJ4IjoxfQ.sig"
+)
+
+func TestTokensAndMACs(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"jwt alone", testJWT, "[token]"},
+		{"jwt in a query", "https://s.example/cb?id_token=" + testJWT + "&state=x", "https://s.example/cb?id_token=[token]&state=x"},
+		{"jwt in a fragment", "/cb#access_token=" + testJWT, "/cb#access_token=[token]"},
+		{"jwt as a path segment", "/auth/" + testJWT + "/done", "/auth/[token]/done"},
+		{"unsigned jwt", "t=" + testJWTNone + " end", "t=[token] end"},
+		{"jwt glued to a longer run stays", "x" + testJWT, "x" + testJWT},
+		{"base64 json that is no jwt stays", notJWT, notJWT},
+		{"two segments stay", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9"},
+		{"mac colons", "device 00:1A:2B:3C:4D:5E seen", "device [mac] seen"},
+		{"mac dashes lower", "00-1a-2b-3c-4d-5e", "[mac]"},
+		{"mac cisco", "001a.2b3c.4d5e.", "[mac]."},
+		{"mac letters only", "aa:bb:cc:dd:ee:ff", "[mac]"},
+		{"time stays", "12:34:56", "12:34:56"},
+		{"time with millis stays", "12:34:56.789", "12:34:56.789"},
+		{"mixed separators stay", "00:1a-2b:3c-4d:5e", "00:1a-2b:3c-4d:5e"},
+		{"seven groups stay", "00:1a:2b:3c:4d:5e:6f", "00:1a:2b:3c:4d:5e:6f"},
+		{"uuid stays", "123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-426614174000"},
+		{"version string stays", "v1.2.3-beta.4", "v1.2.3-beta.4"},
+		{"sku stays", "AB-12-CD-34-EF", "AB-12-CD-34-EF"},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := sc.Text(nil, []byte(tt.in), nil)
+			if string(got) != tt.want {
+				t.Fatalf("Text(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+			if (n > 0) != (tt.in != tt.want) {
+				t.Fatalf("Text(%q): %d changes", tt.in, n)
+			}
+		})
+	}
+}
+
+// TestTokensAndMACsOnSyntheticEvents: the synthetic event stream (the
+// demo's and the benchmarks') holds no JWT and no MAC address, so every
+// finding of these detectors there would be a false positive.
+func TestTokensAndMACsOnSyntheticEvents(t *testing.T) {
+	g := synth.New(11, 5000)
+	var sc Scanner
+	const events = 20000
+	for i := 0; i < events; i++ {
+		v, _ := g.Event()
+		sc.spans = sc.find(sc.spans[:0], v, nil)
+		for _, s := range sc.spans {
+			if s.kind == Token || s.kind == MAC {
+				t.Fatalf("event %d: %s found in %q", i, s.kind.Placeholder(), v[s.start:s.end])
+			}
+		}
+	}
+}
