@@ -56,6 +56,12 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 					text = []byte(s)
 				}
 			}
+			if !utf8.Valid(text) {
+				// Scan what will be written: each invalid byte becomes
+				// U+FFFD in the output (AppendQuoted).
+				sc.valid = replaceInvalid(sc.valid[:0], text)
+				text = sc.valid
+			}
 			var n int
 			sc.buf, n = sc.Text(sc.buf[:0], text, ids)
 			if n == 0 {
@@ -216,6 +222,21 @@ func validNumber(tok []byte) bool {
 		}
 	}
 	return true
+}
+
+// replaceInvalid appends s with every byte that is not part of a valid
+// UTF-8 sequence replaced by U+FFFD, as AppendQuoted writes it.
+func replaceInvalid(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
 }
 
 // stringEnd returns the index after the closing quote of the string

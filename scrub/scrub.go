@@ -16,6 +16,7 @@ package scrub
 
 import (
 	"bytes"
+	"html"
 	"net/netip"
 	"strings"
 	"unicode"
@@ -76,12 +77,14 @@ type Scanner struct {
 	spans, alt []span
 	buf        []byte
 	dec, norm  []byte
-	// pct and wide: the text find last scanned has "%" or non-ASCII bytes.
-	pct, wide bool
+	// pct, wide and amp: the text find last scanned has "%", non-ASCII
+	// bytes or "&".
+	pct, wide, amp bool
 	// numIDs are the ids of the current JSON call that are integers.
 	numIDs [][]byte
-	// rescan holds Text's result while it is scanned again.
-	rescan []byte
+	// rescan holds Text's result while it is scanned again; valid a
+	// string with invalid UTF-8 replaced.
+	rescan, valid []byte
 }
 
 // Text appends s to dst with every piece of personal data replaced by its
@@ -153,13 +156,19 @@ func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
 func (sc *Scanner) decode(s []byte) ([]byte, bool) {
 	wide := sc.wide
 	pct := sc.pct && hasEscape(s)
-	if !pct && !wide {
+	ent := sc.amp && hasEntity(s)
+	if !pct && !wide && !ent {
 		return nil, false
 	}
 	d := append(sc.dec[:0], s...)
 	for round := 0; pct && round < 4; round++ {
 		d = percentDecode(d)
 		pct = hasEscape(d)
+	}
+	// HTML character references ("&#64;", "&#x40;", "&commat;"), also
+	// when percent-encoding hid them.
+	for round := 0; round < 2 && hasEntity(d); round++ {
+		d = append(d[:0], html.UnescapeString(string(d))...)
 	}
 	if !wide {
 		for _, c := range d {
@@ -182,6 +191,22 @@ func (sc *Scanner) decode(s []byte) ([]byte, bool) {
 	}
 	sc.dec = d
 	return d, !bytes.Equal(d, s)
+}
+
+// hasEntity reports whether s holds something that may be an HTML
+// character reference: "&" followed by "#" or a letter, then ";" within a
+// few bytes (html.UnescapeString also reads some names without ";", but
+// none that could hide personal data).
+func hasEntity(s []byte) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '&' || !(s[i+1] == '#' || isAlpha(s[i+1])) {
+			continue
+		}
+		if j := bytes.IndexByte(s[i+1:min(len(s), i+34)], ';'); j > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func hasEscape(s []byte) bool {
@@ -221,7 +246,7 @@ func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
 		f |= byteClass[c]
 	}
 	digits, at, colon, sep := f&cDigit != 0, f&(cAt|cPct) != 0, f&cColon != 0, f&cSep != 0
-	sc.pct, sc.wide = f&cPct != 0, f&cWide != 0
+	sc.pct, sc.wide, sc.amp = f&cPct != 0, f&cWide != 0, f&cAmp != 0
 	if sep && len(s) >= 14 {
 		sp = findJWTs(sp, s)
 		sp = findMACs(sp, s)
@@ -254,13 +279,14 @@ const (
 	cColon
 	cSep // "-" or ".": JWTs and MACs
 	cWide
+	cAmp // "&": HTML character references
 )
 
 var byteClass = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = cDigit
 	}
-	t['@'], t['%'], t[':'], t['-'], t['.'] = cAt, cPct, cColon, cSep, cSep
+	t['@'], t['%'], t[':'], t['-'], t['.'], t['&'] = cAt, cPct, cColon, cSep, cSep, cAmp
 	for c := 0x80; c < 0x100; c++ {
 		t[c] = cWide
 	}

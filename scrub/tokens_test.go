@@ -66,3 +66,31 @@ func TestTokensAndMACsOnSyntheticEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLEntities: personal data written with HTML character references
+// is found, also when percent-encoding hides the references; ordinary
+// ampersands stay.
+func TestHTMLEntities(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"decimal", "mail bob&#64;example.com now", "mail [email] now"},
+		{"hex", "bob&#x40;example.com", "[email]"},
+		{"named", "bob&commat;example&period;com", "[email]"},
+		{"every character", "&#98;&#111;&#98;&#64;&#101;&#120;&#97;&#109;&#112;&#108;&#101;&#46;&#99;&#111;&#109;", "[email]"},
+		{"percent-encoded reference", "bob%26%2364%3Bexample.com", "[email]"},
+		{"ip digits as references", "&#49;98.51.100.55", "[ip]"},
+		{"ampersand stays", "Tom & Jerry, R&D, a&b;c", "Tom & Jerry, R&D, a&b;c"},
+		{"escaped markup stays", "&lt;b&gt;bold&lt;/b&gt; &amp; more", "&lt;b&gt;bold&lt;/b&gt; &amp; more"},
+	}
+	var sc Scanner
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := sc.Text(nil, []byte(tt.in), nil)
+			if string(got) != tt.want {
+				t.Fatalf("Text(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+			if (n > 0) != (tt.in != tt.want) {
+				t.Fatalf("Text(%q): %d changes", tt.in, n)
+			}
+		})
+	}
+}

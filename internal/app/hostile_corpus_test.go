@@ -1042,5 +1042,19 @@ func hostileCorpus() []hostileEntry {
 			`"properties":{"title":"token ` + jwt + ` device ` + mac + `","category":"` + macDash + `","path":"/d/` + mac + `/x"}`)
 		g.add(fmt.Sprintf("jwt and mac in kept fields %d", i), W, ev, tr("jwt-in-url", "jwt-in-text", "mac-address"), jwt, mac, macDash)
 	}
+
+	// 23. E-mail addresses written with HTML character references.
+	for i, enc := range []func(string) string{
+		func(e string) string { return strings.ReplaceAll(e, "@", "&#64;") },
+		func(e string) string { return strings.ReplaceAll(e, "@", "&#x40;") },
+		func(e string) string {
+			return strings.ReplaceAll(strings.ReplaceAll(e, "@", "&commat;"), ".", "&period;")
+		},
+		func(e string) string { return url.QueryEscape(strings.ReplaceAll(e, "@", "&#64;")) },
+	} {
+		e := g.email()
+		ev := g.with(`"properties":{"title":"write to ` + enc(e) + `","category":"` + enc(e) + `","path":"/u/` + enc(e) + `"}`)
+		g.add(fmt.Sprintf("email as html references %d", i), W, ev, tr("email-html-entities"), e)
+	}
 	return g.es
 }
