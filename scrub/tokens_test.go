@@ -92,3 +92,34 @@ func runTextTable(t *testing.T, tests []textCase) {
 		})
 	}
 }
+
+// TestURLIPHosts: a URL whose host is an IP address in a form browsers
+// read (one number, hex, octal parts, fewer parts, an IPv6 zone) loses
+// the host; host names and dotted numbers no browser reads as an address
+// stay.
+func TestURLIPHosts(t *testing.T) {
+	keep := func(string) bool { return false }
+	for _, tt := range []struct{ in, want string }{
+		{"http://3232235777/x", "http://[ip]/x"},
+		{"http://0xC0A80101/", "http://[ip]/"},
+		{"http://0177.0.0.01/", "http://[ip]/"},
+		{"http://0177.1/", "http://[ip]/"},
+		{"http://127.1:8080/p", "http://[ip]/p"},
+		{"http://192.168.257/", "http://[ip]/"},
+		{"https://[fe80::1%25en0]:8443/a", "https://[ip]/a"},
+		{"https://shop.example/a", "https://shop.example/a"},
+		{"https://123abc.example/", "https://123abc.example/"},
+		{"https://2024.11.22/", "https://2024.11.22/"},
+		{"https://1.2.3.4.5/", "https://1.2.3.4.5/"},
+		{"https://example.com:8080/", "https://example.com:8080/"},
+	} {
+		var sc Scanner
+		got, n := sc.URL(nil, []byte(tt.in), keep, nil)
+		if string(got) != tt.want {
+			t.Errorf("URL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if (n > 0) != (tt.in != tt.want) {
+			t.Errorf("URL(%q): %d changes", tt.in, n)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package scrub
 
 import (
 	"bytes"
+	"net/netip"
 	"net/url"
+	"strconv"
 )
 
 // URL appends u, a URL, a path or a query string, reduced to what carries
@@ -37,6 +39,9 @@ func (sc *Scanner) URL(dst, u []byte, keep func(name string) bool, ids [][]byte)
 		}
 		if kind := sc.Find(auth, ids); kind != None {
 			dst = append(dst, kind.Placeholder()...)
+			n++
+		} else if ipHost(auth) {
+			dst = append(dst, IP.Placeholder()...)
 			n++
 		} else {
 			dst = append(dst, auth...)
@@ -130,4 +135,62 @@ func unescape(s []byte) []byte {
 		s = []byte(d)
 	}
 	return s
+}
+
+// ipHost reports whether auth, a URL's host with an optional port, is an
+// IP address in a form the text detectors do not read as one but a
+// browser does: an IPv4 address as one decimal or hex number
+// (http://3232235777/, http://0xC0A80101/), with octal or hex parts or
+// fewer than four parts (http://0300.0250.1.1/, http://127.1/), or a
+// bracketed IPv6 address with a zone (http://[fe80::1%25en0]/).
+func ipHost(auth []byte) bool {
+	if len(auth) > 0 && auth[0] == '[' {
+		end := bytes.IndexByte(auth, ']')
+		if end < 0 {
+			return false
+		}
+		h := bytes.ReplaceAll(auth[1:end], []byte("%25"), []byte("%"))
+		_, err := netip.ParseAddr(string(h))
+		return err == nil
+	}
+	if k := bytes.LastIndexByte(auth, ':'); k >= 0 {
+		auth = auth[:k]
+	}
+	auth = bytes.TrimSuffix(auth, []byte("."))
+	parts := bytes.Split(auth, []byte("."))
+	if len(auth) == 0 || len(parts) > 4 {
+		return false
+	}
+	// As the WHATWG URL parser: every part but the last is one byte, the
+	// last fills the remaining bytes.
+	for i, p := range parts {
+		v, ok := ipv4Part(p)
+		if !ok {
+			return false
+		}
+		if i < len(parts)-1 && v > 255 || i == len(parts)-1 && v >= 1<<(8*(5-len(parts))) {
+			return false
+		}
+	}
+	return true
+}
+
+// ipv4Part parses one part of an IPv4 host as browsers do: decimal, octal
+// with a leading 0, or hex with 0x.
+func ipv4Part(p []byte) (uint64, bool) {
+	base, digits := 10, p
+	switch {
+	case len(p) >= 2 && p[0] == '0' && p[1]|0x20 == 'x':
+		base, digits = 16, p[2:]
+	case len(p) > 1 && p[0] == '0':
+		base, digits = 8, p[1:]
+	}
+	if len(digits) == 0 {
+		return 0, base == 16 || len(p) > 0 // "0x" is 0 to a browser
+	}
+	if len(digits) > 16 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(digits), base, 64)
+	return v, err == nil && v <= 0xffffffff
 }

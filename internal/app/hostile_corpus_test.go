@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -1055,6 +1056,24 @@ func hostileCorpus() []hostileEntry {
 		e := g.email()
 		ev := g.with(`"properties":{"title":"write to ` + enc(e) + `","category":"` + enc(e) + `","path":"/u/` + enc(e) + `"}`)
 		g.add(fmt.Sprintf("email as html references %d", i), W, ev, tr("email-html-entities"), e)
+	}
+
+	// 24. The event's IP address as a URL host in forms a browser reads.
+	for i, host := range []func(netip.Addr) string{
+		func(a netip.Addr) string {
+			b := a.As4()
+			return strconv.FormatUint(uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]), 10)
+		},
+		func(a netip.Addr) string {
+			b := a.As4()
+			return fmt.Sprintf("0x%02x%02x%02x%02x", b[0], b[1], b[2], b[3])
+		},
+		func(a netip.Addr) string { b := a.As4(); return fmt.Sprintf("0%o.0%o.0%o.0%o", b[0], b[1], b[2], b[3]) },
+	} {
+		ip := g.ipv4()
+		a := netip.MustParseAddr(ip)
+		ev := g.with(`"context":{"ip":"` + ip + `","page":{"url":"http://` + host(a) + `/landing?x=1","path":"/p"}}`)
+		g.add(fmt.Sprintf("ip as a url host %d", i), W, ev, tr("ip-numeric-host"), ip)
 	}
 	return g.es
 }

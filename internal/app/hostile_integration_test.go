@@ -233,6 +233,13 @@ func (c *leakChecker) prepare(p string) {
 	c.b64[p] = dedupe([]string{base64.StdEncoding.EncodeToString([]byte(p)), base64.RawURLEncoding.EncodeToString([]byte(p)), base64.RawStdEncoding.EncodeToString([]byte(p))})
 	if a, err := netip.ParseAddr(p); err == nil {
 		c.ips[p] = a
+		if a.Is4() {
+			// The forms a browser reads as this address in a URL host.
+			b := a.As4()
+			v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+			c.forms[p] = append(c.forms[p], "//"+strconv.FormatUint(uint64(v), 10), fmt.Sprintf("//0x%x", v),
+				fmt.Sprintf("//0%o.0%o.0%o.0%o", b[0], b[1], b[2], b[3]))
+		}
 		return
 	}
 	d := digitsOf(p)
