@@ -13,9 +13,10 @@ import (
 // Text, object keys included, numbers that are card numbers replaced by
 // the string "[card]", and numbers that denote one of ids (an id of at
 // least MinNumericID digits: 7008984883, 7008984883.0, 7.008984883e9 for
-// the id "7008984883") replaced by the string "[id]". It returns the count of replacements. A key
-// that changes gets "#" and its position in the object appended
-// ("[email]#3"), so that two scrubbed keys of one object stay distinct.
+// the id "7008984883") replaced by the string "[id]". It returns the
+// count of replacements. A key that changes gets "#" and its position in
+// the object appended ("[email]#3"), so that two scrubbed keys of one
+// object stay distinct.
 func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 	total := 0
 	numIDs := sc.numericIDs(ids)
@@ -209,10 +210,11 @@ func allZeros(b []byte) bool {
 	return true
 }
 
-// validNumber reports whether tok is a JSON number, bounding its exponent
-// so that big.Rat never builds a huge integer.
+// validNumber reports whether tok, which starts with "-" or a digit, is a
+// JSON number, bounding its exponent so that big.Rat never builds a huge
+// integer.
 func validNumber(tok []byte) bool {
-	if !json.Valid(tok) || len(tok) == 0 || (tok[0] != '-' && !isDigit(tok[0])) {
+	if !json.Valid(tok) {
 		return false
 	}
 	if i := bytes.IndexAny(tok, "eE"); i >= 0 {

@@ -174,9 +174,9 @@ func NewRedis(cfg *config.Config) (redis.UniversalClient, error) {
 }
 
 // NewChanges returns the one consent change service: changes stored in
-// Redis, retractions written through producer (nil: changes that need
-// retractions fail), withdrawals and erasures waiting for the revocation
-// barrier. The CLI, the consent API, the consent topic and the expiry
+// Redis, retractions written through producer (nil, untyped: changes
+// that need retractions fail), withdrawals and erasures waiting for the
+// revocation barrier. The CLI, the consent API, the consent topic and the expiry
 // sweeper all change consent through it.
 func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer kafkaops.Producer, hs hooks.List, log *zap.Logger) *changes.Service {
 	svc := &changes.Service{
@@ -185,7 +185,7 @@ func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClien
 		Purposes: pol.Purposes,
 		Barrier:  &barrier.Revoker{Registry: redisstore.NewBarrierRegistry(rdb, cfg.Redis.KeyPrefix), Hooks: hs},
 	}
-	if producer != nil && !isNil(producer) {
+	if producer != nil {
 		svc.Retractor = &kafkaops.Retractor{Policy: pol, Producer: producer, Backoff: Backoff(cfg), Log: log, Retention: cfg.Pseudonymization.Retention}
 	}
 	return svc
@@ -417,11 +417,4 @@ func (a *App) runConsentSync(ctx context.Context) {
 	if err := s.Run(ctx); err != nil {
 		a.Log.Error("consent ingestion stopped", zap.Error(err))
 	}
-}
-
-// isNil reports a typed nil producer (a nil *kafka.Writer in an
-// interface).
-func isNil(p kafkaops.Producer) bool {
-	w, ok := p.(*kafka.Writer)
-	return ok && w == nil
 }
