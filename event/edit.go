@@ -388,3 +388,67 @@ func (e *Edit) appendObject(dst []byte, obj int32) []byte {
 	}
 	return append(dst, '}')
 }
+
+// EachOriginal calls fn for every member of the unedited document that p
+// matches (wildcards included), removed ones too, with its original value
+// and whether it is kept: still present in the edited document with its
+// original value (neither it nor an object above it removed or replaced).
+// Taint tracking reads what an output removed through it.
+func (e *Edit) EachOriginal(p Path, fn func(v Value, kept bool)) {
+	if len(e.d.nodes) == 0 || len(p) == 0 {
+		return
+	}
+	e.eachOriginal(0, p, true, fn)
+}
+
+func (e *Edit) eachOriginal(obj int32, p Path, kept bool, fn func(Value, bool)) {
+	d := e.d
+	n := &d.nodes[obj]
+	seg := p[0]
+	for i := n.first; i < n.first+n.n; i++ {
+		m := &d.members[i]
+		if seg != "*" && !d.keyEquals(m, seg) {
+			continue
+		}
+		k := kept && !e.removed[i] && e.repl[i] == nil
+		if len(p) == 1 {
+			fn(d.valueAt(&d.nodes[m.val]), k)
+		} else if d.nodes[m.val].kind == Object {
+			e.eachOriginal(m.val, p[1:], k, fn)
+		}
+		if seg != "*" {
+			break
+		}
+	}
+}
+
+// WalkOriginal calls fn for every member of the unedited document's
+// objects, depth first in document order (members of objects inside arrays
+// are not visited: paths never enter arrays), with its key unescaped
+// (valid during the call only), its original value and whether it is kept
+// (see EachOriginal).
+func (e *Edit) WalkOriginal(fn func(key []byte, v Value, kept bool)) {
+	if len(e.d.nodes) == 0 {
+		return
+	}
+	var kbuf []byte
+	e.walkOriginal(0, true, &kbuf, fn)
+}
+
+func (e *Edit) walkOriginal(obj int32, kept bool, kbuf *[]byte, fn func([]byte, Value, bool)) {
+	d := e.d
+	n := &d.nodes[obj]
+	for i := n.first; i < n.first+n.n; i++ {
+		m := &d.members[i]
+		key := d.raw[m.keyStart+1 : m.keyEnd-1]
+		if m.keyEsc {
+			*kbuf = append((*kbuf)[:0], d.key(m)...)
+			key = *kbuf
+		}
+		k := kept && !e.removed[i] && e.repl[i] == nil
+		fn(key, d.valueAt(&d.nodes[m.val]), k)
+		if d.nodes[m.val].kind == Object {
+			e.walkOriginal(m.val, k, kbuf, fn)
+		}
+	}
+}

@@ -235,8 +235,32 @@ func (c *compiler) output(i int) {
 			o.recordUnit = tt.unit
 		}
 	}
+	c.taint(o)
 	c.p.Outputs = append(c.p.Outputs, o)
 	c.lint(where, o)
+}
+
+// taint gives the output's scrub transforms the fields whose values the
+// output removes or rewrites: the policy's subjects and what drop_fields,
+// pseudonymize and truncate_ip name.
+func (c *compiler) taint(o *Output) {
+	var src []event.Path
+	src = append(src, c.p.Subjects...)
+	for _, t := range o.Transforms {
+		switch t := t.(type) {
+		case *dropFields:
+			src = append(src, t.paths...)
+		case *pseudonymize:
+			src = append(src, t.paths...)
+		case *truncateIP:
+			src = append(src, t.paths...)
+		}
+	}
+	for _, t := range o.Transforms {
+		if st, ok := t.(*scrubT); ok {
+			st.track(src...)
+		}
+	}
 }
 
 // lint reports what an output lets through: without keep_only (an error

@@ -10,7 +10,7 @@ import (
 	"github.com/consentd/consentd/event"
 )
 
-func testKeys(t *testing.T) *Keyring {
+func testKeys(t testing.TB) *Keyring {
 	t.Helper()
 	k, err := NewKeyring(map[string][]byte{
 		"k1": []byte("0123456789abcdef0123456789abcdef"),

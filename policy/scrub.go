@@ -32,7 +32,47 @@ type ScrubSpec struct {
 	// more; whole URL path segments of any length).
 	// Default: [userId, anonymousId, previousId].
 	IDs []string `yaml:"ids"`
+	// Identifiers name the fields whose values are tracked through the
+	// output (taint tracking): when the output removes or rewrites such a
+	// field, its value is replaced wherever else the output still has it,
+	// in the forms Fields are scanned in (see "Taint tracking" in the
+	// README). An entry with a dot is a path ("context.device.id"); one
+	// without is a key name matched at any depth, ignoring ASCII case,
+	// "_" and "-" ("email" matches "Email", "e_mail"). Values of fields
+	// the output's drop_fields, pseudonymize and truncate_ip name, and of
+	// the policy's subjects, are tracked as well. Default:
+	// DefaultIdentifiers.
+	Identifiers []string `yaml:"identifiers"`
+	// Hashes replaces every 32, 40 or 64 hex-digit word (an MD5, SHA-1 or
+	// SHA-256: hashed e-mails are ad tech's match keys) by [hash]. Hashes
+	// of the event's own e-mail addresses are found without it. Default:
+	// false (order references and content hashes look the same).
+	Hashes bool `yaml:"hashes"`
+	// AtWords reads "(at)", "[at]", "{at}", "<at>" and the same forms of
+	// "dot" inside e-mail addresses ("alice [at] example [dot] com").
+	// Default: false.
+	AtWords bool `yaml:"at_words"`
 }
+
+// DefaultIdentifiers are the identifier fields of Segment, RudderStack and
+// Snowplow events (key names at any depth, and paths).
+var DefaultIdentifiers = []string{
+	// Segment and RudderStack
+	"userId", "anonymousId", "previousId", "email", "emailAddress", "phone", "phoneNumber", "mobile",
+	"advertisingId", "adId", "idfa", "idfv", "gaid", "androidId", "deviceId", "context.device.id",
+	"context.device.token", "ip", "ipAddress", "request_ip", "userAgent", "sessionId", "externalId",
+	// Snowplow
+	"user_id", "domain_userid", "network_userid", "domain_sessionid", "user_ipaddress", "useragent",
+	"user_fingerprint", "mkt_clickid", "refr_domain_userid", "apple_idfa", "apple_idfv", "android_idfa", "open_idfa",
+	// click ids
+	"gclid", "fbclid", "msclkid", "ttclid",
+}
+
+// MaxNeedles bounds the distinct identifiers one event may hold for one
+// output: each is searched in every kept field, so an event with
+// thousands would cost thousands of scans per field. An event with more is
+// dead-lettered (too_many_identifiers) rather than passed on unchecked.
+const MaxNeedles = 64
 
 var (
 	defaultScrubURLs = []string{"context.page.url", "context.page.path", "context.page.referrer", "context.page.search",
@@ -45,6 +85,17 @@ type scrubT struct {
 	urls   fields
 	ids    []event.Path
 	params []string
+	// Taint sources: paths (the output's drop_fields, pseudonymize and
+	// truncate_ip fields, the policy's subjects, identifier paths) and
+	// normalized identifier key names.
+	sources []event.Path
+	names   map[string]bool
+	// nameFirst marks the first bytes of normalized names, maxName their
+	// longest length: most keys are ruled out without normalizing them.
+	nameFirst [256]bool
+	maxName   int
+	hashes    bool
+	atWords   bool
 }
 
 func compileScrub(s *ScrubSpec) (*scrubT, error) {
@@ -74,7 +125,55 @@ func compileScrub(s *ScrubSpec) (*scrubT, error) {
 			return nil, fmt.Errorf("scrub: keep_params: %q: want a name or a prefix ending in *", p)
 		}
 	}
-	return &scrubT{fields: newFields(f), urls: newFields(u), ids: ids, params: params}, nil
+	t := &scrubT{fields: newFields(f), urls: newFields(u), ids: ids, params: params, names: map[string]bool{}, hashes: s.Hashes, atWords: s.AtWords}
+	idents := s.Identifiers
+	if idents == nil {
+		idents = DefaultIdentifiers
+	}
+	for _, id := range idents {
+		if !strings.Contains(id, ".") {
+			k := normKey(nil, []byte(id))
+			if len(k) == 0 {
+				return nil, fmt.Errorf("scrub: identifiers: %q: want a key name or a path", id)
+			}
+			t.names[string(k)] = true
+			t.nameFirst[k[0]] = true
+			t.maxName = max(t.maxName, len(k))
+			continue
+		}
+		p, err := event.ParsePath(id)
+		if err != nil {
+			return nil, fmt.Errorf("scrub: identifiers: %w", err)
+		}
+		t.sources = append(t.sources, p)
+	}
+	return t, nil
+}
+
+// track adds paths whose values the output removes or rewrites to the
+// taint sources (Compile calls it with the output's other transforms and
+// the policy's subjects).
+func (t *scrubT) track(ps ...event.Path) {
+	for _, p := range ps {
+		if !slices.ContainsFunc(t.sources, func(q event.Path) bool { return slices.Equal(p, q) }) {
+			t.sources = append(t.sources, p)
+		}
+	}
+}
+
+// normKey appends key lower-cased without "_", "-", "." and spaces: the
+// form identifier names are compared in.
+func normKey(dst, key []byte) []byte {
+	for _, c := range key {
+		switch {
+		case c == '_' || c == '-' || c == '.' || c == ' ':
+		case c >= 'A' && c <= 'Z':
+			dst = append(dst, c|0x20)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 func (t *scrubT) String() string {
@@ -100,6 +199,31 @@ type scrubState struct {
 	idRefs  []event.Ref
 	scratch []byte
 	key     []byte
+	// Taint candidates: values of identifier fields, and those the output
+	// keeps as they were (not needles: the policy lets them through).
+	cands, kept [][]byte
+	nkey        []byte
+	// arena holds the needles derived from values ("+" forms).
+	arena []byte
+	// The hashes of the last e-mail seen: the outputs of one event ask
+	// for the same ones, usually from the same state.
+	hashOf    []byte
+	hashes    [][]byte
+	hashArena []byte
+}
+
+// appendHashes appends the hashed forms of v (scrub.AppendHashes),
+// computed once for consecutive calls with the same v.
+func (st *scrubState) appendHashes(dst [][]byte, v []byte) [][]byte {
+	if bytes.IndexByte(v, '@') < 0 {
+		return dst
+	}
+	if st.hashOf == nil || !bytes.Equal(st.hashOf, v) {
+		st.hashOf = append(st.hashOf[:0], v...)
+		st.hashArena = make([]byte, 0, 512)
+		st.hashes, st.hashArena = scrub.AppendHashes(st.hashes[:0], st.hashArena, v)
+	}
+	return append(dst, st.hashes...)
 }
 
 var scrubPool = sync.Pool{New: func() any { return new(scrubState) }}
@@ -108,6 +232,10 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 	st := scrubPool.Get().(*scrubState)
 	defer scrubPool.Put(st)
 	st.ids, st.idRefs = st.ids[:0], st.idRefs[:0]
+	st.sc.Hashes, st.sc.AtWords = t.hashes, t.atWords
+	if err := t.needles(ed, st); err != nil {
+		return err
+	}
 	for _, p := range t.ids {
 		v, ok, err := ed.Original(p)
 		if err != nil {
@@ -128,11 +256,12 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 		if v.Kind != event.String {
 			return nil
 		}
+		st.sc.Found()
 		out, n := st.sc.URL(st.scratch[:0], v.Text(), t.keepParam, st.ids)
 		st.scratch = out
 		if n > 0 {
 			ed.Replace(r, scrub.AppendQuoted(nil, out))
-			rec(Action{Op: "scrub", Path: path, Count: n})
+			rec(Action{Op: "scrub", Path: path, Count: n, Kinds: st.sc.Found()})
 		}
 		return nil
 	})
@@ -141,6 +270,7 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 	}
 	return t.fields.each(ed, func(r event.Ref, path string) error {
 		total := 0
+		st.sc.Found()
 		ed.Rewrite(r, func(key []byte, pos int) []byte {
 			out, n := st.sc.Text(st.key[:0], key, st.ids)
 			st.key = out
@@ -163,8 +293,93 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 			return bytes.Clone(out)
 		})
 		if total > 0 {
-			rec(Action{Op: "scrub", Path: path, Count: total})
+			rec(Action{Op: "scrub", Path: path, Count: total, Kinds: st.sc.Found()})
 		}
 		return nil
 	})
+}
+
+// needles collects into st.ids the event's identifiers that this output
+// removes or rewrites (taint tracking): the original values of the taint
+// source paths and of members named like an identifier, at any depth,
+// except values the output still has verbatim in such a field (the
+// policy lets those through), with the hashes of e-mail addresses.
+func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
+	st.cands, st.kept, st.arena = st.cands[:0], st.kept[:0], st.arena[:0]
+	add := func(v event.Value, kept bool) {
+		var b []byte
+		switch v.Kind {
+		case event.String:
+			b = v.Text()
+		case event.Number:
+			b = v.Raw
+		default:
+			return
+		}
+		if len(bytes.TrimSpace(b)) < scrub.MinIDLen {
+			return
+		}
+		if kept {
+			st.kept = append(st.kept, b)
+		} else {
+			st.cands = append(st.cands, b)
+		}
+	}
+	for _, p := range t.sources {
+		ed.EachOriginal(p, add)
+	}
+	if len(t.names) > 0 {
+		ed.WalkOriginal(func(key []byte, v event.Value, kept bool) {
+			k := 0
+			for k < len(key) && (key[k] == '_' || key[k] == '-' || key[k] == '.' || key[k] == ' ') {
+				k++
+			}
+			if k == len(key) || !t.nameFirst[key[k]|0x20] && !t.nameFirst[key[k]] || len(key) > 2*t.maxName {
+				return
+			}
+			st.nkey = normKey(st.nkey[:0], key)
+			if t.names[string(st.nkey)] {
+				add(v, kept)
+			}
+		})
+	}
+	for _, c := range st.cands {
+		if containsBytes(st.kept, c) || containsBytes(st.ids, c) {
+			continue
+		}
+		if len(st.ids) >= MaxNeedles {
+			return &InputError{Reason: ReasonTooManyIdentifiers, Err: fmt.Errorf("scrub: more than %d distinct identifiers", MaxNeedles)}
+		}
+		st.ids = append(st.ids, c)
+		if bytes.IndexByte(c, ' ') >= 0 {
+			// Form-encoded text writes spaces as "+" (percent-decoding
+			// leaves "+" alone: it is a plus in URL paths).
+			if cap(st.arena)-len(st.arena) < len(c) {
+				st.arena = make([]byte, 0, max(1024, 2*len(c)))
+			}
+			start := len(st.arena)
+			for _, b := range c {
+				if b == ' ' {
+					b = '+'
+				}
+				st.arena = append(st.arena, b)
+			}
+			st.ids = append(st.ids, st.arena[start:len(st.arena):len(st.arena)])
+		}
+		if d, ok := st.sc.Decoded(nil, c); ok {
+			// Allocates only for a value with "%", "&" or non-ASCII.
+			st.ids = append(st.ids, d)
+		}
+		st.ids = st.appendHashes(st.ids, c)
+	}
+	return nil
+}
+
+func containsBytes(list [][]byte, b []byte) bool {
+	for _, x := range list {
+		if bytes.Equal(x, b) {
+			return true
+		}
+	}
+	return false
 }

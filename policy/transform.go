@@ -27,12 +27,16 @@ type Action struct {
 	// Count is how many fields (keep_only: members; scrub: pieces of
 	// text) the change covers; 0 means 1.
 	Count int
+	// Kinds are the kinds of personal data scrub replaced (never the
+	// data itself).
+	Kinds scrub.Kinds
 }
 
 func (a Action) String() string { return string(a.appendTo(nil)) }
 
 // appendTo renders "op:path", with the count when it says something:
-// "keep_only:properties(2 removed)", "scrub:properties(3 replaced)",
+// "keep_only:properties(2 removed)", "scrub:properties(3 replaced:
+// email,id)",
 // "drop_fields:context.*.id(2)".
 func (a Action) appendTo(dst []byte) []byte {
 	dst = append(dst, a.Op...)
@@ -43,7 +47,11 @@ func (a Action) appendTo(dst []byte) []byte {
 	case "keep_only":
 		dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), " removed)"...)
 	case "scrub":
-		dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), " replaced)"...)
+		dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), " replaced"...)
+		if a.Kinds != 0 {
+			dst = a.Kinds.Append(append(dst, ": "...))
+		}
+		dst = append(dst, ')')
 	default:
 		if n > 1 {
 			dst = append(strconv.AppendInt(append(dst, '('), int64(n), 10), ')')
@@ -90,7 +98,10 @@ const (
 	// and removal of invisible characters and surrounding spaces ("UserId",
 	// "ｕｓｅｒＩｄ", "userId ", "e\u200bmail").
 	ReasonConfusableKey = "confusable_key"
-	ReasonInternal      = "internal"
+	// ReasonTooManyIdentifiers: more distinct identifiers than taint
+	// tracking searches for (MaxNeedles).
+	ReasonTooManyIdentifiers = "too_many_identifiers"
+	ReasonInternal           = "internal"
 )
 
 // inputErr classifies err from the event package into an InputError.

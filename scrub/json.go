@@ -19,7 +19,8 @@ import (
 // object stay distinct.
 func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 	total := 0
-	numIDs := sc.numericIDs(ids)
+	var numIDs [][]byte // computed at the first number
+	numDone := false
 	type frame struct {
 		obj    bool
 		member int
@@ -84,9 +85,11 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 			}
 			if k := j - i; k >= 13 && k <= 19 && len(findCards(nil, raw[i:j])) > 0 {
 				dst = append(dst, `"[card]"`...)
+				sc.found |= 1 << Card
 				total++
-			} else if len(numIDs) > 0 && denotesID(raw[i:j], numIDs) {
+			} else if len(ids) > 0 && denotesID(raw[i:j], sc.idsOnce(ids, &numIDs, &numDone)) {
 				dst = append(dst, `"[id]"`...)
+				sc.found |= 1 << ID
 				total++
 			} else {
 				dst = append(dst, raw[i:j]...)
@@ -109,6 +112,15 @@ func (sc *Scanner) JSON(dst, raw []byte, ids [][]byte) ([]byte, int) {
 // or price that happens to equal it, and an id space that small is
 // enumerable whatever consentd does.
 const MinNumericID = 6
+
+// idsOnce returns numericIDs(ids), computed on the first call of a JSON
+// call (most values hold no number, and the ids are many).
+func (sc *Scanner) idsOnce(ids [][]byte, num *[][]byte, done *bool) [][]byte {
+	if !*done {
+		*num, *done = sc.numericIDs(ids), true
+	}
+	return *num
+}
 
 // numericIDs returns the ids that are integers of at least MinNumericID
 // digits, in canonical form (CanonicalInt).

@@ -38,6 +38,7 @@ const (
 	ID
 	Token
 	MAC
+	Hash
 )
 
 // Placeholder returns the text that replaces data of kind k.
@@ -57,8 +58,41 @@ func (k Kind) Placeholder() string {
 		return "[token]"
 	case MAC:
 		return "[mac]"
+	case Hash:
+		return "[hash]"
 	}
 	return ""
+}
+
+// Kinds is a set of kinds.
+type Kinds uint16
+
+// Has reports whether k is in the set.
+func (ks Kinds) Has(k Kind) bool { return ks&(1<<k) != 0 }
+
+// Append appends the names of the kinds in the set, comma-separated, in
+// Kind order ("email,id").
+func (ks Kinds) Append(dst []byte) []byte {
+	first := true
+	for k := Email; k <= Hash; k++ {
+		if !ks.Has(k) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		p := k.Placeholder()
+		dst = append(dst, p[1:len(p)-1]...)
+	}
+	return dst
+}
+
+// Found returns the kinds replaced since the last call and forgets them.
+func (sc *Scanner) Found() Kinds {
+	ks := sc.found
+	sc.found = 0
+	return ks
 }
 
 // MinIDLen is the shortest identifier Text looks for: a one-character id
@@ -66,14 +100,27 @@ func (k Kind) Placeholder() string {
 // replaced whatever its length.)
 const MinIDLen = 2
 
+// MinGluedID is the shortest identifier found glued to other text
+// ("x7008984883y", "uid=abc123def"): a shorter one ("42", "u1", "anon")
+// is found only as a whole word, or it would eat every digit pair and
+// syllable that happens to match it.
+const MinGluedID = 6
+
 type span struct {
 	start, end int
 	kind       Kind
 }
 
-// Scanner holds reusable buffers. The zero value is ready; it is not safe
-// for concurrent use.
+// Scanner holds reusable buffers and the opt-in detectors. The zero value
+// is ready; it is not safe for concurrent use.
 type Scanner struct {
+	// Hashes replaces runs of 32, 40 or 64 hex digits (MD5, SHA-1,
+	// SHA-256: hashed e-mails are ad tech's match keys) by [hash].
+	Hashes bool
+	// AtWords reads "(at)", "[at]", "{at}" and "<at>" as "@" and the same
+	// forms of "dot" as "." ("alice [at] example [dot] com").
+	AtWords bool
+
 	spans, alt []span
 	buf        []byte
 	dec, norm  []byte
@@ -85,6 +132,13 @@ type Scanner struct {
 	// rescan holds Text's result while it is scanned again; valid a
 	// string with invalid UTF-8 replaced.
 	rescan, valid []byte
+	// found: the kinds replaced since the last Found call.
+	found Kinds
+	// fold: the text lower-cased, for ids with non-ASCII letters.
+	fold []byte
+	// b64 and inner: findEncoded's decoded run and its findings.
+	b64   []byte
+	inner []span
 }
 
 // Text appends s to dst with every piece of personal data replaced by its
@@ -117,9 +171,9 @@ func (sc *Scanner) Text(dst, s []byte, ids [][]byte) ([]byte, int) {
 const maxRescans = 3
 
 func (sc *Scanner) text(dst, s []byte, ids [][]byte) ([]byte, int) {
-	sc.spans = sc.find(sc.spans[:0], s, ids)
+	sc.spans = sc.find(sc.spans[:0], s, ids, true)
 	if d, ok := sc.decode(s); ok {
-		sc.alt = sc.find(sc.alt[:0], d, ids)
+		sc.alt = sc.find(sc.alt[:0], d, ids, true)
 		if len(sc.alt) > len(sc.spans) {
 			sc.spans, sc.alt = sc.alt, sc.spans
 			s = d
@@ -128,22 +182,40 @@ func (sc *Scanner) text(dst, s []byte, ids [][]byte) ([]byte, int) {
 	if len(sc.spans) == 0 {
 		return append(dst, s...), 0
 	}
-	return sc.apply(dst, s), len(sc.spans)
+	return sc.apply(dst, s)
 }
 
 // Find reports the first kind of personal data in s (or in its decoded
 // form, see Text), None if there is none.
 func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
-	sc.spans = sc.find(sc.spans[:0], s, ids)
+	sc.spans = sc.find(sc.spans[:0], s, ids, true)
 	if len(sc.spans) == 0 {
 		if d, ok := sc.decode(s); ok {
-			sc.spans = sc.find(sc.spans[:0], d, ids)
+			sc.spans = sc.find(sc.spans[:0], d, ids, true)
 		}
 	}
 	if len(sc.spans) == 0 {
 		return None
 	}
 	return sc.spans[0].kind
+}
+
+// Decoded appends to dst the form Text also scans s in (percent-decoded,
+// HTML references read, without invisible characters, NFKC) and reports
+// whether it differs from s. An identifier that holds such sequences
+// itself ("a%41b") is searched in this form too, since that is what the
+// decoded text holds.
+func (sc *Scanner) Decoded(dst, s []byte) ([]byte, bool) {
+	var f uint8
+	for _, c := range s {
+		f |= byteClass[c]
+	}
+	sc.pct, sc.wide, sc.amp = f&cPct != 0, f&cWide != 0, f&cAmp != 0
+	d, ok := sc.decode(s)
+	if !ok {
+		return dst, false
+	}
+	return append(dst, d...), true
 }
 
 // decode returns s percent-decoded until no %XX is left (at most four
@@ -157,7 +229,8 @@ func (sc *Scanner) decode(s []byte) ([]byte, bool) {
 	wide := sc.wide
 	pct := sc.pct && hasEscape(s)
 	ent := sc.amp && hasEntity(s)
-	if !pct && !wide && !ent {
+	at := sc.AtWords && atWord(s, 0) >= 0
+	if !pct && !wide && !ent && !at {
 		return nil, false
 	}
 	d := append(sc.dec[:0], s...)
@@ -169,6 +242,9 @@ func (sc *Scanner) decode(s []byte) ([]byte, bool) {
 	// when percent-encoding hid them.
 	for round := 0; round < 2 && hasEntity(d); round++ {
 		d = append(d[:0], html.UnescapeString(string(d))...)
+	}
+	if at {
+		d = replaceAtWords(d)
 	}
 	if !wide {
 		for _, c := range d {
@@ -209,6 +285,78 @@ func hasEntity(s []byte) bool {
 	return false
 }
 
+// atWord returns the index from i of the next bracketed "at" or "dot"
+// ("(at)", "[ dot ]", "{AT}", "<at>"), -1 if there is none.
+func atWord(s []byte, i int) int {
+	for ; i < len(s); i++ {
+		if _, _, ok := atWordAt(s, i); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// atWordAt reports whether a bracketed "at" or "dot" starts at s[i], with
+// the text it stands for and its end (spaces around it included).
+func atWordAt(s []byte, i int) (string, int, bool) {
+	var closeBr byte
+	switch s[i] {
+	case '(':
+		closeBr = ')'
+	case '[':
+		closeBr = ']'
+	case '{':
+		closeBr = '}'
+	case '<':
+		closeBr = '>'
+	default:
+		return "", 0, false
+	}
+	j := i + 1
+	for j < len(s) && s[j] == ' ' {
+		j++
+	}
+	rep := ""
+	switch {
+	case j+2 <= len(s) && equalFoldASCII(s[j:j+2], []byte("at")):
+		rep, j = "@", j+2
+	case j+3 <= len(s) && equalFoldASCII(s[j:j+3], []byte("dot")):
+		rep, j = ".", j+3
+	default:
+		return "", 0, false
+	}
+	for j < len(s) && s[j] == ' ' {
+		j++
+	}
+	if j >= len(s) || s[j] != closeBr {
+		return "", 0, false
+	}
+	j++
+	for j < len(s) && s[j] == ' ' {
+		j++
+	}
+	return rep, j, true
+}
+
+// replaceAtWords rewrites bracketed "at" and "dot" as "@" and ".",
+// dropping the spaces around them.
+func replaceAtWords(d []byte) []byte {
+	out := make([]byte, 0, len(d))
+	for i := 0; i < len(d); {
+		if rep, end, ok := atWordAt(d, i); ok {
+			for len(out) > 0 && out[len(out)-1] == ' ' {
+				out = out[:len(out)-1]
+			}
+			out = append(out, rep...)
+			i = end
+			continue
+		}
+		out = append(out, d[i])
+		i++
+	}
+	return out
+}
+
 func hasEscape(s []byte) bool {
 	for i := 0; i+2 < len(s); i++ {
 		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
@@ -240,7 +388,9 @@ func unhex(c byte) byte {
 	return c | 0x20 - 'a' + 10
 }
 
-func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
+// find appends the spans of personal data in s; encoded also decodes
+// base64 and hex runs (findEncoded).
+func (sc *Scanner) find(sp []span, s []byte, ids [][]byte, encoded bool) []span {
 	var f uint8
 	for _, c := range s {
 		f |= byteClass[c]
@@ -264,9 +414,18 @@ func (sc *Scanner) find(sp []span, s []byte, ids [][]byte) []span {
 		sp = findPhones(sp, s)
 	}
 	for _, id := range ids {
-		if len(id) >= MinIDLen {
+		if len(id) >= MinIDLen && len(id) <= len(s) {
 			sp = findWord(sp, s, id)
+			if sc.wide && !isASCII(id) {
+				sp = sc.findFolded(sp, s, id)
+			}
 		}
+	}
+	if sc.Hashes && len(s) >= 32 {
+		sp = findHashes(sp, s)
+	}
+	if encoded && len(s) >= minBase64Run {
+		sp = sc.findEncoded(sp, s, ids)
 	}
 	return sp
 }
@@ -293,9 +452,10 @@ var byteClass = func() (t [256]uint8) {
 	return t
 }()
 
-// apply writes s with the spans replaced; overlapping spans merge and take
-// the kind of the one found first.
-func (sc *Scanner) apply(dst, s []byte) []byte {
+// apply writes s with the spans replaced and returns the count of
+// replacements; overlapping spans merge and take the kind of the one found
+// first.
+func (sc *Scanner) apply(dst, s []byte) ([]byte, int) {
 	sp := sc.spans
 	// Insertion sort by start: few spans.
 	for i := 1; i < len(sp); i++ {
@@ -303,7 +463,7 @@ func (sc *Scanner) apply(dst, s []byte) []byte {
 			sp[j], sp[j-1] = sp[j-1], sp[j]
 		}
 	}
-	pos := 0
+	pos, n := 0, 0
 	for i := 0; i < len(sp); {
 		cur := sp[i]
 		for i++; i < len(sp) && sp[i].start < cur.end; i++ {
@@ -311,9 +471,11 @@ func (sc *Scanner) apply(dst, s []byte) []byte {
 		}
 		dst = append(dst, s[pos:cur.start]...)
 		dst = append(dst, cur.kind.Placeholder()...)
+		sc.found |= 1 << cur.kind
 		pos = cur.end
+		n++
 	}
-	return append(dst, s[pos:]...)
+	return append(dst, s[pos:]...), n
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -441,12 +603,36 @@ func findIPs(sp []span, s []byte) []span {
 		}
 		if colons >= 2 && (ipv6Groups(tok) >= 3 || dots == 3) || colons == 0 && dots == 3 {
 			if a, err := netip.ParseAddr(string(tok)); err == nil && (colons > 0 || a.Is4()) {
+				if colons > 0 && end == j {
+					j = zoneEnd(s, end)
+					end = j
+				}
 				sp = append(sp, span{i, end, IP})
 			}
 		}
 		i = j
 	}
 	return sp
+}
+
+// zoneEnd returns the end of the IPv6 zone at s[i] ("%eth0", "%25en0"
+// percent-encoded as in URLs), i if there is none.
+func zoneEnd(s []byte, i int) int {
+	if i >= len(s) || s[i] != '%' {
+		return i
+	}
+	j := i + 1
+	if j+2 < len(s) && s[j] == '2' && s[j+1] == '5' {
+		j += 2
+	}
+	k := j
+	for k < len(s) && (isAlnum(s[k]) || s[k] == '.' || s[k] == '_' || s[k] == '~' || s[k] == '-') {
+		k++
+	}
+	if k == j {
+		return i
+	}
+	return k
 }
 
 func ipv6Groups(tok []byte) int {
@@ -649,19 +835,21 @@ func isDate(b []byte) bool {
 	return groups[0] == 4 && groups[1] <= 2 && groups[2] <= 2 || groups[0] <= 2 && groups[1] <= 2 && groups[2] == 4
 }
 
-// findWord finds id in s, ignoring ASCII case, where it is not glued to
-// letters or digits.
+// findWord finds id in s, ignoring ASCII case: anywhere when it has
+// MinGluedID bytes or more, else where it is not glued to letters or
+// digits.
 func findWord(sp []span, s, id []byte) []span {
 	// Anchor the search on the first byte of id that is not a letter (ids
 	// hold digits or dashes as a rule), so that bytes.IndexByte does the
 	// scanning; an id of letters only is compared at every position.
+	glued := len(id) >= MinGluedID
 	a := 0
 	for a < len(id) && isAlpha(id[a]) {
 		a++
 	}
 	if a == len(id) {
 		for i := 0; i+len(id) <= len(s); i++ {
-			if s[i]|0x20 == id[0]|0x20 && equalFoldASCII(s[i:i+len(id)], id) && wordAt(s, i, i+len(id)) {
+			if s[i]|0x20 == id[0]|0x20 && equalFoldASCII(s[i:i+len(id)], id) && (glued || wordAt(s, i, i+len(id))) {
 				sp = append(sp, span{i, i + len(id), ID})
 			}
 		}
@@ -674,11 +862,41 @@ func findWord(sp []span, s, id []byte) []span {
 		}
 		i := off + k - a
 		off += k + 1
-		if i+len(id) <= len(s) && equalFoldASCII(s[i:i+len(id)], id) && wordAt(s, i, i+len(id)) {
+		if i+len(id) <= len(s) && equalFoldASCII(s[i:i+len(id)], id) && (glued || wordAt(s, i, i+len(id))) {
 			sp = append(sp, span{i, i + len(id), ID})
 		}
 	}
 	return sp
+}
+
+// findFolded finds id in s under Unicode case folding ("ÄÖÜ-1" for
+// "äöü-1"), anywhere: both are lower-cased; when that changes the length
+// of s (a few letters, such as "İ", lower-case to more bytes), a match
+// replaces all of s, positions being lost.
+func (sc *Scanner) findFolded(sp []span, s, id []byte) []span {
+	sc.fold = append(sc.fold[:0], bytes.ToLower(s)...)
+	lid := bytes.ToLower(id)
+	for off := 0; off < len(sc.fold); {
+		k := bytes.Index(sc.fold[off:], lid)
+		if k < 0 {
+			break
+		}
+		if len(sc.fold) != len(s) {
+			return append(sp, span{0, len(s), ID})
+		}
+		sp = append(sp, span{off + k, off + k + len(lid), ID})
+		off += k + len(lid)
+	}
+	return sp
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // equalFoldASCII reports whether a and b are equal ignoring the case of

@@ -54,7 +54,8 @@ func TestText(t *testing.T) {
 		{"/users/user-000123/orders", "/users/[id]/orders"},
 		{"ref anon-9f2c-77.", "ref [id]."},
 		{"menu1 u1 u10", "menu1 [id] u10"},
-		{"xuser-000123", "xuser-000123"},
+		{"xuser-000123", "x[id]"}, // six bytes or more: found glued
+		{"xu1 u1x", "xu1 u1x"},    // shorter: whole words only
 		// mixed and long
 		{strings.Repeat("lorem ipsum ", 40) + "mail bob@example.org or call +1 555 123 4567 from 203.0.113.9", strings.Repeat("lorem ipsum ", 40) + "mail [email] or call [phone] from [ip]"},
 		// disguises: encoded, invisible, compatibility forms, glued to more

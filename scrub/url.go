@@ -39,9 +39,11 @@ func (sc *Scanner) URL(dst, u []byte, keep func(name string) bool, ids [][]byte)
 		}
 		if kind := sc.Find(auth, ids); kind != None {
 			dst = append(dst, kind.Placeholder()...)
+			sc.found |= 1 << kind
 			n++
 		} else if ipHost(auth) {
 			dst = append(dst, IP.Placeholder()...)
+			sc.found |= 1 << IP
 			n++
 		} else {
 			dst = append(dst, auth...)
@@ -66,6 +68,7 @@ func (sc *Scanner) URL(dst, u []byte, keep func(name string) bool, ids [][]byte)
 		}
 		if kind != None {
 			dst = append(dst, kind.Placeholder()...)
+			sc.found |= 1 << kind
 			n++
 		} else {
 			dst = append(dst, seg...)
@@ -101,6 +104,7 @@ func (sc *Scanner) URL(dst, u []byte, keep func(name string) bool, ids [][]byte)
 		if m > 0 || isID(v, ids) {
 			if m == 0 {
 				sc.buf, m = append(sc.buf[:0], ID.Placeholder()...), 1
+				sc.found |= 1 << ID
 			}
 			n += m
 			dst = append(dst, url.QueryEscape(string(sc.buf))...)

@@ -3,7 +3,11 @@ package app
 import (
 	"bufio"
 	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -1075,5 +1079,43 @@ func hostileCorpus() []hostileEntry {
 		ev := g.with(`"context":{"ip":"` + ip + `","page":{"url":"http://` + host(a) + `/landing?x=1","path":"/p"}}`)
 		g.add(fmt.Sprintf("ip as a url host %d", i), W, ev, tr("ip-numeric-host"), ip)
 	}
+
+	// 25. The event's own identifiers (advertising id, device id, user
+	// agent, e-mail, IP, anonymous id), dropped or pseudonymized in their
+	// own fields, echoed into kept fields glued, base64 (aligned and not),
+	// hex, form-encoded, hashed, and an IPv6 address with a zone.
+	for i, echo := range []func(v string) string{
+		func(v string) string { return "ref" + v + "x" },
+		func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) },
+		func(v string) string { return "z" + base64.RawURLEncoding.EncodeToString([]byte("uid:"+v)) },
+		func(v string) string { return hex.EncodeToString([]byte(v)) },
+		func(v string) string { return url.QueryEscape(v) },
+		func(v string) string { return strings.ToUpper(v) },
+	} {
+		adid := fmt.Sprintf("6D92078A-8246-4BA4-AE5B-7610486%05d", g.n())
+		dev := fmt.Sprintf("dev-%05d-QX", g.n())
+		ua := fmt.Sprintf("Mozilla/5.0 (Linux; Android 14; Pixel %d) Build/%05d", i, g.n())
+		e, ip := g.email(), g.ipv4()
+		ev := g.with(`"context":{"ip":"` + ip + `","userAgent":"` + ua + `","device":{"id":"` + dev + `","advertisingId":"` + adid + `"},"traits":{"email":"` + e + `"},` +
+			`"page":{"url":"https://s.example/p?ref=` + url.QueryEscape(echo(dev)) + `&utm_term=` + url.QueryEscape(echo(adid)) + `","path":"/p/` + echo(g.aid()) + `"}},` +
+			`"properties":{"title":"` + echo(ua) + `","category":"` + echo(e) + `","product_id":"` + echo(adid) + `","path":"/` + echo(ip) + `"}`)
+		g.add(fmt.Sprintf("own identifiers echoed, form %d", i), W, ev, tr("identifier-echo"), adid, dev, ua, e, ip)
+	}
+	for i := range 3 {
+		e := g.email()
+		h := [][]byte{}
+		for _, sum := range [][]byte{md5sum(e), sha1sum(e), sha256sum(e)} {
+			h = append(h, []byte(hex.EncodeToString(sum)))
+		}
+		ip6 := fmt.Sprintf("fe80::%x:%x:%x", 0x1000+g.n(), i, 7)
+		ev := g.with(`"context":{"traits":{"email":"` + strings.ToUpper(e) + `"},"page":{"path":"/m/` + string(h[i]) + `"}},` +
+			`"properties":{"title":"match ` + string(h[i]) + ` from ` + ip6 + `%eth0","category":"` + strings.ToUpper(string(h[(i+1)%3])) + `","product_id":"` + ip6 + `%25en0"}`)
+		x := g.add(fmt.Sprintf("hashed e-mail and zoned ipv6 %d", i), W, ev, tr("hashed-email", "ipv6-zone"), e, ip6)
+		x.PII = append(x.PII, string(h[i]), string(h[(i+1)%3]))
+	}
 	return g.es
 }
+
+func md5sum(s string) []byte    { h := md5.Sum([]byte(strings.ToLower(s))); return h[:] }
+func sha1sum(s string) []byte   { h := sha1.Sum([]byte(strings.ToLower(s))); return h[:] }
+func sha256sum(s string) []byte { h := sha256.Sum256([]byte(strings.ToLower(s))); return h[:] }

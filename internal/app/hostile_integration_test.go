@@ -3,6 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -222,6 +225,13 @@ func (c *leakChecker) prepare(p string) {
 		escapeEvery(p),
 		hex.EncodeToString([]byte(p)),
 		html.EscapeString(p),
+		strings.ReplaceAll(p, " ", "+"),
+	}
+	if strings.Contains(p, "@") {
+		// Hashed e-mails: ad tech's match keys.
+		lp := strings.ToLower(strings.TrimSpace(p))
+		m, s1, s2 := md5.Sum([]byte(lp)), sha1.Sum([]byte(lp)), sha256.Sum256([]byte(lp))
+		forms = append(forms, hex.EncodeToString(m[:]), hex.EncodeToString(s1[:]), hex.EncodeToString(s2[:]))
 	}
 	if b, err := json.Marshal(p); err == nil {
 		forms = append(forms, strings.Trim(string(b), `"`))
@@ -230,7 +240,19 @@ func (c *leakChecker) prepare(p string) {
 		forms[i] = strings.ToLower(forms[i])
 	}
 	c.forms[p] = dedupe(forms)
-	c.b64[p] = dedupe([]string{base64.StdEncoding.EncodeToString([]byte(p)), base64.RawURLEncoding.EncodeToString([]byte(p)), base64.RawStdEncoding.EncodeToString([]byte(p))})
+	b64 := []string{base64.StdEncoding.EncodeToString([]byte(p)), base64.RawURLEncoding.EncodeToString([]byte(p)), base64.RawStdEncoding.EncodeToString([]byte(p))}
+	// Behind one or two other bytes, base64 of p shifts: the characters
+	// that depend on p alone (after the first two or three, before the
+	// last two) are its trace whatever stands around it.
+	for k := 1; k <= 2; k++ {
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			full := enc.EncodeToString(append(make([]byte, k), p...))
+			if core := full[k*4/3+1 : len(full)-2]; len(core) >= 8 {
+				b64 = append(b64, core)
+			}
+		}
+	}
+	c.b64[p] = dedupe(b64)
 	if a, err := netip.ParseAddr(p); err == nil {
 		c.ips[p] = a
 		if a.Is4() {
