@@ -88,6 +88,9 @@ func decodeBits(s string) ([]byte, int, error) {
 // usOptOut is what a US section says.
 type usOptOut struct {
 	optedOut, optedIn, gpc bool
+	// mspa: the MSPA and notice fields decided (sections 7 to 12).
+	mspa    mspaDecision
+	hasMSPA bool
 }
 
 // decodeUS reads a GPP US section (its core segment and, where the
@@ -149,6 +152,25 @@ func decodeUS(id int, body string, strict bool) (usOptOut, error) {
 			}
 		}
 	}
+	switch {
+	case id == 7:
+		// Fields by position as the reference decoders read them (the
+		// layout follows the length); lists as long as the version has
+		// them (12 sensitive-data categories and 2 known-child fields in
+		// version 1).
+		layout := usnatLayout(16, 3)
+		if fields == 27 {
+			layout = usnatLayout(12, 2)
+		}
+		v := readUSFields(layout, vals)
+		if version == 1 {
+			v[fSensitive] = v[fSensitive][:min(12, len(v[fSensitive]))]
+			v[fChild] = v[fChild][:min(2, len(v[fChild]))]
+		}
+		out.mspa, out.hasMSPA = decideMSPA(v, version, out.gpc), true
+	case usLayouts[id] != nil:
+		out.mspa, out.hasMSPA = decideMSPA(normalizeState(id, readUSFields(usLayouts[id], vals)), 1, out.gpc), true
+	}
 	return out, nil
 }
 
@@ -205,12 +227,22 @@ func (ip *iabPolicy) applyGPP(s, path string, haveSID bool, sids []int, sink *si
 				return invalidConsentString("%s: %v", secWhere, err)
 			}
 			todo = append(todo, decided{id, func() error {
-				if us.optedOut {
+				denied := us.optedOut || us.mspa.denied
+				switch {
+				case denied:
 					sink.withhold("gpp", ip.optOut)
-				} else {
+				case us.mspa.sensitive:
+					sink.withhold("gpp", ip.sensitiveOK)
+				default:
 					sink.withhold("gpp", allowAll)
 				}
-				sink.optedIn = sink.optedIn || (us.optedIn && !us.optedOut)
+				if us.mspa.sensitive && denied {
+					sink.withhold("gpp", ip.sensitiveOK)
+				}
+				if us.mspa.geo {
+					sink.coarseGeo = true
+				}
+				sink.optedIn = sink.optedIn || (us.optedIn && !denied)
 				sink.gpc = sink.gpc || us.gpc
 				return nil
 			}})

@@ -68,6 +68,12 @@ type IABSpec struct {
 	// targeted advertising (GPP US sections and their GPC subsection, US
 	// Privacy) denies.
 	OptOutDenies []string `yaml:"opt_out_denies"`
+	// SensitiveDataDenies lists the purposes that may not run when a GPP
+	// US section withholds sensitive data (a notice not given, an opt-out
+	// of a category that needs consent, a category that may not be in
+	// scope at all; Prebid.js's transmitUfpd rule). Default: the
+	// opt_out_denies purposes.
+	SensitiveDataDenies []string `yaml:"sensitive_data_denies"`
 	// StrictDecoding: a GPP US section holding a reserved two-bit value
 	// (3) or an unknown version is invalid; the IAB's decoders read them.
 	// Default: true.
@@ -104,6 +110,7 @@ type iabPolicy struct {
 	gppIgnoreOther  bool
 	uspPaths        []event.Path
 	optOutDenies    []string
+	sensitiveDenies []string
 	strict          bool
 }
 
@@ -137,6 +144,15 @@ func compileIAB(s *IABSpec, purposes map[string]bool, exactPaths func(string, []
 	for _, pu := range s.OptOutDenies {
 		if !purposes[pu] {
 			fail("iab.opt_out_denies: unknown purpose %q", pu)
+		}
+	}
+	ip.sensitiveDenies = s.SensitiveDataDenies
+	if ip.sensitiveDenies == nil {
+		ip.sensitiveDenies = s.OptOutDenies
+	}
+	for _, pu := range s.SensitiveDataDenies {
+		if !purposes[pu] {
+			fail("iab.sensitive_data_denies: unknown purpose %q", pu)
 		}
 	}
 	ip.minVersion = intOr(s.MinTCFPolicyVersion, MinTCFPolicyVersion)
@@ -389,6 +405,8 @@ func (ip *iabPolicy) applyUSP(s, signal, where string, sink *signalSink) error {
 func allowAll(string) bool { return true }
 
 func (ip *iabPolicy) optOut(pu string) bool { return !slices.Contains(ip.optOutDenies, pu) }
+
+func (ip *iabPolicy) sensitiveOK(pu string) bool { return !slices.Contains(ip.sensitiveDenies, pu) }
 
 // parseGPPSID reads gpp_sid: an array of integers, or a string of
 // integers separated by ',' or '_'.

@@ -40,15 +40,7 @@ outputs:
 
 func compileYAML(t *testing.T, outputs string) *Policy {
 	t.Helper()
-	spec, err := ParseSpec("test.yaml", []byte(basePolicy+outputs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(spec, testKeys(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return compileSpec(t, basePolicy+outputs)
 }
 
 func granted(v int64, purposes ...string) consent.Record {
@@ -704,7 +696,7 @@ const (
 )
 
 func TestIABSignals(t *testing.T) {
-	spec, err := ParseSpec("p.yaml", []byte(`version: t1
+	p := compileSpec(t, `version: t1
 purposes: [personalization, analytics, advertising]
 pseudonym_key: k1
 iab:
@@ -721,14 +713,7 @@ outputs:
   - {name: perso, topic: c.perso, require: [personalization]}
   - {name: ana, topic: c.ana, require: [analytics]}
   - {name: adv, topic: c.adv, require: [advertising]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(spec, testKeys(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	all := granted(1, "personalization", "analytics", "advertising")
 	ev := func(ctx string) string {
 		return `{"userId":"u","context":{` + ctx + `,"location":{"latitude":52.5251,"longitude":-13.3691}}}`
@@ -749,8 +734,8 @@ outputs:
 		{"usp not applicable", `"us_privacy":"1---"`, "perso,ana,adv", "usp", "", false},
 		{"two TC strings: the second withholds purpose 1", `"gdpr_consent":"` + tcfV22 + `","tcString":"CQdjfYAQdjfYAAKABAENBkFoAEIAAAAAAAAAAAAAAAAA.IAAo.YAAAAAAAAAAA"`, "", "tcf", "", false},
 		{"usp bad version", `"us_privacy":"2YNN"`, "", "", ReasonInvalidConsentString, false},
-		{"gpp usct opted out", `"gppString":"` + gppUSCTOptOut + `"`, "perso,ana", "gpp", "", false},
-		{"gpp usca with gpc", `"gppString":"` + gppUSCAGPC + `"`, "perso,ana", "gpp", "", false},
+		{"gpp usct opted out", `"gppString":"` + gppUSCTOptOut + `"`, "perso,ana", "gpp", "", true}, // every category opted out, precise geolocation too (MSPA)
+		{"gpp usca with gpc", `"gppString":"` + gppUSCAGPC + `"`, "perso,ana", "gpp", "", true},     // GPC denies precise geolocation too (MSPA)
 		{"gpp usva not applicable", `"gppString":"` + gppUSVANA + `"`, "perso,ana,adv", "gpp", "", false},
 		{"gpp garbage", `"gppString":"DBAB~"`, "", "", ReasonInvalidConsentString, false},
 	}
@@ -794,6 +779,20 @@ func wantInputError(t *testing.T, err error, reason string) {
 }
 
 // writtenNames lists the outputs a decision writes, in policy order.
+// compileSpec compiles a whole policy written in YAML.
+func compileSpec(t *testing.T, yaml string) *Policy {
+	t.Helper()
+	spec, err := ParseSpec("p.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(spec, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func writtenNames(d *Decision) []string {
 	var w []string
 	for _, o := range d.Outputs {
