@@ -384,3 +384,26 @@ func isASCIIString(s string) bool {
 	}
 	return true
 }
+
+// TestTooManyIdentifiers: an event with more distinct identifier values
+// than taint tracking searches for is dead-lettered, not passed on with
+// some of them unchecked; at the limit it is written.
+func TestTooManyIdentifiers(t *testing.T) {
+	p, err := Load("../configs/policy.yaml", testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := granted(1, "personalization", "analytics", "advertising")
+	event := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `,"x%d":{"email":"id-%06d-x"}`, i, i)
+		}
+		return `{"type":"track","event":"Order Completed","userId":"usr-7Q2x9KpL","properties":{"title":"t"` + b.String() + `}}`
+	}
+	if d, err := decide(t, p, event(MaxNeedles-4), all); err != nil || d.Written() == 0 {
+		t.Fatalf("below the limit: %v", err)
+	}
+	_, err = decide(t, p, event(MaxNeedles+1), all)
+	wantInputError(t, err, ReasonTooManyIdentifiers)
+}
