@@ -89,8 +89,7 @@ func decodeBits(s string) ([]byte, int, error) {
 type usOptOut struct {
 	optedOut, optedIn, gpc bool
 	// mspa: the MSPA and notice fields decided (sections 7 to 12).
-	mspa    mspaDecision
-	hasMSPA bool
+	mspa mspaDecision
 }
 
 // decodeUS reads a GPP US section (its core segment and, where the
@@ -167,9 +166,9 @@ func decodeUS(id int, body string, strict bool) (usOptOut, error) {
 			v[fSensitive] = v[fSensitive][:min(12, len(v[fSensitive]))]
 			v[fChild] = v[fChild][:min(2, len(v[fChild]))]
 		}
-		out.mspa, out.hasMSPA = decideMSPA(v, version, out.gpc), true
+		out.mspa = decideMSPA(v, version, out.gpc)
 	case usLayouts[id] != nil:
-		out.mspa, out.hasMSPA = decideMSPA(normalizeState(id, readUSFields(usLayouts[id], vals)), 1, out.gpc), true
+		out.mspa = decideMSPA(normalizeState(id, readUSFields(usLayouts[id], vals)), 1, out.gpc)
 	}
 	return out, nil
 }
@@ -228,17 +227,9 @@ func (ip *iabPolicy) applyGPP(s, path string, haveSID bool, sids []int, sink *si
 			}
 			todo = append(todo, decided{id, func() error {
 				denied := us.optedOut || us.mspa.denied
-				switch {
-				case denied:
-					sink.withhold("gpp", ip.optOut)
-				case us.mspa.sensitive:
-					sink.withhold("gpp", ip.sensitiveOK)
-				default:
-					sink.withhold("gpp", allowAll)
-				}
-				if us.mspa.sensitive && denied {
-					sink.withhold("gpp", ip.sensitiveOK)
-				}
+				sink.withhold("gpp", func(pu string) bool {
+					return (!denied || ip.optOut(pu)) && (!us.mspa.sensitive || ip.sensitiveOK(pu))
+				})
 				if us.mspa.geo {
 					sink.coarseGeo = true
 				}

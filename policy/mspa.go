@@ -1,5 +1,10 @@
 package policy
 
+import (
+	"maps"
+	"slices"
+)
+
 // This file decides the MSPA and notice fields of GPP US sections the way
 // Prebid.js's activity controls do (libraries/mspa/activityControls, its
 // usnat interpretation, and modules/gppControl_usstates for the state
@@ -116,18 +121,11 @@ func normalizeState(id int, v usnatValues) usnatValues {
 			}
 		}
 	}
-	out := usnatValues{}
-	for k, f := range v {
-		out[k] = f
-	}
+	out := maps.Clone(v)
 	out[fSensitive] = sens
 	cc := v[fChild]
-	any := false
-	for _, c := range cc {
-		any = any || c != 0
-	}
 	switch {
-	case !any:
+	case !slices.ContainsFunc(cc, func(c int) bool { return c != 0 }):
 		out[fChild] = []int{0, 0}
 	case id == 12 && len(cc) == 3 && cc[1] == 2 && cc[2] == 2:
 		out[fChild] = []int{2, 1}
@@ -148,58 +146,40 @@ type mspaDecision struct {
 	sensitive bool
 	// geo: precise geolocation may not be used (isTransmitGeoConsentDenied).
 	geo bool
-	// why names the first rule that denied, for explanations.
-	why string
 }
 
 // sensitiveGeo is the usnat index of precise geolocation among the
 // sensitive-data categories.
 const sensitiveGeo = 7
 
+// notInScope are the sensitive-data categories that may not be used at
+// all (usnat indexes): genetic, biometric, government id, financial, union
+// membership, communications and, version 2, crime victim and transgender
+// status. The others need consent; geolocation is decided apart.
+var notInScope = map[int]bool{5: true, 6: true, 8: true, 9: true, 11: true, 13: true, 15: true}
+
+// optOutScopes pairs each opt-out with its notice.
+var optOutScopes = [][2]string{{fSaleOptOut, fSaleNotice}, {fSharingOptOut, fSharingOptOutNotice}, {fTargetedOptOut, fTargetedNotice}}
+
 // decideMSPA applies the rules to a section read as usnat. gpc is its
 // GPC subsection.
 func decideMSPA(v usnatValues, version int, gpc bool) mspaDecision {
+	basic := v.scalar(fServiceProvider) == 1 || gpc ||
+		v.scalar(fPersonalData) == 2 || // consent claimed without notice
+		v.at(fChild, 0) == 1 || v.at(fChild, 2) == 1 || // a known child without consent
+		v.at(fChild, 1) > 0 || // a known child under 13
+		v.scalar(fCovered) == 0
+	if basic {
+		return mspaDecision{denied: true, sensitive: true, geo: true}
+	}
 	var d mspaDecision
-	basic := ""
-	switch {
-	case v.scalar(fServiceProvider) == 1:
-		basic = "MSPA service-provider mode"
-	case gpc:
-		basic = "GPC"
-	case v.scalar(fPersonalData) == 2:
-		basic = "personal data consent without notice"
-	case v.at(fChild, 0) == 1 || v.at(fChild, 2) == 1:
-		basic = "known child without consent"
-	case v.at(fChild, 1) > 0:
-		basic = "known child under 13"
-	case v.scalar(fCovered) == 0:
-		basic = "MSPA covered transaction not set"
-	}
-	if basic != "" {
-		return mspaDecision{denied: true, sensitive: true, geo: true, why: basic}
-	}
-	for _, s := range [][2]string{{fSaleOptOut, fSaleNotice}, {fSharingOptOut, fSharingOptOutNotice}, {fTargetedOptOut, fTargetedNotice}} {
+	for _, s := range optOutScopes {
 		oo, notice := v.scalar(s[0]), v.scalar(s[1])
-		switch {
-		case oo == 1:
-			d.denied, d.why = true, s[0]
-		case notice == 2:
-			d.denied, d.why = true, s[1]+" not given"
-		case oo == 2 && notice == 0:
-			d.denied, d.why = true, s[0]+" opt-in without "+s[1]
-		}
-		if d.denied {
-			break
-		}
+		// Opted out, notice not given, or an opt-in without the notice.
+		d.denied = d.denied || oo == 1 || notice == 2 || oo == 2 && notice == 0
 	}
-	if !d.denied {
-		switch sn, so := v.scalar(fSharingNotice), v.scalar(fSharingOptOut); {
-		case sn == 2:
-			d.denied, d.why = true, "sharing notice not given"
-		case so == 2 && sn == 0:
-			d.denied, d.why = true, "sharing opt-in without sharing notice"
-		}
-	}
+	sn := v.scalar(fSharingNotice)
+	d.denied = d.denied || sn == 2 || v.scalar(fSharingOptOut) == 2 && sn == 0
 	noticeIs := func(x int) bool {
 		return v.scalar(fSensitiveOptOutNotice) == x || v.scalar(fSensitiveLimitNotice) == x
 	}
@@ -208,17 +188,13 @@ func decideMSPA(v usnatValues, version int, gpc bool) mspaDecision {
 		card = 16
 	}
 	sens := func(i int) int { return v.at(fSensitive, i) }
-	// Genetic, biometric, government id, financial, union membership,
-	// communications (and, version 2, crime victim, transgender status)
-	// may not be used at all; the others need consent; geo apart.
-	cannot := map[int]bool{5: true, 6: true, 8: true, 9: true, 11: true, 13: true, 15: true}
 	d.sensitive = d.denied || noticeIs(2)
 	for i := 0; i < card && !d.sensitive; i++ {
 		switch {
 		case i == sensitiveGeo:
-		case cannot[i] && sens(i) > 0:
+		case notInScope[i] && sens(i) > 0:
 			d.sensitive = true
-		case !cannot[i] && sens(i) == 1:
+		case !notInScope[i] && sens(i) == 1:
 			d.sensitive = true
 		case noticeIs(0) && sens(i) == 2:
 			d.sensitive = true

@@ -64,7 +64,7 @@ func TestDecideMSPA(t *testing.T) {
 		}
 		d := decideMSPA(v, version, tt.gpc)
 		if d.denied != tt.denied || d.sensitive != tt.sensitive || d.geo != tt.geo {
-			t.Errorf("%s: denied %v sensitive %v geo %v (%s), want %v %v %v", tt.name, d.denied, d.sensitive, d.geo, d.why, tt.denied, tt.sensitive, tt.geo)
+			t.Errorf("%s: denied %v sensitive %v geo %v, want %v %v %v", tt.name, d.denied, d.sensitive, d.geo, tt.denied, tt.sensitive, tt.geo)
 		}
 	}
 }

@@ -242,7 +242,9 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 			return err
 		}
 		if ok && (v.Kind == event.String || v.Kind == event.Number) {
-			if id := v.Text(); len(id) > 0 {
+			// Usually already tracked (subjects are taint sources); kept
+			// verbatim, it is searched all the same.
+			if id := v.Text(); len(id) > 0 && !slices.ContainsFunc(st.ids, func(k []byte) bool { return bytes.Equal(k, id) }) {
 				st.ids = append(st.ids, id)
 			}
 		}
@@ -344,7 +346,8 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 		})
 	}
 	for _, c := range st.cands {
-		if containsBytes(st.kept, c) || containsBytes(st.ids, c) {
+		same := func(k []byte) bool { return bytes.Equal(k, c) }
+		if slices.ContainsFunc(st.kept, same) || slices.ContainsFunc(st.ids, same) {
 			continue
 		}
 		if len(st.ids) >= MaxNeedles {
@@ -373,13 +376,4 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 		st.ids = st.appendHashes(st.ids, c)
 	}
 	return nil
-}
-
-func containsBytes(list [][]byte, b []byte) bool {
-	for _, x := range list {
-		if bytes.Equal(x, b) {
-			return true
-		}
-	}
-	return false
 }

@@ -87,7 +87,9 @@ func (sc *Scanner) decodedKind(run []byte, ids [][]byte) Kind {
 		}
 		if j-i >= minHexRun {
 			for a := 0; a < 2; a++ {
-				sc.b64 = hexDecode(sc.b64[:0], run[i+a:j])
+				h := run[i+a : j]
+				h = h[:min(len(h), 2*maxDecodedRun)&^1]
+				sc.b64, _ = hex.AppendDecode(sc.b64[:0], h) // hex digits only: no error
 				if k := sc.kindIn(sc.b64, ids); k != None {
 					return k
 				}
@@ -200,13 +202,6 @@ func b64Decode(dst, run []byte) []byte {
 		dst = append(dst, byte(acc>>4))
 	case 3:
 		dst = append(dst, byte(acc>>10), byte(acc>>2))
-	}
-	return dst
-}
-
-func hexDecode(dst, run []byte) []byte {
-	for k := 0; k+1 < len(run) && len(dst) < maxDecodedRun; k += 2 {
-		dst = append(dst, unhex(run[k])<<4|unhex(run[k+1]))
 	}
 	return dst
 }

@@ -206,11 +206,7 @@ func (sc *Scanner) Find(s []byte, ids [][]byte) Kind {
 // itself ("a%41b") is searched in this form too, since that is what the
 // decoded text holds.
 func (sc *Scanner) Decoded(dst, s []byte) ([]byte, bool) {
-	var f uint8
-	for _, c := range s {
-		f |= byteClass[c]
-	}
-	sc.pct, sc.wide, sc.amp = f&cPct != 0, f&cWide != 0, f&cAmp != 0
+	sc.note(s)
 	d, ok := sc.decode(s)
 	if !ok {
 		return dst, false
@@ -391,12 +387,8 @@ func unhex(c byte) byte {
 // find appends the spans of personal data in s; encoded also decodes
 // base64 and hex runs (findEncoded).
 func (sc *Scanner) find(sp []span, s []byte, ids [][]byte, encoded bool) []span {
-	var f uint8
-	for _, c := range s {
-		f |= byteClass[c]
-	}
+	f := sc.note(s)
 	digits, at, colon, sep := f&cDigit != 0, f&(cAt|cPct) != 0, f&cColon != 0, f&cSep != 0
-	sc.pct, sc.wide, sc.amp = f&cPct != 0, f&cWide != 0, f&cAmp != 0
 	if sep && len(s) >= 14 {
 		sp = findJWTs(sp, s)
 		sp = findMACs(sp, s)
@@ -428,6 +420,17 @@ func (sc *Scanner) find(sp []span, s []byte, ids [][]byte, encoded bool) []span 
 		sp = sc.findEncoded(sp, s, ids)
 	}
 	return sp
+}
+
+// note returns the byte classes s holds and notes for decode whether it
+// has "%", non-ASCII bytes or "&".
+func (sc *Scanner) note(s []byte) uint8 {
+	var f uint8
+	for _, c := range s {
+		f |= byteClass[c]
+	}
+	sc.pct, sc.wide, sc.amp = f&cPct != 0, f&cWide != 0, f&cAmp != 0
+	return f
 }
 
 // Byte classes find looks for, as bits, so that one pass ORs them.

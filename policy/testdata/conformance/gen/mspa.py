@@ -113,8 +113,6 @@ def main(d):
             if not isinstance(cd, dict) or "Version" not in cd:
                 continue
             ncd = cd if name == "usnat" else normalize(name, cd)
-            if name == "usnat":
-                ncd = dict(cd)
             deny = deny or consent_denied(ncd) or sensitive_denied(ncd)
             geo = geo or geo_denied(ncd)
         touched = False
