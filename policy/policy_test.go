@@ -337,6 +337,9 @@ func TestCompileErrors(t *testing.T) {
 		{"unknown transform key", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{hash: [x]}]}]", "test.yaml:4: outputs[0].transforms[0].hash: field hash not found"},
 		{"unknown top-level key", "version: v\npurposez: [a]", "test.yaml:2: purposez: field purposez not found"},
 		{"wrong type", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{round_geo: {decimals: two}}]}]", "test.yaml:4"},
+		{"empty identifier", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{scrub: {identifiers: [\"_\"]}}]}]", `identifiers: "_": want a key name or a path`},
+		{"bad identifier path", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{scrub: {identifiers: [context..ip]}}]}]", "identifiers: path \"context..ip\" has an empty segment"},
+		{"unknown sensitive-data purpose", "version: v\npurposes: [a]\npseudonym_key: k1\niab: {sensitive_data_denies: [ads]}\noutputs: [{name: o, topic: t, require: [a]}]", `iab.sensitive_data_denies: unknown purpose "ads"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
