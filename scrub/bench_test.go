@@ -1,6 +1,10 @@
 package scrub
 
-import "testing"
+import (
+	"bytes"
+	"encoding/base64"
+	"testing"
+)
 
 // A ~640-byte synthetic event (internal/synth shape) with an e-mail, IPs
 // and ids in it.
@@ -28,5 +32,20 @@ func BenchmarkScrubURL(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		out, _ = sc.URL(out[:0], u, keep, benchIDs)
+	}
+}
+
+// BenchmarkScrubLongBase64 scrubs a 1 MB base64 string of text (the worst
+// case of the base64 detector: every alignment passes its text filter and
+// the decoded text is scanned whole).
+func BenchmarkScrubLongBase64(b *testing.B) {
+	text := bytes.Repeat([]byte("lorem ipsum dolor sit amet "), 29000)
+	in := []byte(base64.StdEncoding.EncodeToString(text))
+	var sc Scanner
+	var out []byte
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = sc.Text(out[:0], in, benchIDs)
 	}
 }

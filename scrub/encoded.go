@@ -17,14 +17,12 @@ import (
 // Shortest runs decoded: base64 of six bytes (the shortest e-mail,
 // "a@b.co", and the shortest id matched glued to other text) is eight
 // characters, hex of six bytes twelve.
+// A run is decoded whole, however long: data padded behind kilobytes of
+// filler is still found. Runs do not overlap, so the cost stays linear in
+// the text (four alignments of base64, two of hex, at most).
 const (
 	minBase64Run = 8
 	minHexRun    = 12
-	// maxDecodedRun bounds the bytes one run decodes to: a longer run is
-	// decoded in its first maxDecodedRun bytes (an e-mail or id is short;
-	// the bound keeps a megabyte of base64 from costing a megabyte of
-	// scanning per alignment).
-	maxDecodedRun = 4096
 )
 
 var b64val = func() (t [256]int8) {
@@ -88,8 +86,7 @@ func (sc *Scanner) decodedKind(run []byte, ids [][]byte) Kind {
 		if j-i >= minHexRun {
 			for a := 0; a < 2; a++ {
 				h := run[i+a : j]
-				h = h[:min(len(h), 2*maxDecodedRun)&^1]
-				sc.b64, _ = hex.AppendDecode(sc.b64[:0], h) // hex digits only: no error
+				sc.b64, _ = hex.AppendDecode(sc.b64[:0], h[:len(h)&^1]) // hex digits only: no error
 				if k := sc.kindIn(sc.b64, ids); k != None {
 					return k
 				}
@@ -192,9 +189,6 @@ func b64Decode(dst, run []byte) []byte {
 		if n == 4 {
 			dst = append(dst, byte(acc>>16), byte(acc>>8), byte(acc))
 			acc, n = 0, 0
-			if len(dst) >= maxDecodedRun {
-				return dst
-			}
 		}
 	}
 	switch n {

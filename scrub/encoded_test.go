@@ -28,6 +28,9 @@ func TestEncoded(t *testing.T) {
 		{"hex e-mail", "h=" + hx("alice.smith@example.com"), "h=[email]"},
 		{"hex upper case", strings.ToUpper(hx("alice.smith@example.com")), "[email]"},
 		{"hex of an id, odd alignment", "0" + hx("user-000123"), "[id]"},
+		// Padding does not hide what follows it, however long.
+		{"base64 e-mail behind 5000 bytes of filler", b64(strings.Repeat("x", 5000) + " alice@example.com"), "[email]"},
+		{"hex e-mail behind 5000 bytes of filler", hx(strings.Repeat("x", 5000) + " alice@example.com"), "[email]"},
 		// look-alikes that stay
 		{"ordinary long words stay", "Wireless Headphones Noisecancelling Internationalization", "Wireless Headphones Noisecancelling Internationalization"},
 		{"uuid stays", "123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-426614174000"},
