@@ -640,6 +640,9 @@ func Parse(name string, data []byte) (*Config, error) {
 func ParseEnv(name string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
 	if err := yamlx.Decode(name, data, &c); err != nil {
+		if strings.Contains(err.Error(), "pseudonymization.per_output:") {
+			err = fmt.Errorf("%w\n(per_output is a policy setting: set pseudonymization: {per_output: true} in the policy file)", err)
+		}
 		return nil, err
 	}
 	written := writtenKeys(data)

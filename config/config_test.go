@@ -52,6 +52,7 @@ func TestParseErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown key with line", minimal + "bogus: 1\n", "c.yaml:9: bogus: field bogus not found"},
+		{"per_output in the config", strings.Replace(minimal, "  key_file: keys", "  key_file: keys\n  per_output: true", 1), "per_output is a policy setting"},
 		{"unknown nested key", strings.Replace(minimal, "raw_topics", "raw_topic", 1), "c.yaml:4: kafka.raw_topic: field raw_topic not found"},
 		{"wrong type with key", minimal + "cache:\n  size: lots\n", "c.yaml:10: cache.size: cannot unmarshal"},
 		{"bad duration", minimal + "cache:\n  ttl: soon\n", "c.yaml:10: cache.ttl"},

@@ -48,8 +48,9 @@ type Retractor struct {
 const DefaultRetention = 7 * 24 * time.Hour
 
 // Retract writes a retraction to every clean topic fed by one of purposes
-// (every clean topic when erased), under every live pseudonym key, and
-// returns the topics written. It returns after every write is
+// (every clean topic when erased), under the subject's key on each output
+// writing there and that key's live predecessors (policy.RetractionKeys),
+// and returns the topics written. It returns after every write is
 // acknowledged.
 func (r *Retractor) Retract(ctx context.Context, subject string, purposes []string, erased bool, consentVersion int64) ([]string, error) {
 	now, retention := time.Now, r.Retention
@@ -59,27 +60,33 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	keys, err := r.Policy.RetractionKeys(subject, now(), retention)
-	if err != nil {
-		return nil, err
-	}
 	reason := wire.RetractRevoked
 	if erased {
 		reason = wire.RetractErased
 	}
 	var msgs []kafka.Message
 	var topics []string
+	sent := map[string]bool{} // topic and key: outputs sharing a topic and keys send one
 	for _, o := range r.Policy.Outputs {
 		hit := erased
 		for _, p := range o.Require {
 			hit = hit || slices.Contains(purposes, p)
 		}
-		if !hit || slices.Contains(topics, o.Topic) {
+		if !hit {
 			continue
 		}
-		topics = append(topics, o.Topic)
+		keys, err := r.Policy.RetractionKeys(o, subject, now(), retention)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(topics, o.Topic) {
+			topics = append(topics, o.Topic)
+		}
 		for _, key := range keys {
-			msgs = append(msgs, wire.Retraction(o.Topic, key, reason, purposes, r.Policy.Version, consentVersion))
+			if id := o.Topic + "\x00" + string(key); !sent[id] {
+				sent[id] = true
+				msgs = append(msgs, wire.Retraction(o.Topic, key, reason, purposes, r.Policy.Version, consentVersion))
+			}
 		}
 	}
 	if len(msgs) == 0 {
@@ -87,7 +94,7 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 	}
 	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
 	defer cancel()
-	err = retry.Do(wctx, retry.Policy{Backoff: r.Backoff, Classify: kafkax.Classify}, func() error {
+	err := retry.Do(wctx, retry.Policy{Backoff: r.Backoff, Classify: kafkax.Classify}, func() error {
 		return r.Producer.WriteMessages(wctx, msgs...)
 	})
 	if err != nil {

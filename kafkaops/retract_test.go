@@ -72,3 +72,71 @@ func TestRetractorUnderRotatedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRetractorPerOutputKeys: with per-output pseudonyms, each clean topic
+// gets the retraction under the key of every output writing there (two
+// outputs sharing a topic: both keys), and never under another output's.
+func TestRetractorPerOutputKeys(t *testing.T) {
+	keys, err := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := policy.ParseSpec("p.yaml", []byte(`
+version: "t"
+purposes: [personalization, analytics, advertising]
+pseudonym_key: k1
+pseudonymization: {per_output: true}
+outputs:
+  - {name: perso, topic: c.perso, require: [personalization]}
+  - {name: ads, topic: c.shared, require: [advertising]}
+  - {name: stats, topic: c.shared, require: [analytics]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Compile(spec, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for _, o := range pol.Outputs {
+		k, err := pol.OutputKey(o, "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[o.Topic] = append(want[o.Topic], string(k))
+	}
+	for _, tc := range []struct {
+		name     string
+		purposes []string
+		erased   bool
+		topics   map[string][]string
+	}{
+		{"erasure", pol.Purposes, true, want},
+		{"revoke advertising", []string{"advertising"}, false, map[string][]string{"c.shared": want["c.shared"][:1]}},
+		{"revoke personalization", []string{"personalization"}, false, map[string][]string{"c.perso": want["c.perso"]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prod := &recordingProducer{}
+			r := &Retractor{Policy: pol, Producer: prod}
+			if _, err := r.Retract(context.Background(), "u1", tc.purposes, tc.erased, 1); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, m := range prod.msgs {
+				got[m.Topic] = append(got[m.Topic], string(m.Key))
+			}
+			if len(got) != len(tc.topics) {
+				t.Fatalf("retractions on %v, want %v", got, tc.topics)
+			}
+			for topic, keys := range tc.topics {
+				if !slices.Equal(got[topic], keys) {
+					t.Errorf("%s: retractions keyed %q, want %q", topic, got[topic], keys)
+				}
+			}
+		})
+	}
+	if want["c.shared"][0] == want["c.shared"][1] || want["c.perso"][0] == want["c.shared"][0] {
+		t.Fatal("outputs share a key under per_output")
+	}
+}

@@ -54,7 +54,6 @@ func (r *renderer) actionsHeader(od *policy.OutputDecision) []byte {
 // i (m) to, and returns its source header value.
 func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decision) []byte {
 	c := wire.Clean{
-		Key:            d.Key,
 		PolicyVersion:  r.policyVersion,
 		ConsentVersion: wire.None,
 		Source:         wire.Source(m),
@@ -67,7 +66,7 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 		if !od.Write {
 			continue
 		}
-		c.Topic, c.Value, c.Output, c.Actions = od.Output.Topic, od.Value, r.outputNames[j], r.actionsHeader(od)
+		c.Topic, c.Key, c.Value, c.Output, c.Actions = od.Output.Topic, od.Key, od.Value, r.outputNames[j], r.actionsHeader(od)
 		c.Time = od.CleanTime(m.Time) // the record time says no more than the body's
 		out := c.Message()
 		out.Headers = r.appendCopied(out.Headers, m)

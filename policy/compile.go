@@ -17,7 +17,10 @@ type Policy struct {
 	Purposes     []string
 	Subjects     []event.Path
 	PseudonymKey string
-	Outputs      []*Output
+	// PerOutputPseudonyms: each output pseudonymizes under its own derived
+	// keys (Spec.Pseudonymization.PerOutput).
+	PerOutputPseudonyms bool
+	Outputs             []*Output
 	// ConsentCategories maps CMP categories and consent ids to purposes.
 	ConsentCategories map[string]string
 	GPCPaths          []event.Path
@@ -48,6 +51,9 @@ type Output struct {
 	Types      []string
 	Events     []string
 	Transforms []Transform
+	// keys pseudonymize for this output: the policy's keyring, or one
+	// derived from it for the output (PerOutputPseudonyms).
+	keys *Keyring
 	// recordUnit truncates the clean record timestamp: the coarsest
 	// truncate_time unit of the output's transforms, 0 for none.
 	recordUnit time.Duration
@@ -57,7 +63,7 @@ type Output struct {
 // reported, joined. keys may be nil only to check a policy without its key
 // file (consentd policy check): DecideAt then fails on the first pseudonym.
 func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
-	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, keys: keys}}
+	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
 	c.purposes()
 	c.consentSignals()
 	c.timing()
@@ -68,6 +74,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	for i := range spec.Outputs {
 		c.output(i)
 	}
+	c.outputKeys()
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -178,6 +185,23 @@ func (c *compiler) subjects() {
 	c.checkKey("pseudonym_key", spec.PseudonymKey)
 	if _, retired := c.keys.retiredKey(spec.PseudonymKey); retired {
 		c.fail("pseudonym_key: key %q is marked retired in the key file; retire the previous key, not the current one", spec.PseudonymKey)
+	}
+}
+
+// outputKeys gives every output its keyring: the policy's, or one derived
+// from it under the output's name.
+func (c *compiler) outputKeys() {
+	for _, o := range c.p.Outputs {
+		o.keys = c.keys
+		if !c.p.PerOutputPseudonyms || c.keys == nil {
+			continue
+		}
+		k, err := c.keys.Derive("output " + o.Name)
+		if err != nil {
+			c.fail("pseudonymization.per_output: %w", err)
+			continue
+		}
+		o.keys = k
 	}
 }
 
@@ -404,6 +428,11 @@ func (p *Policy) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "policy %q: %d purposes (%s), %d outputs, message key pseudonymized with key %q\n",
 		p.Version, len(p.Purposes), strings.Join(p.Purposes, ", "), len(p.Outputs), p.PseudonymKey)
+	if p.PerOutputPseudonyms {
+		b.WriteString("pseudonyms per output: each output's keys are derived from the key file (HKDF), so clean topics cannot be joined by key or pseudonymized fields\n")
+	} else if len(p.Outputs) > 1 {
+		b.WriteString("pseudonyms shared: one subject has the same key and pseudonyms on every output (pseudonymization.per_output: false)\n")
+	}
 	subj := make([]string, len(p.Subjects))
 	for i, s := range p.Subjects {
 		subj[i] = s.String()

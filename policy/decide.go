@@ -29,8 +29,6 @@ type Decision struct {
 	PolicyVersion  string
 	ConsentFound   bool
 	ConsentVersion int64
-	// Key is the clean message key: the pseudonymized subject.
-	Key []byte
 	// EventDenied lists purposes the event's own consent signals deny
 	// (strictest wins over the stored record), with EventSignals naming
 	// the signals found (segment, rudderstack, gpc).
@@ -54,6 +52,10 @@ type OutputDecision struct {
 	Actions []Action
 	// Value is the transformed event, set when Write.
 	Value []byte
+	// Key is the clean message key, set when Write: the subject's
+	// pseudonym under the output's keys (Policy.OutputKey). Outputs share
+	// one slice unless the policy pseudonymizes per output.
+	Key []byte
 }
 
 // Written counts outputs the event is written to.
@@ -153,8 +155,10 @@ func (d *Decision) Explain() string {
 	return b.String()
 }
 
-// PseudonymousKey returns the clean message key for subject: its
-// pseudonym under the policy's pseudonym_key.
+// PseudonymousKey returns subject's pseudonym under the policy's
+// pseudonym_key, before any per-output derivation: the clean message key
+// of every output unless PerOutputPseudonyms (then see OutputKey). Logs
+// use it to correlate calls about one subject.
 func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 	if p.keys == nil {
 		return nil, fmt.Errorf("no pseudonymization keys loaded")
@@ -162,18 +166,28 @@ func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 	return p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
 }
 
-// RetractionKeys returns the clean message keys a retraction of subject
-// must be written under: its pseudonym under the policy's pseudonym_key,
-// then under every key retired less than retention before now (see
-// Keyring.Live), so that records written before a key rotation are
-// retracted too.
-func (p *Policy) RetractionKeys(subject string, now time.Time, retention time.Duration) ([][]byte, error) {
-	if p.keys == nil {
+// OutputKey returns the clean message key of subject on output o: its
+// pseudonym under the policy's pseudonym_key, derived for o when
+// PerOutputPseudonyms.
+func (p *Policy) OutputKey(o *Output, subject string) ([]byte, error) {
+	if o.keys == nil {
+		return nil, fmt.Errorf("no pseudonymization keys loaded")
+	}
+	return o.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
+}
+
+// RetractionKeys returns the clean message keys a retraction of subject on
+// output o must be written under: its key on o (OutputKey), then its
+// pseudonyms under every key retired less than retention before now
+// (see Keyring.Live), derived for o like the current one, so that records
+// written before a key rotation are retracted too.
+func (p *Policy) RetractionKeys(o *Output, subject string, now time.Time, retention time.Duration) ([][]byte, error) {
+	if o.keys == nil {
 		return nil, fmt.Errorf("no pseudonymization keys loaded")
 	}
 	var out [][]byte
-	for _, id := range p.keys.Live(p.PseudonymKey, now, retention) {
-		k, err := p.keys.AppendPseudonym(nil, id, []byte(subject))
+	for _, id := range o.keys.Live(p.PseudonymKey, now, retention) {
+		k, err := o.keys.AppendPseudonym(nil, id, []byte(subject))
 		if err != nil {
 			return nil, err
 		}
@@ -256,11 +270,13 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 	if p.keys == nil {
 		return nil, &InputError{Reason: ReasonInternal, Err: fmt.Errorf("no pseudonymization keys loaded")}
 	}
-	key, err := p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
-	if err != nil {
-		return nil, &InputError{Reason: ReasonInternal, Err: err}
+	var key []byte // shared by every output unless PerOutputPseudonyms
+	var err error
+	if !p.PerOutputPseudonyms {
+		if key, err = p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject)); err != nil {
+			return nil, &InputError{Reason: ReasonInternal, Err: err}
+		}
 	}
-	d.Key = key
 
 	if err := p.eventConsent(doc, d); err != nil {
 		return nil, err
@@ -302,19 +318,26 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		dc.ed.Reset(doc)
 		start := len(acts)
 		for _, t := range o.Transforms {
-			if err := t.Apply(&dc.ed, p.keys, record); err != nil {
+			if err := t.Apply(&dc.ed, o.keys, record); err != nil {
 				dc.acts = acts
 				return nil, inputErr(err)
 			}
 		}
 		if d.coarseGeo != nil {
-			if err := d.coarseGeo.Apply(&dc.ed, p.keys, func(a Action) { a.Op = "tcf_round_geo"; record(a) }); err != nil {
+			if err := d.coarseGeo.Apply(&dc.ed, o.keys, func(a Action) { a.Op = "tcf_round_geo"; record(a) }); err != nil {
 				dc.acts = acts
 				return nil, inputErr(err)
 			}
 		}
 		bounds[i] = [2]int{start, len(acts)}
 		od.Value = dc.ed.AppendTo(make([]byte, 0, len(doc.Raw())))
+		od.Key = key
+		if p.PerOutputPseudonyms {
+			if od.Key, err = o.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject)); err != nil {
+				dc.acts = acts
+				return nil, &InputError{Reason: ReasonInternal, Err: err}
+			}
+		}
 		od.Write = true
 	}
 	dc.acts = acts

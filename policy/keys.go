@@ -3,6 +3,7 @@ package policy
 import (
 	"bufio"
 	"bytes"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +25,8 @@ const MinKeyBytes = 32
 // retired. It is safe for concurrent use.
 type Keyring struct {
 	keys map[string]*hmacPool
+	// secrets holds each key's secret, for Derive.
+	secrets map[string][]byte
 	// retired holds when each retired key was retired.
 	retired map[string]time.Time
 }
@@ -39,7 +43,7 @@ type hmacPool struct {
 
 // NewKeyring builds a keyring from key id to secret.
 func NewKeyring(secrets map[string][]byte) (*Keyring, error) {
-	k := &Keyring{keys: make(map[string]*hmacPool, len(secrets)), retired: map[string]time.Time{}}
+	k := &Keyring{keys: make(map[string]*hmacPool, len(secrets)), secrets: make(map[string][]byte, len(secrets)), retired: map[string]time.Time{}}
 	for id, secret := range secrets {
 		if err := validKeyID(id); err != nil {
 			return nil, err
@@ -48,6 +52,7 @@ func NewKeyring(secrets map[string][]byte) (*Keyring, error) {
 			return nil, fmt.Errorf("key %q: secret is %d bytes, need at least %d", id, len(secret), MinKeyBytes)
 		}
 		s := bytes.Clone(secret)
+		k.secrets[id] = s
 		k.keys[id] = &hmacPool{id: id, pool: sync.Pool{New: func() any { return &hmacState{h: hmac.New(sha256.New, s)} }}}
 	}
 	return k, nil
@@ -117,6 +122,32 @@ func ParseKeyring(name string, data []byte) (*Keyring, error) {
 	}
 	k.retired = retired
 	return k, nil
+}
+
+// deriveInfo prefixes the HKDF info of a derived keyring. Changing it
+// changes every derived pseudonym.
+const deriveInfo = "consentd pseudonym key v1 "
+
+// Derive returns a keyring with the same key ids and retirement dates
+// whose secrets are HKDF-SHA256 (RFC 5869, no salt) of this keyring's,
+// with info deriveInfo+label, 32 bytes each. Pseudonyms under a derived
+// keyring are unlinkable to those under another label without the
+// original secrets; anyone holding them can derive every label's key.
+func (k *Keyring) Derive(label string) (*Keyring, error) {
+	secrets := make(map[string][]byte, len(k.secrets))
+	for id, s := range k.secrets {
+		d, err := hkdf.Key(sha256.New, s, nil, deriveInfo+label, sha256.Size)
+		if err != nil {
+			return nil, fmt.Errorf("deriving key %q for %s: %w", id, label, err)
+		}
+		secrets[id] = d
+	}
+	d, err := NewKeyring(secrets)
+	if err != nil {
+		return nil, err
+	}
+	d.retired = maps.Clone(k.retired)
+	return d, nil
 }
 
 // Retired reports whether key id is retired and since when.

@@ -305,11 +305,12 @@ func TestMessageKeyIsPseudonymizedSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(d.Key) != pseudonym(t, keys, "k1", "anon-1") || strings.Contains(string(d.Key), "anon-1") {
-		t.Fatalf("key = %s", d.Key)
+	key := d.Outputs[0].Key
+	if string(key) != pseudonym(t, keys, "k1", "anon-1") || strings.Contains(string(key), "anon-1") {
+		t.Fatalf("key = %s", key)
 	}
-	if !strings.HasPrefix(string(d.Key), "k1:") || len(d.Key) != 3+PseudonymLen {
-		t.Fatalf("key format = %s", d.Key)
+	if !strings.HasPrefix(string(key), "k1:") || len(key) != 3+PseudonymLen {
+		t.Fatalf("key format = %s", key)
 	}
 	if pseudonym(t, keys, "k1", "x") == pseudonym(t, keys, "k2", "x") {
 		t.Fatal("pseudonyms under different keys are equal")

@@ -72,7 +72,7 @@ func TestRetractionKeysFollowRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := p.RetractionKeys("u1", time.Now(), 24*time.Hour)
+	got, err := p.RetractionKeys(p.Outputs[0], "u1", time.Now(), 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestRetractionKeysFollowRotation(t *testing.T) {
 	if cur, _ := p.PseudonymousKey("u1"); string(cur) != want[0] {
 		t.Fatalf("new records are keyed %q, want the new key's %q", cur, want[0])
 	}
-	if got, _ := p.RetractionKeys("u1", time.Now(), time.Minute); len(got) != 1 {
+	if got, _ := p.RetractionKeys(p.Outputs[0], "u1", time.Now(), time.Minute); len(got) != 1 {
 		t.Fatalf("a key retired longer ago than the retention still gets retractions: %q", got)
 	}
 

@@ -89,7 +89,7 @@ func TestShippedPolicyHostileEvents(t *testing.T) {
 				t.Fatalf("nothing written: %s", d.Explain())
 			}
 			for _, o := range d.Outputs {
-				hay := strings.ToLower(string(o.Value) + "\n" + o.ActionsHeader() + "\n" + string(d.Key) + "\n" + d.Explain())
+				hay := strings.ToLower(string(o.Value) + "\n" + o.ActionsHeader() + "\n" + string(o.Key) + "\n" + d.Explain())
 				for _, pii := range tt.pii {
 					for _, form := range []string{pii, url.QueryEscape(pii), url.PathEscape(pii), strings.ReplaceAll(pii, "@", `\u0040`)} {
 						if strings.Contains(hay, strings.ToLower(form)) {

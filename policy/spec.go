@@ -34,6 +34,8 @@ type Spec struct {
 	// clean message key, and by pseudonymize transforms that name no key.
 	// Required.
 	PseudonymKey string `yaml:"pseudonym_key"`
+	// Pseudonymization configures how pseudonyms are derived.
+	Pseudonymization PseudonymizationSpec `yaml:"pseudonymization"`
 	// ConsentCategories maps CMP category names (Segment
 	// categoryPreferences) and consent ids (RudderStack consentManagement)
 	// to purposes, for consent records read from the consent topic. A
@@ -114,6 +116,19 @@ type TransformSpec struct {
 	// Scrub replaces personal data found in the text of kept fields, keys
 	// included, and reduces URLs (see ScrubSpec).
 	Scrub *ScrubSpec `yaml:"scrub"`
+}
+
+// PseudonymizationSpec configures pseudonym derivation for every output.
+type PseudonymizationSpec struct {
+	// PerOutput derives a distinct secret per output from each key
+	// (HKDF-SHA256 of the key's secret with the output's name, see
+	// Keyring.Derive), for the clean message key and every pseudonymize
+	// transform of that output: one subject gets unrelated pseudonyms on
+	// two outputs, so clean topics cannot be joined by key or by
+	// pseudonymized fields. Retractions follow it. Renaming an output
+	// changes its pseudonyms. Default: false (one pseudonym per subject
+	// and key across outputs).
+	PerOutput bool `yaml:"per_output"`
 }
 
 // PseudonymizeSpec configures pseudonymize.

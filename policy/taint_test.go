@@ -135,7 +135,7 @@ func TestTaintEchoes(t *testing.T) {
 					if o.Value == nil {
 						continue
 					}
-					for _, where := range []string{string(o.Value), string(d.Key), o.ActionsHeader()} {
+					for _, where := range []string{string(o.Value), string(o.Key), o.ActionsHeader()} {
 						if leaks(where, id.value) {
 							t.Errorf("%s as %s in %s: %s holds it: %s", id.path, enc.name, field, o.Output.Name, where)
 							break outputs

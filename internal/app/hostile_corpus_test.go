@@ -226,7 +226,7 @@ func hostileDecide(t *testing.T, dc *policy.Decider, m *kafka.Message) (string, 
 		if !od.Write {
 			continue
 		}
-		out = append(out, wire.Clean{Topic: od.Output.Topic, Key: bytes.Clone(d.Key), Value: bytes.Clone(od.Value), Time: od.CleanTime(m.Time),
+		out = append(out, wire.Clean{Topic: od.Output.Topic, Key: bytes.Clone(od.Key), Value: bytes.Clone(od.Value), Time: od.CleanTime(m.Time),
 			PolicyVersion: []byte(dc.Policy.Version), ConsentVersion: []byte("1"), Actions: od.AppendActions(nil),
 			Output: []byte(od.Output.Name), Source: wire.AppendSource(nil, "raw", 0, 0)}.Message())
 	}

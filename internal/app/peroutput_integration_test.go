@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/testing/itest"
+)
+
+// pseudOut is subject v's pseudonym on output, under per-output keys, by
+// the recipe the README gives a reviewer holding the key file.
+func pseudOut(t *testing.T, output, v string) string {
+	t.Helper()
+	key, err := hkdf.Key(sha256.New, testSecret, nil, "consentd pseudonym key v1 output "+output, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(v))
+	return "k1:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// TestIntegrationPerOutputPseudonyms runs the shipped policy with
+// pseudonymization.per_output on real Kafka and Redis: no key and no
+// pseudonymized user id is shared by two clean topics, each is the
+// output's documented pseudonym, and erasures go out under each topic's
+// own key, as the last record of the subject there, with nothing after
+// the call returns.
+func TestIntegrationPerOutputPseudonyms(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 4)
+	seedFull(t, env.Redis, s.prefix, "po")
+	pol, err := os.ReadFile(s.cfg.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perOutput := strings.Replace(string(pol), "\noutputs:", "\npseudonymization: {per_output: true}\noutputs:", 1)
+	if perOutput == string(pol) {
+		t.Fatal("the shipped policy has no outputs: line")
+	}
+	path := filepath.Join(filepath.Dir(s.cfgPath), "policy.per-output.yaml")
+	if err := os.WriteFile(path, []byte(perOutput), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	use := func(c *config.Config) { c.Policy = path }
+	s.start(t, use)
+	stop := flow(t, env.Kafka, s.raw, "po")
+	defer stop()
+	outputs := map[string]string{s.perso: "personalization", s.ana: "analytics", s.adv: "advertising"}
+	itest.Eventually(t, 60*time.Second, "every clean topic written", func() bool {
+		for topic := range outputs {
+			if itest.Count(t, env.Kafka, topic) < 500 {
+				return false
+			}
+		}
+		return true
+	})
+
+	cfg := *s.cfg
+	use(&cfg)
+	dsr := s.dsr(t, &cfg)
+	returned := map[string]time.Time{}
+	for u := 0; u < 4; u++ {
+		subj := fmt.Sprintf("po-%d", u)
+		if _, err := dsr.Erase(context.Background(), subj); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		for _, output := range outputs {
+			returned[pseudOut(t, output, subj)] = at
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	stop()
+	s.exactness(t, returned, "per-output erasure")
+
+	// Unlinkable: every key and pseudonymized userId on a topic is that
+	// output's pseudonym of a subject, never another output's and never
+	// the shared one.
+	owner := map[string]string{} // pseudonym -> topic
+	for topic, output := range outputs {
+		want := map[string]bool{}
+		for i := 0; i < 50; i++ {
+			want[pseudOut(t, output, fmt.Sprintf("po-%d", i))] = true
+		}
+		n := 0
+		for _, m := range itest.ReadAll(t, env.Kafka, topic) {
+			var body struct {
+				UserID string `json:"userId"`
+			}
+			if m.Value != nil {
+				if err := json.Unmarshal(m.Value, &body); err != nil {
+					t.Fatalf("%s: %v", topic, err)
+				}
+			}
+			for _, p := range []string{string(m.Key), body.UserID} {
+				if p == "" {
+					continue
+				}
+				if !want[p] {
+					t.Fatalf("%s: %q is not this output's pseudonym of any subject", topic, p)
+				}
+				if other, ok := owner[p]; ok && other != topic {
+					t.Fatalf("%q is on %s and %s: the topics are joinable", p, topic, other)
+				}
+				owner[p] = topic
+			}
+			n++
+		}
+		t.Logf("%s: %d records, all under its own pseudonyms", topic, n)
+	}
+}
