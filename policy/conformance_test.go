@@ -33,23 +33,26 @@ type conformanceVector struct {
 	Event     json.RawMessage `json:"event"`
 	// Record, for Segment and RudderStack, is the same consent as a
 	// consent-topic record.
-	Record json.RawMessage `json:"record"`
-	Runs   []struct {
-		Name    string   `json:"name"`
-		Policy  string   `json:"policy"`
-		Options []string `json:"options"`
-		Expect  struct {
-			Invalid   bool     `json:"invalid"`
-			Withheld  []string `json:"withheld"`
-			CoarseGeo *bool    `json:"coarse_geo"`
-			// Stored (consent-topic records): the purposes granted, and
-			// the purposes the record leaves as stored.
-			Stored *struct {
-				Granted []string `json:"granted"`
-				Keep    []string `json:"keep"`
-			} `json:"stored"`
-		} `json:"expect"`
-	} `json:"runs"`
+	Record json.RawMessage  `json:"record"`
+	Runs   []conformanceRun `json:"runs"`
+}
+
+// conformanceRun decides a vector under one policy.
+type conformanceRun struct {
+	Name    string   `json:"name"`
+	Policy  string   `json:"policy"`
+	Options []string `json:"options"`
+	Expect  struct {
+		Invalid   bool     `json:"invalid"`
+		Withheld  []string `json:"withheld"`
+		CoarseGeo *bool    `json:"coarse_geo"`
+		// Stored (consent-topic records): the purposes granted, and
+		// the purposes the record leaves as stored.
+		Stored *struct {
+			Granted []string `json:"granted"`
+			Keep    []string `json:"keep"`
+		} `json:"stored"`
+	} `json:"expect"`
 }
 
 func loadVectors(t *testing.T) map[string]*conformanceVector {
@@ -173,4 +176,35 @@ func decideEvent(p *policy.Policy, raw []byte, purposes []string) (*policy.Decis
 	}
 	dc := &policy.Decider{Policy: p}
 	return dc.DecideAt(&doc, subj, rec, policy.Times{})
+}
+
+// TestConformanceDifferencesAreDocumented: every option a vector names as
+// the reason consentd's default differs from the reference is a row of
+// the README's table of deliberate differences.
+func TestConformanceDifferencesAreDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]int{}
+	for name, v := range loadVectors(t) {
+		for _, run := range v.Runs {
+			if len(run.Options) == 0 {
+				continue
+			}
+			for _, o := range run.Options {
+				if !strings.Contains(o, ".") {
+					o = "iab." + o
+				}
+				named[o]++
+				if !strings.Contains(string(readme), "| `"+o+"` |") {
+					t.Errorf("%s/%s: option %s is not in the README's table of deliberate differences", name, run.Name, o)
+				}
+			}
+		}
+	}
+	if named["iab.tcf_purpose_one_treatment"] == 0 {
+		t.Error("no vector exercises tcf_purpose_one_treatment")
+	}
+	t.Logf("differences by option: %v", named)
 }

@@ -36,6 +36,15 @@ type IABSpec struct {
 	// establishes them, unless a publisher restriction requires one.
 	// Not allowed: 1 and 3..6. Default: none.
 	TCFFlexiblePurposes []int `yaml:"tcf_flexible_purposes"`
+	// TCFPurposeOneTreatment decides TCF purpose 1 (store and/or access
+	// information on a device) when a TC string sets PurposeOneTreatment:
+	// the publisher's jurisdiction (PublisherCC) does not require consent
+	// for it, so the CMP did not ask. "deny": purpose 1 still needs its
+	// consent bit, which such a string leaves 0. "allow": purpose 1 is
+	// established for a disclosed vendor whatever the consent bits and
+	// publisher restrictions say, as Prebid Server does by default
+	// (purpose_one_treatment enabled, access_allowed). Default: deny.
+	TCFPurposeOneTreatment string `yaml:"tcf_purpose_one_treatment"`
 	// MinTCFPolicyVersion: TC strings with an older TCF policy version are
 	// invalid. Default: 4 (TCF v2.2); 2 accepts TCF v2.0 strings.
 	MinTCFPolicyVersion *int `yaml:"min_tcf_policy_version"`
@@ -101,6 +110,7 @@ type iabPolicy struct {
 	tcfPaths        []event.Path
 	tcfPurposes     map[string][]int
 	li, flex        []int
+	p1Allow         bool // tcf_purpose_one_treatment: allow
 	minVersion      int
 	serviceSpecific bool
 	dvFrom          time.Time // zero: never required
@@ -172,6 +182,13 @@ func compileIAB(s *IABSpec, purposes map[string]bool, exactPaths func(string, []
 			fail("iab.disclosed_vendors_required_from: %q: want YYYY-MM-DD or never", dv)
 		}
 		ip.dvFrom = t
+	}
+	switch s.TCFPurposeOneTreatment {
+	case "", "deny":
+	case "allow":
+		ip.p1Allow = true
+	default:
+		fail("iab.tcf_purpose_one_treatment: %q: want deny or allow", s.TCFPurposeOneTreatment)
 	}
 	switch s.GPPUnsupportedSections {
 	case "", "reject":
@@ -324,7 +341,8 @@ func (ip *iabPolicy) applyTCF(c *iabconsent.V2ParsedConsent, signal, where strin
 	allowed := map[int]bool{}
 	for _, ids := range ip.tcfPurposes {
 		for _, id := range ids {
-			allowed[id] = disclosed && ip.tcfPurposeAllowed(c, id, vendorConsent, vendorLI)
+			allowed[id] = disclosed && (ip.tcfPurposeAllowed(c, id, vendorConsent, vendorLI) ||
+				id == 1 && c.PurposeOneTreatment && ip.p1Allow)
 		}
 	}
 	sink.withhold(signal, func(pu string) bool {

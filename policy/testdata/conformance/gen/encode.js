@@ -9,7 +9,7 @@ const path = require("path");
 const { TCString, TCModel } = require("@iabtechlabtcf/core");
 const { GppModel } = require("@iabgpp/cmpapi");
 const { gvl } = require("./gvl.js");
-const { tcfDecide, gppDecide, iabYAML, COMPAT, STRICT, PURPOSES, versions } = require("./gen.js");
+const { tcfDecide, gppDecide, tcfOptions, iabYAML, COMPAT, STRICT, PURPOSES, versions } = require("./gen.js");
 
 const out = process.argv[2];
 fs.mkdirSync(out, { recursive: true });
@@ -75,7 +75,7 @@ function addGPP(note, s, sids, extra) {
   const def = gppDecide(s, V, STRICT, sids);
   const gpcOverrides = !(extra || "").includes("gpc_overrides_opt_in: false");
   const runs = [{ name: "reference", policy: iabYAML(V, COMPAT) + (extra || ""), expect: GPP_EXPECT(ref, gpcOverrides), why: ref.why }];
-  runs.push({ name: "default", policy: iabYAML(V, STRICT) + (extra || ""), expect: GPP_EXPECT(def, gpcOverrides), why: def.why, options: def.options });
+  runs.push({ name: "default", policy: iabYAML(V, STRICT) + (extra || ""), expect: GPP_EXPECT(def, gpcOverrides), why: def.why, options: def.options || tcfOptions(def) });
   const ctx = { gppString: s };
   if (sids) ctx.gpp_sid = sids;
   write("gpp", {
@@ -200,4 +200,19 @@ const gpcOptIn = gpp((m) => {
 });
 addGPP("usnat not opted out, GPC subsection set (GPC wins by default)", gpcOptIn);
 addGPP("usnat not opted out, GPC subsection set, gpc_overrides_opt_in false", gpcOptIn, undefined, "signals:\n  gpc_overrides_opt_in: false\n");
+
+// TCF purpose-one treatment (appended so that earlier files keep their
+// numbers): the CMP did not ask for purpose 1 consent.
+const p1t = (edit) => tc((m) => {
+  m.purposeOneTreatment = true;
+  m.publisherCountryCode = "DE";
+  m.purposeConsents.unset(1);
+  return edit && edit(m);
+});
+addTCF("PurposeOneTreatment=1, purpose 1 consent not asked (0)", p1t());
+addTCF("PurposeOneTreatment=1 and purpose 1 consent given", tc((m) => { m.purposeOneTreatment = true; }));
+addTCF("PurposeOneTreatment=1, purpose 1 not asked, publisher restriction type 0 on purpose 1", p1t((m) => restrict(m, 1, 0, [V])));
+addTCF("PurposeOneTreatment=1, purpose 1 not asked, vendor without consent", p1t((m) => { m.vendorConsents.unset(V); }));
+addTCF("PurposeOneTreatment=1, purpose 1 not asked, Disclosed Vendors segment without the vendor", p1t((m) => { m.vendorsDisclosed.unset(V); }));
+addGPP("TCF EU v2 section with PurposeOneTreatment=1, purpose 1 not asked", gpp((m) => m.decodeSection("tcfeuv2", p1t())));
 console.log(n);

@@ -59,6 +59,7 @@ const COMPAT = {
   disclosed_vendors_required_from: "never",
   gpp_unsupported_sections: "ignore",
   strict_decoding: false,
+  tcf_purpose_one_treatment: "allow",
 };
 const STRICT = {
   min_tcf_policy_version: 4,
@@ -66,6 +67,7 @@ const STRICT = {
   disclosed_vendors_required_from: "2026-02-28",
   gpp_unsupported_sections: "reject",
   strict_decoding: true,
+  tcf_purpose_one_treatment: "deny",
 };
 
 function iabYAML(vendor, opts) {
@@ -112,6 +114,9 @@ function tcfDecide(tc, vendor, opts) {
     if (restr[r.purposeId] === undefined || r.restrictionType === 0) restr[r.purposeId] = r.restrictionType;
   }
   const allowed = [];
+  // PurposeOneTreatment: prebid-server's purpose_one_treatment (enabled,
+  // access_allowed by default) establishes purpose 1 whatever the bits.
+  const p1t = m.purposeOneTreatment && opts.tcf_purpose_one_treatment === "allow";
   for (const n of TCF_PURPOSES) {
     const flex = FLEX.includes(n);
     const consentOK = m.purposeConsents.has(n) && m.vendorConsents.has(vendor);
@@ -123,11 +128,13 @@ function tcfDecide(tc, vendor, opts) {
       case 2: ok = liOK; break;
       default: ok = consentOK || liOK;
     }
+    if (n === 1 && p1t) ok = true;
     if (disclosed && ok) allowed.push(n);
   }
   return {
     invalid: false,
     allowed,
+    options: m.purposeOneTreatment && opts.tcf_purpose_one_treatment !== "allow" ? ["tcf_purpose_one_treatment"] : undefined,
     sf1: m.specialFeatureOptins.has(1),
     decoded: {
       policyVersion: m.policyVersion, isServiceSpecific: m.isServiceSpecific,
@@ -139,6 +146,13 @@ function tcfDecide(tc, vendor, opts) {
       publisherRestrictions: restr, specialFeature1: m.specialFeatureOptins.has(1),
     },
   };
+}
+
+// tcfOptions lists the options that changed a valid decision's TCF
+// sections (a GPP string's res.tcf).
+function tcfOptions(d) {
+  const o = [...new Set((d.tcf || []).flatMap((t) => t.options || []))];
+  return o.length ? o : undefined;
 }
 
 function pickVendor(tc) {
@@ -289,7 +303,7 @@ function addGPP(src, str, note, sids) {
   const def = gppDecide(str, vendor, STRICT, sids);
   const runs = [{ name: "reference", policy: iabYAML(vendor, compat), expect: expectFromGPP(ref), why: ref.why }];
   if (JSON.stringify(expectFromGPP(def)) !== JSON.stringify(expectFromGPP(ref)))
-    runs.push({ name: "default", policy: iabYAML(vendor, STRICT), expect: expectFromGPP(def), why: def.why, options: def.options });
+    runs.push({ name: "default", policy: iabYAML(vendor, STRICT), expect: expectFromGPP(def), why: def.why, options: def.options || tcfOptions(def) });
   const ctx = { gppString: str };
   if (sids) ctx.gpp_sid = sids;
   vectors.push({
@@ -414,4 +428,4 @@ function run() {
 }
 
 if (require.main === module) run();
-module.exports = { tcfDecide, gppDecide, iabYAML, COMPAT, STRICT, PURPOSES, versions };
+module.exports = { tcfDecide, gppDecide, tcfOptions, iabYAML, COMPAT, STRICT, PURPOSES, versions };
