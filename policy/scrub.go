@@ -306,6 +306,23 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 // source paths and of members named like an identifier, at any depth,
 // except values the output still has verbatim in such a field (the
 // policy lets those through), with the hashes of e-mail addresses.
+// isName reports whether key names an identifier field (scrub.identifiers
+// without a dot), ignoring case and '_', '-', '.' and spaces.
+func (t *scrubT) isName(key []byte, st *scrubState) bool {
+	if len(t.names) == 0 {
+		return false
+	}
+	k := 0
+	for k < len(key) && (key[k] == '_' || key[k] == '-' || key[k] == '.' || key[k] == ' ') {
+		k++
+	}
+	if k == len(key) || !t.nameFirst[key[k]|0x20] && !t.nameFirst[key[k]] || len(key) > 2*t.maxName {
+		return false
+	}
+	st.nkey = normKey(st.nkey[:0], key)
+	return t.names[string(st.nkey)]
+}
+
 func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 	st.cands, st.kept, st.arena = st.cands[:0], st.kept[:0], st.arena[:0]
 	add := func(v event.Value, kept bool) {
@@ -327,21 +344,43 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 			st.cands = append(st.cands, b)
 		}
 	}
+	// Inside a removed array or object, which paths never enter: the
+	// scalars of a named array or identifier field, and the identifier
+	// members of objects in arrays. What the output keeps of them is not
+	// exempted from the search (only kept fields are): it is scanned like
+	// any kept value.
+	addLeaves := func(v event.Value, kept bool, want func(key []byte) bool) {
+		if kept {
+			return
+		}
+		v.EachLeaf(func(key []byte, l event.Value) {
+			if want(key) {
+				add(l, false)
+			}
+		})
+	}
+	all := func([]byte) bool { return true }
+	named := func(key []byte) bool { return key != nil && t.isName(key, st) }
 	for _, p := range t.sources {
-		ed.EachOriginal(p, add)
+		ed.EachOriginal(p, func(v event.Value, kept bool) {
+			if v.Kind == event.Array {
+				addLeaves(v, kept, func(key []byte) bool { return key == nil || named(key) })
+				return
+			}
+			add(v, kept)
+		})
 	}
 	if len(t.names) > 0 {
 		ed.WalkOriginal(func(key []byte, v event.Value, kept bool) {
-			k := 0
-			for k < len(key) && (key[k] == '_' || key[k] == '-' || key[k] == '.' || key[k] == ' ') {
-				k++
-			}
-			if k == len(key) || !t.nameFirst[key[k]|0x20] && !t.nameFirst[key[k]] || len(key) > 2*t.maxName {
-				return
-			}
-			st.nkey = normKey(st.nkey[:0], key)
-			if t.names[string(st.nkey)] {
-				add(v, kept)
+			switch {
+			case t.isName(key, st):
+				if v.Kind == event.Array || v.Kind == event.Object {
+					addLeaves(v, kept, all) // e.g. RudderStack externalId: [{id, type}]
+				} else {
+					add(v, kept)
+				}
+			case v.Kind == event.Array:
+				addLeaves(v, kept, named) // e.g. Snowplow contexts: [{data: {domain_userid}}]
 			}
 		})
 	}

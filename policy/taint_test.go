@@ -148,6 +148,67 @@ func TestTaintEchoes(t *testing.T) {
 	t.Logf("%d echoes checked", cases)
 }
 
+// TestTaintInsideArrays: identifiers the shipped policy removes that sit
+// where paths do not reach (an identifier field holding an array or an
+// object, identifier members of objects inside arrays, a dropped array),
+// echoed in every encoding into every kept field, never survive; values
+// of other fields inside removed arrays (product ids, names) stay.
+func TestTaintInsideArrays(t *testing.T) {
+	p, err := Load("../configs/policy.yaml", testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := granted(1, "personalization", "analytics", "advertising")
+	const v = "crm-Zq81Kx0042"
+	holders := []struct{ name, path, lit string }{
+		{"RudderStack externalId", "context.externalId", `[{"id":"` + v + `","type":"brazeExternalId"}]`},
+		{"identifier object", "context.externalId", `{"crm":{"primary":"` + v + `"}}`},
+		{"Snowplow context", "contexts", `[{"schema":"iglu:com.acme/user/jsonschema/1-0-0","data":{"domain_userid":"` + v + `"}}]`},
+		{"nested arrays", "properties.items", `[[{"meta":[{"idfa":"` + v + `"}]}]]`},
+		{"dropped array", "context.device.advertisingId", `["` + v + `"]`},
+		{"escaped key", "properties.items", `[{"user\u005fid":"` + v + `"}]`},
+	}
+	kept := []string{"event", "context.page.path", "context.page.url", "properties.product_id", "properties.category", "properties.title", "traits.plan"}
+	n := 0
+	for _, h := range holders {
+		for _, enc := range taintEncodings {
+			for _, field := range kept {
+				ev := buildEvent(map[string]string{h.path: h.lit, field: enc.enc(v)})
+				d, err := decide(t, p, ev, all)
+				if err != nil {
+					t.Fatalf("%s, %s in %s: %v", h.name, enc.name, field, err)
+				}
+				if d.Written() == 0 {
+					t.Fatalf("nothing written: %s", d.Explain())
+				}
+				n++
+				for _, o := range d.Outputs {
+					if o.Value != nil && leaks(string(o.Value), v) {
+						t.Errorf("%s, %s in %s: %s holds it: %s", h.name, enc.name, field, o.Output.Name, o.Value)
+						break
+					}
+				}
+			}
+		}
+	}
+	// Look-alikes: a removed product array's own values are not
+	// identifiers, and a kept field repeating them is left alone.
+	ev := buildEvent(map[string]string{
+		"properties.products": `[{"product_id":"SKU-48213377","name":"Trail Runner GTX","price":129.99}]`,
+		"properties.title":    `"Trail Runner GTX SKU-48213377"`,
+	})
+	d, err := decide(t, p, ev, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range d.Outputs {
+		if strings.Contains(string(o.Value), `"title"`) && !strings.Contains(string(o.Value), "Trail Runner GTX SKU-48213377") {
+			t.Errorf("%s changed a title repeating a removed product: %s (%s)", o.Output.Name, o.Value, o.ActionsHeader())
+		}
+	}
+	t.Logf("%d echoes from inside arrays and objects checked", n)
+}
+
 // TestTaintNumbers: a numeric identifier (a string or a number in its own
 // field) echoed as a JSON number in any integer form into a kept number
 // field, and inside a kept array.

@@ -1113,6 +1113,28 @@ func hostileCorpus() []hostileEntry {
 		x := g.add(fmt.Sprintf("hashed e-mail and zoned ipv6 %d", i), W, ev, tr("hashed-email", "ipv6-zone"), e, ip6)
 		x.PII = append(x.PII, string(h[i]), string(h[(i+1)%3]))
 	}
+
+	// 26. Identifiers where paths do not reach (RudderStack externalId
+	// arrays, Snowplow contexts, identifier objects, nested arrays, a
+	// dropped field holding an array), echoed into kept fields.
+	for i, holder := range []func(v string) string{
+		func(v string) string { return `"context":{"externalId":[{"id":"` + v + `","type":"brazeExternalId"}]}` },
+		func(v string) string {
+			return `"contexts":[{"schema":"iglu:com.snowplowanalytics.snowplow/client_session/jsonschema/1-0-2","data":{"domain_userid":"` + v + `"}}]`
+		},
+		func(v string) string { return `"context":{"externalId":{"crm":{"primary":"` + v + `"}}}` },
+		func(v string) string { return `"properties":{"items":[[{"meta":[{"idfa":"` + v + `"}]}]]}` },
+		func(v string) string { return `"context":{"device":{"advertisingId":["` + v + `"]}}` },
+	} {
+		v := fmt.Sprintf("xid-%05d-%c%c", g.n(), 'A'+i, 'K'+i)
+		echo := []func(string) string{
+			func(v string) string { return v },
+			func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) },
+			func(v string) string { return "u" + hex.EncodeToString([]byte(v)) },
+		}[i%3]
+		ev := g.with(holder(v) + `,"traits":{"plan":"` + echo(v) + `"}`)
+		g.add(fmt.Sprintf("identifier inside an array or object echoed %d", i), W, ev, tr("identifier-in-array"), v)
+	}
 	return g.es
 }
 
