@@ -45,9 +45,9 @@ func TestIntegrationPerOutputPseudonyms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perOutput := strings.Replace(string(pol), "\noutputs:", "\npseudonymization: {per_output: true}\noutputs:", 1)
+	perOutput := strings.Replace(string(pol), "\npseudonymization:\n  per_output: false\n", "\npseudonymization:\n  per_output: true\n", 1)
 	if perOutput == string(pol) {
-		t.Fatal("the shipped policy has no outputs: line")
+		t.Fatal("the shipped policy has no pseudonymization.per_output: false")
 	}
 	path := filepath.Join(filepath.Dir(s.cfgPath), "policy.per-output.yaml")
 	if err := os.WriteFile(path, []byte(perOutput), 0o600); err != nil {
