@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/segmentio/kafka-go"
 
@@ -20,8 +22,14 @@ type ReplayConfig struct {
 	DeadLetterTopic string
 	// Reasons, if set, replays only dead letters with one of these reasons.
 	Reasons []string
+	// RawTopics are the raw topics the configuration consumes: the only
+	// topics replayed events may be written to (raw events with raw keys
+	// and personal data must never reach a clean, consent or dead-letter
+	// topic). Required.
+	RawTopics []string
 	// To overrides the destination; by default each dead letter goes back
-	// to the topic it came from (its consentd-source-topic header).
+	// to the topic it came from (its consentd-source-topic header). It
+	// must be one of RawTopics.
 	To string
 	// Producer writes the replayed events. Required unless DryRun.
 	Producer Producer
@@ -37,7 +45,14 @@ type ReplayReport struct {
 	Replayed  int
 	Skipped   int // another reason
 	Truncated int // cut down when dead-lettered: cannot be replayed
+	// Foreign counts dead letters whose source topic is not one of
+	// RawTopics (or missing): not replayed.
+	Foreign int
 }
+
+// ErrNotRawTopic: a replay destination that is not a raw topic the
+// configuration consumes.
+var ErrNotRawTopic = errors.New("not a raw topic this configuration consumes")
 
 // ReplayDeadLetters re-injects dead letters, once the policy or the
 // configuration that refused them is fixed: each one's raw key and value
@@ -51,6 +66,12 @@ func ReplayDeadLetters(ctx context.Context, cfg ReplayConfig) (ReplayReport, err
 	}
 	if len(cfg.Brokers) == 0 {
 		return rep, errors.New("replay: no brokers")
+	}
+	if len(cfg.RawTopics) == 0 {
+		return rep, errors.New("replay: no raw topics to write to")
+	}
+	if cfg.To != "" && !slices.Contains(cfg.RawTopics, cfg.To) {
+		return rep, fmt.Errorf("replay: %s: %w (%s); dead letters hold raw events and go back only to raw topics", cfg.To, ErrNotRawTopic, strings.Join(cfg.RawTopics, ", "))
 	}
 	conn, err := cfg.Dialer.DialContext(ctx, "tcp", cfg.Brokers[0])
 	if err != nil {
@@ -119,8 +140,8 @@ func replayPartition(ctx context.Context, cfg ReplayConfig, partition int, want 
 			if to == "" {
 				to = string(wire.Header(&m, wire.HeaderSourceTopic))
 			}
-			if to == "" {
-				rep.Skipped++
+			if !slices.Contains(cfg.RawTopics, to) {
+				rep.Foreign++
 				break
 			}
 			v := m.Value

@@ -2,6 +2,7 @@ package kafkaops
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	if err := w.WriteMessages(context.Background(), dls...); err != nil {
 		t.Fatal(err)
 	}
-	cfg := ReplayConfig{Brokers: []string{broker}, DeadLetterTopic: dlqTopic, Reasons: []string{"invalid_json"}, Producer: w}
+	cfg := ReplayConfig{Brokers: []string{broker}, DeadLetterTopic: dlqTopic, RawTopics: []string{rawTopic}, Reasons: []string{"invalid_json"}, Producer: w}
 
 	dry := cfg
 	dry.DryRun = true
@@ -50,5 +51,34 @@ func TestReplayDeadLetters(t *testing.T) {
 	got := kafkatest.Values(kafkatest.ReadAll(t, broker, rawTopic))
 	if len(got) != 2 || got["a"] != 1 || got["b"] != 1 {
 		t.Fatalf("replayed %v, want a and b (c has another reason, d was truncated)", got)
+	}
+}
+
+func TestReplayOnlyToRawTopics(t *testing.T) {
+	const rawTopic, dlqTopic, cleanTopic = "raw", "dlq", "clean"
+	broker := kafkatest.Fake(t, 1, rawTopic, dlqTopic, cleanTopic)
+	w := &kafka.Writer{Addr: kafka.TCP(broker), BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	forged := wire.DeadLetter(dlqTopic, &kafka.Message{Topic: cleanTopic, Key: []byte("k"), Value: []byte("{}")}, "invalid_json", "x", "v1")
+	if err := w.WriteMessages(context.Background(), forged); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ReplayConfig{Brokers: []string{broker}, DeadLetterTopic: dlqTopic, RawTopics: []string{rawTopic}, Producer: w}
+	to := cfg
+	to.To = cleanTopic
+	if _, err := ReplayDeadLetters(context.Background(), to); !errors.Is(err, ErrNotRawTopic) {
+		t.Fatalf("--to a clean topic: %v", err)
+	}
+	none := cfg
+	none.RawTopics = nil
+	if _, err := ReplayDeadLetters(context.Background(), none); err == nil {
+		t.Fatal("a replay without raw topics ran")
+	}
+	rep, err := ReplayDeadLetters(context.Background(), cfg)
+	if err != nil || rep.Foreign != 1 || rep.Replayed != 0 {
+		t.Fatalf("a dead letter naming a clean source: %+v err %v", rep, err)
+	}
+	if got := kafkatest.ReadAll(t, broker, cleanTopic); len(got) != 0 {
+		t.Fatalf("%d records written to the clean topic", len(got))
 	}
 }
