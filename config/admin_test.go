@@ -68,3 +68,58 @@ func TestAdminListeners(t *testing.T) {
 		t.Errorf("copy_headers: %v %v", c, err)
 	}
 }
+
+// TestSecretFilesMustBePrivate: every secret file the configuration names
+// (passwords, TLS private keys, the pseudonymization key file) is refused
+// when others can read it, with the setting named, and read when private.
+func TestSecretFilesMustBePrivate(t *testing.T) {
+	for _, tc := range []struct{ setting, yaml string }{
+		{"redis.password_file", "redis: {password_file: secret}\n"},
+		{"redis.sentinel_password_file", "redis: {mode: sentinel, addrs: [\"127.0.0.1:26379\"], master_name: m, sentinel_password_file: secret}\n"},
+		{"kafka.sasl.password_file", "kafka_sasl\n"},
+		{"kafka.tls.key_file", "kafka_tls\n"},
+		{"redis.tls.key_file", "redis: {tls: {enabled: true, cert_file: cert, key_file: secret}}\n"},
+		{"pseudonymization.key_file", ""},
+	} {
+		for _, mode := range []os.FileMode{0o644, 0o604, 0o640, 0o600} {
+			dir := t.TempDir()
+			for _, f := range []string{"secret", "cert", "keys"} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			target := "secret"
+			if tc.setting == "pseudonymization.key_file" {
+				target = "keys"
+			}
+			if err := os.Chmod(filepath.Join(dir, target), mode); err != nil {
+				t.Fatal(err)
+			}
+			kafka, extra := `kafka: {brokers: ["127.0.0.1:9092"], raw_topics: [raw], dead_letter_topic: dlq`, tc.yaml
+			switch tc.yaml {
+			case "kafka_sasl\n":
+				kafka, extra = kafka+`, tls: {enabled: true}, sasl: {mechanism: SCRAM-SHA-512, username: u, password_file: secret}`, ""
+			case "kafka_tls\n":
+				kafka, extra = kafka+`, tls: {enabled: true, cert_file: cert, key_file: secret}`, ""
+			}
+			cfgPath := filepath.Join(dir, "consentd.yaml")
+			body := kafka + "}\npseudonymization: {key_file: keys}\npolicy: policy.yaml\n" + extra
+			if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(cfgPath)
+			if err == nil {
+				_, _, err = c.KeyMaterial()
+			}
+			if mode == 0o600 {
+				if err != nil {
+					t.Errorf("%s mode 0600: %v", tc.setting, err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.setting) || !strings.Contains(err.Error(), "not be readable by others") {
+				t.Errorf("%s mode %04o: got %v, want a refusal naming the setting", tc.setting, mode, err)
+			}
+		}
+	}
+}

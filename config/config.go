@@ -739,12 +739,15 @@ func Load(path string) (*Config, error) {
 }
 
 func (c *Config) resolveSecrets() error {
-	if c.Admin.TokenFile != "" {
-		fi, err := os.Stat(c.Admin.TokenFile)
-		if err != nil {
-			return fmt.Errorf("admin.token_file: %w", err)
+	for setting, path := range map[string]string{"kafka.tls.key_file": c.Kafka.TLS.KeyFile, "redis.tls.key_file": c.Redis.TLS.KeyFile} {
+		if path != "" {
+			if err := CheckSecretFile(setting, path); err != nil {
+				return err
+			}
 		}
-		if err := tokenFileMode(c.Admin.TokenFile, fi); err != nil {
+	}
+	if c.Admin.TokenFile != "" {
+		if err := CheckSecretFile("admin.token_file", c.Admin.TokenFile); err != nil {
 			return err
 		}
 		b, err := os.ReadFile(c.Admin.TokenFile)
@@ -770,19 +773,24 @@ func (c *Config) resolveSecrets() error {
 	return nil
 }
 
-// tokenFileMode refuses a token file that others can read, or that its
-// group can read when consentd owns it (mode 0600 or 0400 would do). A
-// group-readable file owned by someone else is how Kubernetes mounts
-// secrets for a non-root user (root-owned, group fsGroup, mode 0440), so
-// it is accepted.
-func tokenFileMode(path string, fi os.FileInfo) error {
+// CheckSecretFile refuses a secret file (token, password, pseudonymization
+// key, TLS private key) that others can read, or that its group can read
+// when consentd owns it (mode 0600 or 0400 would do). A group-readable
+// file owned by someone else is how Kubernetes mounts secrets for a
+// non-root user (root-owned, group fsGroup, mode 0440), so it is
+// accepted. setting names the file in the error.
+func CheckSecretFile(setting, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", setting, err)
+	}
 	perm := fi.Mode().Perm()
 	groupOK := false
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
 		groupOK = true
 	}
 	if perm&0o007 != 0 || (perm&0o070 != 0 && !groupOK) {
-		return fmt.Errorf("admin.token_file: %s has mode %04o: the token must not be readable by others (chmod 600)", path, perm)
+		return fmt.Errorf("%s: %s has mode %04o: a secret must not be readable by others (chmod 600)", setting, path, perm)
 	}
 	return nil
 }
@@ -792,6 +800,9 @@ func tokenFileMode(path string, fi os.FileInfo) error {
 func readSecret(key, file, env string) (Secret, error) {
 	switch {
 	case file != "":
+		if err := CheckSecretFile(key+"_file", file); err != nil {
+			return "", err
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s_file: %w", key, err)
@@ -816,6 +827,9 @@ func (c *Config) KeyMaterial() (name string, data []byte, err error) {
 			return "", nil, fmt.Errorf("pseudonymization.key_env: environment variable %s is not set", c.Pseudonymization.KeyEnv)
 		}
 		return "$" + c.Pseudonymization.KeyEnv, []byte(v), nil
+	}
+	if err := CheckSecretFile("pseudonymization.key_file", c.Pseudonymization.KeyFile); err != nil {
+		return "", nil, err
 	}
 	b, err := os.ReadFile(c.Pseudonymization.KeyFile)
 	if err != nil {

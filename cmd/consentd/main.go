@@ -210,6 +210,9 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	}
 	var keys *policy.Keyring
 	if *keysPath != "" {
+		if err := config.CheckSecretFile("--keys", *keysPath); err != nil {
+			return err
+		}
 		data, err := os.ReadFile(*keysPath)
 		if err != nil {
 			return err
@@ -232,8 +235,9 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", "consentd keygen [KEYID] [--out FILE]", stderr)
+	fs := newFlags("keygen", "consentd keygen [KEYID] [--out FILE [--append]]", stderr)
 	out := fs.String("out", "", "write the key line to FILE (mode 0600) unless FILE exists; default: print it")
+	appendTo := fs.Bool("append", false, "with --out: add the key to an existing FILE (a key rotation); FILE must not be readable by others and must not hold KEYID")
 	id := "k1"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
@@ -256,6 +260,9 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, line)
 		return nil
 	}
+	if *appendTo {
+		return appendKey(*out, id, line, stdout)
+	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		fmt.Fprintf(stdout, "%s exists; keeping its keys\n", *out)
@@ -272,5 +279,42 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote key %s to %s\n", id, *out)
+	return nil
+}
+
+// appendKey adds a key line to an existing key file (a rotation), which
+// must stay private and must not already hold the key id; the file with
+// the line added must still parse.
+func appendKey(path, id, line string, stdout io.Writer) error {
+	if err := config.CheckSecretFile("--out", path); err != nil {
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	keys, err := policy.ParseKeyring(path, old)
+	if err != nil {
+		return fmt.Errorf("keygen --append: %w", err)
+	}
+	if keys.Has(id) {
+		return fmt.Errorf("keygen --append: %s already holds key %s", path, id)
+	}
+	sep := ""
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		sep = "\n"
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprint(f, sep+line+"\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added key %s to %s\n", id, path)
 	return nil
 }

@@ -86,3 +86,42 @@ func TestKeygenProducesAValidKeyFile(t *testing.T) {
 		t.Fatalf("policy check with keys: %s", o3.String())
 	}
 }
+
+// TestKeyFilesStayPrivate: keygen --append rotates into a private key
+// file only, never repeats a key id, and policy check --keys refuses a
+// key file others can read (config.CheckSecretFile: the config's readers
+// are tested in package config).
+func TestKeyFilesStayPrivate(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	var o bytes.Buffer
+	if code := run([]string{"keygen", "k1", "--out", keyFile}, &o, &o); code != 0 {
+		t.Fatal(o.String())
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v %v", fi.Mode(), err)
+	}
+	if code := run([]string{"keygen", "k2", "--out", keyFile, "--append"}, &o, &o); code != 0 {
+		t.Fatal(o.String())
+	}
+	data, _ := os.ReadFile(keyFile)
+	if k, err := policy.ParseKeyring(keyFile, data); err != nil || !k.Has("k1") || !k.Has("k2") {
+		t.Fatalf("after --append: %v\n%s", err, data)
+	}
+	o.Reset()
+	if code := run([]string{"keygen", "k2", "--out", keyFile, "--append"}, &o, &o); code == 0 || !strings.Contains(o.String(), "already holds key k2") {
+		t.Fatalf("appending an existing id: %d %s", code, o.String())
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"keygen", "k3", "--out", keyFile, "--append"},
+		{"policy", "check", "../../configs/policy.yaml", "--keys", keyFile},
+	} {
+		o.Reset()
+		if code := run(args, &o, &o); code == 0 || !strings.Contains(o.String(), "mode 0644") {
+			t.Errorf("%v on a world-readable key file: %d %s", args, code, o.String())
+		}
+	}
+}
