@@ -424,18 +424,18 @@ func (e *Edit) eachOriginal(obj int32, p Path, kept bool, fn func(Value, bool)) 
 
 // WalkOriginal calls fn for every member of the unedited document's
 // objects, depth first in document order (members of objects inside arrays
-// are not visited: paths never enter arrays), with its key unescaped
-// (valid during the call only), its original value and whether it is kept
-// (see EachOriginal).
-func (e *Edit) WalkOriginal(fn func(key []byte, v Value, kept bool)) {
+// are not visited: paths never enter arrays), with its depth (0 for the
+// top level), its key unescaped (valid during the call only), its original
+// value and whether it is kept (see EachOriginal).
+func (e *Edit) WalkOriginal(fn func(depth int, key []byte, v Value, kept bool)) {
 	if len(e.d.nodes) == 0 {
 		return
 	}
 	var kbuf []byte
-	e.walkOriginal(0, true, &kbuf, fn)
+	e.walkOriginal(0, 0, true, &kbuf, fn)
 }
 
-func (e *Edit) walkOriginal(obj int32, kept bool, kbuf *[]byte, fn func([]byte, Value, bool)) {
+func (e *Edit) walkOriginal(obj int32, depth int, kept bool, kbuf *[]byte, fn func(int, []byte, Value, bool)) {
 	d := e.d
 	n := &d.nodes[obj]
 	for i := n.first; i < n.first+n.n; i++ {
@@ -446,9 +446,9 @@ func (e *Edit) walkOriginal(obj int32, kept bool, kbuf *[]byte, fn func([]byte, 
 			key = *kbuf
 		}
 		k := kept && !e.removed[i] && e.repl[i] == nil
-		fn(key, d.valueAt(&d.nodes[m.val]), k)
+		fn(depth, key, d.valueAt(&d.nodes[m.val]), k)
 		if d.nodes[m.val].kind == Object {
-			e.walkOriginal(m.val, k, kbuf, fn)
+			e.walkOriginal(m.val, depth+1, k, kbuf, fn)
 		}
 	}
 }

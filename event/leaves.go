@@ -1,23 +1,25 @@
 package event
 
 // EachLeaf calls fn for every string, number, boolean and null inside an
-// array or object value, at any depth, in document order, with the key of
-// the nearest object member holding it (unescaped; nil for an element of
-// an array that no object of v encloses). The key is valid during the call
-// only. It does nothing for other kinds. v must come from a parsed Doc
-// (valid JSON no deeper than MaxDepth); it does not allocate unless a key
-// holds an escape.
-func (v Value) EachLeaf(fn func(key []byte, leaf Value)) {
+// array or object value, at any depth, in document order, with the keys
+// of the object members on the way from v to it, outermost first
+// (unescaped; none for an element of an array that no object of v
+// encloses). keys is valid during the call only. It does nothing for other
+// kinds. v must come from a parsed Doc (valid JSON no deeper than
+// MaxDepth); it allocates only for keys that hold an escape, and once for
+// the key stack.
+func (v Value) EachLeaf(fn func(keys [][]byte, leaf Value)) {
 	if v.Kind != Array && v.Kind != Object {
 		return
 	}
 	s := leafScanner{raw: v.Raw}
-	s.value(nil, fn)
+	s.value(fn)
 }
 
 type leafScanner struct {
-	raw []byte
-	pos int
+	raw  []byte
+	pos  int
+	keys [][]byte
 }
 
 func (s *leafScanner) ws() {
@@ -51,7 +53,7 @@ func (s *leafScanner) str() ([]byte, bool) {
 	return s.raw[start:], esc
 }
 
-func (s *leafScanner) value(key []byte, fn func([]byte, Value)) {
+func (s *leafScanner) value(fn func([][]byte, Value)) {
 	s.ws()
 	if s.pos >= len(s.raw) {
 		return
@@ -76,7 +78,9 @@ func (s *leafScanner) value(key []byte, fn func([]byte, Value)) {
 			}
 			s.ws()
 			s.pos++ // :
-			s.value(k, fn)
+			s.keys = append(s.keys, k)
+			s.value(fn)
+			s.keys = s.keys[:len(s.keys)-1]
 		}
 	case '[':
 		s.pos++
@@ -90,11 +94,11 @@ func (s *leafScanner) value(key []byte, fn func([]byte, Value)) {
 				s.pos++
 				continue
 			}
-			s.value(key, fn)
+			s.value(fn)
 		}
 	case '"':
 		raw, esc := s.str()
-		fn(key, Value{Kind: String, Raw: raw, esc: esc})
+		fn(s.keys, Value{Kind: String, Raw: raw, esc: esc})
 	default:
 		start := s.pos
 		for s.pos < len(s.raw) {
@@ -111,6 +115,6 @@ func (s *leafScanner) value(key []byte, fn func([]byte, Value)) {
 		case 'n':
 			k = Null
 		}
-		fn(key, Value{Kind: k, Raw: s.raw[start:s.pos]})
+		fn(s.keys, Value{Kind: k, Raw: s.raw[start:s.pos]})
 	}
 }

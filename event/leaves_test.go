@@ -10,8 +10,8 @@ import (
 )
 
 // refLeaves lists the leaves of the JSON value raw as EachLeaf documents
-// them, from encoding/json's token stream: "key=kind:text" each, key "-"
-// for none.
+// them, from encoding/json's token stream: "k1/k2=kind:text" each, the
+// object keys on the way, "-" for none.
 func refLeaves(t *testing.T, raw []byte) []string {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -25,12 +25,16 @@ func refLeaves(t *testing.T, raw []byte) []string {
 	var stack []frame
 	var out []string
 	nearest := func() string {
-		for i := len(stack) - 1; i >= 0; i-- {
-			if stack[i].obj && stack[i].hasKey {
-				return stack[i].key
+		var ks []string
+		for _, f := range stack {
+			if f.obj && f.hasKey {
+				ks = append(ks, f.key)
 			}
 		}
-		return "-"
+		if len(ks) == 0 {
+			return "-"
+		}
+		return strings.Join(ks, "/")
 	}
 	for {
 		tok, err := dec.Token()
@@ -83,10 +87,10 @@ func refLeaves(t *testing.T, raw []byte) []string {
 
 func leaves(v Value) []string {
 	var out []string
-	v.EachLeaf(func(key []byte, l Value) {
+	v.EachLeaf(func(keys [][]byte, l Value) {
 		k := "-"
-		if key != nil {
-			k = string(key)
+		if len(keys) > 0 {
+			k = string(bytes.Join(keys, []byte("/")))
 		}
 		out = append(out, k+"="+l.Kind.String()+":"+l.Str())
 	})
@@ -126,6 +130,13 @@ func TestEachLeaf(t *testing.T) {
 	}
 	v, _, _ := d.Get(MustPath("x"))
 	if got := leaves(v); strings.Join(got, ",") != "id=string:a,-=string:b" {
+		t.Fatalf("leaves = %q", got)
+	}
+	if err := d.Parse([]byte(`{"x":[{"a":{"b":["c",{"d":1}]}}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ = d.Get(MustPath("x"))
+	if got := leaves(v); strings.Join(got, ",") != "a/b=string:c,a/b/d=number:1" {
 		t.Fatalf("leaves = %q", got)
 	}
 	if got := leaves(Value{Kind: String, Raw: []byte(`"s"`)}); got != nil {

@@ -24,6 +24,10 @@ type renderer struct {
 	scratch    []byte
 	// copyHeaders names the raw headers copied to every clean message.
 	copyHeaders []string
+	// pol is set when outputs must not be joinable (per-output
+	// pseudonyms): each clean message's source and consent-version
+	// headers are then pseudonyms under its output's keys.
+	pol *policy.Policy
 }
 
 const maxActionHeaders = 1024
@@ -32,6 +36,9 @@ func newRenderer(p *policy.Policy, deadLetterTopic string, copyHeaders []string)
 	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyVersionS: p.Version, copyHeaders: copyHeaders}
 	for _, o := range p.Outputs {
 		r.outputNames = append(r.outputNames, []byte(o.Name))
+	}
+	if p.PerOutputPseudonyms {
+		r.pol = p
 	}
 	return r
 }
@@ -61,6 +68,7 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 	if d.ConsentFound {
 		c.ConsentVersion = strconv.AppendInt(nil, d.ConsentVersion, 10)
 	}
+	source, version := c.Source, c.ConsentVersion
 	for j := range d.Outputs {
 		od := &d.Outputs[j]
 		if !od.Write {
@@ -68,12 +76,21 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 		}
 		c.Topic, c.Key, c.Value, c.Output, c.Actions = od.Output.Topic, od.Key, od.Value, r.outputNames[j], r.actionsHeader(od)
 		c.Time = od.CleanTime(m.Time) // the record time says no more than the body's
+		if r.pol != nil {
+			// The raw coordinates are one per event and the consent
+			// version (a time in ms) one per subject: shared by outputs,
+			// they would join them. Decide already used these keys.
+			c.Source, _ = r.pol.OutputPseudonym(nil, od.Output, source)
+			if d.ConsentFound {
+				c.ConsentVersion, _ = r.pol.OutputPseudonym(nil, od.Output, version)
+			}
+		}
 		out := c.Message()
 		out.Headers = r.appendCopied(out.Headers, m)
 		res.Out = append(res.Out, out)
 		res.Origin = append(res.Origin, i)
 	}
-	return c.Source
+	return source
 }
 
 // appendCopied appends to hs the raw headers of m whose key is in

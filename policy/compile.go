@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		c.output(i)
 	}
 	c.outputKeys()
+	c.joinLint()
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -203,6 +205,63 @@ func (c *compiler) outputKeys() {
 		}
 		o.keys = k
 	}
+}
+
+// eventUnique are fields that tell one event apart: two outputs keeping
+// one of them verbatim can be joined record by record, per-output
+// pseudonyms or not.
+var eventUnique = []string{"messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt", "context.requestId", "event_id"}
+
+// joinLint warns, with per-output pseudonyms, about fields that still join
+// outputs: an event-unique field two outputs keep verbatim.
+func (c *compiler) joinLint() {
+	if !c.p.PerOutputPseudonyms {
+		return
+	}
+	for _, f := range eventUnique {
+		p := event.MustPath(f)
+		var keep []string
+		for _, o := range c.p.Outputs {
+			if keepsVerbatim(o, p) {
+				keep = append(keep, o.Name)
+			}
+		}
+		if len(keep) > 1 {
+			c.p.Warnings = append(c.p.Warnings, fmt.Sprintf("pseudonymization.per_output: outputs %s keep %s verbatim, so a reader of more than one can join their records by it; pseudonymize it (per output), truncate it or leave it out", strings.Join(keep, ", "), f))
+		}
+	}
+}
+
+// keepsVerbatim reports whether o passes the value at p on unchanged when
+// the event has one: no keep_only leaves it out, no drop_fields,
+// pseudonymize, truncate_time or truncate_ip names it or a parent.
+func keepsVerbatim(o *Output, p event.Path) bool {
+	covers := func(ps []event.Path) bool {
+		return slices.ContainsFunc(ps, func(q event.Path) bool {
+			if len(q) > len(p) {
+				return false
+			}
+			for i := range q {
+				if q[i] != "*" && q[i] != p[i] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for _, t := range o.Transforms {
+		switch t := t.(type) {
+		case *keepOnly:
+			if !covers(t.paths) {
+				return false
+			}
+		case *dropFields, *pseudonymize, *truncateTime, *truncateIP:
+			if covers(t.(interface{ named() []event.Path }).named()) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkKey checks a key id, and that the key file has it when one is

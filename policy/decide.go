@@ -170,10 +170,18 @@ func (p *Policy) PseudonymousKey(subject string) ([]byte, error) {
 // pseudonym under the policy's pseudonym_key, derived for o when
 // PerOutputPseudonyms.
 func (p *Policy) OutputKey(o *Output, subject string) ([]byte, error) {
+	return p.OutputPseudonym(nil, o, []byte(subject))
+}
+
+// OutputPseudonym appends to dst the pseudonym of v on output o, under the
+// policy's pseudonym_key (derived for o when PerOutputPseudonyms). The
+// renderer writes the source coordinates of a clean record this way when
+// outputs must not be joinable.
+func (p *Policy) OutputPseudonym(dst []byte, o *Output, v []byte) ([]byte, error) {
 	if o.keys == nil {
-		return nil, fmt.Errorf("no pseudonymization keys loaded")
+		return dst, fmt.Errorf("no pseudonymization keys loaded")
 	}
-	return o.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject))
+	return o.keys.AppendPseudonym(dst, p.PseudonymKey, v)
 }
 
 // RetractionKeys returns the clean message keys a retraction of subject on

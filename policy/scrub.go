@@ -68,6 +68,11 @@ var DefaultIdentifiers = []string{
 	"gclid", "fbclid", "msclkid", "ttclid",
 }
 
+// MaxCandidates bounds the identifier values (repeats included) one event
+// may hold for one output before they are told apart: an event with more
+// is dead-lettered (too_many_identifiers) rather than searched.
+const MaxCandidates = 16 * MaxNeedles
+
 // MaxNeedles bounds the distinct identifiers one event may hold for one
 // output: each is searched in every kept field, so an event with
 // thousands would cost thousands of scans per field. An event with more is
@@ -203,6 +208,7 @@ type scrubState struct {
 	// keeps as they were (not needles: the policy lets them through).
 	cands, kept [][]byte
 	nkey        []byte
+	under       []bool // needles: identifier fields on the way, by depth
 	// arena holds the needles derived from values ("+" forms).
 	arena []byte
 	// The hashes of the last e-mail seen: the outputs of one event ask
@@ -338,51 +344,64 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 		if len(bytes.TrimSpace(b)) < scrub.MinIDLen {
 			return
 		}
-		if kept {
+		switch {
+		case kept:
 			st.kept = append(st.kept, b)
-		} else {
+		case len(st.cands) <= MaxCandidates: // one past it: refused below
 			st.cands = append(st.cands, b)
 		}
 	}
-	// Inside a removed array or object, which paths never enter: the
-	// scalars of a named array or identifier field, and the identifier
-	// members of objects in arrays. What the output keeps of them is not
-	// exempted from the search (only kept fields are): it is scanned like
-	// any kept value.
-	addLeaves := func(v event.Value, kept bool, want func(key []byte) bool) {
-		if kept {
-			return
-		}
-		v.EachLeaf(func(key []byte, l event.Value) {
-			if want(key) {
-				add(l, false)
-			}
-		})
+	// Inside removed arrays and objects: every scalar of a removed source
+	// field, of an identifier field and of any member below one, and in
+	// arrays (which paths never enter) every scalar with an identifier
+	// key on its way. What the output keeps inside an array or object is
+	// scanned like any kept value, never exempted.
+	allLeaves := func(v event.Value) {
+		v.EachLeaf(func(_ [][]byte, l event.Value) { add(l, false) })
 	}
-	all := func([]byte) bool { return true }
-	named := func(key []byte) bool { return key != nil && t.isName(key, st) }
 	for _, p := range t.sources {
 		ed.EachOriginal(p, func(v event.Value, kept bool) {
-			if v.Kind == event.Array {
-				addLeaves(v, kept, func(key []byte) bool { return key == nil || named(key) })
-				return
+			switch {
+			case v.Kind != event.Array && v.Kind != event.Object:
+				add(v, kept)
+			case !kept:
+				allLeaves(v)
 			}
-			add(v, kept)
 		})
 	}
 	if len(t.names) > 0 {
-		ed.WalkOriginal(func(key []byte, v event.Value, kept bool) {
-			switch {
-			case t.isName(key, st):
-				if v.Kind == event.Array || v.Kind == event.Object {
-					addLeaves(v, kept, all) // e.g. RudderStack externalId: [{id, type}]
-				} else {
+		named := func(k []byte) bool { return t.isName(k, st) }
+		st.under = st.under[:0]
+		ed.WalkOriginal(func(depth int, key []byte, v event.Value, kept bool) {
+			// st.under[d]: the last member seen at depth d (the parent of
+			// the members that follow at d+1) is or lies in an identifier
+			// field.
+			in := depth > 0 && st.under[depth-1] || t.isName(key, st)
+			st.under = append(st.under[:depth], in)
+			switch v.Kind {
+			case event.Object:
+			case event.Array:
+				if kept {
+					return
+				}
+				if in {
+					allLeaves(v) // e.g. RudderStack externalId: [{id, type}]
+					return
+				}
+				v.EachLeaf(func(keys [][]byte, l event.Value) { // e.g. Snowplow contexts: [{data: {domain_userid}}]
+					if slices.ContainsFunc(keys, named) {
+						add(l, false)
+					}
+				})
+			default:
+				if in {
 					add(v, kept)
 				}
-			case v.Kind == event.Array:
-				addLeaves(v, kept, named) // e.g. Snowplow contexts: [{data: {domain_userid}}]
 			}
 		})
+	}
+	if len(st.cands) > MaxCandidates {
+		return &InputError{Reason: ReasonTooManyIdentifiers, Err: fmt.Errorf("scrub: more than %d identifier values", MaxCandidates)}
 	}
 	for _, c := range st.cands {
 		same := func(k []byte) bool { return bytes.Equal(k, c) }

@@ -167,6 +167,9 @@ func TestTaintInsideArrays(t *testing.T) {
 		{"nested arrays", "properties.items", `[[{"meta":[{"idfa":"` + v + `"}]}]]`},
 		{"dropped array", "context.device.advertisingId", `["` + v + `"]`},
 		{"escaped key", "properties.items", `[{"user\u005fid":"` + v + `"}]`},
+		{"identifier object in an array", "properties.items", `[{"externalId":{"id":"` + v + `"}}]`},
+		{"identifier array in a Snowplow context", "contexts", `[{"data":{"externalId":[{"id":"` + v + `","type":"crm"}]}}]`},
+		{"subject object in an array", "properties.items", `[{"userId":{"value":"` + v + `"}}]`},
 	}
 	kept := []string{"event", "context.page.path", "context.page.url", "properties.product_id", "properties.category", "properties.title", "traits.plan"}
 	n := 0

@@ -151,6 +151,9 @@ type fields struct {
 	names []string // the policy's spelling, wildcards included
 }
 
+// named returns the paths the transform names.
+func (f fields) named() []event.Path { return f.paths }
+
 func newFields(ps []event.Path) fields {
 	f := fields{paths: ps, names: make([]string, len(ps))}
 	for i, p := range ps {

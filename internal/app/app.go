@@ -108,6 +108,10 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	for _, o := range opts {
 		o(a)
 	}
+	if pol.PerOutputPseudonyms && len(cfg.Pipeline.CopyHeaders) > 0 {
+		log.Warn("pipeline.copy_headers is set with pseudonymization.per_output: copied raw headers are the same on every output and can join them",
+			zap.Strings("copy_headers", cfg.Pipeline.CopyHeaders))
+	}
 	var err error
 	kctx, kcancel := context.WithTimeout(context.Background(), connect.DialTimeout)
 	a.Kafka, err = connect.NewKafka(kctx, cfg.Kafka)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/wire"
 )
 
 // pseudOut is subject v's pseudonym on output, under per-output keys, by
@@ -33,8 +34,8 @@ func pseudOut(t *testing.T, output, v string) string {
 
 // TestIntegrationPerOutputPseudonyms runs the shipped policy with
 // pseudonymization.per_output on real Kafka and Redis: no key and no
-// pseudonymized user id is shared by two clean topics, each is the
-// output's documented pseudonym, and erasures go out under each topic's
+// pseudonymized user id, source or consent-version header is shared by
+// two clean topics, each key is the output's documented pseudonym, and erasures go out under each topic's
 // own key, as the last record of the subject there, with nothing after
 // the call returns.
 func TestIntegrationPerOutputPseudonyms(t *testing.T) {
@@ -116,6 +117,17 @@ func TestIntegrationPerOutputPseudonyms(t *testing.T) {
 					t.Fatalf("%q is on %s and %s: the topics are joinable", p, topic, other)
 				}
 				owner[p] = topic
+			}
+			// Headers one per event or per subject are per output too.
+			for _, h := range []string{wire.HeaderSource, wire.HeaderConsentVersion} {
+				v := h + "=" + string(wire.Header(&m, h))
+				if m.Value == nil || strings.HasSuffix(v, "=") {
+					continue
+				}
+				if other, ok := owner[v]; ok && other != topic {
+					t.Fatalf("%s is on %s and %s: the topics are joinable", v, topic, other)
+				}
+				owner[v] = topic
 			}
 			n++
 		}
