@@ -60,7 +60,7 @@ var DefaultIdentifiers = []string{
 	// Segment and RudderStack
 	"userId", "anonymousId", "previousId", "email", "emailAddress", "phone", "phoneNumber", "mobile",
 	"advertisingId", "adId", "idfa", "idfv", "gaid", "androidId", "deviceId", "context.device.id",
-	"context.device.token", "ip", "ipAddress", "request_ip", "userAgent", "sessionId", "externalId",
+	"context.device.token", "ip", "ipAddress", "request_ip", "userAgent", "sessionId", "externalId", "externalIds",
 	// Snowplow
 	"user_id", "domain_userid", "network_userid", "domain_sessionid", "user_ipaddress", "useragent",
 	"user_fingerprint", "mkt_clickid", "refr_domain_userid", "apple_idfa", "apple_idfv", "android_idfa", "open_idfa",
