@@ -23,6 +23,12 @@ import (
 // record that cannot be applied.
 const ReasonInvalidConsentRecord = "invalid_consent_record"
 
+// ReasonConsentKeyMismatch is the dead-letter reason of a consent record
+// whose Kafka key is not its body's subject (or is missing): compaction
+// and tombstones work by key, so such a record could never be erased or
+// superseded on the topic.
+const ReasonConsentKeyMismatch = "consent_key_mismatch"
+
 // ConsentUpdateHook is told about each consent-topic record applied: its
 // format (or "tombstone", or "unknown" for an invalid record) and the
 // result: applied, stale, erased or invalid. See internal/lib/hooks.
@@ -109,7 +115,7 @@ func (s *ConsentSyncer) count(format ingest.Format, result string) {
 func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	if m.Value == nil { // tombstone on the compacted topic: erase the subject
 		if len(m.Key) == 0 {
-			return s.deadLetter(ctx, m, errors.New("tombstone without a key"))
+			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, errors.New("tombstone without a key"))
 		}
 		if _, _, err := s.Changes.Erase(ctx, string(m.Key)); err != nil {
 			return err
@@ -119,7 +125,14 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	}
 	u, err := ingest.Parse(m.Value, m.Time, s.Mapping)
 	if err != nil {
-		return s.deadLetter(ctx, m, err)
+		return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
+	}
+	if string(m.Key) != u.Subject {
+		what := "the record's key is not its subject"
+		if len(m.Key) == 0 {
+			what = "the record has no key (the subject must be the key)"
+		}
+		return s.deadLetter(ctx, m, ReasonConsentKeyMismatch, errors.New(what))
 	}
 	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, u.GrantedAt)
 	if err != nil {
@@ -134,8 +147,8 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
-func (s *ConsentSyncer) deadLetter(ctx context.Context, m kafka.Message, cause error) error {
-	err := s.DeadLetter.WriteMessages(ctx, wire.DeadLetter(s.DeadLetterTopic, &m, ReasonInvalidConsentRecord, cause.Error(), s.PolicyVersion))
+func (s *ConsentSyncer) deadLetter(ctx context.Context, m kafka.Message, reason string, cause error) error {
+	err := s.DeadLetter.WriteMessages(ctx, wire.DeadLetter(s.DeadLetterTopic, &m, reason, cause.Error(), s.PolicyVersion))
 	if err == nil {
 		s.count("unknown", "invalid")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/wire"
 )
 
@@ -34,10 +35,12 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		rec("e1", `{"subject":"e1","purposes":{"personalization":true,"analytics":true},"version":5,"expires_at":"2020-01-01T00:00:00Z"}`),
 		rec("w1", `{"subject":"w1","purposes":{"personalization":true,"analytics":true,"advertising":true},"version":1}`),
 		rec("w1", `{"subject":"w1","purposes":{"personalization":false,"analytics":true,"advertising":false},"version":2}`), // withdraws two
+		rec("m1", `{"subject":"m2","purposes":{"personalization":true},"version":7}`),                                       // key is not the subject
+		rec("", `{"subject":"m3","purposes":{"personalization":true},"version":7}`),                                         // no key
 	)
 	r := s.start(t, func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent" })
 	itest.Eventually(t, 60*time.Second, "all consent records handled", func() bool {
-		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 10
+		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 12
 	})
 	for series, want := range map[string]float64{
 		`consentd_consent_updates_total{format="native",result="applied"}`:      5,
@@ -45,7 +48,7 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		`consentd_consent_updates_total{format="segment",result="applied"}`:     1,
 		`consentd_consent_updates_total{format="rudderstack",result="applied"}`: 1,
 		`consentd_consent_updates_total{format="tombstone",result="erased"}`:    1,
-		`consentd_consent_updates_total{format="unknown",result="invalid"}`:     1,
+		`consentd_consent_updates_total{format="unknown",result="invalid"}`:     3,
 	} {
 		if got := r.metric(t, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
@@ -58,6 +61,11 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	}
 	if recs["n1"].Version != 100 || !recs["n1"].Allows("personalization") || recs["t1"].Found {
 		t.Fatalf("stored: %+v", recs)
+	}
+	// A record whose key is not its subject is never applied: tombstones
+	// and compaction work by key and could not remove it.
+	if recs, err := st.Lookup(context.Background(), []string{"m1", "m2", "m3"}); err != nil || recs["m1"].Found || recs["m2"].Found || recs["m3"].Found {
+		t.Fatalf("a record keyed apart from its subject was applied: %+v %v", recs, err)
 	}
 
 	// Events collected now, after every grant (pre-consent events are
@@ -89,12 +97,13 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 	expired := pseud("e1") + " consent_revoked personalization,analytics"
 	expectSets(t, "retractions on", retractions, map[string][]string{s.perso: {erased, withdrawn, expired}, s.ana: {erased, expired}, s.adv: {erased, withdrawn, expired}})
 	expectSets(t, "output", got, map[string][]string{"personalization": {"msg-n", "msg-s"}, "analytics": {"msg-n", "msg-r"}, "advertising": nil})
-	dlq := itest.ReadAll(t, env.Kafka, s.dlq)
-	if len(dlq) != 1 {
-		t.Fatalf("dead letters: %d", len(dlq))
+	reasons := map[string]int{}
+	for _, m := range itest.ReadAll(t, env.Kafka, s.dlq) {
+		r, _ := itest.Header(m, wire.HeaderDLQReason)
+		reasons[r]++
 	}
-	if reason, _ := itest.Header(dlq[0], wire.HeaderDLQReason); reason != "invalid_consent_record" {
-		t.Fatalf("dead letter reason %q", reason)
+	if len(reasons) != 2 || reasons["invalid_consent_record"] != 1 || reasons[kafkaops.ReasonConsentKeyMismatch] != 2 {
+		t.Fatalf("dead letters by reason: %v", reasons)
 	}
 }
 
