@@ -119,7 +119,8 @@ func (s *Service) retract(ctx context.Context, subject string, purposes []string
 // Put applies a record unless a newer or equal version is stored.
 // Purposes listed in keep keep their current value; purposes neither in
 // purposes nor in keep are denied. Purposes it withdraws are retracted
-// first, stamped with the new version.
+// first, stamped with the new version, from the subject and from every
+// anonymous id linked to it.
 func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, keep []string, expires, grantedAt time.Time) (applied bool, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
@@ -136,19 +137,24 @@ func (s *Service) Put(ctx context.Context, subject string, version int64, purpos
 		purposes = merged
 	}
 	retracted = []string{}
-	var withdrawn []string
+	var withdrawn, subjects []string
 	if !prev.Found || version > prev.Version {
 		withdrawn = consent.Withdrawn(prev, purposes, s.Purposes)
-		if retracted, err = s.retract(ctx, subject, withdrawn, false, version); err != nil {
-			return false, nil, err
+		if len(withdrawn) > 0 {
+			if subjects, err = s.withLinked(ctx, subject); err != nil {
+				return false, nil, err
+			}
+			if retracted, err = s.retractEach(ctx, subjects, withdrawn, false, version); err != nil {
+				return false, nil, err
+			}
 		}
 	}
 	applied, err = s.Store.Put(ctx, subject, version, purposes, expires, grantedAt)
 	if err != nil || !applied || len(withdrawn) == 0 {
 		return applied, retracted, err
 	}
-	err = s.settle(ctx, []string{subject}, func() error {
-		_, err := s.retract(ctx, subject, withdrawn, false, version)
+	err = s.settle(ctx, subjects, func() error {
+		_, err := s.retractEach(ctx, subjects, withdrawn, false, version)
 		return err
 	})
 	return applied, retracted, err
@@ -156,14 +162,15 @@ func (s *Service) Put(ctx context.Context, subject string, version int64, purpos
 
 // Patch grants or denies the listed purposes, keeping the others, under a
 // new version. Purposes it withdraws are retracted first, stamped with
-// the version they were granted under.
+// the version they were granted under, from the subject and from every
+// anonymous id linked to it.
 func (s *Service) Patch(ctx context.Context, subject string, purposes map[string]bool) (version int64, retracted []string, err error) {
 	retracted = []string{}
 	denies := false
 	for _, g := range purposes {
 		denies = denies || !g
 	}
-	var withdrawn []string
+	var withdrawn, subjects []string
 	var prev consent.Record
 	if denies {
 		if prev, err = s.current(ctx, subject); err != nil {
@@ -175,16 +182,21 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 			next[p] = prev.Allows(p) && (!listed || g)
 		}
 		withdrawn = consent.Withdrawn(prev, next, s.Purposes)
-		if retracted, err = s.retract(ctx, subject, withdrawn, false, prev.Version); err != nil {
-			return 0, nil, err
+		if len(withdrawn) > 0 {
+			if subjects, err = s.withLinked(ctx, subject); err != nil {
+				return 0, nil, err
+			}
+			if retracted, err = s.retractEach(ctx, subjects, withdrawn, false, prev.Version); err != nil {
+				return 0, nil, err
+			}
 		}
 	}
 	version, err = s.Store.Patch(ctx, subject, purposes)
 	if err != nil || len(withdrawn) == 0 {
 		return version, retracted, err
 	}
-	err = s.settle(ctx, []string{subject}, func() error {
-		_, err := s.retract(ctx, subject, withdrawn, false, prev.Version)
+	err = s.settle(ctx, subjects, func() error {
+		_, err := s.retractEach(ctx, subjects, withdrawn, false, prev.Version)
 		return err
 	})
 	return version, retracted, err
@@ -251,6 +263,24 @@ func (s *Service) erase(ctx context.Context, subject string) (existed bool, link
 // the subjects concurrently; it returns once every retraction is
 // acknowledged, or the first error.
 func (s *Service) retractAll(ctx context.Context, subjects []string, version int64) ([]string, error) {
+	return s.retractEach(ctx, subjects, s.Purposes, true, version)
+}
+
+// withLinked returns subject followed by the anonymous ids linked to it:
+// their effective consent is the strictest of their own and subject's
+// (consent.Linked), so what subject withdraws is withdrawn from them too.
+func (s *Service) withLinked(ctx context.Context, subject string) ([]string, error) {
+	linked, err := s.Store.LinkedIDs(ctx, subject)
+	if err != nil {
+		return nil, fmt.Errorf("reading linked ids: %w", err)
+	}
+	return append([]string{subject}, linked...), nil
+}
+
+// retractEach retracts each subject for purposes, the subjects
+// concurrently; it returns once every retraction is acknowledged, with the
+// topics written, or the first error.
+func (s *Service) retractEach(ctx context.Context, subjects, purposes []string, erased bool, version int64) ([]string, error) {
 	results := make([][]string, len(subjects))
 	errs := make([]error, len(subjects))
 	var wg sync.WaitGroup
@@ -258,7 +288,7 @@ func (s *Service) retractAll(ctx context.Context, subjects []string, version int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = s.retract(ctx, subj, s.Purposes, true, version)
+			results[i], errs[i] = s.retract(ctx, subj, purposes, erased, version)
 		}()
 	}
 	wg.Wait()
@@ -290,12 +320,16 @@ func (s *Service) Expire(ctx context.Context, subject string, rec consent.Record
 	if len(granted) == 0 {
 		return nil
 	}
+	subjects, err := s.withLinked(ctx, subject)
+	if err != nil {
+		return err
+	}
 	if s.Barrier != nil {
-		if err := s.Barrier.Await(ctx, []string{subject}); err != nil {
+		if err := s.Barrier.Await(ctx, subjects); err != nil {
 			return fmt.Errorf("revocation barrier: %w", err)
 		}
 	}
-	_, err := s.retract(ctx, subject, granted, false, rec.Version)
+	_, err = s.retractEach(ctx, subjects, granted, false, rec.Version)
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/consentd/consentd/consent"
 )
@@ -74,5 +75,51 @@ func TestEraseRetractsLinkedIDs(t *testing.T) {
 	}
 	if _, ok := st.recs["a1"]; ok || st.links["a1"] != "" || st.links["x"] != "other" {
 		t.Fatalf("after the erasure: recs %v links %v", st.recs, st.links)
+	}
+}
+
+// TestWithdrawalRetractsLinkedIDs: a user's revocation (Patch) and a
+// withdrawing record (Put) retract the withdrawn purposes from the user
+// and from every anonymous id linked to it, before the change and after
+// the barrier, which covers them all; another user's ids are untouched.
+func TestWithdrawalRetractsLinkedIDs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(s *Service) error
+	}{
+		{"patch", func(s *Service) error {
+			_, _, err := s.Patch(context.Background(), "u", map[string]bool{"a": false})
+			return err
+		}},
+		{"put", func(s *Service) error {
+			_, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"b": true}, nil, time.Time{}, time.Time{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, st, r, log := setup()
+			st.links["a1"] = "u"
+			st.links["a2"] = "u"
+			st.links["x"] = "other"
+			b := &memBarrier{log: log}
+			s.Barrier = b
+			if err := tc.change(s); err != nil {
+				t.Fatal(err)
+			}
+			var subjects []string
+			for _, x := range r.got {
+				if x.erased || !slices.Equal(x.purposes, []string{"a"}) {
+					t.Errorf("retraction %+v: want purpose a withdrawn", x)
+				}
+				subjects = append(subjects, x.subject)
+			}
+			slices.Sort(subjects)
+			if want := []string{"a1", "a1", "a2", "a2", "u", "u"}; !slices.Equal(subjects, want) {
+				t.Fatalf("retracted %v, want %v (before and after the barrier)", subjects, want)
+			}
+			if len(b.subjects) != 1 || !slices.Equal(b.subjects[0], []string{"u", "a1", "a2"}) {
+				t.Fatalf("barrier over %v", b.subjects)
+			}
+		})
 	}
 }

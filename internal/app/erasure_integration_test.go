@@ -226,3 +226,42 @@ func TestIntegrationRotationThenErasure(t *testing.T) {
 		t.Errorf("clean records under %d of the %d pseudonyms (both keys of each erased user)", len(e.Lateness), len(returned))
 	}
 }
+
+// TestIntegrationRevocationWithLinkedIDs revokes users whose anonymous ids
+// are linked to them while the events of both flow through two consentd
+// instances. The anonymous ids' clean records were decided with the
+// user's consent (the strictest of both), so each must get the retraction
+// as its last record on every topic, as the user does, with nothing
+// appended after the call returns.
+func TestIntegrationRevocationWithLinkedIDs(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 4)
+	seedFull(t, env.Redis, s.prefix, "v")
+	seedLinked(t, env.Redis, s.prefix, "v")
+	s.start(t, nil)
+	s.start(t, nil)
+	stop := flowLinked(t, env.Kafka, s.raw, "v")
+	defer stop()
+	itest.Eventually(t, 60*time.Second, "instances writing", func() bool { return itest.Count(t, env.Kafka, s.perso) > 4000 })
+
+	dsr := s.dsr(t, s.cfg)
+	returned := map[string]time.Time{}
+	for u := 0; u < 4; u++ {
+		user := fmt.Sprintf("v-%d", u)
+		ch, err := dsr.Revoke(context.Background(), user, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		if len(ch.RetractedFrom) != 3 {
+			t.Fatalf("revoke %s retracted from %v", user, ch.RetractedFrom)
+		}
+		for _, subj := range []string{user, fmt.Sprintf("v-a%d", 2*u), fmt.Sprintf("v-a%d", 2*u+1)} {
+			returned[pseud(subj)] = at
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	stop()
+	s.exactness(t, returned, "revocation with linked ids")
+}
