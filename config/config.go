@@ -50,6 +50,12 @@ type ConsentSync struct {
 	Topic string `yaml:"topic"`
 	// GroupID of the ingesting consumer group. Default: <kafka.group_id>-consent.
 	GroupID string `yaml:"group_id"`
+	// ErasureRetention is how long an erasure is remembered (an erasure
+	// marker in Redis): no change older than the erasure, by version or
+	// by consent-topic record time, re-grants while it lasts. Set it to
+	// at least the consent topic's retention (for a compacted topic: the
+	// longest a replay may lag, plus delete.retention.ms). Default: 720h.
+	ErasureRetention time.Duration `yaml:"erasure_retention"`
 }
 
 // Kafka says where raw events come from and where clean ones go.
@@ -266,6 +272,10 @@ type Pseudonymization struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// DefaultErasureRetention is the default consent.erasure_retention: the
+// consent store's.
+const DefaultErasureRetention = redisstore.DefaultErasureRetention
+
 // DefaultPseudonymRetention is the default pseudonymization.retention:
 // the retraction writer's.
 const DefaultPseudonymRetention = kafkaops.DefaultRetention
@@ -342,6 +352,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("pseudonymization.retention", func() { setDefault(&c.Pseudonymization.Retention, DefaultPseudonymRetention) })
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
+	d("consent.erasure_retention", func() { setDefault(&c.Consent.ErasureRetention, DefaultErasureRetention) })
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -494,6 +505,9 @@ func (c *Config) validateConsentAndPolicy(v *fieldErrors) {
 		if c.Consent.GroupID == c.Kafka.GroupID {
 			fail("consent.group_id", "must differ from kafka.group_id")
 		}
+	}
+	if c.Consent.ErasureRetention <= 0 {
+		fail("consent.erasure_retention", "must be positive (how long an erasure is remembered)")
 	}
 	if strings.TrimSpace(c.Consent.GroupID) == "" {
 		fail("consent.group_id", "must not be empty (omit the key for the default <kafka.group_id>-consent)")

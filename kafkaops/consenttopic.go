@@ -117,7 +117,7 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 		if len(m.Key) == 0 {
 			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, errors.New("tombstone without a key"))
 		}
-		if _, _, err := s.Changes.Erase(ctx, string(m.Key)); err != nil {
+		if _, _, err := s.Changes.Erase(ctx, string(m.Key), m.Time); err != nil {
 			return err
 		}
 		s.count("tombstone", "erased")
@@ -134,7 +134,11 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 		}
 		return s.deadLetter(ctx, m, ReasonConsentKeyMismatch, errors.New(what))
 	}
-	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, u.GrantedAt)
+	grantedAt := u.GrantedAt
+	if grantedAt.IsZero() {
+		grantedAt = m.Time // when the record was written: a rebuild from the topic gives the same grant times
+	}
+	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, grantedAt, m.Time)
 	if err != nil {
 		return err
 	}

@@ -29,14 +29,16 @@ import (
 // *redisstore.Updater implements it.
 type Store interface {
 	// Put replaces subject's record if version is newer than the stored
-	// one; applied is false otherwise.
-	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error)
+	// one, and than an erasure of subject (by version, and by recorded
+	// when it is not zero); applied is false otherwise.
+	Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt, recorded time.Time) (applied bool, err error)
 	// Patch sets some purposes and returns the record's new version.
 	Patch(ctx context.Context, subject string, purposes map[string]bool) (version int64, err error)
 	// Erase deletes everything stored for subject, and every anonymous
-	// id linked to it with everything stored for that id; linked are the
-	// ids it erased.
-	Erase(ctx context.Context, subject string) (existed bool, linked []string, err error)
+	// id linked to it with everything stored for that id, leaving for
+	// each a marker of the erasure at time at (zero: now) that Put
+	// honours; linked are the ids it erased.
+	Erase(ctx context.Context, subject string, at time.Time) (existed bool, linked []string, err error)
 	// LinkedIDs returns the anonymous ids linked to user now.
 	LinkedIDs(ctx context.Context, user string) ([]string, error)
 	// Link records that each anonymous id (key) was identified as a user
@@ -121,7 +123,7 @@ func (s *Service) retract(ctx context.Context, subject string, purposes []string
 // purposes nor in keep are denied. Purposes it withdraws are retracted
 // first, stamped with the new version, from the subject and from every
 // anonymous id linked to it.
-func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, keep []string, expires, grantedAt time.Time) (applied bool, retracted []string, err error) {
+func (s *Service) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, keep []string, expires, grantedAt, recorded time.Time) (applied bool, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
 		return false, nil, err
@@ -149,7 +151,7 @@ func (s *Service) Put(ctx context.Context, subject string, version int64, purpos
 			}
 		}
 	}
-	applied, err = s.Store.Put(ctx, subject, version, purposes, expires, grantedAt)
+	applied, err = s.Store.Put(ctx, subject, version, purposes, expires, grantedAt, recorded)
 	if err != nil || !applied || len(withdrawn) == 0 {
 		return applied, retracted, err
 	}
@@ -208,8 +210,8 @@ func (s *Service) Patch(ctx context.Context, subject string, purposes map[string
 // erased too and retracted after the barrier. existed reports whether the
 // subject had a record; retracted are the clean topics retracted from
 // (EraseLinked also names the anonymous ids erased).
-func (s *Service) Erase(ctx context.Context, subject string) (existed bool, retracted []string, err error) {
-	e, err := s.EraseLinked(ctx, subject)
+func (s *Service) Erase(ctx context.Context, subject string, at time.Time) (existed bool, retracted []string, err error) {
+	e, err := s.EraseLinked(ctx, subject, at)
 	return e.Existed, e.RetractedFrom, err
 }
 
@@ -225,12 +227,12 @@ type Erasure struct {
 
 // EraseLinked is Erase, reporting the anonymous ids erased with the
 // subject.
-func (s *Service) EraseLinked(ctx context.Context, subject string) (e Erasure, err error) {
-	existed, linked, retracted, err := s.erase(ctx, subject)
+func (s *Service) EraseLinked(ctx context.Context, subject string, at time.Time) (e Erasure, err error) {
+	existed, linked, retracted, err := s.erase(ctx, subject, at)
 	return Erasure{Existed: existed, Linked: linked, RetractedFrom: retracted}, err
 }
 
-func (s *Service) erase(ctx context.Context, subject string) (existed bool, linked, retracted []string, err error) {
+func (s *Service) erase(ctx context.Context, subject string, at time.Time) (existed bool, linked, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
 		return false, nil, nil, err
@@ -243,7 +245,7 @@ func (s *Service) erase(ctx context.Context, subject string) (existed bool, link
 	if retracted, err = s.retractAll(ctx, subjects, prev.Version); err != nil {
 		return false, nil, nil, err
 	}
-	existed, linked, err = s.Store.Erase(ctx, subject)
+	existed, linked, err = s.Store.Erase(ctx, subject, at)
 	if err != nil {
 		return existed, nil, retracted, err
 	}

@@ -32,7 +32,7 @@ func (m *memStore) Lookup(_ context.Context, subjects []string) (map[string]cons
 	return out, nil
 }
 
-func (m *memStore) Put(_ context.Context, subject string, version int64, purposes map[string]bool, _, _ time.Time) (bool, error) {
+func (m *memStore) Put(_ context.Context, subject string, version int64, purposes map[string]bool, _, _, _ time.Time) (bool, error) {
 	*m.log = append(*m.log, "put")
 	if r, ok := m.recs[subject]; ok && r.Version >= version {
 		return false, nil
@@ -55,7 +55,7 @@ func (m *memStore) Patch(_ context.Context, subject string, purposes map[string]
 	return r.Version + 1, nil
 }
 
-func (m *memStore) Erase(_ context.Context, subject string) (bool, []string, error) {
+func (m *memStore) Erase(_ context.Context, subject string, _ time.Time) (bool, []string, error) {
 	*m.log = append(*m.log, "erase")
 	_, ok := m.recs[subject]
 	delete(m.recs, subject)
@@ -140,7 +140,7 @@ func TestPut(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _, r, log := setup()
-			applied, _, err := s.Put(context.Background(), "u", tc.version, tc.next, nil, time.Time{}, time.Time{})
+			applied, _, err := s.Put(context.Background(), "u", tc.version, tc.next, nil, time.Time{}, time.Time{}, time.Time{})
 			if err != nil || applied != tc.applied {
 				t.Fatalf("applied %v err %v", applied, err)
 			}
@@ -157,7 +157,7 @@ func TestPut(t *testing.T) {
 func TestPutKeepsListedPurposes(t *testing.T) {
 	s, st, r, _ := setup()
 	// A CMP record that maps only c: a and b keep their values.
-	if _, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"c": true}, []string{"a", "b"}, time.Time{}, time.Time{}); err != nil {
+	if _, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"c": true}, []string{"a", "b"}, time.Time{}, time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := st.recs["u"]; !got.Allows("a") || !got.Allows("b") || !got.Allows("c") || len(r.got) != 0 {
@@ -174,7 +174,7 @@ func TestPatchAndErase(t *testing.T) {
 	if !reflect.DeepEqual(r.got, []retraction{{"u", []string{"a"}, false, 10}}) || !slices.Equal(*log, []string{"retract", "patch"}) {
 		t.Fatalf("patch retractions %+v order %v (only a was granted and is withdrawn)", r.got, *log)
 	}
-	existed, _, err := s.Erase(context.Background(), "u")
+	existed, _, err := s.Erase(context.Background(), "u", time.Time{})
 	if err != nil || !existed || st.recs["u"].Found {
 		t.Fatalf("erase: existed %v err %v", existed, err)
 	}
@@ -189,19 +189,19 @@ func TestFailuresStoreNothing(t *testing.T) {
 	if _, _, err := s.Patch(context.Background(), "u", map[string]bool{"a": false}); err == nil {
 		t.Fatal("patch succeeded although the retraction failed")
 	}
-	if _, _, err := s.Erase(context.Background(), "u"); err == nil {
+	if _, _, err := s.Erase(context.Background(), "u", time.Time{}); err == nil {
 		t.Fatal("erase succeeded although the retraction failed")
 	}
 	if len(*log) != 0 || !st.recs["u"].Allows("a") {
 		t.Fatalf("a change was stored although its retraction failed: %v", *log)
 	}
 	s.Retractor = nil
-	if _, _, err := s.Erase(context.Background(), "u"); !errors.Is(err, ErrNoRetractor) {
+	if _, _, err := s.Erase(context.Background(), "u", time.Time{}); !errors.Is(err, ErrNoRetractor) {
 		t.Fatalf("erase without a retractor: %v", err)
 	}
 	st.fail = errors.New("redis down")
 	s.Retractor = r
-	if _, _, err := s.Put(context.Background(), "u", 20, map[string]bool{}, nil, time.Time{}, time.Time{}); err == nil {
+	if _, _, err := s.Put(context.Background(), "u", 20, map[string]bool{}, nil, time.Time{}, time.Time{}, time.Time{}); err == nil {
 		t.Fatal("put succeeded although the current record could not be read")
 	}
 }

@@ -31,9 +31,9 @@ type linkingStore struct {
 	late string
 }
 
-func (l linkingStore) Erase(ctx context.Context, subject string) (bool, []string, error) {
+func (l linkingStore) Erase(ctx context.Context, subject string, at time.Time) (bool, []string, error) {
 	l.links[l.late] = subject
-	return l.memStore.Erase(ctx, subject)
+	return l.memStore.Erase(ctx, subject, at)
 }
 
 func TestEraseRetractsLinkedIDs(t *testing.T) {
@@ -46,7 +46,7 @@ func TestEraseRetractsLinkedIDs(t *testing.T) {
 	b := &memBarrier{log: log}
 	s.Barrier = b
 
-	e, err := s.EraseLinked(context.Background(), "u")
+	e, err := s.EraseLinked(context.Background(), "u", time.Time{})
 	if err != nil || !e.Existed || !slices.Equal(e.Linked, []string{"a1", "a2", "late"}) {
 		t.Fatalf("erasure %+v err %v", e, err)
 	}
@@ -92,7 +92,7 @@ func TestWithdrawalRetractsLinkedIDs(t *testing.T) {
 			return err
 		}},
 		{"put", func(s *Service) error {
-			_, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"b": true}, nil, time.Time{}, time.Time{})
+			_, _, err := s.Put(context.Background(), "u", 11, map[string]bool{"b": true}, nil, time.Time{}, time.Time{}, time.Time{})
 			return err
 		}},
 	} {

@@ -32,7 +32,31 @@ type DSR struct {
 	// Changes applies every change; its Retractor may be nil for
 	// read-only use (changes that need retractions then fail).
 	Changes *changes.Service
+	// Journal, if set, records every change made here on the consent
+	// topic once it is stored, so that the topic holds what the store
+	// holds and a rebuild from it reproduces the same state.
+	Journal Journal
 }
+
+// Journal writes changes to the consent topic; kafkaops.ConsentJournal
+// implements it. Both return once the write is acknowledged.
+type Journal interface {
+	// Record writes subject's record as stored: its version, every
+	// purpose and its expiry (zero: none), recorded at time at.
+	Record(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, at time.Time) error
+	// Erased writes the erasure of subjects at time at (tombstones).
+	Erased(ctx context.Context, subjects []string, at time.Time) error
+}
+
+// ErrNotJournaled wraps a journal failure after the change was stored:
+// the consent topic does not have it yet; repeating the request is safe.
+type ErrNotJournaled struct{ Err error }
+
+func (e *ErrNotJournaled) Error() string {
+	return "the change is stored but not yet on the consent topic (repeat the request): " + e.Err.Error()
+}
+
+func (e *ErrNotJournaled) Unwrap() error { return e.Err }
 
 // UsageError is a request the DSR refuses (unknown purpose, bad value).
 type UsageError struct{ Msg string }
@@ -102,7 +126,28 @@ func (d *DSR) Patch(ctx context.Context, subject string, purposes map[string]boo
 	if err != nil {
 		return Change{}, err
 	}
-	return Change{Subject: subject, Version: v, Changed: purposes, RetractedFrom: topics}, nil
+	ch := Change{Subject: subject, Version: v, Changed: purposes, RetractedFrom: topics}
+	if d.Journal != nil {
+		st, err := d.Store.Read(ctx, subject)
+		if err != nil {
+			return ch, &ErrNotJournaled{err}
+		}
+		rec, err := redisstore.Decode(st.Fields, time.Time{})
+		if err != nil {
+			return ch, &ErrNotJournaled{err}
+		}
+		exp, _, _ := redisstore.Expiry(st.Fields)
+		all := make(map[string]bool, len(d.Policy.Purposes))
+		for _, p := range d.Policy.Purposes {
+			all[p] = rec.Allows(p)
+		}
+		// Recorded at its version: a change's version is the time it was
+		// made (ms), so a rebuild gives the same grant times.
+		if err := d.Journal.Record(ctx, subject, rec.Version, all, exp, time.UnixMilli(rec.Version)); err != nil {
+			return ch, &ErrNotJournaled{err}
+		}
+	}
+	return ch, nil
 }
 
 // Revoke denies the purposes (every policy purpose when none are given).
@@ -120,11 +165,18 @@ func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Ch
 // Erase deletes everything stored for the subject and for the anonymous
 // ids linked to it, after retracting them everywhere.
 func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
-	e, err := d.Changes.EraseLinked(ctx, subject)
+	at := time.Now()
+	e, err := d.Changes.EraseLinked(ctx, subject, at)
 	if err != nil {
 		return Change{}, err
 	}
-	return Change{Subject: subject, Erased: &e.Existed, ErasedLinked: e.Linked, RetractedFrom: e.RetractedFrom}, nil
+	ch := Change{Subject: subject, Erased: &e.Existed, ErasedLinked: e.Linked, RetractedFrom: e.RetractedFrom}
+	if d.Journal != nil {
+		if err := d.Journal.Erased(ctx, append([]string{subject}, e.Linked...), at); err != nil {
+			return ch, &ErrNotJournaled{err}
+		}
+	}
+	return ch, nil
 }
 
 // Link records that anonymousID was identified as userID: events known

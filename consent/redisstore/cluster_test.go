@@ -39,7 +39,7 @@ func TestIntegrationCluster(t *testing.T) {
 		nodes := map[string]bool{}
 		for i := range subjects {
 			subjects[i] = fmt.Sprintf("u%d", i)
-			if _, err := w.Put(ctx, subjects[i], 1, map[string]bool{"analytics": i%2 == 0}, time.Time{}, time.Time{}); err != nil {
+			if _, err := w.Put(ctx, subjects[i], 1, map[string]bool{"analytics": i%2 == 0}, time.Time{}, time.Time{}, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 			m, err := cc.MasterForKey(ctx, redisstore.RecordKey(prefix, subjects[i]))
@@ -78,15 +78,15 @@ func TestIntegrationCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := w.Erase(ctx, "anon-1"); err != nil {
+		if _, _, err := w.Erase(ctx, "anon-1", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if existed, _, err := w.Erase(ctx, subjects[10]); err != nil || !existed {
+		if existed, _, err := w.Erase(ctx, subjects[10], time.Time{}); err != nil || !existed {
 			t.Fatalf("erase: %v %v", existed, err)
 		}
 		// Erasing a user erases its linked anonymous id, whose keys live
 		// in another slot.
-		if existed, linked, err := w.Erase(ctx, "u2"); err != nil || !existed || len(linked) != 1 || linked[0] != "anon-2" {
+		if existed, linked, err := w.Erase(ctx, "u2", time.Time{}); err != nil || !existed || len(linked) != 1 || linked[0] != "anon-2" {
 			t.Fatalf("erase u2: existed %v linked %v err %v", existed, linked, err)
 		}
 		if st, err := w.Read(ctx, "anon-2"); err != nil || st.LinkedTo != "" {

@@ -29,7 +29,7 @@ func backend(t *testing.T, rdb redis.UniversalClient, cached bool) storetest.Bac
 			for _, p := range granted {
 				purposes[p] = true
 			}
-			if _, err := up.Put(context.Background(), subject, version, purposes, expires, time.Time{}); err != nil {
+			if _, err := up.Put(context.Background(), subject, version, purposes, expires, time.Time{}, time.Time{}); err != nil {
 				t.Fatal(err)
 			}
 		},

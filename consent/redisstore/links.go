@@ -97,11 +97,27 @@ func (w *Updater) verifyLinks(ctx context.Context, user string, anons []string) 
 	return out, nil
 }
 
+// markErased is Lua that records an erasure in the marker KEYS[4]: the
+// highest version erased (the record KEYS[1]'s, before it is deleted) and
+// the latest erasure time ARGV[3] (ms), kept ARGV[4] ms.
+const markErased = `
+local rv = redis.pcall('HGET', KEYS[1], '_v')
+if type(rv) ~= 'string' then rv = '0' end
+local old = redis.pcall('HMGET', KEYS[4], 'v', 't')
+if type(old) ~= 'table' or old.err then old = {}; redis.call('DEL', KEYS[4]) end
+local ev = math.max(tonumber(rv) or 0, tonumber(old[1] or '0') or 0)
+local et = math.max(tonumber(ARGV[3]), tonumber(old[2] or '0') or 0)
+redis.call('HSET', KEYS[4], 'v', string.format('%d', ev), 't', string.format('%d', et))
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+`
+
 // eraseScript deletes a subject's record, its own identity link and its
-// reverse index, and announces it. It returns {existed, linked-to user or
-// "", indexed anonymous id...}. Values of the wrong type are deleted too.
-// KEYS: record, link, linked ids (one hash tag). ARGV: channel, subject.
-var eraseScript = redis.NewScript(`
+// reverse index, leaves an erasure marker (markErased), and announces it.
+// It returns {existed, linked-to user or "", indexed anonymous id...}.
+// Values of the wrong type are deleted too. KEYS: record, link, linked
+// ids, erasure marker (one hash tag). ARGV: channel, subject, erased at
+// (ms), marker lifetime (ms).
+var eraseScript = redis.NewScript(markErased + `
 local n = redis.call('DEL', KEYS[1])
 local to = redis.pcall('GET', KEYS[2])
 if type(to) ~= 'string' then to = '' end
@@ -115,26 +131,35 @@ return out
 `)
 
 // unlinkScript erases an anonymous id linked to an erased user: its link,
-// record and reverse index, only if the link still points to the user
-// (else the index entry was stale and nothing is touched), and announces
-// it. KEYS: link, record, linked ids (one hash tag). ARGV: user, channel,
-// anonymous id.
+// record and reverse index, leaving an erasure marker, only if the link
+// still points to the user (else the index entry was stale and nothing is
+// touched), and announces it. KEYS: record, link, linked ids, erasure
+// marker (one hash tag). ARGV: user, channel, erased at (ms), marker
+// lifetime (ms), anonymous id.
 var unlinkScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+` + markErased + `
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], ARGV[5])
 return 1
 `)
 
 // Erase deletes everything stored for subject: its record (with its grant
 // times and expiry), its identity link and its entry in the linked user's
 // index, its expiry index entry, and every anonymous id linked to it with
-// that id's own link, record and index entries. existed reports whether
-// subject had a record; linked are the anonymous ids erased with it,
-// sorted.
-func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, linked []string, err error) {
+// that id's own link, record and index entries. Each of them keeps an
+// erasure marker (ErasedKey) for ErasureRetention: the highest version
+// erased and the erasure time at (zero: now), which Put honours, so that a
+// replayed or reordered change older than the erasure never re-grants.
+// existed reports whether subject had a record; linked are the anonymous
+// ids erased with it, sorted.
+func (w *Updater) Erase(ctx context.Context, subject string, at time.Time) (existed bool, linked []string, err error) {
 	ch := InvalidationChannel(w.prefix)
-	res, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject), LinkedIDsKey(w.prefix, subject)}, ch, subject).Slice()
+	if at.IsZero() {
+		at = w.now()
+	}
+	atMS, ttl := at.UnixMilli(), w.erasureTTL()
+	res, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject), LinkedIDsKey(w.prefix, subject), ErasedKey(w.prefix, subject)}, ch, subject, atMS, ttl).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("erasing consent: %w", err)
 	}
@@ -152,7 +177,7 @@ func (w *Updater) Erase(ctx context.Context, subject string) (existed bool, link
 	pipe := w.rdb.Pipeline()
 	unlinks := make([]*redis.Cmd, len(indexed))
 	for i, a := range indexed {
-		unlinks[i] = unlinkScript.Eval(ctx, pipe, []string{LinkKey(w.prefix, a), RecordKey(w.prefix, a), LinkedIDsKey(w.prefix, a)}, subject, ch, a)
+		unlinks[i] = unlinkScript.Eval(ctx, pipe, []string{RecordKey(w.prefix, a), LinkKey(w.prefix, a), LinkedIDsKey(w.prefix, a), ErasedKey(w.prefix, a)}, subject, ch, atMS, ttl, a)
 	}
 	if linkedTo != "" {
 		pipe.SRem(ctx, LinkedIDsKey(w.prefix, linkedTo), subject)

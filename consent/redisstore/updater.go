@@ -24,17 +24,22 @@ func InvalidationChannel(prefix string) string { return prefix + "_invalidate" }
 const GrantedAtPrefix = "_t:"
 
 // putScript replaces a record only if its version is newer than the
-// stored one, then announces the change. ARGV: version, expires (ms or ""),
-// channel, subject, granted-at (ms), purpose, value, ...
+// stored one and than the subject's erasure marker, and it was recorded
+// after the erasure, then announces the change. KEYS: record, erasure
+// marker. ARGV: version, expires (ms or ""), channel, subject, granted-at
+// (ms), recorded (ms or ""), purpose, value, ...
 var putScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], '_v')
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+local ev = redis.call('HMGET', KEYS[2], 'v', 't')
+if ev[1] and tonumber(ev[1]) >= tonumber(ARGV[1]) then return 2 end
+if ev[2] and ARGV[6] ~= '' and tonumber(ev[2]) >= tonumber(ARGV[6]) then return 2 end
 local old = redis.call('HGETALL', KEYS[1])
 local prev = {}
 for i = 1, #old, 2 do prev[old[i]] = old[i + 1] end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '_v', ARGV[1])
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local p, val = ARGV[i], ARGV[i + 1]
   redis.call('HSET', KEYS[1], p, val)
   if val == '1' then
@@ -49,12 +54,13 @@ return 1
 `)
 
 // patchScript sets some purposes and bumps the version to
-// max(stored+1, ARGV[1]), then announces the change. A purpose newly
-// granted gets ARGV[1] as its grant time. ARGV: now (ms), channel, subject,
-// purpose, value, ...
+// max(stored+1, erased+1, ARGV[1]), then announces the change. A purpose
+// newly granted gets ARGV[1] as its grant time. KEYS: record, erasure
+// marker. ARGV: now (ms), channel, subject, purpose, value, ...
 var patchScript = redis.NewScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], '_v') or '0')
-local v = math.max(cur + 1, tonumber(ARGV[1]))
+local erased = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+local v = math.max(cur + 1, erased + 1, tonumber(ARGV[1]))
 redis.call('HSET', KEYS[1], '_v', string.format('%d', v))
 for i = 4, #ARGV, 2 do
   local p, val = ARGV[i], ARGV[i + 1]
@@ -76,6 +82,24 @@ type Updater struct {
 	rdb    redis.Cmdable
 	prefix string
 	now    func() time.Time
+	// ErasureRetention is how long an erasure marker is kept (see Erase).
+	// Default: DefaultErasureRetention.
+	ErasureRetention time.Duration
+}
+
+// DefaultErasureRetention is Updater.ErasureRetention's default.
+const DefaultErasureRetention = 30 * 24 * time.Hour
+
+// ErasedKey is where an erased subject's marker is kept: a hash with "v",
+// the highest version erased, and "t", when (Unix ms). Same hash tag as
+// the record, so one script sees both on a cluster.
+func ErasedKey(prefix, subject string) string { return prefix + "e:{" + subject + "}" }
+
+func (w *Updater) erasureTTL() int64 {
+	if w.ErasureRetention > 0 {
+		return w.ErasureRetention.Milliseconds()
+	}
+	return DefaultErasureRetention.Milliseconds()
 }
 
 // NewUpdater returns an Updater for records under prefix.
@@ -104,8 +128,11 @@ func purposeArgs(args []any, purposes map[string]bool) ([]any, error) {
 // denied) if version is newer than the stored one. expires may be zero.
 // Purposes granted now and not before get grantedAt as their grant time
 // (zero: now). applied is false when a newer or equal version is already
-// stored.
-func (w *Updater) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt time.Time) (applied bool, err error) {
+// stored, or when the subject was erased (while its marker lasts) at a
+// version as new, or after recorded (when the change was recorded, e.g.
+// its consent-topic record time; zero: not known), so that no replayed or
+// reordered change older than an erasure re-grants.
+func (w *Updater) Put(ctx context.Context, subject string, version int64, purposes map[string]bool, expires, grantedAt, recorded time.Time) (applied bool, err error) {
 	exp := ""
 	if !expires.IsZero() {
 		exp = strconv.FormatInt(expires.UnixMilli(), 10)
@@ -113,7 +140,11 @@ func (w *Updater) Put(ctx context.Context, subject string, version int64, purpos
 	if grantedAt.IsZero() {
 		grantedAt = w.now()
 	}
-	args, err := purposeArgs([]any{version, exp, InvalidationChannel(w.prefix), subject, grantedAt.UnixMilli()}, purposes)
+	rec := ""
+	if !recorded.IsZero() {
+		rec = strconv.FormatInt(recorded.UnixMilli(), 10)
+	}
+	args, err := purposeArgs([]any{version, exp, InvalidationChannel(w.prefix), subject, grantedAt.UnixMilli(), rec}, purposes)
 	if err != nil {
 		return false, err
 	}
@@ -122,7 +153,7 @@ func (w *Updater) Put(ctx context.Context, subject string, version int64, purpos
 			return false, err
 		}
 	}
-	n, err := putScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject)}, args...).Int()
+	n, err := putScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), ErasedKey(w.prefix, subject)}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("writing consent: %w", err)
 	}
@@ -140,7 +171,7 @@ func (w *Updater) Patch(ctx context.Context, subject string, purposes map[string
 	if err != nil {
 		return 0, err
 	}
-	v, err := patchScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject)}, args...).Int64()
+	v, err := patchScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), ErasedKey(w.prefix, subject)}, args...).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("writing consent: %w", err)
 	}

@@ -49,7 +49,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		{"newer again", 20, true, true, 20, true},
 	}
 	for _, st := range steps {
-		applied, err := w.Put(ctx, "u", st.version, map[string]bool{"p": st.grant}, time.Time{}, time.Time{})
+		applied, err := w.Put(ctx, "u", st.version, map[string]bool{"p": st.grant}, time.Time{}, time.Time{}, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		}
 	}
 	// A redisstore.Put replaces the record: purposes not listed are denied.
-	if _, err := w.Put(ctx, "u", 21, map[string]bool{"q": true}, time.Time{}, time.Time{}); err != nil {
+	if _, err := w.Put(ctx, "u", 21, map[string]bool{"q": true}, time.Time{}, time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := lookup1(t, s, "u"); r.Allows("p") || !r.Allows("q") {
@@ -83,7 +83,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	}
 	// A newer redisstore.Put that keeps q granted keeps its grant time; an explicit
 	// grant time is used for newly granted purposes.
-	if _, err := w.Put(ctx, "u", v+1, map[string]bool{"q": true, "r": true}, time.Time{}, time.UnixMilli(1234)); err != nil {
+	if _, err := w.Put(ctx, "u", v+1, map[string]bool{"q": true, "r": true}, time.Time{}, time.UnixMilli(1234), time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := lookup1(t, s, "u"); r.GrantedAt["q"] != qAt || r.GrantedAt["r"] != 1234 || r.GrantedAt["p"] != 0 {
@@ -91,7 +91,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 	}
 	v++
 	// redisstore.Expiry.
-	if _, err := w.Put(ctx, "e", 1, map[string]bool{"p": true}, time.Now().Add(300*time.Millisecond), time.Time{}); err != nil {
+	if _, err := w.Put(ctx, "e", 1, map[string]bool{"p": true}, time.Now().Add(300*time.Millisecond), time.Time{}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := lookup1(t, s, "e"); !r.Allows("p") {
@@ -102,13 +102,13 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		t.Fatalf("after expiry: %+v", r)
 	}
 	// Erase.
-	if existed, _, err := w.Erase(ctx, "u"); err != nil || !existed {
+	if existed, _, err := w.Erase(ctx, "u", time.Time{}); err != nil || !existed {
 		t.Fatalf("erase: %v %v", existed, err)
 	}
 	if r := lookup1(t, s, "u"); r.Found {
 		t.Fatalf("after erase: %+v", r)
 	}
-	if _, err := w.Put(ctx, "u", 1, map[string]bool{"_v": true}, time.Time{}, time.Time{}); err == nil {
+	if _, err := w.Put(ctx, "u", 1, map[string]bool{"_v": true}, time.Time{}, time.Time{}, time.Time{}); err == nil {
 		t.Fatal("a purpose named _v was accepted")
 	}
 }
@@ -174,7 +174,7 @@ func TestIntegrationInvalidation(t *testing.T) {
 		return flips > flipsBefore
 	})
 	itest.Eventually(t, 5*time.Second, "cache back after resubscribing", func() bool { _, b, _ := inv.state(); return !b })
-	if _, _, err := w.Erase(ctx, "u2"); err != nil {
+	if _, _, err := w.Erase(ctx, "u2", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 2*time.Second, "invalidation after reconnect", func() bool { i, _, _ := inv.state(); return len(i) == 2 && i[1] == "u2" })

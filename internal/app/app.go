@@ -184,7 +184,7 @@ func NewRedis(cfg *config.Config) (redis.UniversalClient, error) {
 // sweeper all change consent through it.
 func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer kafkaops.Producer, hs hooks.List, log *zap.Logger) *changes.Service {
 	svc := &changes.Service{
-		Store:    redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix),
+		Store:    NewUpdater(cfg, rdb),
 		Current:  redisstore.New(rdb, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, nil),
 		Purposes: pol.Purposes,
 		Barrier:  &barrier.Revoker{Registry: redisstore.NewBarrierRegistry(rdb, cfg.Redis.KeyPrefix), Hooks: hs},
@@ -202,7 +202,19 @@ func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, p
 }
 
 func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service) *dsr.DSR {
-	return &dsr.DSR{Policy: pol, Store: redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix), Changes: svc}
+	d := &dsr.DSR{Policy: pol, Store: NewUpdater(cfg, rdb), Changes: svc}
+	if r, ok := svc.Retractor.(*kafkaops.Retractor); ok && cfg.Consent.Topic != "" {
+		d.Journal = &kafkaops.ConsentJournal{Producer: r.Producer, Topic: cfg.Consent.Topic, Backoff: Backoff(cfg)}
+	}
+	return d
+}
+
+// NewUpdater returns the consent store's writer, with the configured
+// erasure retention.
+func NewUpdater(cfg *config.Config, rdb redis.UniversalClient) *redisstore.Updater {
+	w := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
+	w.ErasureRetention = cfg.Consent.ErasureRetention
+	return w
 }
 
 // NewProducer returns the producer for clean messages, dead letters and

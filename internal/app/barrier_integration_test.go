@@ -116,7 +116,7 @@ func TestIntegrationRevocationBarrier(t *testing.T) {
 		if i%2 == 0 {
 			_, _, err = dsr.Changes.Patch(context.Background(), subj, map[string]bool{"personalization": false, "analytics": false, "advertising": false})
 		} else {
-			_, _, err = dsr.Changes.Erase(context.Background(), subj)
+			_, _, err = dsr.Changes.Erase(context.Background(), subj, time.Time{})
 		}
 		if err != nil {
 			t.Fatal(err)

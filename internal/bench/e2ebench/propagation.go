@@ -298,7 +298,7 @@ func RunBarrierCost(ctx context.Context, o PropagationOptions, out io.Writer) (B
 		if i%2 == 0 {
 			_, _, err = dsr.Changes.Patch(ctx, subj, none)
 		} else {
-			_, _, err = dsr.Changes.Erase(ctx, subj)
+			_, _, err = dsr.Changes.Erase(ctx, subj, time.Time{})
 		}
 		if err != nil {
 			return res, err

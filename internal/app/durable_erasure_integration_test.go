@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/metrics"
+	"github.com/consentd/consentd/internal/testing/itest"
+)
+
+// TestIntegrationErasureSurvivesReplayAndRebuild, on real Kafka and Redis:
+// grants arrive on the consent topic; one subject is erased and another
+// changed through the CLI's service (both written to the consent topic);
+// a third is erased in the store alone. A consentd with a new consent
+// group replays the whole topic: the erasures hold (the tombstone, and the
+// erasure marker for the one the topic never saw) and the change is what
+// the CLI left. Then Redis is flushed and rebuilt from the topic: every
+// record and marker the topic accounts for is as it was.
+func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 1)
+	consentTopic := s.raw + ".consent"
+	itest.CreateTopics(t, env.Kafka, 1, consentTopic)
+	grant := func(subject string) kafka.Message {
+		return kafka.Message{Key: []byte(subject), Value: []byte(`{"subject":"` + subject + `","purposes":{"personalization":true,"analytics":true,"advertising":true},"version":100,"source":"cmp"}`)}
+	}
+	itest.Produce(t, env.Kafka, consentTopic, grant("d1"), grant("d2"), grant("d3"))
+	group := func(n string) func(*config.Config) {
+		return func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent-" + n }
+	}
+	updates := func(r *running, n float64) {
+		t.Helper()
+		itest.Eventually(t, 60*time.Second, "consent records applied", func() bool {
+			return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) >= n
+		})
+	}
+	r1 := s.start(t, group("1"))
+	updates(r1, 3)
+
+	cfg := *s.cfg
+	group("1")(&cfg)
+	dsr := s.dsr(t, &cfg)
+	ctx := context.Background()
+	if ch, err := dsr.Erase(ctx, "d1"); err != nil || !*ch.Erased {
+		t.Fatalf("erase d1: %+v %v", ch, err)
+	}
+	if _, err := dsr.Patch(ctx, "d2", map[string]bool{"analytics": false}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := itest.Redis(t, env.Redis)
+	if _, _, err := redisstore.NewUpdater(rdb, s.prefix).Erase(ctx, "d3", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	updates(r1, 5) // the journaled tombstone and record read back
+	state := func() map[string]map[string]string {
+		out := map[string]map[string]string{}
+		for _, subj := range []string{"d1", "d2", "d3"} {
+			for kind, key := range map[string]string{"record": redisstore.RecordKey(s.prefix, subj), "erased": redisstore.ErasedKey(s.prefix, subj)} {
+				f, err := rdb.HGetAll(ctx, key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[subj+" "+kind] = f
+			}
+		}
+		return out
+	}
+	before := state()
+	if len(before["d1 record"]) != 0 || len(before["d3 record"]) != 0 || before["d2 record"]["analytics"] != "0" || len(before["d1 erased"]) == 0 {
+		t.Fatalf("state after the changes: %v", before)
+	}
+	if err := r1.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new consent group replays the topic from its start.
+	r2 := s.start(t, group("2"))
+	updates(r2, 5)
+	if err := r2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(); !maps.EqualFunc(after, before, maps.Equal) {
+		t.Fatalf("after a replay by a new consent group:\n%v\nbefore:\n%v", after, before)
+	}
+
+	// Redis rebuilt from the topic: what the topic accounts for is the same
+	// (d3's erasure was made in the store alone, so only d1 and d2 count).
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, s.prefix+"*", 500).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			for _, k := range keys {
+				if err := rdb.Del(ctx, k).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	r3 := s.start(t, group("3"))
+	updates(r3, 5)
+	after := state()
+	for _, k := range []string{"d1 record", "d1 erased", "d2 record"} {
+		if !maps.Equal(after[k], before[k]) {
+			t.Errorf("%s rebuilt from the topic: %v, before the flush: %v", k, after[k], before[k])
+		}
+	}
+}
