@@ -40,7 +40,29 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	// Consent configures ingestion of consent records from Kafka.
 	Consent ConsentSync `yaml:"consent"`
+	// Identity says how far identity links are trusted.
+	Identity Identity `yaml:"identity"`
 }
+
+// Identity is the trust model of identity links (anonymous id → user id):
+// identify and alias events can be forged by anyone who can send events;
+// the command line and the consent API are authenticated and audited.
+type Identity struct {
+	// LinkSources lists who may link: "events" (identify and alias
+	// events) and "api" (consentd consent link and PUT /v1/identity).
+	// Default: [events, api].
+	LinkSources []string `yaml:"link_sources"`
+	// EventsMayRelink lets an event re-point an anonymous id already
+	// linked to a different user. Default: false (the first link stands;
+	// the API re-points).
+	EventsMayRelink bool `yaml:"events_may_relink"`
+	// MaxLinkedIDs caps the anonymous ids events may link to one user; an
+	// event beyond it is dead-lettered (too_many_linked_ids). Default: 100.
+	MaxLinkedIDs *int `yaml:"max_linked_ids"`
+}
+
+// LinksFrom reports whether source ("events" or "api") may link.
+func (i Identity) LinksFrom(source string) bool { return slices.Contains(i.LinkSources, source) }
 
 // ConsentSync reads consent records (native, Segment or RudderStack
 // format) from a compacted topic keyed by subject and applies them to
@@ -353,6 +375,17 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
 	d("consent.erasure_retention", func() { setDefault(&c.Consent.ErasureRetention, DefaultErasureRetention) })
+	d("identity.link_sources", func() {
+		if c.Identity.LinkSources == nil {
+			c.Identity.LinkSources = []string{"events", "api"}
+		}
+	})
+	d("identity.max_linked_ids", func() {
+		if c.Identity.MaxLinkedIDs == nil {
+			n := redisstore.DefaultMaxLinkedIDs
+			c.Identity.MaxLinkedIDs = &n
+		}
+	})
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -505,6 +538,14 @@ func (c *Config) validateConsentAndPolicy(v *fieldErrors) {
 		if c.Consent.GroupID == c.Kafka.GroupID {
 			fail("consent.group_id", "must differ from kafka.group_id")
 		}
+	}
+	for _, src := range c.Identity.LinkSources {
+		if src != "events" && src != "api" {
+			fail("identity.link_sources", "%q: want events or api", src)
+		}
+	}
+	if c.Identity.MaxLinkedIDs != nil && *c.Identity.MaxLinkedIDs <= 0 {
+		fail("identity.max_linked_ids", "must be positive")
 	}
 	if c.Consent.ErasureRetention <= 0 {
 		fail("consent.erasure_retention", "must be positive (how long an erasure is remembered)")

@@ -26,6 +26,9 @@ type (
 	}
 	// GenerationHook is told when a consumer group generation is joined.
 	GenerationHook interface{ OnGeneration(id int32) }
+	// LinkHook is told, per batch, how many identity links events asked
+	// for ended in each result (see Linker).
+	LinkHook interface{ OnIdentityLinks(result string, n int) }
 )
 
 // PartitionLag is one raw partition's commit: the offset committed (the

@@ -49,11 +49,20 @@ type ChangeTracker interface {
 }
 
 // Linker records the identity links that identify and alias events
-// establish (anonymous id → user id); *redisstore.Updater implements it.
-// Link must be atomic per link and safe for concurrent use.
+// establish (anonymous id → user id), under its rules for what events may
+// link; *redisstore.Updater implements it. LinkEvents returns the result
+// of each anonymous id ("linked", "unchanged", "refused_relink": already
+// linked to another user, "refused_cap": the user has too many linked
+// ids); it must be atomic per link and safe for concurrent use.
 type Linker interface {
-	Link(ctx context.Context, links map[string]string) error
+	LinkEvents(ctx context.Context, links map[string]string) (map[string]string, error)
 }
+
+// ReasonTooManyLinkedIDs dead-letters an identify or alias event that
+// would link one more anonymous id to a user who has the most allowed
+// (identity.max_linked_ids): an unbounded set would make an erasure of
+// the user arbitrarily slow.
+const ReasonTooManyLinkedIDs = "too_many_linked_ids"
 
 // BatchProcessor turns a batch of raw messages into the messages to
 // write. Process and Stale are called by one goroutine at a time (one

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 )
@@ -74,7 +76,7 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 // CondConsentStore failing (fail closed).
 func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result, error) {
 	b := p.parse(msgs)
-	if err := p.link(ctx, b.links); err != nil {
+	if err := p.link(ctx, b); err != nil {
 		return nil, err
 	}
 	var seq uint64
@@ -113,6 +115,7 @@ type parsed struct {
 	dead     []*policy.InputError // non-nil: dead-letter
 	lookup   []string             // subjects to resolve (repeats allowed)
 	links    map[string]string    // identity links established
+	linkedBy map[string][]int     // anonymous id -> the messages linking it
 }
 
 // parse checks, parses and reads the subject of every message.
@@ -145,9 +148,10 @@ func (p *Processor) parse(msgs []kafka.Message) *parsed {
 		if p.cfg.Linker != nil {
 			if anon, user, ok := policy.IdentityLink(doc); ok {
 				if b.links == nil {
-					b.links = map[string]string{}
+					b.links, b.linkedBy = map[string]string{}, map[string][]int{}
 				}
 				b.links[anon] = user
+				b.linkedBy[anon] = append(b.linkedBy[anon], i)
 			}
 		}
 	}
@@ -155,12 +159,37 @@ func (p *Processor) parse(msgs []kafka.Message) *parsed {
 }
 
 // link stores the batch's identity links before its lookups, so that the
-// events of this very batch are decided with them.
-func (p *Processor) link(ctx context.Context, links map[string]string) error {
-	if len(links) == 0 {
+// events of this very batch are decided with them. The events whose link
+// would exceed the user's cap are dead-lettered; a refused relink only
+// counts (the event is decided as usual, without the link).
+func (p *Processor) link(ctx context.Context, b *parsed) error {
+	if len(b.links) == 0 {
 		return nil
 	}
-	return p.retryStore(ctx, len(links), func() error { return p.cfg.Linker.Link(ctx, links) })
+	var results map[string]string
+	err := p.retryStore(ctx, len(b.links), func() (err error) {
+		results, err = p.cfg.Linker.LinkEvents(ctx, b.links)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for anon, r := range results {
+		counts[r]++
+		if r != "refused_cap" {
+			continue
+		}
+		for _, i := range b.linkedBy[anon] {
+			if b.dead[i] == nil {
+				b.dead[i] = &policy.InputError{Reason: ReasonTooManyLinkedIDs, Err: fmt.Errorf("the user already has the most anonymous ids events may link")}
+			}
+		}
+	}
+	for r, n := range counts {
+		hooks.Each(p.cfg.Hooks, func(h LinkHook) { h.OnIdentityLinks(r, n) })
+	}
+	return nil
 }
 
 // resolve looks the subjects' consent up, retrying until the store

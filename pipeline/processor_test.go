@@ -174,11 +174,48 @@ func BenchmarkProcessBatch(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs)), "ns/event")
 }
 
-type linkRecorder struct{ links []map[string]string }
+// linkRecorder records links and answers refused_cap for the ids in cap.
+type linkRecorder struct {
+	links []map[string]string
+	cap   map[string]bool
+}
 
-func (l *linkRecorder) Link(_ context.Context, links map[string]string) error {
+func (l *linkRecorder) LinkEvents(_ context.Context, links map[string]string) (map[string]string, error) {
 	l.links = append(l.links, links)
-	return nil
+	out := map[string]string{}
+	for a := range links {
+		out[a] = "linked"
+		if l.cap[a] {
+			out[a] = "refused_cap"
+		}
+	}
+	return out, nil
+}
+
+// TestProcessDeadLettersLinksOverTheCap: an identify event whose link the
+// store refuses for the user's cap is dead-lettered (too_many_linked_ids);
+// the other events of the batch are decided.
+func TestProcessDeadLettersLinksOverTheCap(t *testing.T) {
+	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
+	st := &mapStore{recs: map[string]consent.Record{"user-9": {Found: true, Version: 1, Granted: all}}}
+	p := newTestProcessor(t, consent.Linked{Store: st})
+	p.cfg.Linker = &linkRecorder{cap: map[string]bool{"anon-x": true}}
+	msgs := []kafka.Message{
+		{Topic: "raw", Value: []byte(`{"type":"identify","userId":"user-9","anonymousId":"anon-x"}`)},
+		{Topic: "raw", Value: []byte(`{"type":"identify","userId":"user-9","anonymousId":"anon-y"}`)},
+	}
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accounting.Dead[ReasonTooManyLinkedIDs] != 1 {
+		t.Fatalf("dead letters %v, want one %s", res.Accounting.Dead, ReasonTooManyLinkedIDs)
+	}
+	for k, m := range res.Out {
+		if m.Topic == "dlq" && res.Origin[k] != 0 {
+			t.Fatalf("dead-lettered message %d, want the one over the cap", res.Origin[k])
+		}
+	}
 }
 
 func TestProcessIdentityLinks(t *testing.T) {

@@ -32,6 +32,8 @@ type DSR struct {
 	// Changes applies every change; its Retractor may be nil for
 	// read-only use (changes that need retractions then fail).
 	Changes *changes.Service
+	// NoLinks refuses Link (identity.link_sources without api).
+	NoLinks bool
 	// Journal, if set, records every change made here on the consent
 	// topic once it is stored, so that the topic holds what the store
 	// holds and a rebuild from it reproduces the same state.
@@ -181,7 +183,12 @@ func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
 
 // Link records that anonymousID was identified as userID: events known
 // only by anonymousID are then decided with the strictest of both records.
+// Unlike identify events, it re-points a link to another user (trusted:
+// authenticated and audited).
 func (d *DSR) Link(ctx context.Context, anonymousID, userID string) (map[string]string, error) {
+	if d.NoLinks {
+		return nil, &UsageError{"link: identity links through the command line and the API are off (identity.link_sources)"}
+	}
 	if anonymousID == "" || userID == "" || anonymousID == userID {
 		return nil, &UsageError{"link: give an anonymous id and a different user id"}
 	}

@@ -85,6 +85,8 @@ type Updater struct {
 	// ErasureRetention is how long an erasure marker is kept (see Erase).
 	// Default: DefaultErasureRetention.
 	ErasureRetention time.Duration
+	// Rules bound the links events make (LinkEvents).
+	Rules LinkRules
 }
 
 // DefaultErasureRetention is Updater.ErasureRetention's default.

@@ -143,11 +143,15 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 // producer.
 func (a *App) newRunner() (*pipeline.Runner, error) {
 	cfg := a.Config
+	var linker pipeline.Linker
+	if cfg.Identity.LinksFrom("events") {
+		linker = NewUpdater(cfg, a.Redis)
+	}
 	newProcessor, err := pipeline.NewProcessorFactory(pipeline.ProcessorConfig{
 		Policy:          a.Policy,
 		Store:           consent.Linked{Store: a.Cache},
 		Changes:         a.Cache,
-		Linker:          redisstore.NewUpdater(a.Redis, cfg.Redis.KeyPrefix),
+		Linker:          linker,
 		DeadLetterTopic: cfg.Kafka.DeadLetterTopic,
 		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 		Backoff:         Backoff(cfg),
@@ -202,7 +206,7 @@ func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, p
 }
 
 func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service) *dsr.DSR {
-	d := &dsr.DSR{Policy: pol, Store: NewUpdater(cfg, rdb), Changes: svc}
+	d := &dsr.DSR{Policy: pol, Store: NewUpdater(cfg, rdb), Changes: svc, NoLinks: !cfg.Identity.LinksFrom("api")}
 	if r, ok := svc.Retractor.(*kafkaops.Retractor); ok && cfg.Consent.Topic != "" {
 		d.Journal = &kafkaops.ConsentJournal{Producer: r.Producer, Topic: cfg.Consent.Topic, Backoff: Backoff(cfg)}
 	}
@@ -214,6 +218,10 @@ func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, s
 func NewUpdater(cfg *config.Config, rdb redis.UniversalClient) *redisstore.Updater {
 	w := redisstore.NewUpdater(rdb, cfg.Redis.KeyPrefix)
 	w.ErasureRetention = cfg.Consent.ErasureRetention
+	w.Rules = redisstore.LinkRules{EventsMayRelink: cfg.Identity.EventsMayRelink}
+	if cfg.Identity.MaxLinkedIDs != nil {
+		w.Rules.MaxLinkedIDs = *cfg.Identity.MaxLinkedIDs
+	}
 	return w
 }
 

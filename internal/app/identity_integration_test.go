@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/wire"
 )
 
 // TestIntegrationIdentityLinks: after an identify event links an anonymous
@@ -54,5 +58,87 @@ func TestIntegrationIdentityLinks(t *testing.T) {
 	})
 	if st, err := redisstore.NewUpdater(rdb, s.prefix).Read(ctx, "anon-9"); err != nil || st.LinkedTo != "user-9" {
 		t.Fatalf("stored link: %+v %v", st, err)
+	}
+}
+
+// TestIntegrationForgedIdentityLinks, on real Kafka and Redis: a forged
+// identify event cannot move a victim's linked anonymous id to an
+// attacker (the attacker's export does not list it, the attacker's
+// erasure leaves it and its record alone), the refusal is counted, the
+// API can still re-point it; and a user cannot be given more anonymous
+// ids by events than identity.max_linked_ids (the events beyond are
+// dead-lettered as too_many_linked_ids).
+func TestIntegrationForgedIdentityLinks(t *testing.T) {
+	env := itest.Require(t)
+	s := newStack(t, env, 1)
+	rdb := itest.Redis(t, env.Redis)
+	ctx := context.Background()
+	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
+	for _, subj := range []string{"victim", "v-anon", "attacker"} {
+		if err := redisstore.Put(ctx, rdb, s.prefix, subj, 1, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limit := 3
+	cap3 := func(c *config.Config) { c.Identity.MaxLinkedIDs = &limit }
+	r := s.start(t, cap3)
+	identify := func(user, anon string) kafka.Message {
+		return kafka.Message{Key: []byte(anon), Value: []byte(`{"type":"identify","userId":"` + user + `","anonymousId":"` + anon + `","messageId":"` + user + "-" + anon + `"}`)}
+	}
+	consumed := func(n float64) func() bool {
+		return func() bool { return r.metric(t, `consentd_events_consumed_total{topic="`+s.raw+`"}`) == n }
+	}
+	itest.Produce(t, env.Kafka, s.raw, identify("victim", "v-anon"))
+	itest.Eventually(t, 60*time.Second, "the victim's identify", consumed(1))
+	itest.Produce(t, env.Kafka, s.raw, identify("attacker", "v-anon"), kafka.Message{Key: []byte("v-anon"),
+		Value: []byte(`{"type":"alias","userId":"attacker","previousId":"v-anon","messageId":"alias"}`)})
+	itest.Eventually(t, 30*time.Second, "the forged identify and alias", consumed(3))
+	if got := r.metric(t, `consentd_identity_links_total{result="refused_relink"}`); got < 1 {
+		t.Fatalf("refused relinks counted: %v", got)
+	}
+
+	cfg := *s.cfg
+	cap3(&cfg)
+	dsr := s.dsr(t, &cfg)
+	exp, err := dsr.Export(ctx, "attacker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := exp["stored"].(redisstore.Stored); len(st.LinkedIDs) != 0 || len(exp["linked"].(map[string]redisstore.Stored)) != 0 {
+		t.Fatalf("the attacker's export lists linked ids: %+v", exp)
+	}
+	if ch, err := dsr.Erase(ctx, "attacker"); err != nil || len(ch.ErasedLinked) != 0 {
+		t.Fatalf("the attacker's erasure: %+v %v", ch, err)
+	}
+	if st, err := redisstore.NewUpdater(rdb, s.prefix).Read(ctx, "v-anon"); err != nil || st.LinkedTo != "victim" || len(st.Fields) == 0 {
+		t.Fatalf("the victim's anonymous id after the attack: %+v %v", st, err)
+	}
+	// The API (authenticated, audited) can re-point it.
+	if _, err := dsr.Link(ctx, "v-anon", "victim-2"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := redisstore.NewUpdater(rdb, s.prefix).Read(ctx, "v-anon"); st.LinkedTo != "victim-2" {
+		t.Fatalf("the API did not re-point the link: %+v", st)
+	}
+
+	// The cap: five identify events for one user, three links allowed.
+	var msgs []kafka.Message
+	for i := range 5 {
+		msgs = append(msgs, identify("collector", "c-anon-"+strconv.Itoa(i)))
+	}
+	itest.Produce(t, env.Kafka, s.raw, msgs...)
+	itest.Eventually(t, 30*time.Second, "the collector's identify events", consumed(8))
+	ids, err := redisstore.NewUpdater(rdb, s.prefix).LinkedIDs(ctx, "collector")
+	if err != nil || len(ids) != limit {
+		t.Fatalf("collector has %v linked, want %d: %v", ids, limit, err)
+	}
+	dead := 0
+	for _, m := range itest.ReadAll(t, env.Kafka, s.dlq) {
+		if reason, _ := itest.Header(m, wire.HeaderDLQReason); reason == pipeline.ReasonTooManyLinkedIDs {
+			dead++
+		}
+	}
+	if dead != 2 {
+		t.Fatalf("%d events dead-lettered as %s, want 2", dead, pipeline.ReasonTooManyLinkedIDs)
 	}
 }

@@ -87,3 +87,8 @@ func (m *Metrics) OnInvalidRecord() { m.InvalidRecord.Inc() }
 func (m *Metrics) OnConsentUpdate(format, result string) {
 	m.Updates.WithLabelValues(format, result).Inc()
 }
+
+// OnIdentityLinks implements pipeline.LinkHook.
+func (m *Metrics) OnIdentityLinks(result string, n int) {
+	m.Links.WithLabelValues(result).Add(float64(n))
+}

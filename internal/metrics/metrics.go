@@ -41,6 +41,7 @@ type Metrics struct {
 	Rebalances    prometheus.Counter     // generations joined
 	Info          *prometheus.GaugeVec   // policy_version
 	Updates       *prometheus.CounterVec // format, result
+	Links         *prometheus.CounterVec // result: identity links asked for by events
 }
 
 // New creates and registers all metrics on a fresh registry, with the Go
@@ -78,7 +79,8 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
+	m.Links = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_identity_links_total", Help: "Identity links identify and alias events asked for, by result (linked, unchanged, refused_relink: already linked to another user, refused_cap: the user has identity.max_linked_ids)."}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
