@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/consent/dsr"
@@ -88,11 +92,20 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	d, closeAll, err := openDSR(ctx, cfg, req.readOnly())
 	if err != nil {
+		auditCLI(cfg, stderr, req, "failed")
 		return err
 	}
 	defer closeAll()
 	out, err := req.do(ctx, d)
+	result := "ok"
 	var ue *dsr.UsageError
+	switch {
+	case errors.As(err, &ue):
+		result = "refused"
+	case err != nil:
+		result = "failed"
+	}
+	auditCLI(cfg, stderr, req, result)
 	if errors.As(err, &ue) {
 		return usageError{fmt.Errorf("consent %s: %w", req.op, err)}
 	}
@@ -219,4 +232,31 @@ func parseAssignments(params []string) (map[string]bool, error) {
 		out[p] = b
 	}
 	return out, nil
+}
+
+// auditCLI writes the audit line of a data-subject command to stderr, as
+// the consent API logs its calls: the command, the result, who ran it (the
+// operating-system user) and the subject's pseudonym under the policy's
+// key (never the id; "unavailable" without the key file).
+func auditCLI(cfg *config.Config, w io.Writer, req consentRequest, result string) {
+	pseudonym := "unavailable"
+	if pol, err := app.LoadPolicy(cfg); err == nil {
+		if p, err := pol.PseudonymousKey(req.subject); err == nil {
+			pseudonym = string(p)
+		}
+	}
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zap.InfoLevel))
+	log.Info("audit",
+		zap.String("command", "consent "+req.op),
+		zap.String("result", result),
+		zap.String("os_user", who),
+		zap.String("subject_pseudonym", pseudonym))
+	_ = log.Sync()
 }

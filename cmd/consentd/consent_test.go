@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/policy"
 )
 
 func consentCLI(t *testing.T, cfg string, args ...string) (int, map[string]any, string) {
@@ -63,6 +64,24 @@ func TestIntegrationConsentCommands(t *testing.T) {
 	code, out, errs := consentCLI(t, cfg, "set", "u1", "personalization=true", "analytics=false")
 	if code != 0 || out["version"] == nil {
 		t.Fatalf("set: %d %v %s", code, out, errs)
+	}
+	// Every data-subject command leaves an audit line: who, what, the
+	// subject's pseudonym, never its id.
+	keys, err := policy.ParseKeyring("keys", kb.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := keys.AppendPseudonym(nil, "k1", []byte("u1"))
+	for _, want := range []string{`"msg":"audit"`, `"command":"consent set"`, `"result":"ok"`, `"os_user":`, `"subject_pseudonym":"` + string(p1) + `"`} {
+		if !strings.Contains(errs, want) {
+			t.Fatalf("audit line %q lacks %s", errs, want)
+		}
+	}
+	if strings.Contains(errs, `"u1"`) {
+		t.Fatalf("the audit line holds the subject id: %s", errs)
+	}
+	if _, _, errs := consentCLI(t, cfg, "set", "u1", "dancing=true"); !strings.Contains(errs, `"result":"refused"`) {
+		t.Fatalf("a refused command's audit line: %s", errs)
 	}
 	v1 := out["version"].(float64)
 
