@@ -123,3 +123,34 @@ func TestSecretFilesMustBePrivate(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, err string
+		want            []string // name:scopes
+	}{
+		{"one token", "single-token-0123456789\n", "", []string{"admin:read,write,admin"}},
+		{"named", "# ops\nops:read,write,admin:ops-token-0123456789\n\nauditor:read:auditor-token-01234567\n", "", []string{"ops:read,write,admin", "auditor:read"}},
+		{"unknown scope", "ops:read,delete:ops-token-0123456789\n", `unknown scope "delete"`, nil},
+		{"short", "ops:read:short\n", "at least 16", nil},
+		{"twice", "a:read:aaaa-token-0123456789\na:write:bbbb-token-0123456789\n", "used twice", nil},
+		{"same secret", "a:read:aaaa-token-0123456789\nb:write:aaaa-token-0123456789\n", "the same token as a", nil},
+		{"bad line", "a:read:aaaa-token-0123456789\nno-colons-here-0123456789\n", "line 2: want NAME:SCOPES:TOKEN", nil},
+		{"empty", "\n# nothing\n", "no token", nil},
+	} {
+		toks, err := parseTokens(tc.file)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "0123456789") {
+				t.Errorf("%s: err %v, want %q without the secret", tc.name, err, tc.err)
+			}
+			continue
+		}
+		var got []string
+		for _, tk := range toks {
+			got = append(got, tk.Name+":"+strings.Join(tk.Scopes, ","))
+		}
+		if err != nil || strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: %v %v, want %v", tc.name, got, err, tc.want)
+		}
+	}
+}

@@ -232,9 +232,12 @@ type Admin struct {
 	// when token_file is set. It must differ from listen.
 	// Default: 127.0.0.1:9465.
 	APIListen string `yaml:"api_listen"`
-	// TokenFile holds the bearer token that the consent API
-	// (/v1/consent/...) and PUT /loglevel require, relative to this file's
-	// directory unless absolute. It must not be readable by others, nor by
+	// TokenFile holds the bearer tokens that the consent API
+	// (/v1/consent/...), PUT /loglevel and a detailed /readyz require,
+	// relative to this file's directory unless absolute: one token alone
+	// (every scope), or lines "NAME:SCOPES:TOKEN" with scopes read (get,
+	// export), write (set, revoke, erase, link) and admin (log level),
+	// comma-separated; each call's audit line names its token. It must not be readable by others, nor by
 	// its group when consentd owns it (mode 0600 or 0400; a root-owned
 	// 0440 Kubernetes secret with fsGroup is accepted). Default: none (the
 	// API is off).
@@ -248,8 +251,11 @@ type Admin struct {
 	// Default: 60s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 
-	// Token is read from TokenFile by Load.
+	// Token is read from TokenFile by Load when it holds one unnamed
+	// token (every scope).
 	Token Secret `yaml:"-"`
+	// Tokens are read from TokenFile by Load (see AllTokens).
+	Tokens []Token `yaml:"-"`
 }
 
 // Pipeline tunes batching, retries and shutdown.
@@ -809,11 +815,14 @@ func (c *Config) resolveSecrets() error {
 		if err != nil {
 			return fmt.Errorf("admin.token_file: %w", err)
 		}
-		tok := strings.TrimSpace(string(b))
-		if len(tok) < 16 {
-			return fmt.Errorf("admin.token_file: the token must be at least 16 characters")
+		toks, err := parseTokens(string(b))
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
 		}
-		c.Admin.Token = Secret(tok)
+		c.Admin.Tokens = toks
+		if len(toks) == 1 && toks[0].Name == "admin" {
+			c.Admin.Token = toks[0].Secret
+		}
 	}
 	var err error
 	if c.Redis.Password, err = readSecret("redis.password", c.Redis.PasswordFile, c.Redis.PasswordEnv); err != nil {

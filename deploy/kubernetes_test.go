@@ -180,6 +180,51 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
+// TestKubernetesNetworkPolicy: a NetworkPolicy selects the pods and lets
+// in only the admin and API ports, each from a selected set of peers (the
+// API listens on 0.0.0.0 in the pod: without it any pod could call it).
+func TestKubernetesNetworkPolicy(t *testing.T) {
+	m := manifests(t)
+	np := m["NetworkPolicy"]
+	if np == nil {
+		t.Fatal("no NetworkPolicy among the resources of kustomization.yaml")
+	}
+	podLabels := at(m["Deployment"], "spec", "template", "metadata", "labels").(map[string]any)
+	sel, _ := at(np, "spec", "podSelector", "matchLabels").(map[string]any)
+	if len(sel) == 0 {
+		t.Fatal("the NetworkPolicy selects no pods")
+	}
+	for k, v := range sel {
+		if podLabels[k] != v {
+			t.Fatalf("the NetworkPolicy selector %v does not select the pods %v", sel, podLabels)
+		}
+	}
+	if !slices.Contains(strs(list(np, "spec", "policyTypes")), "Ingress") {
+		t.Fatal("the NetworkPolicy does not restrict ingress")
+	}
+	ports := map[string]bool{}
+	for _, rule := range list(np, "spec", "ingress") {
+		if len(list(rule, "from")) == 0 {
+			t.Errorf("an ingress rule without from: open to every peer")
+		}
+		for _, p := range list(rule, "ports") {
+			ports[str(p, "port")] = true
+		}
+	}
+	var names []string
+	for _, p := range list(at(m["Deployment"], "spec", "template", "spec", "containers", 0), "ports") {
+		names = append(names, str(p, "name"))
+	}
+	for p := range ports {
+		if !slices.Contains(names, p) {
+			t.Errorf("the NetworkPolicy names port %s, which the container does not have (%v)", p, names)
+		}
+	}
+	if !ports["admin"] || !ports["api"] || len(ports) != 2 {
+		t.Errorf("the NetworkPolicy lets in %v, want exactly admin and api", ports)
+	}
+}
+
 // TestKubernetesSecretPlaceholdersAreRefused loads the configuration with
 // the Secret's placeholder values as files: consentd must refuse to start
 // rather than run with them.

@@ -23,17 +23,33 @@ import (
 //	POST   /v1/consent/{subject}/revoke   body {"purposes": [...]} (optional: all)
 //	DELETE /v1/consent/{subject}          erase
 //	PUT    /v1/identity/{subject}         body {"userId": "..."}: link an anonymous id
-func Handler(d *DSR, authorize func(*http.Request) bool, log *zap.Logger) http.Handler {
-	a := &api{dsr: d, authorize: authorize, log: log}
+//
+// Reads need the read scope, changes the write scope: a caller without it
+// gets 403, one without a valid token 401.
+func Handler(d *DSR, authenticate func(*http.Request) (Caller, bool), log *zap.Logger) http.Handler {
+	a := &api{dsr: d, authenticate: authenticate, log: log}
 	mux := http.NewServeMux()
 	a.routes(mux)
 	return mux
 }
 
+// Caller is who made an API call: the name of its bearer token (logged in
+// the audit line) and the scopes it holds.
+type Caller struct {
+	Name   string
+	Allows func(scope string) bool
+}
+
+// The scopes API routes need.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+)
+
 type api struct {
-	dsr       *DSR
-	authorize func(*http.Request) bool
-	log       *zap.Logger
+	dsr          *DSR
+	authenticate func(*http.Request) (Caller, bool)
+	log          *zap.Logger
 }
 
 // RequestTimeout bounds one API request.
@@ -43,8 +59,9 @@ func (a *api) routes(mux *http.ServeMux) {
 	dsr := a.dsr
 	handle := func(pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			status := a.serve(w, r, pattern, fn)
-			a.audit(r, pattern, status)
+			caller, ok := a.authenticate(r)
+			status := a.serve(w, r, caller, ok, pattern, fn)
+			a.audit(r, caller.Name, pattern, status)
 		})
 	}
 	handle("GET /v1/consent/{subject}", func(ctx context.Context, _ *http.Request, s string) (any, error) { return dsr.Get(ctx, s) })
@@ -92,10 +109,18 @@ func usageClass(err error) retry.Class {
 // serve answers one consent API request and returns its status code. A
 // read is tried twice on a transient store error; a change once (it may
 // have been partly applied: the caller retries it whole).
-func (a *api) serve(w http.ResponseWriter, r *http.Request, pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) int {
-	if !a.authorize(r) {
+func (a *api) serve(w http.ResponseWriter, r *http.Request, caller Caller, authenticated bool, pattern string, fn func(ctx context.Context, r *http.Request, subject string) (any, error)) int {
+	if !authenticated {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 		return http.StatusUnauthorized
+	}
+	scope := ScopeWrite
+	if r.Method == http.MethodGet {
+		scope = ScopeRead
+	}
+	if !caller.Allows(scope) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "token " + caller.Name + " lacks the " + scope + " scope"})
+		return http.StatusForbidden
 	}
 	subject := r.PathValue("subject")
 	if subject == "" {
@@ -128,14 +153,17 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, pattern string, fn f
 }
 
 // audit logs one line per consent API call: method, route (the pattern,
-// never the path, which holds the subject id), status and result, and the
-// subject's pseudonym under the policy's pseudonym key, so that calls
+// never the path, which holds the subject id), status and result, the
+// caller's token name ("" when unauthenticated) and remote address, and
+// the subject's pseudonym under the policy's pseudonym key, so that calls
 // about one subject can be correlated without the log holding the id.
-func (a *api) audit(r *http.Request, route string, status int) {
+func (a *api) audit(r *http.Request, token, route string, status int) {
 	result := "ok"
 	switch {
 	case status == http.StatusUnauthorized:
 		result = "unauthorized"
+	case status == http.StatusForbidden:
+		result = "forbidden"
 	case status >= 500:
 		result = "failed"
 	case status >= 400:
@@ -154,6 +182,8 @@ func (a *api) audit(r *http.Request, route string, status int) {
 		zap.String("route", route),
 		zap.Int("status", status),
 		zap.String("result", result),
+		zap.String("token", token),
+		zap.String("remote", r.RemoteAddr),
 		zap.String("subject_pseudonym", pseudonym))
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/config"
 )
 
 // This file holds the two HTTP listeners: admin (probes, metrics, log
@@ -30,7 +32,7 @@ func (a *App) listen() error {
 	}
 	a.ln = ln
 	a.admin = a.newServer(a.AdminHandler())
-	if a.Config.Admin.Token == "" {
+	if len(a.Config.Admin.AllTokens()) == 0 {
 		return nil
 	}
 	apiLn, err := net.Listen("tcp", cfg.APIListen)
@@ -87,14 +89,25 @@ func (a *App) closeListeners() {
 	}
 }
 
-// authorized reports whether r carries the admin bearer token. Without a
-// token configured nothing is authorized.
-func (a *App) authorized(r *http.Request) bool {
-	if a.Config.Admin.Token == "" {
-		return false
+// authenticate returns the token r carries (Authorization: Bearer), if
+// it is one of admin.token_file's. Every token is compared, in constant
+// time. Without tokens configured nothing is authenticated.
+func (a *App) authenticate(r *http.Request) (config.Token, bool) {
+	got := []byte(r.Header.Get("Authorization"))
+	var found config.Token
+	ok := false
+	for _, t := range a.Config.Admin.AllTokens() {
+		if subtle.ConstantTimeCompare(got, []byte("Bearer "+string(t.Secret))) == 1 {
+			found, ok = t, true
+		}
 	}
-	want := []byte("Bearer " + string(a.Config.Admin.Token))
-	return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) == 1
+	return found, ok
+}
+
+// authorized reports whether r carries a token with scope.
+func (a *App) authorized(r *http.Request, scope string) bool {
+	t, ok := a.authenticate(r)
+	return ok && t.Allows(scope)
 }
 
 // logLevelHandler serves the log level, zap's AtomicLevel handler:
@@ -109,15 +122,18 @@ func (a *App) logLevelHandler(mux *http.ServeMux) {
 	}
 	h := a.level
 	mux.HandleFunc("/loglevel", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && !a.authorized(r) {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "changing the log level needs the bearer token of admin.token_file"})
-			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", http.StatusUnauthorized))
+		tok, _ := a.authenticate(r)
+		if r.Method != http.MethodGet && !a.authorized(r, config.ScopeAdmin) {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "changing the log level needs a token of admin.token_file with the admin scope"})
+			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", http.StatusUnauthorized),
+				zap.String("token", tok.Name), zap.String("remote", r.RemoteAddr))
 			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		if r.Method != http.MethodGet {
-			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", rec.status), zap.String("level", h.Level().String()))
+			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", rec.status), zap.String("level", h.Level().String()),
+				zap.String("token", tok.Name), zap.String("remote", r.RemoteAddr))
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,5 +87,37 @@ func TestBuildInfoAndNoAPIOnAdmin(t *testing.T) {
 	}
 	if code, _ := do(t, h, "GET", "/v1/consent/u1", "Bearer admin-token-0123456789", ""); code != http.StatusNotFound {
 		t.Errorf("the admin handler serves the consent API: %d", code)
+	}
+}
+
+// TestScopesAndRedactedReadiness: only a token with the admin scope
+// changes the log level; /readyz names the failing conditions to anyone
+// and their causes (hosts, addresses) only to a token with the read scope.
+func TestScopesAndRedactedReadiness(t *testing.T) {
+	a, lvl, logs := adminApp(t, "")
+	a.Config.Admin.Tokens = []config.Token{
+		{Name: "ops", Scopes: config.AllScopes, Secret: "ops-token-0123456789"},
+		{Name: "auditor", Scopes: []string{config.ScopeRead}, Secret: "auditor-token-0123456789"},
+	}
+	h := a.AdminHandler()
+	if code, _ := do(t, h, "PUT", "/loglevel", "auditor-token-0123456789", `{"level":"debug"}`); code != http.StatusUnauthorized || lvl.Level() != zap.InfoLevel {
+		t.Fatalf("PUT /loglevel with a read-only token = %d, level %s", code, lvl.Level())
+	}
+	if code, _ := do(t, h, "PUT", "/loglevel", "ops-token-0123456789", `{"level":"debug"}`); code != 200 || lvl.Level() != zap.DebugLevel {
+		t.Fatalf("PUT /loglevel with the admin scope = %d", code)
+	}
+	if e := logs.FilterMessage("audit").All(); len(e) != 2 || e[0].ContextMap()["token"] != "auditor" || e[1].ContextMap()["token"] != "ops" {
+		t.Fatalf("audit lines: %v", e)
+	}
+	a.Readiness.OnCondition("consent_store", errors.New("dial tcp 10.20.30.40:6379: connection refused"))
+	code, body := do(t, h, "GET", "/readyz", "", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "consent_store") || strings.Contains(body, "10.20.30.40") {
+		t.Fatalf("/readyz without a token = %d %q", code, body)
+	}
+	if _, body := do(t, h, "GET", "/readyz", "wrong-token-0123456789", ""); strings.Contains(body, "10.20.30.40") {
+		t.Fatalf("/readyz with a wrong token shows the cause: %q", body)
+	}
+	if _, body := do(t, h, "GET", "/readyz", "auditor-token-0123456789", ""); !strings.Contains(body, "10.20.30.40") {
+		t.Fatalf("/readyz with a read token hides the cause: %q", body)
 	}
 }

@@ -18,8 +18,10 @@ func TestIntegrationConsentAPI(t *testing.T) {
 
 func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 1)
-	const token = "test-token-0123456789"
-	r := s.start(t, func(c *config.Config) { c.Admin.Token = token })
+	const token, readOnly = "test-token-0123456789", "auditor-token-9876543210"
+	r := s.start(t, func(c *config.Config) {
+		c.Admin.Tokens = []config.Token{{Name: "ops", Scopes: config.AllScopes, Secret: token}, {Name: "auditor", Scopes: []string{config.ScopeRead}, Secret: readOnly}}
+	})
 	base := "http://" + r.app.APIAddr() + "/v1/consent/"
 
 	call := func(method, path, auth, body string) (int, map[string]any) {
@@ -53,9 +55,19 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	if code, _ := call("GET", "u1", "wrong-token-0123456789", ""); code != 401 {
 		t.Fatalf("wrong token: %d", code)
 	}
+	// A token with the read scope only reads.
+	if code, out := call("PUT", "u1", readOnly, `{"personalization":true}`); code != http.StatusForbidden {
+		t.Fatalf("PUT with a read-only token: %d %v", code, out)
+	}
+	if code, out := call("DELETE", "u1", readOnly, ""); code != http.StatusForbidden {
+		t.Fatalf("DELETE with a read-only token: %d %v", code, out)
+	}
 	code, out := call("PUT", "u1", token, `{"personalization":true,"analytics":true,"advertising":true}`)
 	if code != 200 || out["version"] == nil {
 		t.Fatalf("PUT: %d %v", code, out)
+	}
+	if code, out := call("GET", "u1", readOnly, ""); code != 200 || out["found"] != true {
+		t.Fatalf("GET with a read-only token: %d %v", code, out)
 	}
 	code, out = call("GET", "u1", token, "")
 	if code != 200 || out["purposes"].(map[string]any)["analytics"] != true {
@@ -129,6 +141,22 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 		if f["subject_pseudonym"] == pseud("u1") {
 			withPseudonym++
 		}
+	}
+	// Each names its token and the caller's address.
+	byToken := map[string]map[string]int{}
+	for _, e := range audits {
+		f := e.ContextMap()
+		tok, _ := f["token"].(string)
+		if byToken[tok] == nil {
+			byToken[tok] = map[string]int{}
+		}
+		byToken[tok][f["result"].(string)]++
+		if remote, _ := f["remote"].(string); !strings.HasPrefix(remote, "127.0.0.1:") {
+			t.Errorf("audit line without the caller's address: %v", f)
+		}
+	}
+	if byToken["auditor"]["forbidden"] != 2 || byToken["auditor"]["ok"] != 1 || byToken["ops"]["ok"] < 5 || byToken[""]["unauthorized"] != 2 {
+		t.Errorf("audit lines by token and result: %v", byToken)
 	}
 	if calls < 4 || withPseudonym < 10 {
 		t.Errorf("audit lines: %d for GET /v1/consent/{subject} (want >= 4), %d with u1's pseudonym (want >= 10) among %d", calls, withPseudonym, len(audits))

@@ -292,10 +292,15 @@ func (a *App) AdminHandler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ok, why := a.Readiness.Ready()
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			if !a.authorized(r, config.ScopeRead) {
+				// The causes name hosts and addresses: only the
+				// conditions without a token with the read scope.
+				why = a.Readiness.Failing()
+			}
 			fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
 			return
 		}
@@ -307,7 +312,10 @@ func (a *App) AdminHandler() http.Handler {
 
 // APIHandler serves the consent API (dsr.Handler) behind the admin token.
 func (a *App) APIHandler() http.Handler {
-	return dsr.Handler(newDSR(a.Config, a.Policy, a.Redis, a.Changes), a.authorized, a.Log)
+	return dsr.Handler(newDSR(a.Config, a.Policy, a.Redis, a.Changes), func(r *http.Request) (dsr.Caller, bool) {
+		t, ok := a.authenticate(r)
+		return dsr.Caller{Name: t.Name, Allows: t.Allows}, ok
+	}, a.Log)
 }
 
 // Check connects to Redis (every master of a cluster) and to the brokers
