@@ -250,6 +250,9 @@ type Admin struct {
 	// IdleTimeout closes keep-alive connections idle this long.
 	// Default: 60s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLS serves both listeners over TLS (1.2 at least). Default: off
+	// (plain HTTP: keep the listeners on 127.0.0.1 or behind a policy).
+	TLS ServerTLS `yaml:"tls"`
 
 	// Token is read from TokenFile by Load when it holds one unnamed
 	// token (every scope).
@@ -257,6 +260,21 @@ type Admin struct {
 	// Tokens are read from TokenFile by Load (see AllTokens).
 	Tokens []Token `yaml:"-"`
 }
+
+// ServerTLS is the TLS of the admin and API listeners.
+type ServerTLS struct {
+	// CertFile and KeyFile are the PEM server certificate (chain) and its
+	// private key, relative to this file's directory unless absolute.
+	// Both set turn TLS on.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, if set, requires every client to present a
+	// certificate signed by one of these PEM authorities (mutual TLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the listeners serve TLS.
+func (t ServerTLS) Enabled() bool { return t.CertFile != "" }
 
 // Pipeline tunes batching, retries and shutdown.
 type Pipeline struct {
@@ -495,6 +513,11 @@ func (c *Config) validateCacheAndAdmin(v *fieldErrors) {
 		fail("admin.api_listen", "%q: want host:port", c.Admin.APIListen)
 	} else if c.Admin.APIListen == c.Admin.Listen && port != "0" {
 		fail("admin.api_listen", "%q: must differ from admin.listen (the API is never served with the metrics)", c.Admin.APIListen)
+	}
+	if t := c.Admin.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		fail("admin.tls", "set both cert_file and key_file, or neither")
+	} else if t.ClientCAFile != "" && !t.Enabled() {
+		fail("admin.tls.client_ca_file", "needs cert_file and key_file (TLS on)")
 	}
 	for key, d := range map[string]time.Duration{"admin.read_timeout": c.Admin.ReadTimeout, "admin.write_timeout": c.Admin.WriteTimeout, "admin.idle_timeout": c.Admin.IdleTimeout} {
 		if d <= 0 {
@@ -772,6 +795,9 @@ func (c *Config) paths() []pathField {
 		{"kafka.tls.key_file", &c.Kafka.TLS.KeyFile},
 		{"kafka.sasl.password_file", &c.Kafka.SASL.PasswordFile},
 		{"admin.token_file", &c.Admin.TokenFile},
+		{"admin.tls.cert_file", &c.Admin.TLS.CertFile},
+		{"admin.tls.key_file", &c.Admin.TLS.KeyFile},
+		{"admin.tls.client_ca_file", &c.Admin.TLS.ClientCAFile},
 	}
 }
 
@@ -800,7 +826,7 @@ func Load(path string) (*Config, error) {
 }
 
 func (c *Config) resolveSecrets() error {
-	for setting, path := range map[string]string{"kafka.tls.key_file": c.Kafka.TLS.KeyFile, "redis.tls.key_file": c.Redis.TLS.KeyFile} {
+	for setting, path := range map[string]string{"kafka.tls.key_file": c.Kafka.TLS.KeyFile, "redis.tls.key_file": c.Redis.TLS.KeyFile, "admin.tls.key_file": c.Admin.TLS.KeyFile} {
 		if path != "" {
 			if err := CheckSecretFile(setting, path); err != nil {
 				return err

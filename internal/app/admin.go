@@ -3,11 +3,14 @@ package app
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,23 +29,65 @@ var Version = "dev"
 // API listener.
 func (a *App) listen() error {
 	cfg := a.Config.Admin
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tc, err := serverTLS(cfg.TLS)
 	if err != nil {
-		return fmt.Errorf("admin.listen: %w", err)
+		return err
+	}
+	ln, err := listenOn("admin.listen", cfg.Listen, tc)
+	if err != nil {
+		return err
 	}
 	a.ln = ln
 	a.admin = a.newServer(a.AdminHandler())
 	if len(a.Config.Admin.AllTokens()) == 0 {
 		return nil
 	}
-	apiLn, err := net.Listen("tcp", cfg.APIListen)
+	apiLn, err := listenOn("admin.api_listen", cfg.APIListen, tc)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("admin.api_listen: %w", err)
+		return err
 	}
 	a.apiLn = apiLn
 	a.api = a.newServer(a.APIHandler())
 	return nil
+}
+
+// listenOn binds addr, serving TLS with tc when it is not nil.
+func listenOn(setting, addr string, tc *tls.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
+}
+
+// serverTLS builds the listeners' TLS configuration (nil when off): TLS
+// 1.2 at least, and client certificates required and verified against
+// client_ca_file when it is set.
+func serverTLS(t config.ServerTLS) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("admin.tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("admin.tls.client_ca_file: %s holds no PEM certificate", t.ClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 func (a *App) newServer(h http.Handler) *http.Server {

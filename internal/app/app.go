@@ -207,7 +207,7 @@ func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, p
 
 func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service) *dsr.DSR {
 	d := &dsr.DSR{Policy: pol, Store: NewUpdater(cfg, rdb), Changes: svc, NoLinks: !cfg.Identity.LinksFrom("api")}
-	if r, ok := svc.Retractor.(*kafkaops.Retractor); ok && cfg.Consent.Topic != "" {
+	if r, ok := retractor(svc).(*kafkaops.Retractor); ok && cfg.Consent.Topic != "" {
 		d.Journal = &kafkaops.ConsentJournal{Producer: r.Producer, Topic: cfg.Consent.Topic, Backoff: Backoff(cfg)}
 	}
 	return d
@@ -449,4 +449,12 @@ func (a *App) runConsentSync(ctx context.Context) {
 	if err := s.Run(ctx); err != nil {
 		a.Log.Error("consent ingestion stopped", zap.Error(err))
 	}
+}
+
+// retractor is svc's retractor, nil without a service.
+func retractor(svc *changes.Service) changes.Retractor {
+	if svc == nil {
+		return nil
+	}
+	return svc.Retractor
 }
