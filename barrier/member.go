@@ -176,7 +176,12 @@ func (m *Member) Drain(ctx context.Context, seq uint64) error {
 // ctx ends, then leaves the registry. When a renewal fails the lease
 // runs out by itself and writes are held; when the member was fenced or
 // its lease lapsed (revokers may have stopped waiting for it), it purges
-// the cache, drains its writes and joins again before writing.
+// the cache (so that every batch decided before is decided again before
+// its write), drains its writes and joins again before writing, reporting
+// CondBarrier failing meanwhile. A lapse is noticed three ways: a renewal
+// fails until the lease ran out, the lease ran out by the local clock
+// since the last renewal (the process was frozen), or the registry
+// answers that it had (its clock).
 func (m *Member) Run(ctx context.Context) {
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); m.lease.Watch(ctx, m.confirm) }()
@@ -214,6 +219,16 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 	lapsed := true // never joined: join as after a lapse
 	for ctx.Err() == nil {
 		start := time.Now()
+		m.mu.Lock()
+		ended := !lapsed && !start.Before(m.leaseEnd)
+		m.mu.Unlock()
+		if ended {
+			// The lease ran out since the last renewal without a failed
+			// one: the process was frozen (stopped, paused). Revokers may
+			// have stopped waiting for it: catch up before any write.
+			lapsed = true
+			m.lost("lapsed", ErrLeaseLapsed)
+		}
 		var err error
 		if lapsed {
 			err = m.catchUp(ctx)
@@ -236,6 +251,14 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 			m.lost("fenced", ErrFenced)
 			lapsed = true
 			continue // rejoin at once
+		case IsLapsed(err):
+			// The registry saw the lease end first (its clock): the same.
+			m.mu.Lock()
+			m.fenced = true
+			m.mu.Unlock()
+			m.lost("lapsed", ErrLeaseLapsed)
+			lapsed = true
+			continue
 		default:
 			if ctx.Err() != nil {
 				return

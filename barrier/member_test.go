@@ -38,6 +38,7 @@ type fakeLease struct {
 	down      bool
 	rejoins   int
 	left      bool
+	lapse     bool // the next heartbeat finds the lease ended
 	confirmed []string
 	ttl       time.Duration
 	pub       chan [2]any // id, subjects
@@ -54,8 +55,17 @@ func (m *fakeLease) Heartbeat(context.Context) error {
 	if m.fenced {
 		return fencedErr{}
 	}
+	if m.lapse {
+		m.lapse = false
+		return lapsedErr{}
+	}
 	return nil
 }
+
+type lapsedErr struct{}
+
+func (lapsedErr) Error() string { return "lease had ended" }
+func (lapsedErr) Lapsed() bool  { return true }
 
 func (m *fakeLease) Rejoin(context.Context) error {
 	m.mu.Lock()
@@ -287,4 +297,59 @@ func TestMemberConfirmsOnlyAfterOlderWritesEnd(t *testing.T) {
 	if !l.left {
 		t.Fatal("Run returned without leaving the registry")
 	}
+}
+
+// TestMemberCatchesUpAfterALapse: a member whose lease ended without a
+// failed renewal (the registry says so, or its own clock does after a
+// freeze) reports the lapse, holds writes, purges its cache (so batches
+// decided before are decided again) and rejoins before writing again.
+func TestMemberCatchesUpAfterALapse(t *testing.T) {
+	c := &seqCache{}
+	l := &fakeLease{ttl: time.Hour}
+	rec := &recorder{}
+	m := NewMember(l, c, hooks.List{rec}, nil)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go m.keepLease(ctx, 10*time.Millisecond)
+	rejoins := func() int { l.mu.Lock(); defer l.mu.Unlock(); return l.rejoins }
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("joining", func() bool { return rejoins() == 1 })
+
+	seq := c.Seq()
+	l.mu.Lock()
+	l.lapse = true
+	l.mu.Unlock()
+	wait("a rejoin after the registry said the lease ended", func() bool { return rejoins() == 2 })
+	if c.Seq() == seq {
+		t.Fatal("the cache was not purged after the lapse")
+	}
+	if _, lost := rec.snapshot(); len(lost) != 1 || lost[0] != "lapsed" {
+		t.Fatalf("lost leases reported: %v", lost)
+	}
+
+	// Frozen past the lease by the local clock: the next renewal would
+	// succeed, but the member catches up first.
+	seq = c.Seq()
+	m.mu.Lock()
+	m.leaseEnd = time.Now().Add(-time.Second)
+	m.mu.Unlock()
+	wait("a rejoin after the lease ran out locally", func() bool { return rejoins() == 3 })
+	if c.Seq() == seq {
+		t.Fatal("the cache was not purged after the local lapse")
+	}
+	if _, lost := rec.snapshot(); len(lost) != 2 || lost[1] != "lapsed" {
+		t.Fatalf("lost leases reported: %v", lost)
+	}
+	w, err := m.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.End(w)
 }

@@ -11,7 +11,10 @@ import (
 // concurrent use.
 type Lease interface {
 	// Heartbeat renews the lease for TTL; an error for which IsFenced
-	// reports true when a revoker fenced the member.
+	// reports true when a revoker fenced the member, and one for which
+	// IsLapsed reports true (nothing renewed) when the lease had already
+	// ended: a member frozen past its lease (a stopped process, a long
+	// pause) must not carry on as if nothing happened.
 	Heartbeat(ctx context.Context) error
 	// Rejoin lifts the member's fence and renews the lease.
 	Rejoin(ctx context.Context) error
@@ -62,6 +65,18 @@ type FencedError interface{ Fenced() bool }
 func IsFenced(err error) bool {
 	var fe FencedError
 	return errors.As(err, &fe) && fe.Fenced()
+}
+
+// LapsedError is implemented by the error Lease.Heartbeat returns when
+// the lease had already ended (by the registry's clock) when the renewal
+// arrived: revokers may have stopped waiting for the member meanwhile.
+type LapsedError interface{ Lapsed() bool }
+
+// IsLapsed reports whether err says the lease had ended before the
+// renewal.
+func IsLapsed(err error) bool {
+	var le LapsedError
+	return errors.As(err, &le) && le.Lapsed()
 }
 
 // Hook interfaces (see package internal/lib/hooks).

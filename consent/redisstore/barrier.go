@@ -46,6 +46,8 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // KEYS: members, fenced. ARGV: id, ttl ms. Returns the lease end.
 var heartbeatScript = redis.NewScript(serverNowMS + `
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not cur or tonumber(cur) <= now then return -2 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600000)
 return now + tonumber(ARGV[2])
@@ -119,11 +121,24 @@ func (m *BarrierMember) Heartbeat(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("renewing the barrier lease: %w", err)
 	}
-	if n < 0 {
+	switch n {
+	case -1:
 		return ErrFenced
+	case -2:
+		return ErrLeaseEnded
 	}
 	return nil
 }
+
+// ErrLeaseEnded reports a renewal that came after the member's lease had
+// ended (barrier.IsLapsed): nothing was renewed; the member must catch up
+// and rejoin.
+var ErrLeaseEnded error = lapsedError{}
+
+type lapsedError struct{}
+
+func (lapsedError) Error() string { return "the barrier lease had ended before this renewal" }
+func (lapsedError) Lapsed() bool  { return true }
 
 // Rejoin implements barrier.Lease.
 func (m *BarrierMember) Rejoin(ctx context.Context) error {

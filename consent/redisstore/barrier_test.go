@@ -11,6 +11,7 @@ import (
 
 	"github.com/consentd/consentd/barrier"
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/testing/itest"
 )
 
 type seqCache struct{ n atomic.Uint64 }
@@ -94,5 +95,36 @@ func TestBarrierOnRedisPrimitives(t *testing.T) {
 	}
 	if live, _ := reg.Live(ctx); len(live) != 2 {
 		t.Fatalf("live members %v after the fence, want the two running ones", live)
+	}
+}
+
+// TestIntegrationHeartbeatAfterTheLeaseEnded: a renewal that arrives after
+// the lease ended (a frozen process) renews nothing and says the lease
+// lapsed; the member is not live until it rejoins.
+func TestIntegrationHeartbeatAfterTheLeaseEnded(t *testing.T) {
+	env := itest.Require(t)
+	rdb := itest.Redis(t, env.Redis)
+	prefix := itest.Unique("t") + ":consent:"
+	ctx := context.Background()
+	m := redisstore.NewBarrierMember(rdb, prefix, "frozen", 200*time.Millisecond, nil)
+	if err := m.Rejoin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Heartbeat(ctx); err != nil {
+		t.Fatalf("a renewal within the lease: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := m.Heartbeat(ctx); !barrier.IsLapsed(err) || barrier.IsFenced(err) {
+		t.Fatalf("a renewal after the lease ended: %v, want lapsed", err)
+	}
+	reg := redisstore.NewBarrierRegistry(rdb, prefix)
+	if live, _ := reg.Live(ctx); len(live) != 0 {
+		t.Fatalf("live after a lapsed renewal: %v", live)
+	}
+	if err := m.Rejoin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := reg.Live(ctx); len(live) != 1 {
+		t.Fatalf("live after rejoining: %v", live)
 	}
 }
