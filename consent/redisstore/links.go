@@ -218,6 +218,10 @@ type Stored struct {
 	// ExpiryIndexed is the subject's score in the expiry index (Unix ms),
 	// if it has an entry there.
 	ExpiryIndexed int64 `json:"expiry_index_ms,omitempty"`
+	// ErasureMarker is the subject's erasure marker, if it was erased
+	// within consent.erasure_retention: "v", the highest version erased,
+	// and "t", when (Unix ms).
+	ErasureMarker map[string]string `json:"erasure_marker,omitempty"`
 }
 
 // Read returns the raw record of subject, its identity links both ways
@@ -230,6 +234,7 @@ func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
 	link := pipe.Get(ctx, LinkKey(w.prefix, subject))
 	members := pipe.SMembers(ctx, LinkedIDsKey(w.prefix, subject))
 	exp := pipe.ZScore(ctx, ExpiryIndexKey(w.prefix), subject)
+	erased := pipe.HGetAll(ctx, ErasedKey(w.prefix, subject))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !keyError(err) {
 		return Stored{}, fmt.Errorf("reading consent: %w", err)
 	}
@@ -238,6 +243,9 @@ func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
 		return Stored{}, err
 	}
 	st := Stored{Key: key, Fields: fields.Val(), TTLSeconds: -2, LinkedTo: link.Val(), LinkedIDs: linked, ExpiryIndexed: int64(exp.Val())}
+	if m := erased.Val(); len(m) > 0 {
+		st.ErasureMarker = m
+	}
 	if d := ttl.Val(); d >= 0 {
 		st.TTLSeconds = int64(d / time.Second)
 	} else if len(st.Fields) > 0 {

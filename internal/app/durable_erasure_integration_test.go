@@ -75,6 +75,10 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 	if len(before["d1 record"]) != 0 || len(before["d3 record"]) != 0 || before["d2 record"]["analytics"] != "0" || len(before["d1 erased"]) == 0 {
 		t.Fatalf("state after the changes: %v", before)
 	}
+	// export shows the marker.
+	if exp, err := dsr.Export(ctx, "d1"); err != nil || !maps.Equal(exp["stored"].(redisstore.Stored).ErasureMarker, before["d1 erased"]) {
+		t.Fatalf("export of an erased subject: %+v %v", exp, err)
+	}
 	if err := r1.stop(); err != nil {
 		t.Fatal(err)
 	}
