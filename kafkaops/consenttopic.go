@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/internal/lib/hooks"
@@ -117,7 +118,10 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 		if len(m.Key) == 0 {
 			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, errors.New("tombstone without a key"))
 		}
-		if _, _, err := s.Changes.Erase(ctx, string(m.Key), m.Time); err != nil {
+		if err := consent.CheckSubject(string(m.Key)); err != nil {
+			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
+		}
+		if _, _, err := s.Changes.Erase(ctx, string(m.Key), m.Time); err != nil { // zero: now
 			return err
 		}
 		s.count("tombstone", "erased")
@@ -125,6 +129,9 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	}
 	u, err := ingest.Parse(m.Value, m.Time, s.Mapping)
 	if err != nil {
+		return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
+	}
+	if err := consent.CheckSubject(u.Subject); err != nil {
 		return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
 	}
 	if string(m.Key) != u.Subject {
@@ -136,9 +143,9 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 	}
 	grantedAt := u.GrantedAt
 	if grantedAt.IsZero() {
-		grantedAt = m.Time // when the record was written: a rebuild from the topic gives the same grant times
+		grantedAt = recordTime(m) // when the record was written: a rebuild from the topic gives the same grant times
 	}
-	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, grantedAt, m.Time)
+	applied, _, err := s.Changes.Put(ctx, u.Subject, u.Version, u.Purposes, u.Keep, u.Expires, grantedAt, recordTime(m))
 	if err != nil {
 		return err
 	}
@@ -157,4 +164,15 @@ func (s *ConsentSyncer) deadLetter(ctx context.Context, m kafka.Message, reason 
 		s.count("unknown", "invalid")
 	}
 	return err
+}
+
+// recordTime is when a consent-topic record was written. A record without
+// a usable timestamp (kafka-go reads one at or before the epoch as zero)
+// counts as written at the epoch: older than any erasure, never as "time
+// unknown", which would let it past the erasure-time check.
+func recordTime(m kafka.Message) time.Time {
+	if m.Time.IsZero() {
+		return time.UnixMilli(0)
+	}
+	return m.Time
 }

@@ -136,11 +136,15 @@ func replayPartition(ctx context.Context, cfg ReplayConfig, partition int, want 
 		case wire.Header(&m, wire.HeaderDLQTruncated) != nil:
 			rep.Truncated++
 		default:
+			// A dead letter goes back only if it came from a raw topic
+			// (not the consent topic's dead letters, not a forged
+			// header), and only to a raw topic.
+			src := string(wire.Header(&m, wire.HeaderSourceTopic))
 			to := cfg.To
 			if to == "" {
-				to = string(wire.Header(&m, wire.HeaderSourceTopic))
+				to = src
 			}
-			if !slices.Contains(cfg.RawTopics, to) {
+			if !slices.Contains(cfg.RawTopics, src) || !slices.Contains(cfg.RawTopics, to) {
 				rep.Foreign++
 				break
 			}

@@ -78,6 +78,13 @@ func TestReplayOnlyToRawTopics(t *testing.T) {
 	if err != nil || rep.Foreign != 1 || rep.Replayed != 0 {
 		t.Fatalf("a dead letter naming a clean source: %+v err %v", rep, err)
 	}
+	// Not with --to a raw topic either (a consent record's dead letter
+	// must never become a raw event).
+	raw := cfg
+	raw.To = rawTopic
+	if rep, err := ReplayDeadLetters(context.Background(), raw); err != nil || rep.Foreign != 1 || rep.Replayed != 0 {
+		t.Fatalf("--to a raw topic, source not raw: %+v err %v", rep, err)
+	}
 	if got := kafkatest.ReadAll(t, broker, cleanTopic); len(got) != 0 {
 		t.Fatalf("%d records written to the clean topic", len(got))
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/changes"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/policy"
@@ -119,6 +120,9 @@ func (d *DSR) Patch(ctx context.Context, subject string, purposes map[string]boo
 	if len(purposes) == 0 {
 		return Change{}, &UsageError{"give at least one purpose"}
 	}
+	if err := consent.CheckSubject(subject); err != nil {
+		return Change{}, &UsageError{err.Error()}
+	}
 	for p := range purposes {
 		if err := d.known(p); err != nil {
 			return Change{}, err
@@ -167,6 +171,9 @@ func (d *DSR) Revoke(ctx context.Context, subject string, purposes []string) (Ch
 // Erase deletes everything stored for the subject and for the anonymous
 // ids linked to it, after retracting them everywhere.
 func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
+	if err := consent.CheckSubject(subject); err != nil {
+		return Change{}, &UsageError{err.Error()}
+	}
 	at := time.Now()
 	e, err := d.Changes.EraseLinked(ctx, subject, at)
 	if err != nil {
@@ -191,6 +198,11 @@ func (d *DSR) Link(ctx context.Context, anonymousID, userID string) (map[string]
 	}
 	if anonymousID == "" || userID == "" || anonymousID == userID {
 		return nil, &UsageError{"link: give an anonymous id and a different user id"}
+	}
+	for _, s := range []string{anonymousID, userID} {
+		if err := consent.CheckSubject(s); err != nil {
+			return nil, &UsageError{err.Error()}
+		}
 	}
 	if err := d.Changes.Link(ctx, map[string]string{anonymousID: userID}); err != nil {
 		return nil, err

@@ -115,7 +115,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request, caller Caller, authe
 		return http.StatusUnauthorized
 	}
 	scope := ScopeWrite
-	if r.Method == http.MethodGet {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		scope = ScopeRead
 	}
 	if !caller.Allows(scope) {

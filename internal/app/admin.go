@@ -167,10 +167,14 @@ func (a *App) logLevelHandler(mux *http.ServeMux) {
 	}
 	h := a.level
 	mux.HandleFunc("/loglevel", func(w http.ResponseWriter, r *http.Request) {
-		tok, _ := a.authenticate(r)
-		if r.Method != http.MethodGet && !a.authorized(r, config.ScopeAdmin) {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "changing the log level needs a token of admin.token_file with the admin scope"})
-			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", http.StatusUnauthorized),
+		tok, known := a.authenticate(r)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !(known && tok.Allows(config.ScopeAdmin)) {
+			status := http.StatusUnauthorized
+			if known {
+				status = http.StatusForbidden // a valid token without the admin scope
+			}
+			writeJSON(w, status, map[string]string{"error": "changing the log level needs a token of admin.token_file with the admin scope"})
+			a.Log.Info("audit", zap.String("method", r.Method), zap.String("route", "/loglevel"), zap.Int("status", status),
 				zap.String("token", tok.Name), zap.String("remote", r.RemoteAddr))
 			return
 		}

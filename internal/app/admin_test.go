@@ -100,7 +100,7 @@ func TestScopesAndRedactedReadiness(t *testing.T) {
 		{Name: "auditor", Scopes: []string{config.ScopeRead}, Secret: "auditor-token-0123456789"},
 	}
 	h := a.AdminHandler()
-	if code, _ := do(t, h, "PUT", "/loglevel", "auditor-token-0123456789", `{"level":"debug"}`); code != http.StatusUnauthorized || lvl.Level() != zap.InfoLevel {
+	if code, _ := do(t, h, "PUT", "/loglevel", "auditor-token-0123456789", `{"level":"debug"}`); code != http.StatusForbidden || lvl.Level() != zap.InfoLevel {
 		t.Fatalf("PUT /loglevel with a read-only token = %d, level %s", code, lvl.Level())
 	}
 	if code, _ := do(t, h, "PUT", "/loglevel", "ops-token-0123456789", `{"level":"debug"}`); code != 200 || lvl.Level() != zap.DebugLevel {

@@ -20,7 +20,8 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 1)
 	const token, readOnly = "test-token-0123456789", "auditor-token-9876543210"
 	r := s.start(t, func(c *config.Config) {
-		c.Admin.Tokens = []config.Token{{Name: "ops", Scopes: config.AllScopes, Secret: token}, {Name: "auditor", Scopes: []string{config.ScopeRead}, Secret: readOnly}}
+		c.Admin.Tokens = []config.Token{{Name: "ops", Scopes: config.AllScopes, Secret: token}, {Name: "auditor", Scopes: []string{config.ScopeRead}, Secret: readOnly},
+			{Name: "writer", Scopes: []string{config.ScopeWrite}, Secret: "writer-token-0123456789"}}
 	})
 	base := "http://" + r.app.APIAddr() + "/v1/consent/"
 
@@ -54,6 +55,19 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 	}
 	if code, _ := call("GET", "u1", "wrong-token-0123456789", ""); code != 401 {
 		t.Fatalf("wrong token: %d", code)
+	}
+	// HEAD reads like GET: a write-only token may not learn from it.
+	for tok, want := range map[string]int{"writer-token-0123456789": http.StatusForbidden, readOnly: http.StatusOK} {
+		req, _ := http.NewRequest("HEAD", base+"u1/export", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("HEAD export with %s: %d, want %d", tok, resp.StatusCode, want)
+		}
 	}
 	// A token with the read scope only reads.
 	if code, out := call("PUT", "u1", readOnly, `{"personalization":true}`); code != http.StatusForbidden {
@@ -155,7 +169,7 @@ func testIntegrationConsentAPI(t *testing.T, env itest.Env) {
 			t.Errorf("audit line without the caller's address: %v", f)
 		}
 	}
-	if byToken["auditor"]["forbidden"] != 2 || byToken["auditor"]["ok"] != 1 || byToken["ops"]["ok"] < 5 || byToken[""]["unauthorized"] != 2 {
+	if byToken["auditor"]["forbidden"] != 2 || byToken["auditor"]["ok"] != 2 || byToken["writer"]["forbidden"] != 1 || byToken["ops"]["ok"] < 5 || byToken[""]["unauthorized"] != 2 {
 		t.Errorf("audit lines by token and result: %v", byToken)
 	}
 	if calls < 4 || withPseudonym < 10 {

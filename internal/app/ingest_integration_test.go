@@ -37,10 +37,12 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		rec("w1", `{"subject":"w1","purposes":{"personalization":false,"analytics":true,"advertising":false},"version":2}`), // withdraws two
 		rec("m1", `{"subject":"m2","purposes":{"personalization":true},"version":7}`),                                       // key is not the subject
 		rec("", `{"subject":"m3","purposes":{"personalization":true},"version":7}`),                                         // no key
+		rec("}x", `{"subject":"}x","purposes":{"personalization":true},"version":7}`),                                       // no Redis Cluster hash tag: refused, not retried forever
+		kafka.Message{Key: []byte("}y")}, // the same for a tombstone
 	)
 	r := s.start(t, func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent" })
 	itest.Eventually(t, 60*time.Second, "all consent records handled", func() bool {
-		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 12
+		return metrics.Sum(r.app.Metrics.Registry, "consentd_consent_updates_total", nil) == 14
 	})
 	for series, want := range map[string]float64{
 		`consentd_consent_updates_total{format="native",result="applied"}`:      5,
@@ -48,7 +50,7 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		`consentd_consent_updates_total{format="segment",result="applied"}`:     1,
 		`consentd_consent_updates_total{format="rudderstack",result="applied"}`: 1,
 		`consentd_consent_updates_total{format="tombstone",result="erased"}`:    1,
-		`consentd_consent_updates_total{format="unknown",result="invalid"}`:     3,
+		`consentd_consent_updates_total{format="unknown",result="invalid"}`:     5,
 	} {
 		if got := r.metric(t, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
@@ -102,7 +104,7 @@ func TestIntegrationConsentIngestion(t *testing.T) {
 		r, _ := itest.Header(m, wire.HeaderDLQReason)
 		reasons[r]++
 	}
-	if len(reasons) != 2 || reasons["invalid_consent_record"] != 1 || reasons[kafkaops.ReasonConsentKeyMismatch] != 2 {
+	if len(reasons) != 2 || reasons["invalid_consent_record"] != 3 || reasons[kafkaops.ReasonConsentKeyMismatch] != 2 {
 		t.Fatalf("dead letters by reason: %v", reasons)
 	}
 }
