@@ -53,7 +53,8 @@ type ChangeTracker interface {
 // link; *redisstore.Updater implements it. LinkEvents returns the result
 // of each anonymous id ("linked", "unchanged", "refused_relink": already
 // linked to another user, "refused_cap": the user has too many linked
-// ids); it must be atomic per link and safe for concurrent use.
+// ids, "refused_user": the id is itself a user, or the user is linked to
+// another); it must be atomic per link and safe for concurrent use.
 type Linker interface {
 	LinkEvents(ctx context.Context, links map[string]string) (map[string]string, error)
 }

@@ -116,6 +116,7 @@ type parsed struct {
 	lookup   []string             // subjects to resolve (repeats allowed)
 	links    map[string]string    // identity links established
 	linkedBy map[string][]int     // anonymous id -> the messages linking it
+	relinks  int                  // links refused within the batch (another user for an id)
 }
 
 // parse checks, parses and reads the subject of every message.
@@ -150,8 +151,18 @@ func (p *Processor) parse(msgs []kafka.Message) *parsed {
 				if b.links == nil {
 					b.links, b.linkedBy = map[string]string{}, map[string][]int{}
 				}
-				b.links[anon] = user
-				b.linkedBy[anon] = append(b.linkedBy[anon], i)
+				// The first link of an anonymous id in the batch stands,
+				// as across batches: a later event naming another user
+				// for it is refused (counted), never dead-lettered.
+				switch cur, seen := b.links[anon]; {
+				case !seen:
+					b.links[anon] = user
+					b.linkedBy[anon] = append(b.linkedBy[anon], i)
+				case cur == user:
+					b.linkedBy[anon] = append(b.linkedBy[anon], i)
+				default:
+					b.relinks++
+				}
 			}
 		}
 	}
@@ -175,6 +186,9 @@ func (p *Processor) link(ctx context.Context, b *parsed) error {
 		return err
 	}
 	counts := map[string]int{}
+	if b.relinks > 0 {
+		counts["refused_relink"] = b.relinks
+	}
 	for anon, r := range results {
 		counts[r]++
 		if r != "refused_cap" {

@@ -31,6 +31,11 @@ const (
 	LinkUnchanged     = "unchanged"
 	LinkRefusedRelink = "refused_relink" // already linked to another user
 	LinkRefusedCap    = "refused_cap"    // the user has MaxLinkedIDs already
+	// LinkRefusedUser: the "anonymous" id is itself a user (ids are linked
+	// to it) or the user is itself linked to another: an alias naming a
+	// user as its previousId could otherwise hand that user's record and
+	// linked ids to whoever sent it.
+	LinkRefusedUser = "refused_user"
 )
 
 // linkIfScript links one anonymous id to a user only if its link is still
@@ -56,6 +61,8 @@ func (w *Updater) LinkEvents(ctx context.Context, links map[string]string) (map[
 		anon, user string
 		cur        *redis.StringCmd
 		n          *redis.IntCmd
+		anonUsers  *redis.IntCmd    // ids linked to anon
+		userLink   *redis.StringCmd // user's own link
 	}
 	var cs []cand
 	pipe := w.rdb.Pipeline()
@@ -63,7 +70,8 @@ func (w *Updater) LinkEvents(ctx context.Context, links map[string]string) (map[
 		if anon == "" || user == "" || anon == user {
 			continue
 		}
-		cs = append(cs, cand{anon: anon, user: user, cur: pipe.Get(ctx, LinkKey(w.prefix, anon)), n: pipe.SCard(ctx, LinkedIDsKey(w.prefix, user))})
+		cs = append(cs, cand{anon: anon, user: user, cur: pipe.Get(ctx, LinkKey(w.prefix, anon)), n: pipe.SCard(ctx, LinkedIDsKey(w.prefix, user)),
+			anonUsers: pipe.SCard(ctx, LinkedIDsKey(w.prefix, anon)), userLink: pipe.Get(ctx, LinkKey(w.prefix, user))})
 	}
 	if len(cs) == 0 {
 		return out, nil
@@ -88,6 +96,9 @@ func (w *Updater) LinkEvents(ctx context.Context, links map[string]string) (map[
 		switch {
 		case cur == c.user:
 			out[c.anon] = LinkUnchanged
+			continue
+		case c.anonUsers.Val() > 0 || c.userLink.Val() != "":
+			out[c.anon] = LinkRefusedUser
 			continue
 		case cur != "" && !w.Rules.EventsMayRelink:
 			out[c.anon] = LinkRefusedRelink

@@ -96,6 +96,22 @@ func TestIntegrationForgedIdentityLinks(t *testing.T) {
 	if got := r.metric(t, `consentd_identity_links_total{result="refused_relink"}`); got < 1 {
 		t.Fatalf("refused relinks counted: %v", got)
 	}
+	// An alias naming the victim's user id as its previousId: the victim
+	// is a user (ids are linked to it), so it is not handed over.
+	itest.Produce(t, env.Kafka, s.raw, kafka.Message{Key: []byte("victim"),
+		Value: []byte(`{"type":"alias","userId":"attacker","previousId":"victim","messageId":"alias-user"}`)})
+	// Two identify events for a fresh id, the attacker's second: the
+	// first link stands.
+	itest.Produce(t, env.Kafka, s.raw, identify("victim", "n-anon"), identify("attacker", "n-anon"))
+	itest.Eventually(t, 30*time.Second, "the alias of a user and the racing identify events", consumed(6))
+	if got := r.metric(t, `consentd_identity_links_total{result="refused_user"}`); got != 1 {
+		t.Fatalf("refused user links counted: %v", got)
+	}
+	for anon, want := range map[string]string{"victim": "", "n-anon": "victim"} {
+		if st, err := redisstore.NewUpdater(rdb, s.prefix).Read(ctx, anon); err != nil || st.LinkedTo != want {
+			t.Fatalf("%s linked to %q, want %q (%v)", anon, st.LinkedTo, want, err)
+		}
+	}
 
 	cfg := *s.cfg
 	cap3(&cfg)
@@ -127,7 +143,7 @@ func TestIntegrationForgedIdentityLinks(t *testing.T) {
 		msgs = append(msgs, identify("collector", "c-anon-"+strconv.Itoa(i)))
 	}
 	itest.Produce(t, env.Kafka, s.raw, msgs...)
-	itest.Eventually(t, 30*time.Second, "the collector's identify events", consumed(8))
+	itest.Eventually(t, 30*time.Second, "the collector's identify events", consumed(11))
 	ids, err := redisstore.NewUpdater(rdb, s.prefix).LinkedIDs(ctx, "collector")
 	if err != nil || len(ids) != limit {
 		t.Fatalf("collector has %v linked, want %d: %v", ids, limit, err)
