@@ -121,10 +121,15 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 		if err := consent.CheckSubject(string(m.Key)); err != nil {
 			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
 		}
-		if _, _, err := s.Changes.Erase(ctx, string(m.Key), m.Time); err != nil { // zero: now
+		erased, err := s.Changes.EraseUnlessNewer(ctx, string(m.Key), m.Time) // zero time: now
+		if err != nil {
 			return err
 		}
-		s.count("tombstone", "erased")
+		if erased {
+			s.count("tombstone", "erased")
+		} else {
+			s.count("tombstone", "stale") // consent given again after the tombstone stands
+		}
 		return nil
 	}
 	u, err := ingest.Parse(m.Value, m.Time, s.Mapping)

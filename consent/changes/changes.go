@@ -37,8 +37,10 @@ type Store interface {
 	// Erase deletes everything stored for subject, and every anonymous
 	// id linked to it with everything stored for that id, leaving for
 	// each a marker of the erasure at time at (zero: now) that Put
-	// honours; linked are the ids it erased.
-	Erase(ctx context.Context, subject string, at time.Time) (existed bool, linked []string, err error)
+	// honours; linked are the ids it erased. With unlessNewer it does
+	// nothing to a record whose version is after at, and returns an
+	// error for which IsNewerRecord is true.
+	Erase(ctx context.Context, subject string, at time.Time, unlessNewer bool) (existed bool, linked []string, err error)
 	// LinkedIDs returns the anonymous ids linked to user now.
 	LinkedIDs(ctx context.Context, user string) ([]string, error)
 	// Link records that each anonymous id (key) was identified as a user
@@ -215,6 +217,36 @@ func (s *Service) Erase(ctx context.Context, subject string, at time.Time) (exis
 	return e.Existed, e.RetractedFrom, err
 }
 
+// EraseUnlessNewer is Erase for an erasure recorded at time at (a
+// consent-topic tombstone), unless the stored record is newer than at
+// (its version, a time in ms for changes made with the CLI or the API, is
+// after it): a consent given again after the erasure stands when the
+// tombstone is read later, e.g. the tombstone consentd itself wrote to
+// the consent topic. erased is false when it did nothing.
+func (s *Service) EraseUnlessNewer(ctx context.Context, subject string, at time.Time) (erased bool, err error) {
+	if !at.IsZero() {
+		prev, err := s.current(ctx, subject)
+		if err != nil {
+			return false, err
+		}
+		if prev.Found && prev.Version > at.UnixMilli() {
+			return false, nil
+		}
+	}
+	_, _, _, err = s.erase(ctx, subject, at, true) // the store checks again, atomically
+	if IsNewerRecord(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// IsNewerRecord reports whether err is the store's answer that the record
+// is newer than the erasure (see Store.Erase).
+func IsNewerRecord(err error) bool {
+	var e interface{ NewerRecord() bool }
+	return errors.As(err, &e) && e.NewerRecord()
+}
+
 // Erasure is what EraseLinked did.
 type Erasure struct {
 	// Existed reports whether the subject had a record.
@@ -228,11 +260,11 @@ type Erasure struct {
 // EraseLinked is Erase, reporting the anonymous ids erased with the
 // subject.
 func (s *Service) EraseLinked(ctx context.Context, subject string, at time.Time) (e Erasure, err error) {
-	existed, linked, retracted, err := s.erase(ctx, subject, at)
+	existed, linked, retracted, err := s.erase(ctx, subject, at, false)
 	return Erasure{Existed: existed, Linked: linked, RetractedFrom: retracted}, err
 }
 
-func (s *Service) erase(ctx context.Context, subject string, at time.Time) (existed bool, linked, retracted []string, err error) {
+func (s *Service) erase(ctx context.Context, subject string, at time.Time, unlessNewer bool) (existed bool, linked, retracted []string, err error) {
 	prev, err := s.current(ctx, subject)
 	if err != nil {
 		return false, nil, nil, err
@@ -245,7 +277,7 @@ func (s *Service) erase(ctx context.Context, subject string, at time.Time) (exis
 	if retracted, err = s.retractAll(ctx, subjects, prev.Version); err != nil {
 		return false, nil, nil, err
 	}
-	existed, linked, err = s.Store.Erase(ctx, subject, at)
+	existed, linked, err = s.Store.Erase(ctx, subject, at, unlessNewer)
 	if err != nil {
 		return existed, nil, retracted, err
 	}

@@ -55,7 +55,7 @@ func (m *memStore) Patch(_ context.Context, subject string, purposes map[string]
 	return r.Version + 1, nil
 }
 
-func (m *memStore) Erase(_ context.Context, subject string, _ time.Time) (bool, []string, error) {
+func (m *memStore) Erase(_ context.Context, subject string, _ time.Time, _ bool) (bool, []string, error) {
 	*m.log = append(*m.log, "erase")
 	_, ok := m.recs[subject]
 	delete(m.recs, subject)

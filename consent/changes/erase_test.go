@@ -31,9 +31,9 @@ type linkingStore struct {
 	late string
 }
 
-func (l linkingStore) Erase(ctx context.Context, subject string, at time.Time) (bool, []string, error) {
+func (l linkingStore) Erase(ctx context.Context, subject string, at time.Time, unlessNewer bool) (bool, []string, error) {
 	l.links[l.late] = subject
-	return l.memStore.Erase(ctx, subject, at)
+	return l.memStore.Erase(ctx, subject, at, unlessNewer)
 }
 
 func TestEraseRetractsLinkedIDs(t *testing.T) {

@@ -152,6 +152,15 @@ func (d *DSR) Patch(ctx context.Context, subject string, purposes map[string]boo
 		if err := d.Journal.Record(ctx, subject, rec.Version, all, exp, time.UnixMilli(rec.Version)); err != nil {
 			return ch, &ErrNotJournaled{err}
 		}
+		// An erasure that ran between the change and its record would
+		// leave the record last on the compacted topic: tombstone again.
+		if after, err := d.Store.Read(ctx, subject); err != nil {
+			return ch, &ErrNotJournaled{err}
+		} else if len(after.Fields) == 0 {
+			if err := d.Journal.Erased(ctx, []string{subject}, time.Now()); err != nil {
+				return ch, &ErrNotJournaled{err}
+			}
+		}
 	}
 	return ch, nil
 }
@@ -175,13 +184,44 @@ func (d *DSR) Erase(ctx context.Context, subject string) (Change, error) {
 		return Change{}, &UsageError{err.Error()}
 	}
 	at := time.Now()
+	var journaled []string
+	existed := false
+	if d.Journal != nil {
+		// The tombstones go first, the linked ids' with them: an erasure
+		// repeated after a failure here still finds the links, and the
+		// topic never keeps an erased id's grant as its last record.
+		st, err := d.Store.Read(ctx, subject)
+		if err != nil {
+			return Change{}, err
+		}
+		existed = len(st.Fields) > 0
+		journaled = append([]string{subject}, st.LinkedIDs...)
+		if err := d.Journal.Erased(ctx, journaled, at); err != nil {
+			return Change{}, &ErrNotJournaled{err}
+		}
+	}
 	e, err := d.Changes.EraseLinked(ctx, subject, at)
 	if err != nil {
 		return Change{}, err
 	}
-	ch := Change{Subject: subject, Erased: &e.Existed, ErasedLinked: e.Linked, RetractedFrom: e.RetractedFrom}
-	if d.Journal != nil {
-		if err := d.Journal.Erased(ctx, append([]string{subject}, e.Linked...), at); err != nil {
+	// The consent topic's reader may have applied the tombstones first.
+	e.Existed = e.Existed || existed
+	linked := slices.Clone(e.Linked)
+	for _, a := range journaled[min(1, len(journaled)):] {
+		if !slices.Contains(linked, a) {
+			linked = append(linked, a)
+		}
+	}
+	slices.Sort(linked)
+	ch := Change{Subject: subject, Erased: &e.Existed, ErasedLinked: linked, RetractedFrom: e.RetractedFrom}
+	var late []string // linked while the erasure ran
+	for _, a := range e.Linked {
+		if !slices.Contains(journaled, a) {
+			late = append(late, a)
+		}
+	}
+	if d.Journal != nil && len(late) > 0 {
+		if err := d.Journal.Erased(ctx, late, at); err != nil {
 			return ch, &ErrNotJournaled{err}
 		}
 	}

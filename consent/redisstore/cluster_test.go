@@ -78,15 +78,15 @@ func TestIntegrationCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := w.Erase(ctx, "anon-1", time.Time{}); err != nil {
+		if _, _, err := w.Erase(ctx, "anon-1", time.Time{}, false); err != nil {
 			t.Fatal(err)
 		}
-		if existed, _, err := w.Erase(ctx, subjects[10], time.Time{}); err != nil || !existed {
+		if existed, _, err := w.Erase(ctx, subjects[10], time.Time{}, false); err != nil || !existed {
 			t.Fatalf("erase: %v %v", existed, err)
 		}
 		// Erasing a user erases its linked anonymous id, whose keys live
 		// in another slot.
-		if existed, linked, err := w.Erase(ctx, "u2", time.Time{}); err != nil || !existed || len(linked) != 1 || linked[0] != "anon-2" {
+		if existed, linked, err := w.Erase(ctx, "u2", time.Time{}, false); err != nil || !existed || len(linked) != 1 || linked[0] != "anon-2" {
 			t.Fatalf("erase u2: existed %v linked %v err %v", existed, linked, err)
 		}
 		if st, err := w.Read(ctx, "anon-2"); err != nil || st.LinkedTo != "" {

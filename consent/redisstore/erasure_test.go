@@ -35,7 +35,7 @@ func TestIntegrationErasureIsDurable(t *testing.T) {
 	if err := w.Link(ctx, map[string]string{"anon": "u"}); err != nil {
 		t.Fatal(err)
 	}
-	if existed, linked, err := w.Erase(ctx, "u", erasedAt); err != nil || !existed || len(linked) != 1 {
+	if existed, linked, err := w.Erase(ctx, "u", erasedAt, false); err != nil || !existed || len(linked) != 1 {
 		t.Fatalf("erase: %v %v %v", existed, linked, err)
 	}
 	for _, subj := range []string{"u", "anon"} {

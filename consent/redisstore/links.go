@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -117,7 +118,12 @@ redis.call('PEXPIRE', KEYS[4], ARGV[4])
 // Values of the wrong type are deleted too. KEYS: record, link, linked
 // ids, erasure marker (one hash tag). ARGV: channel, subject, erased at
 // (ms), marker lifetime (ms).
-var eraseScript = redis.NewScript(markErased + `
+var eraseScript = redis.NewScript(`
+if ARGV[5] ~= '' then
+  local cur = redis.pcall('HGET', KEYS[1], '_v')
+  if type(cur) == 'string' and tonumber(cur) and tonumber(cur) > tonumber(ARGV[5]) then return {-1} end
+end
+` + markErased + `
 local n = redis.call('DEL', KEYS[1])
 local to = redis.pcall('GET', KEYS[2])
 if type(to) ~= 'string' then to = '' end
@@ -144,6 +150,16 @@ redis.call('PUBLISH', ARGV[2], ARGV[5])
 return 1
 `)
 
+// ErrNewerRecord is Erase's answer when unlessNewer is set and the stored
+// record's version is after the erasure time: nothing was done. It has a
+// method NewerRecord() bool returning true (changes.IsNewerRecord).
+var ErrNewerRecord error = newerRecordError{}
+
+type newerRecordError struct{}
+
+func (newerRecordError) Error() string     { return "the record is newer than the erasure" }
+func (newerRecordError) NewerRecord() bool { return true }
+
 // Erase deletes everything stored for subject: its record (with its grant
 // times and expiry), its identity link and its entry in the linked user's
 // index, its expiry index entry, and every anonymous id linked to it with
@@ -151,17 +167,26 @@ return 1
 // erasure marker (ErasedKey) for ErasureRetention: the highest version
 // erased and the erasure time at (zero: now), which Put honours, so that a
 // replayed or reordered change older than the erasure never re-grants.
+// With unlessNewer, a record whose version is after at is left alone
+// (ErrNewerRecord): consent given again after an erasure recorded at at.
 // existed reports whether subject had a record; linked are the anonymous
 // ids erased with it, sorted.
-func (w *Updater) Erase(ctx context.Context, subject string, at time.Time) (existed bool, linked []string, err error) {
+func (w *Updater) Erase(ctx context.Context, subject string, at time.Time, unlessNewer bool) (existed bool, linked []string, err error) {
 	ch := InvalidationChannel(w.prefix)
+	guard := ""
+	if unlessNewer && !at.IsZero() {
+		guard = strconv.FormatInt(at.UnixMilli(), 10)
+	}
 	if at.IsZero() {
 		at = w.now()
 	}
 	atMS, ttl := at.UnixMilli(), w.erasureTTL()
-	res, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject), LinkedIDsKey(w.prefix, subject), ErasedKey(w.prefix, subject)}, ch, subject, atMS, ttl).Slice()
+	res, err := eraseScript.Run(ctx, w.rdb, []string{RecordKey(w.prefix, subject), LinkKey(w.prefix, subject), LinkedIDsKey(w.prefix, subject), ErasedKey(w.prefix, subject)}, ch, subject, atMS, ttl, guard).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("erasing consent: %w", err)
+	}
+	if len(res) == 1 {
+		return false, nil, ErrNewerRecord
 	}
 	if len(res) < 2 {
 		return false, nil, fmt.Errorf("erasing consent: unexpected answer %v", res)

@@ -71,7 +71,7 @@ func TestEraseRemovesEverythingOfTheSubjectAndItsLinkedIDs(t *testing.T) {
 		t.Fatalf("export before: %+v %v", st, err)
 	}
 
-	existed, linked, err := w.Erase(ctx, "u", time.Time{})
+	existed, linked, err := w.Erase(ctx, "u", time.Time{}, false)
 	if err != nil || !existed || !slices.Equal(linked, []string{"a1", "a2"}) {
 		t.Fatalf("erase: existed %v linked %v err %v", existed, linked, err)
 	}
@@ -105,7 +105,7 @@ func TestEraseRemovesEverythingOfTheSubjectAndItsLinkedIDs(t *testing.T) {
 	}
 	// Erasing an anonymous id removes its link and its entry in its
 	// user's index; the user keeps its record.
-	if _, _, err := w.Erase(ctx, "stale", time.Time{}); err != nil {
+	if _, _, err := w.Erase(ctx, "stale", time.Time{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := mr.Members(LinkedIDsKey("c:", "other")); slices.Contains(m, "stale") || mr.Exists(LinkKey("c:", "stale")) {
@@ -122,7 +122,7 @@ func TestEraseToleratesWrongTypes(t *testing.T) {
 	rdb.Set(ctx, LinkedIDsKey("c:", "u"), "not a set", 0)
 	rdb.HSet(ctx, LinkKey("c:", "u"), "not", "a string")
 	rdb.HSet(ctx, RecordKey("c:", "u"), "_v", "1")
-	if existed, _, err := w.Erase(ctx, "u", time.Time{}); err != nil || !existed {
+	if existed, _, err := w.Erase(ctx, "u", time.Time{}, false); err != nil || !existed {
 		t.Fatalf("erase: %v %v", existed, err)
 	}
 	if mr.Exists(LinkedIDsKey("c:", "u")) || mr.Exists(LinkKey("c:", "u")) {

@@ -102,7 +102,7 @@ func TestIntegrationWriterIsMonotonic(t *testing.T) {
 		t.Fatalf("after expiry: %+v", r)
 	}
 	// Erase.
-	if existed, _, err := w.Erase(ctx, "u", time.Time{}); err != nil || !existed {
+	if existed, _, err := w.Erase(ctx, "u", time.Time{}, false); err != nil || !existed {
 		t.Fatalf("erase: %v %v", existed, err)
 	}
 	if r := lookup1(t, s, "u"); r.Found {
@@ -174,7 +174,7 @@ func TestIntegrationInvalidation(t *testing.T) {
 		return flips > flipsBefore
 	})
 	itest.Eventually(t, 5*time.Second, "cache back after resubscribing", func() bool { _, b, _ := inv.state(); return !b })
-	if _, _, err := w.Erase(ctx, "u2", time.Time{}); err != nil {
+	if _, _, err := w.Erase(ctx, "u2", time.Time{}, false); err != nil {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 2*time.Second, "invalidation after reconnect", func() bool { i, _, _ := inv.state(); return len(i) == 2 && i[1] == "u2" })
