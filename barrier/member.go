@@ -127,6 +127,15 @@ func (m *Member) Begin(ctx context.Context) (uint64, error) {
 	}
 }
 
+// Open reports whether a write in flight may start another produce call:
+// the lease is current and not within its margin of the end, as for
+// Begin.
+func (m *Member) Open() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.openLocked(time.Now())
+}
+
 // Check records the change sequence number just before write id's batch
 // is checked for staleness: a barrier for a later change need not wait
 // for the write, because the check will see that change.

@@ -26,6 +26,11 @@ type WriteFence interface {
 	Check(id uint64)
 	// End unregisters write id: acknowledged, or given up.
 	End(id uint64)
+	// Open reports whether a write in flight may still start a produce
+	// call (the instance's lease is current). A write whose retry finds
+	// it closed stops, ends and is begun again: it waits, and its batch
+	// is checked (and decided again) before it is retried.
+	Open() bool
 }
 
 // openFence lets every write through: the engine without a barrier.
@@ -34,6 +39,7 @@ type openFence struct{}
 func (openFence) Begin(context.Context) (uint64, error) { return 0, nil }
 func (openFence) Check(uint64)                          {}
 func (openFence) End(uint64)                            {}
+func (openFence) Open() bool                            { return true }
 
 // ChangeTracker tells whether consent changed after a batch was decided,
 // so that a batch still waiting to be written is decided again.

@@ -261,22 +261,33 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 // reports the batch's accounting once every write is acknowledged and
 // returns false when the batch was not written.
 func (r *Runner) writeBatch(ctx, writeCtx context.Context, reproc BatchProcessor, b *pending, cond string, log *zap.Logger) bool {
+	for {
+		rep, err := r.writeOnce(ctx, writeCtx, reproc, b, cond, log)
+		if errors.Is(err, errFenceClosed) {
+			continue // begun again: held until the lease is current, checked, decided again if stale
+		}
+		if err != nil || rep == nil {
+			return false
+		}
+		acc := Account(b.res, rep)
+		hooks.Each(r.cfg.Hooks, func(h BatchWrittenHook) { h.OnBatchWritten(acc) })
+		return true
+	}
+}
+
+// writeOnce is one pass of writeBatch through the fence. A nil report
+// with a nil error: ctx ended while the store failed.
+func (r *Runner) writeOnce(ctx, writeCtx context.Context, reproc BatchProcessor, b *pending, cond string, log *zap.Logger) (*WriteReport, error) {
 	cfg := &r.cfg
 	w, err := cfg.Fence.Begin(ctx)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	defer cfg.Fence.End(w)
 	if !r.recheck(ctx, w, reproc, b) {
-		return false // ctx ended while the store failed: write nothing more
+		return nil, nil // ctx ended while the store failed: write nothing more
 	}
-	rep, err := r.sink.write(ctx, writeCtx, b.msgs, b.res, cond, log)
-	if err != nil {
-		return false
-	}
-	acc := Account(b.res, rep)
-	hooks.Each(cfg.Hooks, func(h BatchWrittenHook) { h.OnBatchWritten(acc) })
-	return true
+	return r.sink.write(ctx, writeCtx, b.msgs, b.res, cond, cfg.Fence.Open, log)
 }
 
 // recheck decides b again until no consent it was decided with changed

@@ -476,3 +476,73 @@ func TestRunnerConfigValidate(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }
+
+// closingFence closes once, after the first produce call failed: the
+// write's retry must stop, end and begin again (held, then checked)
+// rather than produce while closed.
+type closingFence struct {
+	mu             sync.Mutex
+	begins, closes int
+	closed         bool
+	failedOnce     *atomic.Bool
+}
+
+func (f *closingFence) Begin(context.Context) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.begins++
+	f.closed = false // the member rejoined: open again
+	return uint64(f.begins), nil
+}
+func (f *closingFence) Check(uint64) {}
+func (f *closingFence) End(uint64)   {}
+func (f *closingFence) Open() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failedOnce.Load() && f.closes == 0 {
+		f.closes++
+		f.closed = true
+	}
+	return !f.closed
+}
+func (f *closingFence) isClosed() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.closed }
+
+func TestRunnerRechecksTheFenceBetweenRetries(t *testing.T) {
+	broker := startBroker(t)
+	in := events(30, "ev")
+	produceRaw(t, broker, in...)
+	var failed atomic.Bool
+	fence := &closingFence{failedOnce: &failed}
+	var whileClosed atomic.Int64
+	p := newFaulty(broker, nil)
+	p.whole = func([]kafka.Message) error {
+		if fence.isClosed() {
+			whileClosed.Add(1)
+		}
+		if failed.CompareAndSwap(false, true) {
+			return kafka.NotLeaderForPartition // the first call fails: retried
+		}
+		return nil
+	}
+	var decided atomic.Int64
+	runRunner(t, broker, p, func(c *RunnerConfig) {
+		c.Fence = fence
+		c.NewProcessor = func() BatchProcessor { return copyProc{calls: &decided} }
+	})
+	waitCommitted(t, broker, "g-"+t.Name(), int64(len(in)))
+	if n := whileClosed.Load(); n != 0 {
+		t.Fatalf("%d produce calls while the fence was closed", n)
+	}
+	fence.mu.Lock()
+	closes, begins := fence.closes, fence.begins
+	fence.mu.Unlock()
+	if closes != 1 || begins < 2 {
+		t.Fatalf("fence closed %d times, writes begun %d times: the retry was not stopped and begun again", closes, begins)
+	}
+	clean := values(readAll(t, broker, cleanTopic))
+	for _, v := range in {
+		if clean[v] < 1 {
+			t.Fatalf("%s never written", v)
+		}
+	}
+}

@@ -46,8 +46,12 @@ type sink struct {
 }
 
 // stopError is an attempt's error after which nothing is retried: the
-// instance cannot write at all (fail was called).
+// instance cannot write at all (fail was called), or the write fence
+// closed (errFenceClosed).
 type stopError struct{ err error }
+
+// errFenceClosed stops a write whose retry found the write fence closed.
+var errFenceClosed = errors.New("write fence closed while retrying")
 
 func (e *stopError) Error() string { return e.err.Error() }
 func (e *stopError) Unwrap() error { return e.err }
@@ -118,11 +122,12 @@ func (o *outbox) gather(idx []int) []kafka.Message {
 //
 // cond is the partition's readiness condition (PartitionCond): failing
 // while writes fail, so that /readyz names the stuck partition and why.
-func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, log *zap.Logger) (*WriteReport, error) {
+func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, open func() bool, log *zap.Logger) (*WriteReport, error) {
 	o := newOutbox(raw, res)
 	if err := s.refuseOversized(o); err != nil {
 		return nil, err
 	}
+	first := true
 	err := retry.Do(ctx, retry.Policy{
 		Backoff:  s.backoff,
 		Classify: stopClass,
@@ -130,7 +135,19 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 			s.hooks.Condition(cond, err)
 			log.Warn("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(o.pending())), zap.Duration("retry_in", wait), zap.Error(err))
 		},
-	}, func() error { return s.attempt(writeCtx, o) })
+	}, func() error {
+		if !first && !open() {
+			// The lease ended while this write was retried: a revoker may
+			// have stopped waiting for it. Stop; the batch is begun again.
+			return &stopError{errFenceClosed}
+		}
+		first = false
+		return s.attempt(writeCtx, o)
+	})
+	if errors.Is(err, errFenceClosed) {
+		log.Warn("the revocation barrier lease ended while a write was retried; writing the batch again once rejoined", zap.Int("messages", len(o.pending())))
+		return nil, err
+	}
 	if err != nil {
 		if stopClass(err) != retry.Fatal {
 			s.hooks.Condition(cond, err)
