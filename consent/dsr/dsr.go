@@ -148,8 +148,14 @@ func (d *DSR) Patch(ctx context.Context, subject string, purposes map[string]boo
 			all[p] = rec.Allows(p)
 		}
 		// Recorded at its version: a change's version is the time it was
-		// made (ms), so a rebuild gives the same grant times.
-		if err := d.Journal.Record(ctx, subject, rec.Version, all, exp, time.UnixMilli(rec.Version)); err != nil {
+		// made (ms), so a rebuild gives the same grant times. A version
+		// ahead of the clock (a source that counts in µs, say) is recorded
+		// now: brokers refuse timestamps far in the future.
+		at := time.UnixMilli(rec.Version)
+		if now := time.Now(); at.After(now) {
+			at = now
+		}
+		if err := d.Journal.Record(ctx, subject, rec.Version, all, exp, at); err != nil {
 			return ch, &ErrNotJournaled{err}
 		}
 		// An erasure that ran between the change and its record would
