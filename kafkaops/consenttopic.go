@@ -6,6 +6,7 @@ package kafkaops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -50,6 +51,8 @@ type ConsentSyncer struct {
 	// its first offset. Both required.
 	Topic, GroupID  string
 	Changes         *changes.Service
+	// DeadLetter writes dead letters, and the tombstones of anonymous ids
+	// erased with a subject whose tombstone arrived (to Topic).
 	DeadLetter      Producer
 	DeadLetterTopic string
 	PolicyVersion   string
@@ -121,11 +124,23 @@ func (s *ConsentSyncer) handle(ctx context.Context, m kafka.Message) error {
 		if err := consent.CheckSubject(string(m.Key)); err != nil {
 			return s.deadLetter(ctx, m, ReasonInvalidConsentRecord, err)
 		}
-		erased, err := s.Changes.EraseUnlessNewer(ctx, string(m.Key), m.Time) // zero time: now
+		erased, linked, err := s.Changes.EraseUnlessNewer(ctx, string(m.Key), m.Time) // zero time: now
 		if err != nil {
 			return err
 		}
 		if erased {
+			// The anonymous ids erased with the subject get their own
+			// tombstones, so that the topic no longer holds their records
+			// for a replay or a rebuild to bring back.
+			if len(linked) > 0 {
+				msgs := make([]kafka.Message, len(linked))
+				for i, a := range linked {
+					msgs[i] = kafka.Message{Topic: s.Topic, Key: []byte(a), Time: m.Time}
+				}
+				if err := s.DeadLetter.WriteMessages(ctx, msgs...); err != nil {
+					return fmt.Errorf("writing the linked ids' tombstones: %w", err)
+				}
+			}
 			s.count("tombstone", "erased")
 		} else {
 			s.count("tombstone", "stale") // consent given again after the tombstone stands

@@ -222,22 +222,23 @@ func (s *Service) Erase(ctx context.Context, subject string, at time.Time) (exis
 // (its version, a time in ms for changes made with the CLI or the API, is
 // after it): a consent given again after the erasure stands when the
 // tombstone is read later, e.g. the tombstone consentd itself wrote to
-// the consent topic. erased is false when it did nothing.
-func (s *Service) EraseUnlessNewer(ctx context.Context, subject string, at time.Time) (erased bool, err error) {
+// the consent topic. erased is false when it did nothing; linked are the
+// anonymous ids erased with the subject.
+func (s *Service) EraseUnlessNewer(ctx context.Context, subject string, at time.Time) (erased bool, linked []string, err error) {
 	if !at.IsZero() {
 		prev, err := s.current(ctx, subject)
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		if prev.Found && prev.Version > at.UnixMilli() {
-			return false, nil
+			return false, nil, nil
 		}
 	}
-	_, _, _, err = s.erase(ctx, subject, at, true) // the store checks again, atomically
+	_, linked, _, err = s.erase(ctx, subject, at, true) // the store checks again, atomically
 	if IsNewerRecord(err) {
-		return false, nil
+		return false, nil, nil
 	}
-	return err == nil, err
+	return err == nil, linked, err
 }
 
 // IsNewerRecord reports whether err is the store's answer that the record

@@ -31,7 +31,7 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 	grant := func(subject string) kafka.Message {
 		return kafka.Message{Key: []byte(subject), Value: []byte(`{"subject":"` + subject + `","purposes":{"personalization":true,"analytics":true,"advertising":true},"version":100,"source":"cmp"}`)}
 	}
-	itest.Produce(t, env.Kafka, consentTopic, grant("d1"), grant("d2"), grant("d3"), grant("d4"))
+	itest.Produce(t, env.Kafka, consentTopic, grant("d1"), grant("d2"), grant("d3"), grant("d4"), grant("d5"), grant("d5-a"))
 	group := func(n string) func(*config.Config) {
 		return func(c *config.Config) { c.Consent.Topic = consentTopic; c.Consent.GroupID = s.group + "-consent-" + n }
 	}
@@ -42,7 +42,7 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 		})
 	}
 	r1 := s.start(t, group("1"))
-	updates(r1, 4)
+	updates(r1, 6)
 
 	cfg := *s.cfg
 	group("1")(&cfg)
@@ -66,10 +66,25 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 	if _, _, err := redisstore.NewUpdater(rdb, s.prefix).Erase(ctx, "d3", time.Time{}, false); err != nil {
 		t.Fatal(err)
 	}
-	updates(r1, 8) // the journaled tombstones and records read back
+	// d5 is erased by a tombstone a CMP sends: its linked id gets a
+	// tombstone of its own on the topic.
+	if _, err := dsr.Link(ctx, "d5-a", "d5"); err != nil {
+		t.Fatal(err)
+	}
+	itest.Produce(t, env.Kafka, consentTopic, kafka.Message{Key: []byte("d5")})
+	updates(r1, 12) // the journaled tombstones and records, d5's and d5-a's tombstones
+	tombstones := map[string]bool{}
+	for _, m := range itest.ReadAll(t, env.Kafka, consentTopic) {
+		if m.Value == nil {
+			tombstones[string(m.Key)] = true
+		}
+	}
+	if !tombstones["d5-a"] {
+		t.Fatalf("no tombstone for the id linked to a subject erased by a tombstone: %v", tombstones)
+	}
 	state := func() map[string]map[string]string {
 		out := map[string]map[string]string{}
-		for _, subj := range []string{"d1", "d2", "d3", "d4"} {
+		for _, subj := range []string{"d1", "d2", "d3", "d4", "d5", "d5-a"} {
 			for kind, key := range map[string]string{"record": redisstore.RecordKey(s.prefix, subj), "erased": redisstore.ErasedKey(s.prefix, subj)} {
 				f, err := rdb.HGetAll(ctx, key).Result()
 				if err != nil {
@@ -100,7 +115,7 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 
 	// A new consent group replays the topic from its start.
 	r2 := s.start(t, group("2"))
-	updates(r2, 8)
+	updates(r2, 12)
 	if err := r2.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +143,9 @@ func TestIntegrationErasureSurvivesReplayAndRebuild(t *testing.T) {
 		}
 	}
 	r3 := s.start(t, group("3"))
-	updates(r3, 8)
+	updates(r3, 12)
 	after := state()
-	for _, k := range []string{"d1 record", "d1 erased", "d2 record", "d4 record", "d4 erased"} {
+	for _, k := range []string{"d1 record", "d1 erased", "d2 record", "d4 record", "d4 erased", "d5 record", "d5-a record"} {
 		if !maps.Equal(after[k], before[k]) {
 			t.Errorf("%s rebuilt from the topic: %v, before the flush: %v", k, after[k], before[k])
 		}
