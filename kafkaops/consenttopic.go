@@ -49,8 +49,8 @@ type ConsentSyncer struct {
 	Dialer  *kafka.Dialer
 	// Topic is the consent topic, read by consumer group GroupID from
 	// its first offset. Both required.
-	Topic, GroupID  string
-	Changes         *changes.Service
+	Topic, GroupID string
+	Changes        *changes.Service
 	// DeadLetter writes dead letters, and the tombstones of anonymous ids
 	// erased with a subject whose tombstone arrived (to Topic).
 	DeadLetter      Producer
