@@ -253,19 +253,17 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 			m.mu.Unlock()
 			m.hooks.Condition(CondBarrier, nil)
 			lapsed = false
-		case IsFenced(err):
+		case IsFenced(err), IsLapsed(err):
+			// Fenced by a revoker, or the registry saw the lease end first
+			// (its clock): hold writes and rejoin at once.
 			m.mu.Lock()
 			m.fenced = true
 			m.mu.Unlock()
-			m.lost("fenced", ErrFenced)
-			lapsed = true
-			continue // rejoin at once
-		case IsLapsed(err):
-			// The registry saw the lease end first (its clock): the same.
-			m.mu.Lock()
-			m.fenced = true
-			m.mu.Unlock()
-			m.lost("lapsed", ErrLeaseLapsed)
+			if IsFenced(err) {
+				m.lost("fenced", ErrFenced)
+			} else {
+				m.lost("lapsed", ErrLeaseLapsed)
+			}
 			lapsed = true
 			continue
 		default:

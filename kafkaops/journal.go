@@ -9,7 +9,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/lib/retry"
 )
 
@@ -63,12 +62,7 @@ func (j *ConsentJournal) write(ctx context.Context, msgs ...kafka.Message) error
 	if j.Topic == "" {
 		return errors.New("consent journal: no consent topic")
 	}
-	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
-	defer cancel()
-	err := retry.Do(wctx, retry.Policy{Backoff: j.Backoff, Classify: kafkax.Classify}, func() error {
-		return j.Producer.WriteMessages(wctx, msgs...)
-	})
-	if err != nil {
+	if err := writeAcked(ctx, j.Producer, j.Backoff, msgs); err != nil {
 		return fmt.Errorf("writing to the consent topic %s: %w", j.Topic, err)
 	}
 	return nil

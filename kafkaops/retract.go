@@ -92,16 +92,22 @@ func (r *Retractor) Retract(ctx context.Context, subject string, purposes []stri
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
-	defer cancel()
-	err := retry.Do(wctx, retry.Policy{Backoff: r.Backoff, Classify: kafkax.Classify}, func() error {
-		return r.Producer.WriteMessages(wctx, msgs...)
-	})
-	if err != nil {
+	if err := writeAcked(ctx, r.Producer, r.Backoff, msgs); err != nil {
 		return nil, fmt.Errorf("writing retractions: %w", err)
 	}
 	if r.Log != nil {
 		r.Log.Info("retractions written", zap.String("reason", reason), zap.Strings("purposes", purposes), zap.Strings("topics", topics))
 	}
 	return topics, nil
+}
+
+// writeAcked writes msgs and returns once every one is acknowledged,
+// retrying transient broker errors (a leader moving, a topic just
+// created) for up to RetractTimeout.
+func writeAcked(ctx context.Context, p Producer, b retry.Backoff, msgs []kafka.Message) error {
+	wctx, cancel := context.WithTimeout(ctx, RetractTimeout)
+	defer cancel()
+	return retry.Do(wctx, retry.Policy{Backoff: b, Classify: kafkax.Classify}, func() error {
+		return p.WriteMessages(wctx, msgs...)
+	})
 }

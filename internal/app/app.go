@@ -202,13 +202,15 @@ func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClien
 // NewDSR returns the data-subject request service over the change
 // service NewChanges builds; producer may be nil for read-only use.
 func NewDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, producer kafkaops.Producer, log *zap.Logger) *dsr.DSR {
-	return newDSR(cfg, pol, rdb, NewChanges(cfg, pol, rdb, producer, nil, log))
+	return newDSR(cfg, pol, rdb, NewChanges(cfg, pol, rdb, producer, nil, log), producer)
 }
 
-func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service) *dsr.DSR {
+// newDSR returns the data-subject request service over svc; with a
+// producer and a consent topic, its changes are journaled there.
+func newDSR(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClient, svc *changes.Service, producer kafkaops.Producer) *dsr.DSR {
 	d := &dsr.DSR{Policy: pol, Store: NewUpdater(cfg, rdb), Changes: svc, NoLinks: !cfg.Identity.LinksFrom("api")}
-	if r, ok := retractor(svc).(*kafkaops.Retractor); ok && cfg.Consent.Topic != "" {
-		d.Journal = &kafkaops.ConsentJournal{Producer: r.Producer, Topic: cfg.Consent.Topic, Backoff: Backoff(cfg)}
+	if producer != nil && cfg.Consent.Topic != "" {
+		d.Journal = &kafkaops.ConsentJournal{Producer: producer, Topic: cfg.Consent.Topic, Backoff: Backoff(cfg)}
 	}
 	return d
 }
@@ -312,7 +314,11 @@ func (a *App) AdminHandler() http.Handler {
 
 // APIHandler serves the consent API (dsr.Handler) behind the admin token.
 func (a *App) APIHandler() http.Handler {
-	return dsr.Handler(newDSR(a.Config, a.Policy, a.Redis, a.Changes), func(r *http.Request) (dsr.Caller, bool) {
+	var producer kafkaops.Producer // nil when unwired (an App built without Kafka): nothing to journal with
+	if a.Producer != nil {
+		producer = a.Producer
+	}
+	return dsr.Handler(newDSR(a.Config, a.Policy, a.Redis, a.Changes, producer), func(r *http.Request) (dsr.Caller, bool) {
 		t, ok := a.authenticate(r)
 		return dsr.Caller{Name: t.Name, Allows: t.Allows}, ok
 	}, a.Log)
@@ -449,12 +455,4 @@ func (a *App) runConsentSync(ctx context.Context) {
 	if err := s.Run(ctx); err != nil {
 		a.Log.Error("consent ingestion stopped", zap.Error(err))
 	}
-}
-
-// retractor is svc's retractor, nil without a service.
-func retractor(svc *changes.Service) changes.Retractor {
-	if svc == nil {
-		return nil
-	}
-	return svc.Retractor
 }
