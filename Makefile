@@ -78,3 +78,4 @@ bench-propagation: services-up
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./event/
 	$(GO) test -run XXX -fuzz FuzzEdit -fuzztime 30s ./event/
+	$(GO) test -run XXX -fuzz FuzzIndex -fuzztime 30s ./event/

@@ -6,6 +6,10 @@ type Ref struct {
 	mem int32 // index into Doc.members
 }
 
+// Index returns a number unique to the member within its Doc, below
+// Doc.Members: a key for results computed once per member.
+func (r Ref) Index() int { return int(r.mem) }
+
 // Edit records changes to a Doc: removed members and replaced values. Many
 // Edits can be made against one Doc (one per output), one after another; the
 // Doc itself is never modified. Reset before each use.
@@ -16,7 +20,7 @@ type Edit struct {
 	keyRepl [][]byte // per member: replacement key (quoted); nil means unchanged
 	dirty   []bool   // per node; an object with a changed descendant
 	refs    []Ref
-	prefix  []string // policy path segments of the object KeepOnly visits
+	prefix  []byte // policy path (segments joined by ".") of the object KeepOnly visits
 }
 
 // Reset prepares e for a fresh set of edits against d.
@@ -144,6 +148,27 @@ func (e *Edit) Replace(r Ref, raw []byte) {
 	e.touch(r.obj)
 }
 
+// Replaced reports whether an earlier edit replaced the value of the
+// member r names.
+func (e *Edit) Replaced(r Ref) bool { return e.repl[r.mem] != nil }
+
+// Kept reports whether the member r names is still in the edited document
+// with its original value: neither it nor a member above it removed or
+// replaced (the kept of EachOriginal and WalkOriginal).
+func (e *Edit) Kept(r Ref) bool {
+	d := e.d
+	for {
+		if e.removed[r.mem] || e.repl[r.mem] != nil {
+			return false
+		}
+		n := &d.nodes[r.obj]
+		if n.owner < 0 {
+			return true
+		}
+		r = Ref{obj: n.parent, mem: n.owner}
+	}
+}
+
 // Original returns the value at p in the unedited document (see Doc.Get).
 func (e *Edit) Original(p Path) (Value, bool, error) { return e.d.Get(p) }
 
@@ -156,8 +181,9 @@ func (e *Edit) Original(p Path) (Value, bool, error) { return e.d.Get(p) }
 // replaces it. Values replaced
 // by an earlier edit are the result of a decision and are not visited
 // again. The key of r itself is left alone: it is the path the caller
-// asked for.
-func (e *Edit) Rewrite(r Ref, keyFn func(key []byte, pos int) []byte, valFn func(r Ref, v Value) []byte) {
+// asked for. keyFn also gets the member (its Ref), for callers that
+// remember results per member.
+func (e *Edit) Rewrite(r Ref, keyFn func(r Ref, key []byte, pos int) []byte, valFn func(r Ref, v Value) []byte) {
 	d := e.d
 	m := &d.members[r.mem]
 	switch {
@@ -171,7 +197,7 @@ func (e *Edit) Rewrite(r Ref, keyFn func(key []byte, pos int) []byte, valFn func
 	}
 }
 
-func (e *Edit) rewriteObject(obj int32, keyFn func([]byte, int) []byte, valFn func(Ref, Value) []byte) {
+func (e *Edit) rewriteObject(obj int32, keyFn func(Ref, []byte, int) []byte, valFn func(Ref, Value) []byte) {
 	d := e.d
 	n := &d.nodes[obj]
 	var kbuf []byte
@@ -185,7 +211,7 @@ func (e *Edit) rewriteObject(obj int32, keyFn func([]byte, int) []byte, valFn fu
 			kbuf = append(kbuf[:0], d.key(m)...)
 			key = kbuf
 		}
-		if out := keyFn(key, int(i-n.first)); out != nil {
+		if out := keyFn(Ref{obj: obj, mem: i}, key, int(i-n.first)); out != nil {
 			e.keyRepl[i] = out
 			e.touch(obj)
 		}
@@ -211,7 +237,16 @@ func (e *Edit) touch(obj int32) {
 // KeepSet is a compiled allow-list for KeepOnly: a trie of path segments
 // in which every "*" branch has been merged into its named siblings, so
 // that each member is matched against at most one node.
-type KeepSet struct{ root *keepNode }
+type KeepSet struct {
+	root *keepNode
+	// paths holds the spelling of every object path keep can report
+	// (bounded: see maxKeepPaths), so that reporting one allocates nothing.
+	paths map[string]string
+}
+
+// maxKeepPaths bounds the path spellings a KeepSet keeps ready; past it
+// they are built when reported.
+const maxKeepPaths = 4096
 
 type keepNode struct {
 	seg      string // the path segment naming this node in its parent
@@ -246,7 +281,34 @@ func NewKeepSet(paths []Path) *KeepSet {
 		n.whole = true
 	}
 	root.merge()
-	return &KeepSet{root: root}
+	ks := &KeepSet{root: root, paths: map[string]string{"": ""}}
+	ks.spell(root, "")
+	return ks
+}
+
+// spell records the paths of the objects below n (whose path is prefix).
+func (ks *KeepSet) spell(n *keepNode, prefix string) {
+	for _, c := range n.children {
+		ks.spellChild(c, prefix)
+	}
+	if n.star != nil {
+		ks.spellChild(n.star, prefix)
+	}
+}
+
+func (ks *KeepSet) spellChild(c *keepNode, prefix string) {
+	if c.whole || len(ks.paths) >= maxKeepPaths {
+		return
+	}
+	p := c.seg
+	if prefix != "" {
+		p = prefix + "." + c.seg
+	}
+	if _, seen := ks.paths[p]; seen {
+		return
+	}
+	ks.paths[p] = p
+	ks.spell(c, p)
 }
 
 // child returns the node for key and the policy segment that matched it:
@@ -308,10 +370,10 @@ func (e *Edit) KeepOnly(ks *KeepSet, removedFn func(path string, n int)) error {
 		return nil
 	}
 	e.prefix = e.prefix[:0]
-	return e.keep(0, ks.root, removedFn)
+	return e.keep(ks, 0, ks.root, removedFn)
 }
 
-func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string, int)) error {
+func (e *Edit) keep(ks *KeepSet, obj int32, kn *keepNode, removedFn func(string, int)) error {
 	d := e.d
 	n := &d.nodes[obj]
 	removed := 0
@@ -328,9 +390,13 @@ func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string, int)) error 
 		switch {
 		case c != nil && c.whole:
 		case c != nil && e.repl[i] == nil && d.nodes[m.val].kind == Object:
-			e.prefix = append(e.prefix, seg)
-			err := e.keep(m.val, c, removedFn)
-			e.prefix = e.prefix[:len(e.prefix)-1]
+			mark := len(e.prefix)
+			if mark > 0 {
+				e.prefix = append(e.prefix, '.')
+			}
+			e.prefix = append(e.prefix, seg...)
+			err := e.keep(ks, m.val, c, removedFn)
+			e.prefix = e.prefix[:mark]
 			if err != nil {
 				return err
 			}
@@ -340,7 +406,11 @@ func (e *Edit) keep(obj int32, kn *keepNode, removedFn func(string, int)) error 
 		}
 	}
 	if removed > 0 && removedFn != nil {
-		removedFn(Path(e.prefix).String(), removed)
+		p, ok := ks.paths[string(e.prefix)]
+		if !ok {
+			p = string(e.prefix)
+		}
+		removedFn(p, removed)
 	}
 	return nil
 }
@@ -425,9 +495,10 @@ func (e *Edit) eachOriginal(obj int32, p Path, kept bool, fn func(Value, bool)) 
 // WalkOriginal calls fn for every member of the unedited document's
 // objects, depth first in document order (members of objects inside arrays
 // are not visited: paths never enter arrays), with its depth (0 for the
-// top level), its key unescaped (valid during the call only), its original
-// value and whether it is kept (see EachOriginal).
-func (e *Edit) WalkOriginal(fn func(depth int, key []byte, v Value, kept bool)) {
+// top level), the member (its Ref), its key unescaped (valid during the
+// call only), its original value and whether it is kept (see
+// EachOriginal).
+func (e *Edit) WalkOriginal(fn func(depth int, r Ref, key []byte, v Value, kept bool)) {
 	if len(e.d.nodes) == 0 {
 		return
 	}
@@ -435,7 +506,7 @@ func (e *Edit) WalkOriginal(fn func(depth int, key []byte, v Value, kept bool)) 
 	e.walkOriginal(0, 0, true, &kbuf, fn)
 }
 
-func (e *Edit) walkOriginal(obj int32, depth int, kept bool, kbuf *[]byte, fn func(int, []byte, Value, bool)) {
+func (e *Edit) walkOriginal(obj int32, depth int, kept bool, kbuf *[]byte, fn func(int, Ref, []byte, Value, bool)) {
 	d := e.d
 	n := &d.nodes[obj]
 	for i := n.first; i < n.first+n.n; i++ {
@@ -446,7 +517,7 @@ func (e *Edit) walkOriginal(obj int32, depth int, kept bool, kbuf *[]byte, fn fu
 			key = *kbuf
 		}
 		k := kept && !e.removed[i] && e.repl[i] == nil
-		fn(depth, key, d.valueAt(&d.nodes[m.val]), k)
+		fn(depth, Ref{obj: obj, mem: i}, key, d.valueAt(&d.nodes[m.val]), k)
 		if d.nodes[m.val].kind == Object {
 			e.walkOriginal(m.val, depth+1, k, kbuf, fn)
 		}

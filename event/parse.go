@@ -19,7 +19,6 @@
 package event
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -75,6 +74,7 @@ type node struct {
 	start, end int32 // value bytes in raw
 	first, n   int32 // object members: d.members[first:first+n]
 	parent     int32 // enclosing object node, -1 for the root
+	owner      int32 // the member (index into d.members) holding it, -1 for the root
 	escapes    bool  // string value contains backslash escapes
 }
 
@@ -94,6 +94,8 @@ type Doc struct {
 	depth   int
 	pos     int
 	keyEsc  bool // some key anywhere contains an escape
+	// keys is a Bloom filter of every unescaped key anywhere (MayHaveKey).
+	keys    [4]uint64
 	strHigh bool // the last string scanned has bytes >= 0x7f
 }
 
@@ -107,6 +109,7 @@ func (d *Doc) Parse(raw []byte) error {
 	d.depth = 0
 	d.pos = 0
 	d.keyEsc = false
+	d.keys = [4]uint64{}
 	d.skipWS()
 	if d.pos >= len(raw) {
 		return fmt.Errorf("%w: empty input", ErrSyntax)
@@ -126,6 +129,10 @@ func (d *Doc) Parse(raw []byte) error {
 	}
 	return nil
 }
+
+// Members returns how many object members the document has: Ref.Index
+// is below it.
+func (d *Doc) Members() int { return len(d.members) }
 
 // Raw returns the bytes the document was parsed from.
 func (d *Doc) Raw() []byte { return d.raw }
@@ -359,7 +366,7 @@ func (d *Doc) object(index bool) (int32, error) {
 	}
 	var self int32 = -1
 	if index {
-		d.nodes = append(d.nodes, node{kind: Object, start: int32(start), parent: -1})
+		d.nodes = append(d.nodes, node{kind: Object, start: int32(start), parent: -1, owner: -1})
 		self = int32(len(d.nodes) - 1)
 	}
 	base := len(d.stack)
@@ -380,6 +387,9 @@ func (d *Doc) object(index bool) (int32, error) {
 			}
 			ke := d.pos
 			d.keyEsc = d.keyEsc || esc
+			if !esc {
+				d.noteKey(d.raw[ks+1 : ke-1])
+			}
 			if (esc || d.strHigh) && !validKey(d.raw[ks+1:ke-1]) {
 				d.pos = ks
 				return -1, fmt.Errorf("%w: unpaired surrogate or control character in a key at byte %d", ErrInvalidKey, ks)
@@ -423,8 +433,9 @@ func (d *Doc) object(index bool) (int32, error) {
 	n.end = int32(d.pos)
 	n.first = int32(len(d.members))
 	n.n = int32(len(d.stack) - base)
-	for _, m := range d.stack[base:] {
+	for k, m := range d.stack[base:] {
 		d.nodes[m.val].parent = self
+		d.nodes[m.val].owner = n.first + int32(k)
 	}
 	d.members = append(d.members, d.stack[base:]...)
 	d.stack = d.stack[:base]
@@ -432,18 +443,36 @@ func (d *Doc) object(index bool) (int32, error) {
 }
 
 // MayHaveKey reports whether some object in the document may have a member
-// named name: false only when no key is escaped and the quoted name appears
-// nowhere in the bytes. It lets callers skip lookups cheaply.
+// named name: false only when no key is escaped and no key equals name.
+// It lets callers skip lookups cheaply: it reads a filter of the keys Parse
+// saw, not the document.
 func (d *Doc) MayHaveKey(name string) bool {
 	if d.keyEsc {
 		return true
 	}
-	var buf [64]byte
-	if len(name)+2 > len(buf) {
-		return true
+	a, b := keyBits(name)
+	return d.keys[a>>6]&(1<<(a&63)) != 0 && d.keys[b>>6]&(1<<(b&63)) != 0
+}
+
+func (d *Doc) noteKey(k []byte) {
+	a, b := keyBits(k)
+	d.keys[a>>6] |= 1 << (a & 63)
+	d.keys[b>>6] |= 1 << (b & 63)
+}
+
+// keyBits returns the two filter bits of key k: a hash of its length and
+// its first, middle and last bytes (keys are short; two bits in 256 keep
+// false positives rare for the few dozen keys of an event).
+func keyBits[T string | []byte](k T) (uint8, uint8) {
+	h := uint32(len(k)) * 0x9e3779b1
+	if n := len(k); n > 0 {
+		h ^= uint32(k[0]) | uint32(k[n/2])<<8 | uint32(k[n-1])<<16
+		h *= 0x85ebca6b
+		h ^= h >> 15
+		h *= 0xc2b2ae35
+		h ^= h >> 13
 	}
-	q := append(append(append(buf[:0], '"'), name...), '"')
-	return bytes.Contains(d.raw, q)
+	return uint8(h), uint8(h >> 8)
 }
 
 // keyEquals reports whether member m's key, unescaped, equals name.

@@ -136,14 +136,32 @@ func (d *Doc) resolve(p Path) (int32, bool, error) {
 // GetString returns the string at p. found is false when the path is absent
 // or null; a present value of another kind is ErrWrongType.
 func (d *Doc) GetString(p Path) (s string, found bool, err error) {
-	v, ok, err := d.Get(p)
-	if err != nil || !ok || v.Kind == Null {
+	v, found, err := d.getString(p)
+	if !found {
 		return "", false, err
 	}
-	if v.Kind != String {
-		return "", false, fmt.Errorf("%w: %s is a %s, want string", ErrWrongType, p, v.Kind)
-	}
 	return v.Str(), true, nil
+}
+
+// GetText is GetString with the text as bytes (Value.Text: it aliases the
+// document unless the string has escapes, and must not be modified).
+func (d *Doc) GetText(p Path) (b []byte, found bool, err error) {
+	v, found, err := d.getString(p)
+	if !found {
+		return nil, false, err
+	}
+	return v.Text(), true, nil
+}
+
+func (d *Doc) getString(p Path) (Value, bool, error) {
+	v, ok, err := d.Get(p)
+	if err != nil || !ok || v.Kind == Null {
+		return Value{}, false, err
+	}
+	if v.Kind != String {
+		return Value{}, false, fmt.Errorf("%w: %s is a %s, want string", ErrWrongType, p, v.Kind)
+	}
+	return v, true, nil
 }
 
 // EachMember calls fn for every member of the object at p, in document

@@ -236,9 +236,31 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 	}
 	acc := &res.Accounting
 	now := time.Now()
+	// Writes are counted per output here and added to the maps once per
+	// batch; so are consumed messages, per run of one topic.
+	writes := make([]int, len(p.cfg.Policy.Outputs))
+	topic, consumed := "", 0
+	defer func() {
+		if consumed > 0 {
+			acc.Consumed[topic] += consumed
+		}
+		for j, n := range writes {
+			if n > 0 {
+				name := p.cfg.Policy.Outputs[j].Name
+				acc.Decisions[Decision{name, "write", ""}] += n
+				acc.Written[name] += n
+			}
+		}
+	}()
 	for i := range msgs {
 		m := &msgs[i]
-		acc.Consumed[m.Topic]++
+		if m.Topic != topic {
+			if consumed > 0 {
+				acc.Consumed[topic] += consumed
+			}
+			topic, consumed = m.Topic, 0
+		}
+		consumed++
 		if b.dead[i] != nil {
 			p.deadLetter(res, i, m, b.dead[i])
 			continue
@@ -266,8 +288,7 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		for j := range d.Outputs {
 			od := &d.Outputs[j]
 			if od.Write {
-				acc.Decisions[Decision{od.Output.Name, "write", ""}]++
-				acc.Written[od.Output.Name]++
+				writes[j]++
 			} else {
 				acc.Decisions[Decision{od.Output.Name, "skip", od.Reason}]++
 			}

@@ -28,6 +28,41 @@ type renderer struct {
 	// pseudonyms): each clean message's source and consent-version
 	// headers are then pseudonyms under its output's keys.
 	pol *policy.Policy
+	// Slabs the messages of a batch take their headers and small header
+	// values from: never reused (the messages keep them), refilled when
+	// spent, so a batch costs a few allocations rather than some per
+	// message.
+	hdrSlab  []kafka.Header
+	byteSlab []byte
+}
+
+const (
+	hdrSlabLen  = 1024
+	byteSlabLen = 16 << 10
+)
+
+// headers returns an empty header slice with room for n, from the slab.
+func (r *renderer) headers(n int) []kafka.Header {
+	if cap(r.hdrSlab)-len(r.hdrSlab) < n {
+		r.hdrSlab = make([]kafka.Header, 0, max(hdrSlabLen, n))
+	}
+	start := len(r.hdrSlab)
+	r.hdrSlab = r.hdrSlab[:start+n]
+	return r.hdrSlab[start : start : start+n]
+}
+
+// grow makes room for n more slab bytes (more may be appended: the slab
+// then grows) and returns where they start.
+func (r *renderer) grow(n int) int {
+	if cap(r.byteSlab)-len(r.byteSlab) < n {
+		r.byteSlab = make([]byte, 0, max(byteSlabLen, n))
+	}
+	return len(r.byteSlab)
+}
+
+// bytesFrom returns the slab bytes appended since start, capped.
+func (r *renderer) bytesFrom(start int) []byte {
+	return r.byteSlab[start:len(r.byteSlab):len(r.byteSlab)]
 }
 
 const maxActionHeaders = 1024
@@ -63,10 +98,14 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 	c := wire.Clean{
 		PolicyVersion:  r.policyVersion,
 		ConsentVersion: wire.None,
-		Source:         wire.Source(m),
 	}
+	start := r.grow(len(m.Topic) + 48)
+	r.byteSlab = wire.AppendSource(r.byteSlab, m.Topic, m.Partition, m.Offset)
+	c.Source = r.bytesFrom(start)
 	if d.ConsentFound {
-		c.ConsentVersion = strconv.AppendInt(nil, d.ConsentVersion, 10)
+		start = len(r.byteSlab)
+		r.byteSlab = strconv.AppendInt(r.byteSlab, d.ConsentVersion, 10)
+		c.ConsentVersion = r.bytesFrom(start)
 	}
 	source, version := c.Source, c.ConsentVersion
 	for j := range d.Outputs {
@@ -85,12 +124,26 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 				c.ConsentVersion, _ = r.pol.OutputPseudonym(nil, od.Output, version)
 			}
 		}
-		out := c.Message()
+		out := c.AppendMessage(r.headers(wire.CleanHeaders + r.copied(m)))
 		out.Headers = r.appendCopied(out.Headers, m)
 		res.Out = append(res.Out, out)
 		res.Origin = append(res.Origin, i)
 	}
 	return source
+}
+
+// copied counts the raw headers of m appendCopied copies.
+func (r *renderer) copied(m *kafka.Message) int {
+	if len(r.copyHeaders) == 0 {
+		return 0
+	}
+	n := 0
+	for _, h := range m.Headers {
+		if slices.Contains(r.copyHeaders, h.Key) {
+			n++
+		}
+	}
+	return n
 }
 
 // appendCopied appends to hs the raw headers of m whose key is in

@@ -233,6 +233,7 @@ type Decider struct {
 	Policy *Policy
 	ed     event.Edit
 	acts   []Action
+	ev     eventScratch
 }
 
 var (
@@ -269,32 +270,40 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 	if !at.Now.IsZero() && rec.ExpiredAt(at.Now) {
 		rec = consent.Record{LinkedTo: rec.LinkedTo} // an expired record is no record
 	}
-	d := &Decision{
-		PolicyVersion:  p.Version,
-		ConsentFound:   rec.Found,
-		ConsentVersion: rec.Version,
-		Outputs:        make([]OutputDecision, len(p.Outputs)),
-	}
+	d := newDecision(len(p.Outputs))
+	d.PolicyVersion, d.ConsentFound, d.ConsentVersion = p.Version, rec.Found, rec.Version
 	if p.keys == nil {
 		return nil, &InputError{Reason: ReasonInternal, Err: fmt.Errorf("no pseudonymization keys loaded")}
 	}
-	var key []byte // shared by every output unless PerOutputPseudonyms
+	dc.ev.reset(doc.Members())
+	// out holds every output's value and key: one allocation per event,
+	// made when the first output is written, sized for all of them.
+	var out []byte
+	grab := func(start int) []byte { return out[start:len(out):len(out)] }
+	var key, shared []byte // shared by every output unless PerOutputPseudonyms
 	var err error
 	if !p.PerOutputPseudonyms {
-		if key, err = p.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject)); err != nil {
+		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, []byte(subject)); err != nil {
 			return nil, &InputError{Reason: ReasonInternal, Err: err}
 		}
+		key = key[1 : len(key)-1] // unquoted; copied into out below
 	}
 
 	if err := p.eventConsent(doc, d); err != nil {
 		return nil, err
 	}
-	var typ, name string
+	var typ, name []byte
 	var typeRead bool
 	evTime := eventTime{record: at.Record, now: at.Now, skew: p.MaxClockSkew}
 	acts := dc.acts[:0]
-	bounds := make([][2]int, len(p.Outputs))
+	var boundsBuf [8][2]int
+	bounds := boundsBuf[:0]
+	if len(p.Outputs) > len(boundsBuf) {
+		bounds = make([][2]int, 0, len(p.Outputs))
+	}
+	bounds = bounds[:len(p.Outputs)]
 	record := func(a Action) { acts = append(acts, a) }
+	x := run{rec: record, ev: &dc.ev}
 	for i, o := range p.Outputs {
 		od := &d.Outputs[i]
 		od.Output = o
@@ -311,40 +320,54 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		if len(o.Types) > 0 || len(o.Events) > 0 {
 			if !typeRead {
 				typeRead = true
-				if typ, _, err = doc.GetString(pathType); err == nil {
-					name, _, err = doc.GetString(pathEvent)
+				if typ, _, err = doc.GetText(pathType); err == nil {
+					name, _, err = doc.GetText(pathEvent)
 				}
 				if err != nil {
 					return nil, inputErr(err)
 				}
 			}
-			if (len(o.Types) > 0 && !slices.Contains(o.Types, typ)) || (len(o.Events) > 0 && !slices.Contains(o.Events, name)) {
+			if (len(o.Types) > 0 && !containsText(o.Types, typ)) || (len(o.Events) > 0 && !containsText(o.Events, name)) {
 				od.Reason = ReasonFiltered
 				continue
 			}
 		}
 		dc.ed.Reset(doc)
 		start := len(acts)
+		x.keys, x.rec = o.keys, record
 		for _, t := range o.Transforms {
-			if err := t.Apply(&dc.ed, o.keys, record); err != nil {
+			if err := t.Apply(&dc.ed, &x); err != nil {
 				dc.acts = acts
 				return nil, inputErr(err)
 			}
 		}
 		if d.coarseGeo != nil {
-			if err := d.coarseGeo.Apply(&dc.ed, o.keys, func(a Action) { a.Op = "tcf_round_geo"; record(a) }); err != nil {
+			x.rec = func(a Action) { a.Op = "tcf_round_geo"; record(a) }
+			if err := d.coarseGeo.Apply(&dc.ed, &x); err != nil {
 				dc.acts = acts
 				return nil, inputErr(err)
 			}
 		}
 		bounds[i] = [2]int{start, len(acts)}
-		od.Value = dc.ed.AppendTo(make([]byte, 0, len(doc.Raw())))
-		od.Key = key
+		if out == nil {
+			out = make([]byte, 0, (len(p.Outputs)-i)*(len(doc.Raw())+len(key)+8))
+		}
+		vstart := len(out)
+		out = dc.ed.AppendTo(out)
+		od.Value = grab(vstart)
+		kstart := len(out)
 		if p.PerOutputPseudonyms {
-			if od.Key, err = o.keys.AppendPseudonym(nil, p.PseudonymKey, []byte(subject)); err != nil {
+			if out, err = o.keys.AppendPseudonym(out, p.PseudonymKey, []byte(subject)); err != nil {
 				dc.acts = acts
 				return nil, &InputError{Reason: ReasonInternal, Err: err}
 			}
+			od.Key = grab(kstart)
+		} else {
+			if shared == nil {
+				out = append(out, key...)
+				shared = grab(kstart)
+			}
+			od.Key = shared
 		}
 		od.Write = true
 	}
@@ -357,6 +380,34 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		}
 	}
 	return d, nil
+}
+
+// containsText reports whether list holds b.
+func containsText(list []string, b []byte) bool {
+	for _, s := range list {
+		if s == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxBlockOutputs is the most outputs newDecision allocates with the
+// Decision itself.
+const maxBlockOutputs = 4
+
+// newDecision returns a Decision with n outputs, in one allocation when
+// they are few.
+func newDecision(n int) *Decision {
+	if n > maxBlockOutputs {
+		return &Decision{Outputs: make([]OutputDecision, n)}
+	}
+	b := new(struct {
+		d    Decision
+		outs [maxBlockOutputs]OutputDecision
+	})
+	b.d.Outputs = b.outs[:n:n]
+	return &b.d
 }
 
 func firstMissing(require []string, rec consent.Record, denied []string) string {

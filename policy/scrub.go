@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -101,6 +103,11 @@ type scrubT struct {
 	maxName   int
 	hashes    bool
 	atWords   bool
+	// sig starts the signature of a scan (scrubMemo): every setting a
+	// scan's result depends on besides the needles. namesKey names the
+	// identifier names (taintMemo).
+	sig      []byte
+	namesKey string
 }
 
 func compileScrub(s *ScrubSpec) (*scrubT, error) {
@@ -152,6 +159,9 @@ func compileScrub(s *ScrubSpec) (*scrubT, error) {
 		}
 		t.sources = append(t.sources, p)
 	}
+	names := slices.Sorted(maps.Keys(t.names))
+	t.namesKey = strings.Join(names, "\x00")
+	t.sig = fmt.Appendf(nil, "hashes=%t at=%t params=%q\x00", t.hashes, t.atWords, params)
 	return t, nil
 }
 
@@ -211,35 +221,18 @@ type scrubState struct {
 	under       []bool // needles: identifier fields on the way, by depth
 	// arena holds the needles derived from values ("+" forms).
 	arena []byte
-	// The hashes of the last e-mail seen: the outputs of one event ask
-	// for the same ones, usually from the same state.
-	hashOf    []byte
-	hashes    [][]byte
-	hashArena []byte
-}
-
-// appendHashes appends the hashed forms of v (scrub.AppendHashes),
-// computed once for consecutive calls with the same v.
-func (st *scrubState) appendHashes(dst [][]byte, v []byte) [][]byte {
-	if bytes.IndexByte(v, '@') < 0 {
-		return dst
-	}
-	if st.hashOf == nil || !bytes.Equal(st.hashOf, v) {
-		st.hashOf = append(st.hashOf[:0], v...)
-		st.hashArena = make([]byte, 0, 512)
-		st.hashes, st.hashArena = scrub.AppendHashes(st.hashes[:0], st.hashArena, v)
-	}
-	return append(dst, st.hashes...)
+	// sig: the current scan's signature (scrubMemo.use).
+	sig []byte
 }
 
 var scrubPool = sync.Pool{New: func() any { return new(scrubState) }}
 
-func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *scrubT) Apply(ed *event.Edit, x *run) error {
 	st := scrubPool.Get().(*scrubState)
 	defer scrubPool.Put(st)
 	st.ids, st.idRefs = st.ids[:0], st.idRefs[:0]
 	st.sc.Hashes, st.sc.AtWords = t.hashes, t.atWords
-	if err := t.needles(ed, st); err != nil {
+	if err := t.needles(ed, st, x.ev); err != nil {
 		return err
 	}
 	for _, p := range t.ids {
@@ -259,17 +252,43 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 			return err
 		}
 	}
+	// Scans depend on the settings and the needles only: outputs of this
+	// event looking for the same ones, in whatever order they found them,
+	// share their results.
+	slices.SortFunc(st.ids, bytes.Compare)
+	st.sig = append(st.sig[:0], t.sig...)
+	for _, id := range st.ids {
+		st.sig = binary.AppendUvarint(st.sig, uint64(len(id)))
+		st.sig = append(st.sig, id...)
+	}
+	memo := &x.ev.scrub
+	memo.use(st.sig)
+	ev := x.ev
 	err := t.urls.each(ed, func(r event.Ref, path string) error {
 		v := ed.Value(r)
 		if v.Kind != event.String {
 			return nil
 		}
-		st.sc.Found()
-		out, n := st.sc.URL(st.scratch[:0], v.Text(), t.keepParam, st.ids)
-		st.scratch = out
-		if n > 0 {
-			ed.Replace(r, scrub.AppendQuoted(nil, out))
-			rec(Action{Op: "scrub", Path: path, Count: n, Kinds: st.sc.Found()})
+		var res scrubResult
+		e := memo.entry(r.Index())
+		if original := !ed.Replaced(r); original && e.hasURL {
+			res = e.url
+		} else {
+			st.sc.Found()
+			out, n := st.sc.URL(st.scratch[:0], v.Text(), t.keepParam, st.ids)
+			st.scratch = out
+			if n > 0 {
+				start := len(ev.arena)
+				ev.arena = scrub.AppendQuoted(ev.arena, out)
+				res = scrubResult{out: ev.since(start), n: n, kinds: st.sc.Found()}
+			}
+			if original {
+				e.url, e.hasURL = res, true
+			}
+		}
+		if res.n > 0 {
+			ed.Replace(r, res.out)
+			x.rec(Action{Op: "scrub", Path: path, Count: res.n, Kinds: res.kinds})
 		}
 		return nil
 	})
@@ -278,32 +297,86 @@ func (t *scrubT) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 	}
 	return t.fields.each(ed, func(r event.Ref, path string) error {
 		total := 0
-		st.sc.Found()
-		ed.Rewrite(r, func(key []byte, pos int) []byte {
-			out, n := st.sc.Text(st.key[:0], key, st.ids)
-			st.key = out
-			if n == 0 {
-				return nil
+		var kinds scrub.Kinds
+		ed.Rewrite(r, func(r event.Ref, key []byte, pos int) []byte {
+			// Rewrite passes original keys only.
+			e := memo.entry(r.Index())
+			if !e.hasKey {
+				st.sc.Found()
+				out, n := st.sc.Text(st.key[:0], key, st.ids)
+				st.key = out
+				e.hasKey = true
+				if n > 0 {
+					out = fmt.Appendf(out, "#%d", pos)
+					start := len(ev.arena)
+					ev.arena = scrub.AppendQuoted(ev.arena, out)
+					e.key = scrubResult{out: ev.since(start), n: n, kinds: st.sc.Found()}
+				}
 			}
-			total += n
-			out = fmt.Appendf(out, "#%d", pos)
-			return scrub.AppendQuoted(nil, out)
+			total += e.key.n
+			kinds |= e.key.kinds
+			return e.key.out
 		}, func(r event.Ref, v event.Value) []byte {
 			if v.Kind == event.Bool || v.Kind == event.Null || slices.Contains(st.idRefs, r) {
 				return nil
 			}
-			out, n := st.sc.JSON(st.scratch[:0], v.Raw, st.ids)
-			st.scratch = out
-			if n == 0 {
-				return nil
+			// Rewrite passes original values only.
+			e := memo.entry(r.Index())
+			if !e.hasVal {
+				st.sc.Found()
+				out, n := st.sc.JSON(st.scratch[:0], v.Raw, st.ids)
+				st.scratch = out
+				e.hasVal = true
+				if n > 0 {
+					e.val = scrubResult{out: ev.keep(out), n: n, kinds: st.sc.Found()}
+				}
 			}
-			total += n
-			return bytes.Clone(out)
+			total += e.val.n
+			kinds |= e.val.kinds
+			return e.val.out
 		})
 		if total > 0 {
-			rec(Action{Op: "scrub", Path: path, Count: total, Kinds: st.sc.Found()})
+			x.rec(Action{Op: "scrub", Path: path, Count: total, Kinds: kinds})
 		}
 		return nil
+	})
+}
+
+// occurrences records in memo the event's members named like an
+// identifier or lying in one (their scalars, and arrays with all their
+// scalars: e.g. RudderStack externalId: [{id, type}]), and arrays holding
+// scalars under such a name (e.g. Snowplow contexts: [{data:
+// {domain_userid}}]) with those scalars.
+func (t *scrubT) occurrences(ed *event.Edit, st *scrubState, memo *taintMemo) {
+	memo.names, memo.ready = t.namesKey, true
+	memo.occs, memo.leaves = memo.occs[:0], memo.leaves[:0]
+	named := func(k []byte) bool { return t.isName(k, st) }
+	st.under = st.under[:0]
+	ed.WalkOriginal(func(depth int, r event.Ref, key []byte, v event.Value, _ bool) {
+		// st.under[d]: the last member seen at depth d (the parent of
+		// the members that follow at d+1) is or lies in an identifier
+		// field.
+		in := depth > 0 && st.under[depth-1] || t.isName(key, st)
+		st.under = append(st.under[:depth], in)
+		switch v.Kind {
+		case event.Object:
+		case event.Array:
+			from := len(memo.leaves)
+			v.EachLeaf(func(keys [][]byte, l event.Value) {
+				// More than MaxCandidates from one array refuse the event
+				// wherever it is not kept, whatever the rest holds.
+				if len(memo.leaves)-from <= MaxCandidates && (in || slices.ContainsFunc(keys, named)) {
+					memo.leaves = append(memo.leaves, l)
+				}
+			})
+			if len(memo.leaves) > from {
+				memo.occs = append(memo.occs, occurrence{ref: r, v: v, array: true, from: from, to: len(memo.leaves)})
+			}
+		default:
+			if in {
+				memo.occs = append(memo.occs, occurrence{ref: r, v: v})
+			}
+		}
 	})
 }
 
@@ -329,7 +402,8 @@ func (t *scrubT) isName(key []byte, st *scrubState) bool {
 	return t.names[string(st.nkey)]
 }
 
-func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
+func (t *scrubT) needles(ed *event.Edit, st *scrubState, ev *eventScratch) error {
+	memo := &ev.taint
 	st.cands, st.kept, st.arena = st.cands[:0], st.kept[:0], st.arena[:0]
 	add := func(v event.Value, kept bool) {
 		var b []byte
@@ -356,49 +430,33 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 	// arrays (which paths never enter) every scalar with an identifier
 	// key on its way. What the output keeps inside an array or object is
 	// scanned like any kept value, never exempted.
-	allLeaves := func(v event.Value) {
-		v.EachLeaf(func(_ [][]byte, l event.Value) { add(l, false) })
-	}
 	for _, p := range t.sources {
 		ed.EachOriginal(p, func(v event.Value, kept bool) {
 			switch {
 			case v.Kind != event.Array && v.Kind != event.Object:
 				add(v, kept)
 			case !kept:
-				allLeaves(v)
+				v.EachLeaf(func(_ [][]byte, l event.Value) { add(l, false) })
 			}
 		})
 	}
 	if len(t.names) > 0 {
-		named := func(k []byte) bool { return t.isName(k, st) }
-		st.under = st.under[:0]
-		ed.WalkOriginal(func(depth int, key []byte, v event.Value, kept bool) {
-			// st.under[d]: the last member seen at depth d (the parent of
-			// the members that follow at d+1) is or lies in an identifier
-			// field.
-			in := depth > 0 && st.under[depth-1] || t.isName(key, st)
-			st.under = append(st.under[:depth], in)
-			switch v.Kind {
-			case event.Object:
-			case event.Array:
-				if kept {
-					return
-				}
-				if in {
-					allLeaves(v) // e.g. RudderStack externalId: [{id, type}]
-					return
-				}
-				v.EachLeaf(func(keys [][]byte, l event.Value) { // e.g. Snowplow contexts: [{data: {domain_userid}}]
-					if slices.ContainsFunc(keys, named) {
-						add(l, false)
-					}
-				})
-			default:
-				if in {
-					add(v, kept)
+		// Which members are named like identifiers depends on the event
+		// only: found once per event, checked per output.
+		if !memo.ready || memo.names != t.namesKey {
+			t.occurrences(ed, st, memo)
+		}
+		for _, oc := range memo.occs {
+			kept := ed.Kept(oc.ref)
+			switch {
+			case !oc.array:
+				add(oc.v, kept)
+			case !kept:
+				for _, l := range memo.leaves[oc.from:oc.to] {
+					add(l, false)
 				}
 			}
-		})
+		}
 	}
 	if len(st.cands) > MaxCandidates {
 		return &InputError{Reason: ReasonTooManyIdentifiers, Err: fmt.Errorf("scrub: more than %d identifier values", MaxCandidates)}
@@ -431,7 +489,7 @@ func (t *scrubT) needles(ed *event.Edit, st *scrubState) error {
 			// Allocates only for a value with "%", "&" or non-ASCII.
 			st.ids = append(st.ids, d)
 		}
-		st.ids = st.appendHashes(st.ids, c)
+		st.ids = ev.appendHashes(st.ids, c)
 	}
 	return nil
 }

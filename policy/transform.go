@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -64,8 +65,13 @@ func (a Action) appendTo(dst []byte) []byte {
 // changes through rec. A value it cannot handle (a number where an IP is
 // expected, say) is an *InputError: the event is dead-lettered, never
 // passed on half-transformed.
+//
+// Apply's run carries the output's keys, its action recorder and the
+// event's scratch (see eventScratch): replacement values a transform
+// builds live in the scratch's arena, valid until the event's outputs are
+// rendered.
 type Transform interface {
-	Apply(ed *event.Edit, keys *Keyring, rec func(Action)) error
+	Apply(ed *event.Edit, x *run) error
 	String() string
 }
 
@@ -184,9 +190,9 @@ type dropFields struct{ fields }
 
 func (t *dropFields) String() string { return "drop_fields: " + t.fields.String() }
 
-func (t *dropFields) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *dropFields) Apply(ed *event.Edit, x *run) error {
 	return t.each(ed, func(r event.Ref, path string) error {
-		rec(Action{Op: "drop_fields", Path: path})
+		x.rec(Action{Op: "drop_fields", Path: path})
 		ed.Remove(r)
 		return nil
 	})
@@ -199,12 +205,12 @@ type keepOnly struct {
 
 func (t *keepOnly) String() string { return "keep_only: " + joinPaths(t.paths) }
 
-func (t *keepOnly) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *keepOnly) Apply(ed *event.Edit, x *run) error {
 	return ed.KeepOnly(t.set, func(path string, n int) {
 		if path == "" {
 			path = "$"
 		}
-		rec(Action{Op: "keep_only", Path: path, Count: n})
+		x.rec(Action{Op: "keep_only", Path: path, Count: n})
 	})
 }
 
@@ -217,8 +223,8 @@ func (t *pseudonymize) String() string {
 	return fmt.Sprintf("pseudonymize (key %s): %s", t.key, t.fields)
 }
 
-func (t *pseudonymize) Apply(ed *event.Edit, keys *Keyring, rec func(Action)) error {
-	if keys == nil {
+func (t *pseudonymize) Apply(ed *event.Edit, x *run) error {
+	if x.keys == nil {
 		return errors.New("no pseudonymization keys loaded")
 	}
 	return t.each(ed, func(r event.Ref, path string) error {
@@ -242,14 +248,12 @@ func (t *pseudonymize) Apply(ed *event.Edit, keys *Keyring, rec func(Action)) er
 		default:
 			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("pseudonymize %s: cannot pseudonymize a %s", path, v.Kind)}
 		}
-		out := make([]byte, 0, len(t.key)+PseudonymLen+3)
-		out = append(out, '"')
-		out, err := keys.AppendPseudonym(out, t.key, in)
+		out, err := x.ev.pseudonym(x.keys, t.key, in)
 		if err != nil {
 			return err
 		}
-		ed.Replace(r, append(out, '"'))
-		rec(Action{Op: "pseudonymize", Path: path})
+		ed.Replace(r, out)
+		x.rec(Action{Op: "pseudonymize", Path: path})
 		return nil
 	})
 }
@@ -263,7 +267,7 @@ func (t *truncateIP) String() string {
 	return fmt.Sprintf("truncate_ip (/%d IPv4, /%d IPv6): %s", t.v4, t.v6, t.fields)
 }
 
-func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *truncateIP) Apply(ed *event.Edit, x *run) error {
 	return t.each(ed, func(r event.Ref, path string) error {
 		v := ed.Value(r)
 		switch {
@@ -279,8 +283,10 @@ func (t *truncateIP) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 			// The message must not echo the address: it is personal data.
 			return &InputError{Reason: ReasonInvalidIP, Err: fmt.Errorf("truncate_ip %s: not an IP address", path)}
 		}
-		ed.Replace(r, strconv.AppendQuote(nil, out))
-		rec(Action{Op: "truncate_ip", Path: path})
+		start := len(x.ev.arena)
+		x.ev.arena = strconv.AppendQuote(x.ev.arena, out)
+		ed.Replace(r, x.ev.since(start))
+		x.rec(Action{Op: "truncate_ip", Path: path})
 		return nil
 	})
 }
@@ -298,20 +304,26 @@ func (t *roundGeo) String() string {
 // decimal text so that negative coordinates round symmetrically, and
 // formats it without trailing zeros.
 func RoundCoordinate(v float64, decimals int) []byte {
+	return appendCoordinate(nil, v, decimals)
+}
+
+// appendCoordinate appends RoundCoordinate(v, decimals) to dst.
+func appendCoordinate(dst []byte, v float64, decimals int) []byte {
 	// FormatFloat rounds the exact binary value correctly for any sign;
 	// math.Round(v*10^d) would be wrong for values like 1.005 whose
 	// product is not exact.
-	s := strconv.FormatFloat(v, 'f', decimals, 64)
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, v, 'f', decimals, 64)
+	if bytes.IndexByte(dst[start:], '.') >= 0 {
+		dst = bytes.TrimRight(bytes.TrimRight(dst, "0"), ".")
 	}
-	if s == "-0" {
-		s = "0"
+	if string(dst[start:]) == "-0" {
+		dst = append(dst[:start], '0')
 	}
-	return []byte(s)
+	return dst
 }
 
-func (t *roundGeo) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *roundGeo) Apply(ed *event.Edit, x *run) error {
 	return t.each(ed, func(r event.Ref, path string) error {
 		v := ed.Value(r)
 		if v.Kind == event.Null {
@@ -324,8 +336,10 @@ func (t *roundGeo) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
 		if err != nil || math.IsInf(f, 0) {
 			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("round_geo %s: number out of range", path)}
 		}
-		ed.Replace(r, RoundCoordinate(f, t.decimals))
-		rec(Action{Op: "round_geo", Path: path})
+		start := len(x.ev.arena)
+		x.ev.arena = appendCoordinate(x.ev.arena, f, t.decimals)
+		ed.Replace(r, x.ev.since(start))
+		x.rec(Action{Op: "round_geo", Path: path})
 		return nil
 	})
 }
@@ -342,7 +356,7 @@ func (t *truncateTime) String() string {
 	return fmt.Sprintf("truncate_time (to %s, UTC): %s", t.name, t.fields)
 }
 
-func (t *truncateTime) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error {
+func (t *truncateTime) Apply(ed *event.Edit, x *run) error {
 	return t.each(ed, func(r event.Ref, path string) error {
 		v := ed.Value(r)
 		if v.Kind == event.Null {
@@ -351,13 +365,15 @@ func (t *truncateTime) Apply(ed *event.Edit, _ *Keyring, rec func(Action)) error
 		if v.Kind != event.String {
 			return &InputError{Reason: ReasonWrongType, Err: fmt.Errorf("truncate_time %s: a %s is not a timestamp", path, v.Kind)}
 		}
-		ts, err := time.Parse(time.RFC3339Nano, v.Str())
-		if err != nil {
+		ts, ok := x.ev.timestamp(v)
+		if !ok {
 			return &InputError{Reason: ReasonInvalidTimestamp, Err: fmt.Errorf("truncate_time %s: not an RFC 3339 timestamp", path)}
 		}
-		out := ts.UTC().Truncate(t.unit).AppendFormat([]byte{'"'}, time.RFC3339)
-		ed.Replace(r, append(out, '"'))
-		rec(Action{Op: "truncate_time", Path: path})
+		start := len(x.ev.arena)
+		x.ev.arena = ts.UTC().Truncate(t.unit).AppendFormat(append(x.ev.arena, '"'), time.RFC3339)
+		x.ev.arena = append(x.ev.arena, '"')
+		ed.Replace(r, x.ev.since(start))
+		x.rec(Action{Op: "truncate_time", Path: path})
 		return nil
 	})
 }

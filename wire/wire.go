@@ -103,19 +103,27 @@ type Clean struct {
 
 // Message builds the clean Kafka message. The header values are shared,
 // not copied: callers must not modify them afterwards.
-func (c Clean) Message() kafka.Message {
+func (c Clean) Message() kafka.Message { return c.AppendMessage(nil) }
+
+// CleanHeaders is how many headers a clean message has (Clean.Message).
+const CleanHeaders = 5
+
+// AppendMessage is Message with the headers appended to hs (which the
+// message keeps): callers building many messages hand out slices of one
+// allocation.
+func (c Clean) AppendMessage(hs []kafka.Header) kafka.Message {
 	return kafka.Message{
 		Topic: c.Topic,
 		Key:   c.Key,
 		Value: c.Value,
 		Time:  c.Time,
-		Headers: []kafka.Header{
-			{Key: HeaderPolicyVersion, Value: c.PolicyVersion},
-			{Key: HeaderConsentVersion, Value: c.ConsentVersion},
-			{Key: HeaderActions, Value: c.Actions},
-			{Key: HeaderOutput, Value: c.Output},
-			{Key: HeaderSource, Value: c.Source},
-		},
+		Headers: append(hs,
+			kafka.Header{Key: HeaderPolicyVersion, Value: c.PolicyVersion},
+			kafka.Header{Key: HeaderConsentVersion, Value: c.ConsentVersion},
+			kafka.Header{Key: HeaderActions, Value: c.Actions},
+			kafka.Header{Key: HeaderOutput, Value: c.Output},
+			kafka.Header{Key: HeaderSource, Value: c.Source},
+		),
 	}
 }
 
