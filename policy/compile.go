@@ -14,6 +14,9 @@ import (
 // Policy is a compiled, validated policy. It is immutable and safe for
 // concurrent use.
 type Policy struct {
+	// reasons holds the skip reasons of the outputs' purposes (reason).
+	reasons map[reasonKey]string
+
 	Version      string
 	Purposes     []string
 	Subjects     []event.Path
@@ -81,7 +84,26 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	c.p.guard = c.p.keyGuard()
+	c.p.reasons = map[reasonKey]string{}
+	for _, o := range c.p.Outputs {
+		for _, pu := range o.Require {
+			for _, prefix := range []string{ReasonConsentDeniedPrefix, ReasonPreConsentPrefix} {
+				c.p.reasons[reasonKey{prefix, pu}] = prefix + pu
+			}
+		}
+	}
 	return c.p, nil
+}
+
+// reasonKey names a skip reason made of a prefix and a purpose.
+type reasonKey struct{ prefix, purpose string }
+
+// reason returns prefix+purpose, built once per policy.
+func (p *Policy) reason(prefix, purpose string) string {
+	if r, ok := p.reasons[reasonKey{prefix, purpose}]; ok {
+		return r
+	}
+	return prefix + purpose
 }
 
 // compiler holds one Compile's state: every problem is collected, so

@@ -234,6 +234,8 @@ type Decider struct {
 	ed     event.Edit
 	acts   []Action
 	ev     eventScratch
+	x      run
+	sink   signalSink
 }
 
 var (
@@ -283,37 +285,38 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 	var key, shared []byte // shared by every output unless PerOutputPseudonyms
 	var err error
 	if !p.PerOutputPseudonyms {
-		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, []byte(subject)); err != nil {
+		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
 			return nil, &InputError{Reason: ReasonInternal, Err: err}
 		}
 		key = key[1 : len(key)-1] // unquoted; copied into out below
 	}
 
-	if err := p.eventConsent(doc, d); err != nil {
+	dc.sink = signalSink{p: p, d: d}
+	if err := p.eventConsent(doc, &dc.sink); err != nil {
 		return nil, err
 	}
 	var typ, name []byte
 	var typeRead bool
 	evTime := eventTime{record: at.Record, now: at.Now, skew: p.MaxClockSkew}
-	acts := dc.acts[:0]
+	dc.acts = dc.acts[:0]
 	var boundsBuf [8][2]int
 	bounds := boundsBuf[:0]
 	if len(p.Outputs) > len(boundsBuf) {
 		bounds = make([][2]int, 0, len(p.Outputs))
 	}
 	bounds = bounds[:len(p.Outputs)]
-	record := func(a Action) { acts = append(acts, a) }
-	x := run{rec: record, ev: &dc.ev}
+	x := &dc.x
+	*x = run{acts: &dc.acts, ev: &dc.ev}
 	for i, o := range p.Outputs {
 		od := &d.Outputs[i]
 		od.Output = o
 		if missing := firstMissing(o.Require, rec, d.EventDenied); missing != "" {
-			od.Reason = ReasonConsentDeniedPrefix + missing
+			od.Reason = p.reason(ReasonConsentDeniedPrefix, missing)
 			continue
 		}
 		if !p.AllowPreConsent {
 			if early := preConsent(o.Require, rec, doc, &evTime); early != "" {
-				od.Reason = ReasonPreConsentPrefix + early
+				od.Reason = p.reason(ReasonPreConsentPrefix, early)
 				continue
 			}
 		}
@@ -333,22 +336,20 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 			}
 		}
 		dc.ed.Reset(doc)
-		start := len(acts)
-		x.keys, x.rec = o.keys, record
+		start := len(dc.acts)
+		x.keys, x.op = o.keys, ""
 		for _, t := range o.Transforms {
-			if err := t.Apply(&dc.ed, &x); err != nil {
-				dc.acts = acts
+			if err := t.Apply(&dc.ed, x); err != nil {
 				return nil, inputErr(err)
 			}
 		}
 		if d.coarseGeo != nil {
-			x.rec = func(a Action) { a.Op = "tcf_round_geo"; record(a) }
-			if err := d.coarseGeo.Apply(&dc.ed, &x); err != nil {
-				dc.acts = acts
+			x.op = "tcf_round_geo"
+			if err := d.coarseGeo.Apply(&dc.ed, x); err != nil {
 				return nil, inputErr(err)
 			}
 		}
-		bounds[i] = [2]int{start, len(acts)}
+		bounds[i] = [2]int{start, len(dc.acts)}
 		if out == nil {
 			out = make([]byte, 0, (len(p.Outputs)-i)*(len(doc.Raw())+len(key)+8))
 		}
@@ -357,8 +358,7 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		od.Value = grab(vstart)
 		kstart := len(out)
 		if p.PerOutputPseudonyms {
-			if out, err = o.keys.AppendPseudonym(out, p.PseudonymKey, []byte(subject)); err != nil {
-				dc.acts = acts
+			if out, err = o.keys.AppendPseudonym(out, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
 				return nil, &InputError{Reason: ReasonInternal, Err: err}
 			}
 			od.Key = grab(kstart)
@@ -371,9 +371,8 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		}
 		od.Write = true
 	}
-	dc.acts = acts
 	// One allocation holds every output's actions.
-	all := slices.Clone(acts)
+	all := slices.Clone(dc.acts)
 	for i := range d.Outputs {
 		if d.Outputs[i].Write && bounds[i][1] > bounds[i][0] {
 			d.Outputs[i].Actions = all[bounds[i][0]:bounds[i][1]:bounds[i][1]]
@@ -437,12 +436,12 @@ type eventTime struct {
 func (et *eventTime) parse(doc *event.Doc) {
 	et.read = true
 	for _, tp := range eventTimePaths {
-		s, ok, err := doc.GetString(tp)
+		s, ok, err := doc.GetText(tp)
 		if err != nil || !ok {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
+		t, ok := parseTime(s)
+		if !ok {
 			continue
 		}
 		if et.future(t) {

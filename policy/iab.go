@@ -241,8 +241,10 @@ func invalidConsentString(format string, a ...any) error {
 
 // signalSink receives what the event's signals say.
 type signalSink struct {
-	// withhold records a signal and the purposes it lets through.
-	withhold func(signal string, allows func(purpose string) bool)
+	// withhold records each signal found, and the purposes it denies,
+	// in d.
+	p *Policy
+	d *Decision
 	// coarseGeo is set when a TC string withholds special feature 1.
 	coarseGeo bool
 	// optedIn: a US Privacy string or GPP US section explicitly records

@@ -24,9 +24,15 @@ import (
 //     the flags, the obfuscated port and the obfuscated client IPv4 are
 //     zeroed.
 func TruncateIP(s string, v4, v6 int) (string, error) {
+	b, err := appendTruncatedIP(nil, s, v4, v6)
+	return string(b), err
+}
+
+// appendTruncatedIP appends TruncateIP(s, v4, v6) to dst.
+func appendTruncatedIP(dst []byte, s string, v4, v6 int) ([]byte, error) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
 	if err != nil {
-		return "", err
+		return dst, err
 	}
 	a = a.WithZone("").Unmap()
 	bits := v6
@@ -37,9 +43,9 @@ func TruncateIP(s string, v4, v6 int) (string, error) {
 	}
 	pfx, err := a.Prefix(bits)
 	if err != nil {
-		return "", err
+		return dst, err
 	}
-	return pfx.Addr().String(), nil
+	return pfx.Addr().AppendTo(dst), nil
 }
 
 // embeddedIPv4Limit returns how many leading bits of the IPv6 address b

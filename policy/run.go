@@ -13,8 +13,19 @@ import (
 // the event's scratch, shared by all of the event's outputs.
 type run struct {
 	keys *Keyring
-	rec  func(Action)
-	ev   *eventScratch
+	acts *[]Action
+	// op, when set, replaces the Op of every action recorded (actions a
+	// consent signal requires rather than the output).
+	op string
+	ev *eventScratch
+}
+
+// rec records an action of the output.
+func (x *run) rec(a Action) {
+	if x.op != "" {
+		a.Op = x.op
+	}
+	*x.acts = append(*x.acts, a)
 }
 
 // eventScratch holds what the outputs of one event share while a Decider
@@ -28,6 +39,7 @@ type eventScratch struct {
 	pseudo []pseudoMemo
 	times  []timeMemo
 	hashes []hashMemo
+	forms  [][]byte // the hashes' forms (hashMemo.forms are slices of it)
 	scrub  scrubMemo
 	taint  taintMemo
 }
@@ -36,16 +48,21 @@ type eventScratch struct {
 // must not pin its buffer for the Decider's lifetime.
 const maxArena = 1 << 20
 
+// minArena is the arena capacity an event starts with: enough for the
+// replacement values of a typical event's outputs.
+const minArena = 8 << 10
+
 // maxMemo bounds the pseudonyms and timestamps remembered per event; past
 // it they are computed again (an event with thousands of pseudonymized
 // fields costs what it cost before, not a quadratic search).
 const maxMemo = 32
 
 func (s *eventScratch) reset(members int) {
-	if cap(s.arena) > maxArena {
-		s.arena = nil
+	if cap(s.arena) > maxArena || cap(s.arena) < minArena {
+		s.arena = make([]byte, 0, minArena)
 	}
 	s.arena = s.arena[:0]
+	s.forms = s.forms[:0]
 	s.pseudo = s.pseudo[:0]
 	s.times = s.times[:0]
 	s.hashes = s.hashes[:0]
@@ -59,6 +76,13 @@ func (s *eventScratch) keep(b []byte) []byte {
 	start := len(s.arena)
 	s.arena = append(s.arena, b...)
 	return s.arena[start:len(s.arena):len(s.arena)]
+}
+
+// keepString copies s into the arena.
+func (s *eventScratch) keepString(str string) []byte {
+	start := len(s.arena)
+	s.arena = append(s.arena, str...)
+	return s.since(start)
 }
 
 // since returns the arena bytes appended since start, capped.
@@ -112,11 +136,11 @@ func (s *eventScratch) timestamp(v event.Value) (time.Time, bool) {
 			return s.times[i].t, s.times[i].ok
 		}
 	}
-	t, err := time.Parse(time.RFC3339Nano, v.Str())
+	t, ok := parseTime(v.Text())
 	if len(s.times) < maxMemo {
-		s.times = append(s.times, timeMemo{raw: v.Raw, t: t, ok: err == nil})
+		s.times = append(s.times, timeMemo{raw: v.Raw, t: t, ok: ok})
 	}
-	return t, err == nil
+	return t, ok
 }
 
 // scrubMemo remembers, per member of the event, what scrub made of its
@@ -215,8 +239,9 @@ func (s *eventScratch) appendHashes(dst [][]byte, v []byte) [][]byte {
 			return append(dst, s.hashes[i].forms...)
 		}
 	}
-	var forms [][]byte
-	forms, s.arena = scrub.AppendHashes(nil, s.arena, v)
+	start := len(s.forms)
+	s.forms, s.arena = scrub.AppendHashes(s.forms, s.arena, v)
+	forms := s.forms[start:len(s.forms):len(s.forms)]
 	if len(s.hashes) < maxMemo {
 		s.hashes = append(s.hashes, hashMemo{of: v, forms: forms})
 	}

@@ -96,21 +96,12 @@ var (
 	pathRudderConsent  = event.MustPath("context.consentManagement")
 )
 
-// eventConsent records in d the purposes the event's own consent signals
+// eventConsent records in sink.d the purposes the event's own consent signals
 // deny. A purpose must be granted by both the stored record and every
 // signal the event carries (strictest wins). An unreadable or invalid
 // signal is an *InputError with reason invalid_consent_string.
-func (p *Policy) eventConsent(doc *event.Doc, d *Decision) error {
-	sink := &signalSink{withhold: func(signal string, allows func(string) bool) {
-		if !slices.Contains(d.EventSignals, signal) {
-			d.EventSignals = append(d.EventSignals, signal)
-		}
-		for _, pu := range p.Purposes {
-			if !allows(pu) && !slices.Contains(d.EventDenied, pu) {
-				d.EventDenied = append(d.EventDenied, pu)
-			}
-		}
-	}}
+func (p *Policy) eventConsent(doc *event.Doc, sink *signalSink) error {
+	d := sink.d
 	if len(p.ConsentCategories) > 0 && doc.MayHaveKey("categoryPreferences") {
 		if err := p.segmentConsent(doc, sink); err != nil {
 			return err
@@ -247,6 +238,20 @@ func signalErr(err error) error {
 		return &InputError{Reason: ReasonInvalidConsentString, Err: err}
 	}
 	return inputErr(err)
+}
+
+// withhold records a signal found on the event and the purposes it lets
+// through: the others are denied whatever the stored record says.
+func (s *signalSink) withhold(signal string, allows func(purpose string) bool) {
+	d := s.d
+	if !slices.Contains(d.EventSignals, signal) {
+		d.EventSignals = append(d.EventSignals, signal)
+	}
+	for _, pu := range s.p.Purposes {
+		if !allows(pu) && !slices.Contains(d.EventDenied, pu) {
+			d.EventDenied = append(d.EventDenied, pu)
+		}
+	}
 }
 
 // CoarseGeo reports whether a TC string on the event withholds special

@@ -278,13 +278,15 @@ func (t *truncateIP) Apply(ed *event.Edit, x *run) error {
 		case len(v.Raw) == 2: // ""
 			return nil
 		}
-		out, err := TruncateIP(v.Str(), t.v4, t.v6)
+		// An address needs no escaping: quotes around it make the string.
+		start := len(x.ev.arena)
+		out, err := appendTruncatedIP(append(x.ev.arena, '"'), v.Str(), t.v4, t.v6)
 		if err != nil {
+			x.ev.arena = x.ev.arena[:start]
 			// The message must not echo the address: it is personal data.
 			return &InputError{Reason: ReasonInvalidIP, Err: fmt.Errorf("truncate_ip %s: not an IP address", path)}
 		}
-		start := len(x.ev.arena)
-		x.ev.arena = strconv.AppendQuote(x.ev.arena, out)
+		x.ev.arena = append(out, '"')
 		ed.Replace(r, x.ev.since(start))
 		x.rec(Action{Op: "truncate_ip", Path: path})
 		return nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"net/url"
-	"strconv"
 )
 
 // URL appends u, a URL, a path or a query string, reduced to what carries
@@ -161,20 +160,22 @@ func ipHost(auth []byte) bool {
 		auth = auth[:k]
 	}
 	auth = bytes.TrimSuffix(auth, []byte("."))
-	parts := bytes.Split(auth, []byte("."))
-	if len(auth) == 0 || len(parts) > 4 {
+	n := bytes.Count(auth, []byte(".")) + 1
+	if len(auth) == 0 || n > 4 {
 		return false
 	}
 	// As the WHATWG URL parser: every part but the last is one byte, the
 	// last fills the remaining bytes.
-	for i, p := range parts {
+	i := 0
+	for p := range bytes.SplitSeq(auth, []byte(".")) {
 		v, ok := ipv4Part(p)
 		if !ok {
 			return false
 		}
-		if i < len(parts)-1 && v > 255 || i == len(parts)-1 && v >= 1<<(8*(5-len(parts))) {
+		if i < n-1 && v > 255 || i == n-1 && v >= 1<<(8*(5-n)) {
 			return false
 		}
+		i++
 	}
 	return true
 }
@@ -195,6 +196,20 @@ func ipv4Part(p []byte) (uint64, bool) {
 	if len(digits) > 16 {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(digits), base, 64)
-	return v, err == nil && v <= 0xffffffff
+	// 16 digits of any base fit in 64 bits.
+	var v uint64
+	for _, c := range digits {
+		d := uint64(base)
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case c|0x20 >= 'a' && c|0x20 <= 'f':
+			d = uint64(c|0x20-'a') + 10
+		}
+		if d >= uint64(base) {
+			return 0, false
+		}
+		v = v*uint64(base) + d
+	}
+	return v, v <= 0xffffffff
 }
