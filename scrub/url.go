@@ -180,16 +180,21 @@ func ipHost(auth []byte) bool {
 	return true
 }
 
+// ipv4Base returns the base of an IPv4 host part and its digits.
+func ipv4Base(p []byte) (int, []byte) {
+	switch {
+	case len(p) >= 2 && p[0] == '0' && p[1]|0x20 == 'x':
+		return 16, p[2:]
+	case len(p) > 1 && p[0] == '0':
+		return 8, p[1:]
+	}
+	return 10, p
+}
+
 // ipv4Part parses one part of an IPv4 host as browsers do: decimal, octal
 // with a leading 0, or hex with 0x.
 func ipv4Part(p []byte) (uint64, bool) {
-	base, digits := 10, p
-	switch {
-	case len(p) >= 2 && p[0] == '0' && p[1]|0x20 == 'x':
-		base, digits = 16, p[2:]
-	case len(p) > 1 && p[0] == '0':
-		base, digits = 8, p[1:]
-	}
+	base, digits := ipv4Base(p)
 	if len(digits) == 0 {
 		return 0, base == 16 || len(p) > 0 // "0x" is 0 to a browser
 	}

@@ -13,20 +13,14 @@ func TestIPv4PartMatchesParseUint(t *testing.T) {
 		"1234567890123456", "12345678901234567", "0xffffffffffffffff", "99999999999999999999", "shop", "example", "com", "0xdeadbeef"}
 	for _, p := range parts {
 		got, ok := ipv4Part([]byte(p))
-		base, digits := 10, p
-		switch {
-		case len(p) >= 2 && p[0] == '0' && p[1]|0x20 == 'x':
-			base, digits = 16, p[2:]
-		case len(p) > 1 && p[0] == '0':
-			base, digits = 8, p[1:]
-		}
+		base, digits := ipv4Base([]byte(p))
 		var want uint64
 		wantOK := false
 		switch {
-		case digits == "":
+		case len(digits) == 0:
 			wantOK = base == 16 || len(p) > 0
 		case len(digits) <= 16:
-			v, err := strconv.ParseUint(digits, base, 64)
+			v, err := strconv.ParseUint(string(digits), base, 64)
 			want, wantOK = v, err == nil && v <= 0xffffffff
 		}
 		if ok != wantOK || ok && got != want {
