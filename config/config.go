@@ -281,8 +281,9 @@ type Pipeline struct {
 	// BatchSize is the most messages processed together per partition
 	// (one consent round trip, one produce call). Default: 1000.
 	BatchSize int `yaml:"batch_size"`
-	// BatchLinger is how long a partition waits to fill a batch once it has
-	// one message. Default: 5ms.
+	// BatchLinger is the longest a partition waits to fill a batch once it
+	// has one message; the batch goes sooner when the partition's writer
+	// has nothing left to write (adaptive linger). Default: 5ms.
 	BatchLinger time.Duration `yaml:"batch_linger"`
 	// ProduceLinger is the producer's batch timeout (kafka-go's 1s
 	// default would add a second to every write). Default: 2ms.

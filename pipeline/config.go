@@ -70,7 +70,9 @@ type RunnerConfig struct {
 	// BatchSize is the most messages decided together per partition.
 	// Default: 1000.
 	BatchSize int
-	// BatchLinger is how long to wait to fill a batch. Default: 5ms.
+	// BatchLinger is the longest wait to fill a batch once it has one
+	// message; the batch goes sooner when the partition's writer has
+	// nothing left to write (adaptive linger). Default: 5ms.
 	BatchLinger time.Duration
 	// CommitInterval between commits of acknowledged offsets.
 	// Default: 500ms.
@@ -92,7 +94,7 @@ type RunnerConfig struct {
 	NewProcessor func() BatchProcessor
 	// Producer writes clean messages and dead letters. Required.
 	Producer Producer
-	// Hooks observe the runner: BatchWrittenHook, ProduceHook,
+	// Hooks observe the runner: BatchWrittenHook, ProduceHook, StageHook,
 	// CommitHook, GenerationHook and hooks.ConditionHook (CondGroup and
 	// CondKafkaWrite). Default: none.
 	Hooks hooks.List

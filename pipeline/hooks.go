@@ -29,6 +29,38 @@ type (
 	// LinkHook is told, per batch, how many identity links events asked
 	// for ended in each result (see Linker).
 	LinkHook interface{ OnIdentityLinks(result string, n int) }
+	// StageHook is told, per batch, how long it spent in each stage on
+	// its way from the raw topic to the clean ones (the Stage constants).
+	StageHook interface {
+		OnStage(stage string, elapsed time.Duration)
+	}
+)
+
+// Stages of a batch, as StageHook reports them. Their sum is what the
+// batch's first record waited inside consentd; StageAge is what its
+// oldest record waited in all.
+const (
+	// StageFill: from the batch's first message in hand until the batch
+	// is complete (full, or batch_linger ended, or the writer was idle).
+	StageFill = "fill"
+	// StageLookup: identity links and consent lookups, waits for a
+	// failing store included.
+	StageLookup = "lookup"
+	// StageDecide: parsing, deciding and rendering every event.
+	StageDecide = "decide"
+	// StageQueue: decided, waiting for the partition's earlier batches to
+	// be written.
+	StageQueue = "queue"
+	// StageWrite: from the write's start until every message is
+	// acknowledged (held writes, retries and decisions made again
+	// included).
+	StageWrite = "write"
+	// StageAge: when the batch's writes are acknowledged, the time since
+	// its oldest raw record's timestamp (the broker's append time on a
+	// topic with message.timestamp.type=LogAppendTime): the raw-to-clean
+	// latency of that record, producer and broker included. Records
+	// without a timestamp, or with one in the future, are not counted.
+	StageAge = "age"
 )
 
 // PartitionLag is one raw partition's commit: the offset committed (the

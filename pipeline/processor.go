@@ -75,7 +75,9 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 // While the store fails, Process retries with backoff and reports
 // CondConsentStore failing (fail closed).
 func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result, error) {
+	start := time.Now()
 	b := p.parse(msgs)
+	parsed := time.Now()
 	if err := p.link(ctx, b); err != nil {
 		return nil, err
 	}
@@ -87,8 +89,14 @@ func (p *Processor) Process(ctx context.Context, msgs []kafka.Message) (*Result,
 	if err != nil {
 		return nil, err
 	}
+	looked := time.Now()
 	res := p.decide(msgs, b, records)
 	res.seq = seq
+	done := time.Now()
+	hooks.Each(p.cfg.Hooks, func(h StageHook) {
+		h.OnStage(StageLookup, looked.Sub(parsed))
+		h.OnStage(StageDecide, parsed.Sub(start)+done.Sub(looked))
+	})
 	return res, nil
 }
 

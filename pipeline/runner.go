@@ -175,6 +175,9 @@ type pending struct {
 	msgs []kafka.Message
 	res  *Result
 	next int64 // offset after the batch's last message
+	// decided is when the batch was handed to the writer; oldest is its
+	// oldest raw record time (zero when none is usable: StageAge).
+	decided, oldest time.Time
 }
 
 // runPartition fetches, decides and writes one partition until the
@@ -196,9 +199,10 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 
 	queue := make(chan pending, WriteQueueDepth)
 	writerDone := make(chan struct{})
+	fl := &fill{}
 	go func() {
 		defer close(writerDone)
-		r.writeLoop(ctx, writeCtx, queue, p, log)
+		r.writeLoop(ctx, writeCtx, queue, p, fl, log)
 	}()
 
 	proc := cfg.NewProcessor()
@@ -209,22 +213,27 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 	}}
 	for ctx.Err() == nil {
 		var msgs []kafka.Message
+		var first time.Time
 		err := retry.Do(ctx, fetch, func() (err error) {
-			msgs, err = fetchBatch(ctx, reader, cfg.BatchSize, cfg.BatchLinger)
+			msgs, first, err = fetchBatch(ctx, reader, cfg.BatchSize, cfg.BatchLinger, fl)
 			return err
 		})
 		if err != nil || len(msgs) == 0 {
 			continue // ctx ended
 		}
+		filled := time.Now()
+		r.stage(StageFill, filled.Sub(first))
 		next := msgs[len(msgs)-1].Offset + 1
 		p.fetched.Store(next)
 		res, err := proc.Process(ctx, msgs)
 		if err != nil {
 			break // ctx ended while the consent store failed: emit nothing
 		}
+		fl.queued()
 		select {
-		case queue <- pending{msgs: msgs, res: res, next: next}:
+		case queue <- pending{msgs: msgs, res: res, next: next, decided: time.Now(), oldest: oldestRecord(msgs, filled)}:
 		case <-ctx.Done():
+			fl.written()
 		}
 	}
 	close(queue)
@@ -237,7 +246,7 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 // acknowledged offset after each. While writes fail it retries with
 // backoff; once ctx (fetching) has ended it stops retrying and leaves the
 // rest uncommitted, to be redelivered.
-func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, p *partition, log *zap.Logger) {
+func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, p *partition, fl *fill, log *zap.Logger) {
 	cfg := &r.cfg
 	failed := false
 	cond := PartitionCond(CondKafkaWrite, p.topic, p.id)
@@ -245,14 +254,41 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 	reproc := cfg.NewProcessor()         // decides stale batches again
 	for b := range queue {
 		if failed {
+			fl.written()
 			continue // an earlier batch was not written: nothing after it may be committed
 		}
-		if !r.writeBatch(ctx, writeCtx, reproc, &b, cond, log) {
+		start := time.Now()
+		r.stage(StageQueue, start.Sub(b.decided))
+		ok := r.writeBatch(ctx, writeCtx, reproc, &b, cond, log)
+		fl.written()
+		if !ok {
 			failed = true
 			continue
 		}
+		end := time.Now()
+		r.stage(StageWrite, end.Sub(start))
+		if !b.oldest.IsZero() {
+			r.stage(StageAge, end.Sub(b.oldest))
+		}
 		p.acked.Store(b.next)
 	}
+}
+
+// stage reports a batch's time in a stage to the StageHooks.
+func (r *Runner) stage(stage string, d time.Duration) {
+	hooks.Each(r.cfg.Hooks, func(h StageHook) { h.OnStage(stage, d) })
+}
+
+// oldestRecord returns the earliest record time of msgs that is set and
+// not after now (a producer's clock may be wrong), zero when none is.
+func oldestRecord(msgs []kafka.Message, now time.Time) time.Time {
+	var oldest time.Time
+	for i := range msgs {
+		if t := msgs[i].Time; !t.IsZero() && !t.After(now) && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 // writeBatch writes one batch through the write fence: held while the

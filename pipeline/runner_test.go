@@ -546,3 +546,68 @@ func TestRunnerRechecksTheFenceBetweenRetries(t *testing.T) {
 		}
 	}
 }
+
+// stageRecorder records StageHook calls.
+type stageRecorder struct {
+	mu     sync.Mutex
+	stages map[string][]time.Duration
+}
+
+func (s *stageRecorder) OnStage(stage string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stages == nil {
+		s.stages = map[string][]time.Duration{}
+	}
+	s.stages[stage] = append(s.stages[stage], d)
+}
+
+// TestRunnerAdaptiveLinger: with a batch_linger far longer than the test,
+// a batch never waits for it while its partition's writer is idle, and
+// batches fill while the writer is busy, going as soon as it is done.
+// Every stage of every batch is reported.
+func TestRunnerAdaptiveLinger(t *testing.T) {
+	broker := startBroker(t)
+	fp := newFaulty(broker, nil)
+	fp.block = make(chan struct{})
+	st := &stageRecorder{}
+	tr := runRunner(t, broker, fp, func(c *RunnerConfig) {
+		c.BatchLinger = 10 * time.Minute
+		c.BatchSize = 1000
+		c.Hooks = append(c.Hooks, st)
+	})
+	// The writer is idle: one message per partition goes alone, now.
+	produceRaw(t, broker, "first-0", "first-1")
+	deadline := time.Now().Add(20 * time.Second)
+	for fp.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes began; want one per partition without waiting for batch_linger", fp.calls.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The writers are held: what arrives now waits, in one batch per
+	// partition, until they are done.
+	in := events(40, "later")
+	produceRaw(t, broker, in...)
+	time.Sleep(500 * time.Millisecond)
+	if n := tr.calls.Load(); n != 2 {
+		t.Fatalf("%d batches decided while the writers were busy; want the 2 first ones and the rest filling", n)
+	}
+	close(fp.block)
+	waitCommitted(t, broker, "g-"+t.Name(), 42)
+	if n := tr.calls.Load(); n > 6 {
+		t.Fatalf("%d batches for 42 messages on 2 partitions; the busy writers should have let them fill", n)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, s := range []string{StageFill, StageQueue, StageWrite, StageAge} {
+		if len(st.stages[s]) < 4 {
+			t.Errorf("stage %s reported %d times, want one per batch", s, len(st.stages[s]))
+		}
+		for _, d := range st.stages[s] {
+			if d < 0 || d > time.Minute {
+				t.Errorf("stage %s: %s", s, d)
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -50,20 +51,41 @@ func (r *Runner) newPartitionReader(topic string, partition int, log *zap.Logger
 	})
 }
 
-// fetchBatch blocks for one message, then takes what arrives within linger,
-// up to max messages.
-func fetchBatch(ctx context.Context, reader *kafka.Reader, max int, linger time.Duration) ([]kafka.Message, error) {
+// fetchBatch blocks for one message, then takes what arrives within
+// linger, up to max messages, and returns them with the time the first
+// arrived. With fl (adaptive linger), the batch does not wait for the
+// partition's writer: when the writer has nothing to write, the batch
+// takes the messages already fetched and goes; when the writer runs out of
+// work while the batch fills, the batch goes then. Under load the writer
+// is busy and batches fill; at low rates each batch goes as soon as the
+// one before it is written.
+func fetchBatch(ctx context.Context, reader *kafka.Reader, max int, linger time.Duration, fl *fill) ([]kafka.Message, time.Time, error) {
 	m, err := reader.FetchMessage(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
+	first := time.Now()
 	msgs := make([]kafka.Message, 1, max)
 	msgs[0] = m
-	if max == 1 {
-		return msgs, nil
+	if max == 1 || linger <= 0 {
+		return msgs, first, nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, linger)
 	defer cancel()
+	if fl != nil {
+		if !fl.arm(cancel) {
+			// The writer is idle: take what has arrived, then go.
+			for n := reader.Stats().QueueLength; n > 0 && len(msgs) < max; n-- {
+				m, err := reader.FetchMessage(lctx)
+				if err != nil {
+					break
+				}
+				msgs = append(msgs, m)
+			}
+			return msgs, first, nil
+		}
+		defer fl.disarm()
+	}
 	for len(msgs) < max {
 		m, err := reader.FetchMessage(lctx)
 		if err != nil {
@@ -71,5 +93,50 @@ func fetchBatch(ctx context.Context, reader *kafka.Reader, max int, linger time.
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, nil
+	return msgs, first, nil
+}
+
+// fill is a partition's adaptive linger: the batch being filled goes when
+// the partition's writer runs out of work. Safe for concurrent use.
+type fill struct {
+	mu   sync.Mutex
+	busy int                // batches queued or being written
+	cut  context.CancelFunc // ends the fill in progress; nil when none
+}
+
+// arm registers cut to end the fill in progress when the writer runs out
+// of work. false: it has none now (cut is not registered).
+func (f *fill) arm(cut context.CancelFunc) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.busy == 0 {
+		return false
+	}
+	f.cut = cut
+	return true
+}
+
+// disarm forgets the fill in progress.
+func (f *fill) disarm() {
+	f.mu.Lock()
+	f.cut = nil
+	f.mu.Unlock()
+}
+
+// queued notes a batch handed to the writer.
+func (f *fill) queued() {
+	f.mu.Lock()
+	f.busy++
+	f.mu.Unlock()
+}
+
+// written notes a batch the writer is done with (written or given up);
+// with none left, the fill in progress ends.
+func (f *fill) written() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.busy--; f.busy == 0 && f.cut != nil {
+		f.cut()
+		f.cut = nil
+	}
 }

@@ -9,7 +9,7 @@ import (
 
 // Metrics is a hook (internal/lib/hooks) implementing every hook
 // interface consentd's packages declare: pipeline's BatchWrittenHook,
-// ProduceHook, CommitHook and GenerationHook, consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
+// ProduceHook, StageHook, CommitHook and GenerationHook, consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
 // kafkaops.ConsentUpdateHook and barrier's FencedHook and LeaseLostHook.
 // Readiness conditions are read from the readiness tracker at each scrape
 // (New), so that /readyz and the gauges never disagree. The core packages
@@ -43,6 +43,11 @@ func (m *Metrics) OnProduce(elapsed time.Duration, _ int, err error) {
 		return
 	}
 	m.ProduceSecs.Observe(elapsed.Seconds())
+}
+
+// OnStage implements pipeline.StageHook.
+func (m *Metrics) OnStage(stage string, elapsed time.Duration) {
+	m.StageSeconds.WithLabelValues(stage).Observe(elapsed.Seconds())
 }
 
 // OnCommit implements pipeline.CommitHook.

@@ -21,27 +21,28 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Consumed      *prometheus.CounterVec // topic
-	Decisions     *prometheus.CounterVec // output, action, reason
-	Written       *prometheus.CounterVec // output
-	Dropped       *prometheus.CounterVec // reason
-	DeadLettered  *prometheus.CounterVec // reason
-	Lookups       prometheus.Counter     // subjects resolved
-	CacheHits     prometheus.Counter     // subjects answered by the local cache
-	RedisErrors   prometheus.Counter     // failed round trips
-	InvalidRecord prometheus.Counter     // stored records that could not be read
-	LookupSeconds prometheus.Histogram   // one pipelined round trip
-	ProduceSecs   prometheus.Histogram   // one acknowledged produce call
-	ProduceErrors prometheus.Counter     // failed produce calls (retried)
-	Commits       *prometheus.CounterVec // result
-	CommitLag     *prometheus.GaugeVec   // topic, partition: fetched but not yet committed
-	MembersFenced prometheus.Counter     // barrier members this instance fenced
-	LeaseLost     *prometheus.CounterVec // reason: this instance's barrier lease lost (fenced, lapsed)
-	Condition     *prometheus.GaugeVec   // condition: 1 while it fails (consentd_ready reads the readiness tracker)
-	Rebalances    prometheus.Counter     // generations joined
-	Info          *prometheus.GaugeVec   // policy_version
-	Updates       *prometheus.CounterVec // format, result
-	Links         *prometheus.CounterVec // result: identity links asked for by events
+	Consumed      *prometheus.CounterVec   // topic
+	Decisions     *prometheus.CounterVec   // output, action, reason
+	Written       *prometheus.CounterVec   // output
+	Dropped       *prometheus.CounterVec   // reason
+	DeadLettered  *prometheus.CounterVec   // reason
+	Lookups       prometheus.Counter       // subjects resolved
+	CacheHits     prometheus.Counter       // subjects answered by the local cache
+	RedisErrors   prometheus.Counter       // failed round trips
+	InvalidRecord prometheus.Counter       // stored records that could not be read
+	LookupSeconds prometheus.Histogram     // one pipelined round trip
+	ProduceSecs   prometheus.Histogram     // one acknowledged produce call
+	StageSeconds  *prometheus.HistogramVec // stage: a batch's time in each stage (pipeline.Stage*)
+	ProduceErrors prometheus.Counter       // failed produce calls (retried)
+	Commits       *prometheus.CounterVec   // result
+	CommitLag     *prometheus.GaugeVec     // topic, partition: fetched but not yet committed
+	MembersFenced prometheus.Counter       // barrier members this instance fenced
+	LeaseLost     *prometheus.CounterVec   // reason: this instance's barrier lease lost (fenced, lapsed)
+	Condition     *prometheus.GaugeVec     // condition: 1 while it fails (consentd_ready reads the readiness tracker)
+	Rebalances    prometheus.Counter       // generations joined
+	Info          *prometheus.GaugeVec     // policy_version
+	Updates       *prometheus.CounterVec   // format, result
+	Links         *prometheus.CounterVec   // result: identity links asked for by events
 }
 
 // New creates and registers all metrics on a fresh registry, with the Go
@@ -64,6 +65,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.InvalidRecord = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_invalid_records_total", Help: "Stored consent records that could not be read and were treated as no consent."})
 	m.LookupSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_consent_lookup_seconds", Help: "Latency of one pipelined Redis lookup.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.ProduceSecs = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_produce_seconds", Help: "Latency of one acknowledged produce call (a batch).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
+	m.StageSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "consentd_stage_seconds", Help: "Time a batch spent in each stage on its way from the raw topic to the clean ones: fill (collecting it), lookup (consent and identity links), decide, queue (waiting for earlier batches' writes), write (until acknowledged); age: when its writes were acknowledged, the time since its oldest raw record's timestamp (raw-to-clean latency).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"stage"})
 	m.ProduceErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_produce_errors_total", Help: "Failed produce calls (retried until acknowledged)."})
 	m.Commits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_offset_commits_total", Help: "Offset commits, by result."}, []string{"result"})
 	m.CommitLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_commit_lag_messages", Help: "Messages fetched but not yet committed, per raw partition."}, []string{"topic", "partition"})
@@ -80,7 +82,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
 	m.Links = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_identity_links_total", Help: "Identity links identify and alias events asked for, by result (linked, unchanged, refused_relink: already linked to another user, refused_cap: the user has identity.max_linked_ids)."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m
