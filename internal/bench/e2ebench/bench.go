@@ -224,7 +224,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (Report, error) {
 
 // setUp creates the throughput topics, seeds consent and preloads the raw
 // events.
-func setUp(ctx context.Context, o Options, out io.Writer) (*run, error) {
+func setUp(ctx context.Context, o Options, out io.Writer) (_ *run, err error) {
 	if o.Executable == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -252,18 +252,23 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, error) {
 	if r.dir, err = os.MkdirTemp("", "consentd-bench"); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(r.dir)
+		}
+	}()
 	if r.keys, err = writeKeys(r.dir); err != nil {
 		return nil, err
 	}
 	gen := synth.New(throughputSeed, o.Users)
-	if err := seedConsent(ctx, o, r.prefix, gen); err != nil {
+	if err = seedConsent(ctx, o, r.prefix, gen); err != nil {
 		return nil, err
 	}
 	r.machine = thisMachine()
 	r.machine.Kafka, r.machine.EventBytes, r.machine.Partitions, r.machine.Users, r.machine.Events, r.machine.Rounds =
 		o.KafkaVersion, avgSize(synth.New(throughputSeed, o.Users)), o.Partitions, o.Users, o.Events, o.Rounds
 	fmt.Fprintf(out, "preloading %d events (~%d bytes each) into %s (%d partitions)\n", o.Events, r.machine.EventBytes, r.raw, o.Partitions)
-	if err := preload(ctx, o, r.raw, gen); err != nil {
+	if err = preload(ctx, o, r.raw, gen); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -178,7 +178,9 @@ func renderTable(w io.Writer, m Machine, rs []Row, base, plain string) {
 			withRatio(fmt.Sprintf("%.0f", ms(r.Latency.P99)), ms(r.Latency.P99), ms(bl.P99)),
 			ms(r.Latency.Max), vsPlain)
 	}
-	fmt.Fprintf(w, "\nratios in parentheses: to the %s.\n", base)
+	fmt.Fprintf(w, "\nratios in parentheses: to the %s. events/s: first message fetched to last offset committed. "+
+		"CPU (user + system) and peak RSS: the contender's whole process in a throughput pass, start-up and group join included. "+
+		"Latency: per clean record, its broker append time minus its raw event's (LogAppendTime topics).\n", base)
 }
 
 // withRatio renders "value (v/base×)", or value alone without a base.

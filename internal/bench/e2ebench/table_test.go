@@ -76,7 +76,7 @@ func TestRenderTable(t *testing.T) {
 		"| parallel | 80000 (1.00×) | 5.0 (1.00×) | 50 (1.00×) | 200000 | 5 (1.00×) | 20 (1.00×) | 30 | 0.50× |\n",
 		"| consentd | 20000 (0.25×) | 25.0 (5.00×) | 100 (2.00×) | 270992 | 15 (3.00×) | 60 (3.00×) | 200 | 1.50× |\n",
 		"| not measured | 10000 (0.12×) | 10.0 (2.00×) | 60 (1.20×) | 5 | – | – | – | – |\n",
-		"ratios in parentheses: to the parallel.\n",
+		"ratios in parentheses: to the parallel. events/s:",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks\n%s\ngot:\n%s", want, got)
