@@ -274,7 +274,12 @@ func setUp(ctx context.Context, o Options, out io.Writer) (_ *run, err error) {
 	return r, nil
 }
 
-// seedConsent writes every user's consent record under both of its ids.
+// seedConsent writes every user's consent record under both of its ids,
+// and links every user's anonymous id to it: the steady state of known
+// identities, the same for every consentd pass. (The identify events
+// would otherwise link them during the first consentd pass only, and
+// each new link invalidates cached consent, which makes consentd decide
+// batches again: the first pass would pay for it alone.)
 func seedConsent(ctx context.Context, o Options, prefix string, gen *synth.Generator) error {
 	rdb := redis.NewClient(&redis.Options{Addr: o.Redis})
 	defer rdb.Close()
@@ -292,6 +297,17 @@ func seedConsent(ctx context.Context, o Options, prefix string, gen *synth.Gener
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("seeding consent: %w", err)
+	}
+	up := redisstore.NewUpdater(rdb, prefix)
+	links := map[string]string{}
+	for i := 0; i < o.Users; i++ {
+		links[synth.AnonID(i)] = synth.UserID(i)
+		if len(links) == 1000 || i == o.Users-1 {
+			if err := up.Link(ctx, links); err != nil {
+				return fmt.Errorf("seeding identity links: %w", err)
+			}
+			clear(links)
+		}
 	}
 	return nil
 }
