@@ -178,6 +178,15 @@ func renderTable(w io.Writer, m Machine, rs []Row, base, plain string) {
 			withRatio(fmt.Sprintf("%.0f", ms(r.Latency.P99)), ms(r.Latency.P99), ms(bl.P99)),
 			ms(r.Latency.Max), vsPlain)
 	}
+	var over []string
+	for _, r := range rs {
+		if r.Latency != nil && r.Latency.Offered > r.PerSec {
+			over = append(over, fmt.Sprintf("%s (%.0f/s)", r.Name, r.PerSec))
+		}
+	}
+	if len(over) > 0 {
+		fmt.Fprintf(w, "\nnote: the offered rate is above the steady rate of %s: its latency includes a backlog that grows while events are offered.\n", strings.Join(over, ", "))
+	}
 	fmt.Fprintf(w, "\nratios in parentheses: to the %s. events/s: first message fetched to last offset committed. "+
 		"CPU (user + system) and peak RSS: the contender's whole process in a throughput pass, start-up and group join included. "+
 		"Latency: per clean record, its broker append time minus its raw event's (LogAppendTime topics).\n", base)

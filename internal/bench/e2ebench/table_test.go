@@ -63,7 +63,9 @@ func TestRenderTable(t *testing.T) {
 		{Name: "parallel", PerSec: 80000, CPUPerEvent: 5 * time.Microsecond, MaxRSS: 50 << 20, Outputs: 200000,
 			Latency: &Latency{P50: 5 * time.Millisecond, P99: 20 * time.Millisecond, Max: 30 * time.Millisecond}},
 		{Name: "consentd", PerSec: 20000, CPUPerEvent: 25 * time.Microsecond, MaxRSS: 100 << 20, Outputs: 270992,
-			Latency: &Latency{P50: 15 * time.Millisecond, P99: 60 * time.Millisecond, Max: 200 * time.Millisecond}},
+			Latency: &Latency{Offered: 9000, P50: 15 * time.Millisecond, P99: 60 * time.Millisecond, Max: 200 * time.Millisecond}},
+		{Name: "slow", PerSec: 8000, CPUPerEvent: 50 * time.Microsecond, MaxRSS: 100 << 20, Outputs: 270992,
+			Latency: &Latency{Offered: 9000, P50: 150 * time.Millisecond, P99: 600 * time.Millisecond, Max: 700 * time.Millisecond}},
 		{Name: "not measured", PerSec: 10000, CPUPerEvent: 10 * time.Microsecond, MaxRSS: 60 << 20, Outputs: 5},
 	}
 	var b bytes.Buffer
@@ -76,6 +78,7 @@ func TestRenderTable(t *testing.T) {
 		"| parallel | 80000 (1.00×) | 5.0 (1.00×) | 50 (1.00×) | 200000 | 5 (1.00×) | 20 (1.00×) | 30 | 0.50× |\n",
 		"| consentd | 20000 (0.25×) | 25.0 (5.00×) | 100 (2.00×) | 270992 | 15 (3.00×) | 60 (3.00×) | 200 | 1.50× |\n",
 		"| not measured | 10000 (0.12×) | 10.0 (2.00×) | 60 (1.20×) | 5 | – | – | – | – |\n",
+		"note: the offered rate is above the steady rate of slow (8000/s): its latency includes a backlog that grows while events are offered.\n",
 		"ratios in parentheses: to the parallel. events/s:",
 	} {
 		if !strings.Contains(got, want) {
@@ -89,6 +92,9 @@ func TestRenderTableWithoutBaseline(t *testing.T) {
 	renderTable(&b, Machine{Cores: 1, Rounds: 1}, []Row{{Name: "x", PerSec: 5, Outputs: 1}}, "parallel", "plain")
 	if !strings.Contains(b.String(), "| x | 5 | 0.0 | 0 | 1 | – | – | – | – |\n") {
 		t.Errorf("got:\n%s", b.String())
+	}
+	if strings.Contains(b.String(), "note:") {
+		t.Errorf("a backlog note without a latency pass: %s", b.String())
 	}
 	if !strings.Contains(b.String(), "Kafka (version not given)") {
 		t.Errorf("an unknown Kafka version is not said: %s", b.String())
