@@ -454,8 +454,8 @@ func (r *run) latencyPhase(ctx context.Context, rate float64, n int) (map[string
 				return nil, fmt.Errorf("%s, latency round %d: %w", c.name, round, err)
 			}
 			out[c.name] = append(out[c.name], l)
-			fmt.Fprintf(r.out, "round %d %-34s offered %7.0f/s (achieved %7.0f/s)  %7d clean records  latency p50 %4.0f ms  p99 %5.0f ms  max %5.0f ms\n",
-				round, c.name, l.Offered, l.Achieved, l.Samples, ms(l.P50), ms(l.P99), ms(l.Max))
+			fmt.Fprintf(r.out, "round %d %-34s offered %7.0f/s (achieved %7.0f/s)  %7d clean records  latency p50 %4.0f ms  p99 %5.0f ms  max %5.0f ms  (p50 of the first/last tenth %.0f/%.0f ms)\n",
+				round, c.name, l.Offered, l.Achieved, l.Samples, ms(l.P50), ms(l.P99), ms(l.Max), ms(l.FirstP50), ms(l.LastP50))
 		}
 	}
 	return out, nil
@@ -521,7 +521,7 @@ func (r *run) latency(ctx context.Context, c *contender, round int, rate float64
 	if len(rawAt) != len(msgs) {
 		return l, fmt.Errorf("%s holds %d distinct events, %d were produced", raw, len(rawAt), len(msgs))
 	}
-	var samples []time.Duration
+	var samples []sample
 	for i, tp := range outs {
 		var n int64
 		if n, samples, err = cleanLatencies(ctx, r.o.Brokers, tp, rawAt, latencyWarmup, samples); err != nil {
@@ -537,7 +537,7 @@ func (r *run) latency(ctx context.Context, c *contender, round int, rate float64
 		}
 	}
 	l = Latency{Offered: rate, Achieved: achieved, Events: len(msgs) - latencyWarmup}
-	l.summarize(samples)
+	l.summarize(samples, latencyWarmup+1, len(msgs))
 	return l, nil
 }
 

@@ -31,6 +31,24 @@ type Latency struct {
 	Samples  int     // clean records measured (one raw event may have several)
 	P50, P99 time.Duration
 	Max      time.Duration
+	// FirstP50 and LastP50 are the p50 over the clean records of the
+	// first and of the last tenth of the raw events offered: a contender
+	// that falls behind the offered rate has a last one far above the
+	// first (see FellBehind).
+	FirstP50, LastP50 time.Duration
+}
+
+// FellBehind reports whether the latency grew while events were offered:
+// the last tenth's p50 over twice the first's and 100ms more.
+func (l *Latency) FellBehind() bool {
+	return l.LastP50 > 2*l.FirstP50 && l.LastP50-l.FirstP50 > 100*time.Millisecond
+}
+
+// sample is the latency of one clean record, by its raw event's sequence
+// number.
+type sample struct {
+	seq int
+	d   time.Duration
 }
 
 // latencyTopicConfig makes the broker stamp every record with its append
@@ -49,14 +67,29 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// summarize sorts samples and fills l's percentiles.
-func (l *Latency) summarize(samples []time.Duration) {
-	slices.Sort(samples)
-	l.Samples = len(samples)
-	l.P50, l.P99 = percentile(samples, 0.50), percentile(samples, 0.99)
-	if len(samples) > 0 {
-		l.Max = samples[len(samples)-1]
+// summarize fills l's percentiles from the samples of the raw events
+// numbered first to last.
+func (l *Latency) summarize(samples []sample, first, last int) {
+	tenth := max((last-first+1)/10, 1)
+	var all, early, late []time.Duration
+	for _, s := range samples {
+		all = append(all, s.d)
+		if s.seq < first+tenth {
+			early = append(early, s.d)
+		}
+		if s.seq > last-tenth {
+			late = append(late, s.d)
+		}
 	}
+	for _, ds := range [][]time.Duration{all, early, late} {
+		slices.Sort(ds)
+	}
+	l.Samples = len(all)
+	l.P50, l.P99 = percentile(all, 0.50), percentile(all, 0.99)
+	if len(all) > 0 {
+		l.Max = all[len(all)-1]
+	}
+	l.FirstP50, l.LastP50 = percentile(early, 0.50), percentile(late, 0.50)
 }
 
 var messageIDField = []byte(`"messageId":"msg-`)
@@ -188,7 +221,7 @@ func appendTimes(ctx context.Context, broker, topic string) (map[int]time.Time, 
 // cleanLatencies reads topic and returns its record count and the
 // latency of every record whose raw event's sequence number is above
 // warm.
-func cleanLatencies(ctx context.Context, broker, topic string, raw map[int]time.Time, warm int, dst []time.Duration) (int64, []time.Duration, error) {
+func cleanLatencies(ctx context.Context, broker, topic string, raw map[int]time.Time, warm int, dst []sample) (int64, []sample, error) {
 	var n int64
 	err := kafkatest.ScanAppendTimes(ctx, broker, topic, func(m kafka.Message) error {
 		n++
@@ -201,7 +234,7 @@ func cleanLatencies(ctx context.Context, broker, topic string, raw map[int]time.
 			return fmt.Errorf("%s/%d/%d: messageId msg-%d is no raw event", m.Topic, m.Partition, m.Offset, seq)
 		}
 		if seq > warm {
-			dst = append(dst, m.Time.Sub(t))
+			dst = append(dst, sample{seq, m.Time.Sub(t)})
 		}
 		return nil
 	})

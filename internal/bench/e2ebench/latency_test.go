@@ -41,10 +41,43 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestLatencySummarize(t *testing.T) {
+	ms := time.Millisecond
 	var l Latency
-	l.summarize([]time.Duration{5 * time.Millisecond, time.Millisecond, 3 * time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond})
-	if l.Samples != 5 || l.P50 != 3*time.Millisecond || l.P99 != 5*time.Millisecond || l.Max != 5*time.Millisecond {
+	// raw events 11 to 30; event 12 has two clean records, 20 none
+	samples := []sample{{11, 5 * ms}, {12, ms}, {12, 3 * ms}, {13, 2 * ms}}
+	for seq := 14; seq <= 30; seq++ {
+		if seq != 20 {
+			samples = append(samples, sample{seq, time.Duration(seq) * ms})
+		}
+	}
+	l.summarize(samples, 11, 30)
+	if l.Samples != 20 || l.P50 != 19*ms || l.P99 != 30*ms || l.Max != 30*ms {
 		t.Errorf("summarize = %+v", l)
+	}
+	// tenths of 20 events: 11-12 (5, 1, 3 ms) and 29-30
+	if l.FirstP50 != 3*ms || l.LastP50 != 29*ms {
+		t.Errorf("first/last tenth p50 = %v/%v, want 3ms/29ms", l.FirstP50, l.LastP50)
+	}
+}
+
+func TestFellBehind(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name        string
+		first, last time.Duration
+		want        bool
+	}{
+		{"steady", 10 * ms, 12 * ms, false},
+		{"doubled but small", 10 * ms, 60 * ms, false},
+		{"grew by seconds", 200 * ms, 3 * time.Second, true},
+		{"high but flat", time.Second, 1500 * ms, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := Latency{FirstP50: tc.first, LastP50: tc.last}
+			if got := l.FellBehind(); got != tc.want {
+				t.Errorf("FellBehind(%v, %v) = %v", tc.first, tc.last, got)
+			}
+		})
 	}
 }
 

@@ -57,16 +57,18 @@ func rows(names []string, results []Result, latencies map[string][]Latency) []Ro
 		row := Row{Name: name, PerSec: median(rate), CPUPerEvent: median(cpu), MaxRSS: median(rss), Outputs: median(outputs)}
 		if ls := latencies[name]; len(ls) > 0 {
 			var offered, achieved []float64
-			var p50, p99 []time.Duration
+			var p50, p99, first, last []time.Duration
 			l := Latency{}
 			for _, x := range ls {
 				offered, achieved = append(offered, x.Offered), append(achieved, x.Achieved)
 				p50, p99 = append(p50, x.P50), append(p99, x.P99)
+				first, last = append(first, x.FirstP50), append(last, x.LastP50)
 				l.Max = max(l.Max, x.Max)
 				l.Events += x.Events
 				l.Samples += x.Samples
 			}
 			l.Offered, l.Achieved, l.P50, l.P99 = median(offered), median(achieved), median(p50), median(p99)
+			l.FirstP50, l.LastP50 = median(first), median(last)
 			row.Latency = &l
 		}
 		out = append(out, row)
@@ -178,14 +180,21 @@ func renderTable(w io.Writer, m Machine, rs []Row, base, plain string) {
 			withRatio(fmt.Sprintf("%.0f", ms(r.Latency.P99)), ms(r.Latency.P99), ms(bl.P99)),
 			ms(r.Latency.Max), vsPlain)
 	}
-	var over []string
+	var over, behind []string
 	for _, r := range rs {
-		if r.Latency != nil && r.Latency.Offered > r.PerSec {
+		switch {
+		case r.Latency == nil:
+		case r.Latency.Offered > r.PerSec:
 			over = append(over, fmt.Sprintf("%s (%.0f/s)", r.Name, r.PerSec))
+		case r.Latency.FellBehind():
+			behind = append(behind, fmt.Sprintf("%s (p50 %.0f ms over the first tenth of the events, %.0f ms over the last)", r.Name, ms(r.Latency.FirstP50), ms(r.Latency.LastP50)))
 		}
 	}
 	if len(over) > 0 {
 		fmt.Fprintf(w, "\nnote: the offered rate is above the steady rate of %s: its latency includes a backlog that grows while events are offered.\n", strings.Join(over, ", "))
+	}
+	if len(behind) > 0 {
+		fmt.Fprintf(w, "\nnote: fell behind the offered rate (a growing backlog, with the broker and the producer on the same machine): %s.\n", strings.Join(behind, "; "))
 	}
 	fmt.Fprintf(w, "\nratios in parentheses: to the %s. events/s: first message fetched to last offset committed. "+
 		"CPU (user + system) and peak RSS: the contender's whole process in a throughput pass, start-up and group join included. "+

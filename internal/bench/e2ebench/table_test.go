@@ -66,6 +66,8 @@ func TestRenderTable(t *testing.T) {
 			Latency: &Latency{Offered: 9000, P50: 15 * time.Millisecond, P99: 60 * time.Millisecond, Max: 200 * time.Millisecond}},
 		{Name: "slow", PerSec: 8000, CPUPerEvent: 50 * time.Microsecond, MaxRSS: 100 << 20, Outputs: 270992,
 			Latency: &Latency{Offered: 9000, P50: 150 * time.Millisecond, P99: 600 * time.Millisecond, Max: 700 * time.Millisecond}},
+		{Name: "behind", PerSec: 30000, CPUPerEvent: 30 * time.Microsecond, MaxRSS: 100 << 20, Outputs: 270992,
+			Latency: &Latency{Offered: 9000, P50: 900 * time.Millisecond, P99: 3 * time.Second, Max: 3 * time.Second, FirstP50: 200 * time.Millisecond, LastP50: 3 * time.Second}},
 		{Name: "not measured", PerSec: 10000, CPUPerEvent: 10 * time.Microsecond, MaxRSS: 60 << 20, Outputs: 5},
 	}
 	var b bytes.Buffer
@@ -78,6 +80,7 @@ func TestRenderTable(t *testing.T) {
 		"| parallel | 80000 (1.00×) | 5.0 (1.00×) | 50 (1.00×) | 200000 | 5 (1.00×) | 20 (1.00×) | 30 | 0.50× |\n",
 		"| consentd | 20000 (0.25×) | 25.0 (5.00×) | 100 (2.00×) | 270992 | 15 (3.00×) | 60 (3.00×) | 200 | 1.50× |\n",
 		"| not measured | 10000 (0.12×) | 10.0 (2.00×) | 60 (1.20×) | 5 | – | – | – | – |\n",
+		"note: fell behind the offered rate (a growing backlog, with the broker and the producer on the same machine): behind (p50 200 ms over the first tenth of the events, 3000 ms over the last).\n",
 		"note: the offered rate is above the steady rate of slow (8000/s): its latency includes a backlog that grows while events are offered.\n",
 		"ratios in parentheses: to the parallel. events/s:",
 	} {
