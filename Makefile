@@ -65,9 +65,19 @@ lint:
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./event/ ./policy/ ./pipeline/
 
-# end to end on real Kafka and Redis: consentd vs a plain kafka-go pass-through
+# end to end on real Kafka and Redis, one markdown table: a plain kafka-go
+# pass-through, a partition-parallel one (consentd's plumbing, copying),
+# consentd with a 1-output job and with the shipped 3-output policy, each in
+# a process of its own: steady events/s, CPU µs/event and peak RSS of that
+# process, raw->clean latency p50/p99/max at a fixed offered rate; every
+# pass's writes checked against the data. BENCH_FLAGS adds flags, e.g.
+#   --events N --users N --partitions N --rounds N (median of the rounds)
+#   --latency-rate R (default: half the consentd 1-output rate of the run)
+#   --latency-duration 10s (0 skips the latency phase)
+#   --consentd-cpuprofile PREFIX (a CPU profile of every consentd process)
+BENCH_KAFKA_VERSION := $(shell sed -n 's/^KAFKA_VERSION=//p' scripts/services.sh)
 bench-e2e: services-up
-	@status=0; $(GO) run ./cmd/consentd-bench --brokers 127.0.0.1:$(CONSENTD_KAFKA_PORT) --redis 127.0.0.1:$(CONSENTD_REDIS_PORT) || status=$$?; \
+	@status=0; $(GO) run ./cmd/consentd-bench --brokers 127.0.0.1:$(CONSENTD_KAFKA_PORT) --redis 127.0.0.1:$(CONSENTD_REDIS_PORT) --kafka-version "$(BENCH_KAFKA_VERSION)" $(BENCH_FLAGS) || status=$$?; \
 	scripts/services.sh down; exit $$status
 
 # revocation propagation with two instances in one group: p50/p99/max

@@ -3,7 +3,6 @@ package kafkatest
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -27,28 +26,11 @@ func Fake(t testing.TB, partitions int, topics ...string) string {
 func ReadAll(t testing.TB, broker, topic string) []kafka.Message {
 	t.Helper()
 	var out []kafka.Message
-	offs, err := Offsets(broker, topic)
-	if err != nil {
+	if err := Scan(context.Background(), broker, topic, func(m kafka.Message) error {
+		out = append(out, m)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
-	}
-	for p, o := range offs {
-		if o[1] <= o[0] {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Dialer: Dialer(broker), Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
-		_ = r.SetOffset(o[0])
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		for n := o[0]; n < o[1]; n++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				cancel()
-				r.Close()
-				t.Fatalf("reading %s/%d: %v", topic, p, err)
-			}
-			out = append(out, m)
-		}
-		cancel()
-		r.Close()
 	}
 	return out
 }

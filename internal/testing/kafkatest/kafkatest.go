@@ -1,8 +1,9 @@
 // Package kafkatest holds Kafka helpers for tests and benchmarks only: an
-// in-process broker (Fake), reading a topic back (ReadAll), and small
-// administration helpers shared by the
-// integration tests and the end-to-end benchmark: create topics, read
-// offsets, read a group's committed offsets. Test and benchmark tooling:
+// in-process broker (Fake), reading a topic back (ReadAll, Scan), and small
+// administration helpers shared by the integration tests and the
+// end-to-end benchmark: create topics (with topic configs such as
+// LogAppendTime), read offsets, count what was appended, read a group's
+// committed offsets. Test and benchmark tooling:
 // production code never imports it.
 package kafkatest
 
@@ -142,6 +143,68 @@ func Offsets(broker, topic string) (map[int][2]int64, error) {
 		out[id] = [2]int64{f, l}
 	}
 	return out, nil
+}
+
+// Scan calls fn with every message of topic, partition by partition,
+// from its first to its last offset at the call, and stops at fn's first
+// error. Each partition must be read within 10 seconds of its start
+// (per 100 000 messages).
+func Scan(ctx context.Context, broker, topic string, fn func(kafka.Message) error) error {
+	offs, err := Offsets(broker, topic)
+	if err != nil {
+		return err
+	}
+	parts := make([]int, 0, len(offs))
+	for p := range offs {
+		parts = append(parts, p)
+	}
+	sort.Ints(parts)
+	for _, p := range parts {
+		first, end := offs[p][0], offs[p][1]
+		if end <= first {
+			continue
+		}
+		if err := scanPartition(ctx, broker, topic, p, first, end, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanPartition(ctx context.Context, broker, topic string, p int, first, end int64, fn func(kafka.Message) error) error {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Dialer: Dialer(broker), Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond, MaxBytes: 10 << 20})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return fmt.Errorf("reading %s/%d: %w", topic, p, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second*time.Duration(1+(end-first)/100000))
+	defer cancel()
+	for n := first; n < end; n++ {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SumEnds adds up the end offsets of every partition of topics: how many
+// records were ever appended to them (before compaction or retention).
+func SumEnds(broker string, topics ...string) (int64, error) {
+	var n int64
+	for _, tp := range topics {
+		offs, err := Offsets(broker, tp)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range offs {
+			n += o[1]
+		}
+	}
+	return n, nil
 }
 
 // Committed returns group's committed offset for partitions 0..partitions-1
