@@ -56,10 +56,10 @@ const (
 	// included).
 	StageWrite = "write"
 	// StageAge: when the batch's writes are acknowledged, the time since
-	// its oldest raw record's timestamp (the broker's append time on a
-	// topic with message.timestamp.type=LogAppendTime): the raw-to-clean
-	// latency of that record, producer and broker included. Records
-	// without a timestamp, or with one in the future, are not counted.
+	// its oldest raw record's timestamp (the producer's: kafka-go reports
+	// it even on LogAppendTime topics): the raw-to-clean latency of that
+	// record, producer and broker included. Records without a
+	// timestamp, or with one in the future, are not counted.
 	StageAge = "age"
 )
 

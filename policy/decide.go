@@ -249,11 +249,12 @@ const DefaultMaxClockSkew = 5 * time.Minute
 // Times are the instants a decision depends on besides the event body. The
 // policy package reads no clock: the caller says when it decides.
 type Times struct {
-	// Record is the Kafka record time of the raw event. On a topic with
-	// message.timestamp.type=LogAppendTime it is the broker's append
-	// time, an upper bound on when the event was collected: an event
-	// recorded before a purpose's grant time is pre-consent whatever its
-	// own timestamp says. Zero when unknown.
+	// Record is the Kafka record time of the raw event: the timestamp
+	// its producer (the collector) stamped when sending it, an upper
+	// bound on when the event was collected. An event recorded before a
+	// purpose's grant time is pre-consent whatever its own timestamp
+	// says. (kafka-go reports the producer's timestamp even on a topic
+	// with message.timestamp.type=LogAppendTime.) Zero when unknown.
 	Record time.Time
 	// Now is when the decision is made: a record whose expiry (Expires)
 	// is not after Now counts as no record, and an event timestamp more
