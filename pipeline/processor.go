@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -185,6 +186,10 @@ func (p *Processor) link(ctx context.Context, b *parsed) error {
 	if len(b.links) == 0 {
 		return nil
 	}
+	var before uint64
+	if p.cfg.Changes != nil {
+		before = p.cfg.Changes.Seq()
+	}
 	var results map[string]string
 	err := p.retryStore(ctx, len(b.links), func() (err error) {
 		results, err = p.cfg.Linker.LinkEvents(ctx, b.links)
@@ -197,8 +202,12 @@ func (p *Processor) link(ctx context.Context, b *parsed) error {
 	if b.relinks > 0 {
 		counts["refused_relink"] = b.relinks
 	}
+	var linked []string
 	for anon, r := range results {
 		counts[r]++
+		if r == linkLinked {
+			linked = append(linked, anon)
+		}
 		if r != "refused_cap" {
 			continue
 		}
@@ -211,7 +220,40 @@ func (p *Processor) link(ctx context.Context, b *parsed) error {
 	for r, n := range counts {
 		hooks.Each(p.cfg.Hooks, func(h LinkHook) { h.OnIdentityLinks(r, n) })
 	}
+	p.hearOwnLinks(ctx, before, linked)
 	return nil
+}
+
+// linkLinked is the Linker's result for a link it made.
+const linkLinked = "linked"
+
+// OwnLinkWait bounds how long a batch waits to hear the announcements of
+// the identity links it made itself (hearOwnLinks).
+const OwnLinkWait = 250 * time.Millisecond
+
+// hearOwnLinks waits, up to OwnLinkWait, until the change tracker has
+// heard the change announced for every id in linked after since. A link
+// is announced to every instance, this one included; heard after the
+// batch's lookups, the batch's own links would make it stale, and it
+// would be decided twice. Waiting changes nothing else: a change heard
+// later still makes the batch stale, and one that takes longer to arrive
+// only costs the second decision.
+func (p *Processor) hearOwnLinks(ctx context.Context, since uint64, linked []string) {
+	if p.cfg.Changes == nil || len(linked) == 0 {
+		return
+	}
+	deadline := time.Now().Add(OwnLinkWait)
+	one := make([]string, 1)
+	for {
+		linked = slices.DeleteFunc(linked, func(s string) bool {
+			one[0] = s
+			return p.cfg.Changes.ChangedSince(since, one)
+		})
+		if len(linked) == 0 || ctx.Err() != nil || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 // resolve looks the subjects' consent up, retrying until the store

@@ -303,3 +303,47 @@ func TestProcessStaleAfterConsentChange(t *testing.T) {
 		t.Fatal("a change before the decision made the batch stale")
 	}
 }
+
+// announcingLinker links every id and announces each link to cache later,
+// as Redis pub/sub does: after LinkEvents has returned.
+type announcingLinker struct {
+	cache *consent.Cache
+	delay time.Duration
+}
+
+func (l announcingLinker) LinkEvents(_ context.Context, links map[string]string) (map[string]string, error) {
+	out := map[string]string{}
+	for anon := range links {
+		out[anon] = "linked"
+		time.AfterFunc(l.delay, func() { l.cache.Invalidate(anon) })
+	}
+	return out, nil
+}
+
+// TestProcessHearsItsOwnLinks: a batch that links anonymous ids is not
+// made stale by the announcements of its own links (it would be decided
+// twice); a change heard after it was decided still makes it stale.
+func TestProcessHearsItsOwnLinks(t *testing.T) {
+	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
+	st := &mapStore{recs: map[string]consent.Record{"user-9": {Found: true, Version: 1, Granted: all}, "anon-x": {Found: true, Version: 1, Granted: all}}}
+	cache := consent.NewCache(st, 100, time.Minute, nil)
+	p := newTestProcessor(t, consent.Linked{Store: cache})
+	p.cfg.Changes = cache
+	p.cfg.Linker = announcingLinker{cache: cache, delay: 20 * time.Millisecond}
+	msgs := []kafka.Message{
+		{Topic: "raw", Value: []byte(`{"type":"identify","userId":"user-9","anonymousId":"anon-x"}`)},
+		{Topic: "raw", Value: []byte(`{"type":"track","event":"Order Completed","anonymousId":"anon-x"}`)},
+	}
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // every announcement is in
+	if p.Stale(res) {
+		t.Fatal("the batch is stale by its own links' announcements")
+	}
+	cache.Invalidate("anon-x") // a change of its own, after the decision
+	if !p.Stale(res) {
+		t.Fatal("a change heard after the decision does not make the batch stale")
+	}
+}

@@ -255,7 +255,7 @@ func (t *scrubT) Apply(ed *event.Edit, x *run) error {
 	// Scans depend on the settings and the needles only: outputs of this
 	// event looking for the same ones, in whatever order they found them,
 	// share their results.
-	slices.SortFunc(st.ids, bytes.Compare)
+	slices.SortFunc(st.ids, byLenThenBytes)
 	st.sig = append(st.sig[:0], t.sig...)
 	for _, id := range st.ids {
 		st.sig = binary.AppendUvarint(st.sig, uint64(len(id)))
@@ -340,6 +340,15 @@ func (t *scrubT) Apply(ed *event.Edit, x *run) error {
 		}
 		return nil
 	})
+}
+
+// byLenThenBytes orders needles by length, then bytes: a canonical
+// order, cheap to reach (needles mostly differ in length).
+func byLenThenBytes(a, b []byte) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return bytes.Compare(a, b)
 }
 
 // occurrences records in memo the event's members named like an
