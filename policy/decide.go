@@ -48,7 +48,8 @@ type OutputDecision struct {
 	Write bool
 	// Reason says why the event is not written ("" when written).
 	Reason string
-	// Actions lists every change made, in order.
+	// Actions lists every change made, in order. Decisions of events of
+	// one shape share one slice: read it, never modify it.
 	Actions []Action
 	// Value is the transformed event, set when Write.
 	Value []byte
@@ -236,6 +237,9 @@ type Decider struct {
 	ev     eventScratch
 	x      run
 	sink   signalSink
+	out    []byte // the outputs' values and keys, before they are copied out
+	// lastActs holds, per output, the actions last returned (actions).
+	lastActs [][]Action
 }
 
 var (
@@ -279,17 +283,23 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 		return nil, &InputError{Reason: ReasonInternal, Err: fmt.Errorf("no pseudonymization keys loaded")}
 	}
 	dc.ev.reset(doc.Members())
-	// out holds every output's value and key: one allocation per event,
-	// made when the first output is written, sized for all of them.
-	var out []byte
-	grab := func(start int) []byte { return out[start:len(out):len(out)] }
-	var key, shared []byte // shared by every output unless PerOutputPseudonyms
+	// Every output's value and key is rendered into dc.out, then copied
+	// into one allocation of the exact size (spans: where each lies).
+	dc.out = dc.out[:0]
+	var spansBuf [8][4]int
+	spans := spansBuf[:0]
+	if len(p.Outputs) > len(spansBuf) {
+		spans = make([][4]int, 0, len(p.Outputs))
+	}
+	spans = spans[:len(p.Outputs)]
+	sharedKey := -1 // where the shared key lies in dc.out
+	var key []byte  // shared by every output unless PerOutputPseudonyms
 	var err error
 	if !p.PerOutputPseudonyms {
 		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
 			return nil, &InputError{Reason: ReasonInternal, Err: err}
 		}
-		key = key[1 : len(key)-1] // unquoted; copied into out below
+		key = key[1 : len(key)-1] // unquoted; copied into dc.out below
 	}
 
 	dc.sink = signalSink{p: p, d: d}
@@ -351,35 +361,58 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 			}
 		}
 		bounds[i] = [2]int{start, len(dc.acts)}
-		if out == nil {
-			out = make([]byte, 0, (len(p.Outputs)-i)*(len(doc.Raw())+len(key)+8))
-		}
-		vstart := len(out)
-		out = dc.ed.AppendTo(out)
-		od.Value = grab(vstart)
-		kstart := len(out)
-		if p.PerOutputPseudonyms {
-			if out, err = o.keys.AppendPseudonym(out, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
+		sp := &spans[i]
+		sp[0] = len(dc.out)
+		dc.out = dc.ed.AppendTo(dc.out)
+		sp[1] = len(dc.out)
+		switch {
+		case p.PerOutputPseudonyms:
+			if dc.out, err = o.keys.AppendPseudonym(dc.out, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
 				return nil, &InputError{Reason: ReasonInternal, Err: err}
 			}
-			od.Key = grab(kstart)
-		} else {
-			if shared == nil {
-				out = append(out, key...)
-				shared = grab(kstart)
-			}
-			od.Key = shared
+			sp[2], sp[3] = sp[1], len(dc.out)
+		case sharedKey < 0:
+			sharedKey = len(dc.out)
+			dc.out = append(dc.out, key...)
+			fallthrough
+		default:
+			sp[2], sp[3] = sharedKey, sharedKey+len(key)
 		}
 		od.Write = true
 	}
-	// One allocation holds every output's actions.
-	all := slices.Clone(dc.acts)
+	out := slices.Clone(dc.out) // the decision's own bytes, exactly
+	if cap(dc.out) > maxArena {
+		dc.out = nil
+	}
 	for i := range d.Outputs {
-		if d.Outputs[i].Write && bounds[i][1] > bounds[i][0] {
-			d.Outputs[i].Actions = all[bounds[i][0]:bounds[i][1]:bounds[i][1]]
+		od := &d.Outputs[i]
+		if !od.Write {
+			continue
 		}
+		sp := spans[i]
+		od.Value, od.Key = out[sp[0]:sp[1]:sp[1]], out[sp[2]:sp[3]:sp[3]]
+		od.Actions = dc.actions(i, dc.acts[bounds[i][0]:bounds[i][1]])
 	}
 	return d, nil
+}
+
+// actions returns acts as output i's actions: the slice it returned for
+// the output's last event when they are the same (events of one shape
+// get the same actions), else a copy it will return next time. Returned
+// slices are shared between decisions and must not be modified.
+func (dc *Decider) actions(i int, acts []Action) []Action {
+	if len(acts) == 0 {
+		return nil
+	}
+	if len(dc.lastActs) <= i {
+		dc.lastActs = append(dc.lastActs, make([][]Action, i+1-len(dc.lastActs))...)
+	}
+	if last := dc.lastActs[i]; slices.Equal(last, acts) {
+		return last
+	}
+	c := slices.Clip(slices.Clone(acts))
+	dc.lastActs[i] = c
+	return c
 }
 
 // containsText reports whether list holds b.
@@ -392,22 +425,33 @@ func containsText(list []string, b []byte) bool {
 	return false
 }
 
-// maxBlockOutputs is the most outputs newDecision allocates with the
-// Decision itself.
-const maxBlockOutputs = 4
-
-// newDecision returns a Decision with n outputs, in one allocation when
-// they are few.
+// newDecision returns a Decision with n outputs, allocated with the
+// Decision itself when they are few.
 func newDecision(n int) *Decision {
-	if n > maxBlockOutputs {
-		return &Decision{Outputs: make([]OutputDecision, n)}
+	switch n {
+	case 1:
+		b := new(struct {
+			d    Decision
+			outs [1]OutputDecision
+		})
+		b.d.Outputs = b.outs[:]
+		return &b.d
+	case 2:
+		b := new(struct {
+			d    Decision
+			outs [2]OutputDecision
+		})
+		b.d.Outputs = b.outs[:]
+		return &b.d
+	case 3:
+		b := new(struct {
+			d    Decision
+			outs [3]OutputDecision
+		})
+		b.d.Outputs = b.outs[:]
+		return &b.d
 	}
-	b := new(struct {
-		d    Decision
-		outs [maxBlockOutputs]OutputDecision
-	})
-	b.d.Outputs = b.outs[:n:n]
-	return &b.d
+	return &Decision{Outputs: make([]OutputDecision, n)}
 }
 
 func firstMissing(require []string, rec consent.Record, denied []string) string {
