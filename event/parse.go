@@ -263,6 +263,9 @@ func (d *Doc) str() (bool, error) {
 	utf := false
 	high := false
 	for {
+		for p < len(raw) && !strSpecial[raw[p]] {
+			p++
+		}
 		if p >= len(raw) {
 			d.pos = p
 			return false, d.syntaxErr("unterminated string")
@@ -307,6 +310,20 @@ func (d *Doc) str() (bool, error) {
 		}
 	}
 }
+
+// strSpecial marks the bytes a string scan must look at: the closing
+// quote, escapes, control characters and non-ASCII bytes; the others are
+// skipped in a tight loop.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	for c := 0x7f; c < 0x100; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex4(b []byte) bool {
 	for _, c := range b {

@@ -24,9 +24,10 @@ const (
 	// consumer group.
 	JoinGroupBackoff = time.Second
 	// WriteQueueDepth is how many decided batches per partition may wait
-	// for their writes (bounds memory and the work redone after a
-	// rebalance).
-	WriteQueueDepth = 4
+	// for their writes (bounds memory, latency and the work redone after
+	// a rebalance). One batch decided while another is written keeps
+	// both busy; more only hold events longer.
+	WriteQueueDepth = 2
 	// UnknownTopicGrace is how long a topic may be unknown to the broker
 	// before its messages count as refused for good (a deleted topic)
 	// rather than as a metadata delay (a topic just created).
