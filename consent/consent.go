@@ -73,8 +73,9 @@ func (r Record) Allows(purpose string) bool {
 // Lookup returns one Record per distinct subject (subjects may repeat),
 // in a map keyed by subject; subjects without a stored record map to Record{Found: false}.
 // It must answer for all subjects or return an error: a partial answer is
-// never returned, so callers can fail closed. Implementations are safe for
-// concurrent use and honour ctx cancellation.
+// never returned, so callers can fail closed. The map is made for the call
+// and is the caller's to change. Implementations are safe for concurrent
+// use and honour ctx cancellation.
 type Store interface {
 	Lookup(ctx context.Context, subjects []string) (map[string]Record, error)
 }

@@ -33,16 +33,24 @@ func (l Linked) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 			return nil, err
 		}
 	}
-	out := make(map[string]Record, len(recs))
+	// The store's answer is the caller's own (Store): linked records are
+	// replaced in it, once every one is combined from the records as read.
+	type combined struct {
+		subject string
+		rec     Record
+	}
+	var changes []combined
 	for s, r := range recs {
 		if r.LinkedTo != "" {
 			u, ok := recs[r.LinkedTo]
 			if !ok {
 				u = more[r.LinkedTo]
 			}
-			r = Strictest(r, u)
+			changes = append(changes, combined{s, Strictest(r, u)})
 		}
-		out[s] = r
 	}
-	return out, nil
+	for _, c := range changes {
+		recs[c.subject] = c.rec
+	}
+	return recs, nil
 }
