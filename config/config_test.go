@@ -36,7 +36,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 		{"cache ttl", c.Cache.TTL, 2 * time.Second},
 		{"admin", c.Admin.Listen, "127.0.0.1:9464"},
 		{"batch", c.Pipeline.BatchSize, 1000},
-		{"produce linger", c.Pipeline.ProduceLinger, 2 * time.Millisecond},
+		{"produce linger", c.Pipeline.ProduceLinger, 500 * time.Microsecond},
 		{"policy path is relative to the file", c.Policy, "/etc/consentd/policy.yaml"},
 		{"key path is relative to the file", c.Pseudonymization.KeyFile, "/etc/consentd/keys"},
 	}

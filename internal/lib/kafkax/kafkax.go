@@ -107,7 +107,10 @@ type ReaderConfig struct {
 
 // DefaultProduceLinger is how long consentd's writer waits to fill a
 // batch (kafka-go's own default, 1s, would add a second to every write).
-const DefaultProduceLinger = 2 * time.Millisecond
+// consentd hands the writer whole batches: kafka-go adds every message of
+// one call for a partition under one lock, so the timer never splits a
+// call's messages, and waiting longer only adds latency.
+const DefaultProduceLinger = 500 * time.Microsecond
 
 // DefaultMaxWait is ReaderConfig.MaxWait's default.
 const DefaultMaxWait = 250 * time.Millisecond
