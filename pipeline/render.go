@@ -22,6 +22,7 @@ type renderer struct {
 	// same actions (most events of one shape).
 	actionHdrs map[string][]byte
 	scratch    []byte
+	last       []lastActions // per output
 	// copyHeaders names the raw headers copied to every clean message.
 	copyHeaders []string
 	// pol is set when outputs must not be joinable (per-output
@@ -78,8 +79,34 @@ func newRenderer(p *policy.Policy, deadLetterTopic string, copyHeaders []string)
 	return r
 }
 
-// actionsHeader returns od's actions header, reusing an identical earlier one.
-func (r *renderer) actionsHeader(od *policy.OutputDecision) []byte {
+// actionsHeader returns od's actions header, reusing an identical earlier
+// one: at once when od shares the action list of the output's previous
+// message (Decider shares the lists of events of one shape).
+func (r *renderer) actionsHeader(j int, od *policy.OutputDecision) []byte {
+	if len(r.last) <= j {
+		r.last = append(r.last, make([]lastActions, j+1-len(r.last))...)
+	}
+	l := &r.last[j]
+	if n := len(od.Actions); n > 0 && l.hdr != nil && &od.Actions[0] == l.first && n == l.n {
+		return l.hdr
+	}
+	h := r.render(od)
+	if len(od.Actions) > 0 {
+		*l = lastActions{first: &od.Actions[0], n: len(od.Actions), hdr: h}
+	}
+	return h
+}
+
+// lastActions is the action list an output's previous message had, and
+// its header.
+type lastActions struct {
+	first *policy.Action
+	n     int
+	hdr   []byte
+}
+
+// render renders od's actions header, sharing identical ones.
+func (r *renderer) render(od *policy.OutputDecision) []byte {
 	r.scratch = od.AppendActions(r.scratch[:0])
 	if h, ok := r.actionHdrs[string(r.scratch)]; ok {
 		return h
@@ -113,7 +140,7 @@ func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decisio
 		if !od.Write {
 			continue
 		}
-		c.Topic, c.Key, c.Value, c.Output, c.Actions = od.Output.Topic, od.Key, od.Value, r.outputNames[j], r.actionsHeader(od)
+		c.Topic, c.Key, c.Value, c.Output, c.Actions = od.Output.Topic, od.Key, od.Value, r.outputNames[j], r.actionsHeader(j, od)
 		c.Time = od.CleanTime(m.Time) // the record time says no more than the body's
 		if r.pol != nil {
 			// The raw coordinates are one per event and the consent
