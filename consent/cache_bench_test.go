@@ -15,6 +15,7 @@ import (
 )
 
 var benchMillion = flag.Bool("cache.million", false, "BenchmarkCacheMemory also fills a cache with 1,000,000 subjects")
+var benchMaxBytes = flag.Int("cache.max_bytes", 0, "the byte budget of the benchmarks' caches (0: none)")
 
 // syntheticStore answers every subject with a record derived from the
 // subject, built afresh on each call as Redis answers are: the store keeps
@@ -109,7 +110,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 			for b.Loop() {
 				debug.FreeOSMemory()
 				before := heapAlloc()
-				c := NewCache(syntheticStore{}, n, time.Minute, nil)
+				c := NewCache(syntheticStore{}, CacheConfig{Size: n, TTL: time.Minute, MaxBytes: *benchMaxBytes}, nil)
 				batch := make([]string, 0, 1000)
 				for i := range n {
 					batch = append(batch, benchSubject(i))
@@ -123,6 +124,9 @@ func BenchmarkCacheMemory(b *testing.B) {
 				rss := residentBytes() // before the forced GCs of heapAlloc
 				after := heapAlloc()
 				b.ReportMetric(float64(after-before)/float64(n), "B/subject")
+				if entries, bytes := c.used(); entries > 0 {
+					b.ReportMetric(float64(bytes)/float64(entries), "accounted-B/subject")
+				}
 				if rss > 0 {
 					b.ReportMetric(float64(rss)/(1<<20), "MiB-rss")
 				}
@@ -136,7 +140,7 @@ func BenchmarkCacheMemory(b *testing.B) {
 // of 100,000, and reports the cost per subject.
 func BenchmarkCacheLookup(b *testing.B) {
 	const n, batchSize = 100_000, 1000
-	c := NewCache(syntheticStore{}, n, time.Minute, nil)
+	c := NewCache(syntheticStore{}, CacheConfig{Size: n, TTL: time.Minute, MaxBytes: *benchMaxBytes}, nil)
 	subjects := make([]string, n)
 	for i := range subjects {
 		subjects[i] = benchSubject(i)
