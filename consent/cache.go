@@ -19,6 +19,13 @@ type LookupHook interface {
 	OnLookup(subjects, cacheHits int)
 }
 
+// CacheUsageHook is told, after each Cache.Lookup, how many subjects the
+// cache holds and the bytes it accounts to them (CacheConfig.MaxBytes).
+// Calls come from any goroutine and must return quickly.
+type CacheUsageHook interface {
+	OnCacheUsage(entries, bytes int)
+}
+
 // Cache answers lookups from a bounded in-process cache with a short TTL
 // and sends only the misses to the underlying Store, in one call. "No
 // record" answers are cached too. A record is never served past its
@@ -184,6 +191,7 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 	}
 	hooks.Each(c.hooks, func(h LookupHook) { h.OnLookup(len(out), hits) })
 	if len(misses) == 0 {
+		c.reportUsage()
 		return out, nil
 	}
 	got, err := c.store.Lookup(ctx, misses)
@@ -197,7 +205,16 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 			c.put(s, r, seq, now, nowNs)
 		}
 	}
+	c.reportUsage()
 	return out, nil
+}
+
+func (c *Cache) reportUsage() {
+	if c.shards == nil {
+		return
+	}
+	entries, bytes := c.used()
+	hooks.Each(c.hooks, func(h CacheUsageHook) { h.OnCacheUsage(entries, bytes) })
 }
 
 // get answers subject from the cache.

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
 type countingStore struct {
@@ -170,5 +172,26 @@ func TestCacheChangedSince(t *testing.T) {
 	c.SetBypass(true) // a purge: everything may have changed
 	if !c.ChangedSince(s1, []string{"zzz"}) {
 		t.Fatal("purge not seen as a change")
+	}
+}
+
+type usageHook struct{ entries, bytes int }
+
+func (h *usageHook) OnCacheUsage(entries, bytes int) { h.entries, h.bytes = entries, bytes }
+
+func TestCacheReportsUsage(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
+	h := &usageHook{}
+	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, hooks.List{h})
+	if _, err := c.Lookup(context.Background(), []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, bytes := c.used(); h.entries != 2 || entries != 2 || h.bytes != bytes || bytes <= 0 {
+		t.Fatalf("hook told %d entries, %d bytes; the cache holds %d, %d", h.entries, h.bytes, entries, bytes)
+	}
+	c.Invalidate("a")
+	_, _ = c.Lookup(context.Background(), []string{"b"})
+	if h.entries != 1 {
+		t.Fatalf("hook told %d entries after an invalidation, want 1", h.entries)
 	}
 }
