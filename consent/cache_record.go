@@ -17,7 +17,8 @@ import (
 // (if any) and the link (if any) are bytes in the shard's arena
 // (cache_shard.go). A cached record costs about 130 bytes, against some
 // 650 as a Record with its maps (BenchmarkCacheMemory), and the garbage
-// collector has nothing in the cache to scan.
+// collector has nothing to scan in the cache but the few records kept
+// whole and the interned sets.
 
 // entry is one cached answer, or a free slot (flagLive clear).
 type entry struct {
@@ -29,7 +30,7 @@ type entry struct {
 	// (linkLen). In a free slot, the next free slot + 1.
 	off      uint32
 	hash     uint32 // the subject's hash in the shard's index
-	size     uint32 // accounted bytes (accountedBytes)
+	size     uint32 // bytes accounted to the entry (entryBytes, arenaBytes, recordBytes)
 	keyLen   uint16
 	timesLen uint16
 	linkLen  uint16
@@ -69,8 +70,8 @@ const (
 	// load of at most 3/4).
 	entryBytes = int(unsafe.Sizeof(entry{}))*5/4 + 11
 	// fullRecordBytes, mapBytes and mapEntryBytes approximate a record
-	// kept whole: the Record and a pointer to it, a map, and one key and
-	// value of a map besides the key's bytes.
+	// kept whole: the Record and its key and value in the shard's map of
+	// them, a map, and one key and value of a map besides the key's bytes.
 	fullRecordBytes = int(unsafe.Sizeof(Record{})) + 8 + 16
 	mapBytes        = 48
 	mapEntryBytes   = 40
