@@ -47,11 +47,19 @@ type Cache struct {
 	// before an invalidation is not cached after it.
 	seq atomic.Uint64
 
-	// now is the clock TTLs and expiries are checked against.
-	now func() time.Time
+	// now is the wall clock record expiries are checked against
+	// (Record.Expires is a wall time); elapsed is the monotonic clock TTLs
+	// are counted on, so that a wall clock stepped back (NTP, a resumed
+	// VM) never stretches them.
+	now     func() time.Time
+	elapsed func() time.Duration
 
 	mu     sync.Mutex
-	recent map[string]uint64 // subject -> seq of its last invalidation
+	// recent maps a hash of each subject invalidated lately to the seq of
+	// its last invalidation: hashes, so that the memory is bounded
+	// whatever the subjects' length (two subjects with one hash make a
+	// spurious change, the safe side).
+	recent map[uint64]uint64
 	floor  uint64            // decisions older than this are all stale
 }
 
@@ -75,7 +83,7 @@ func (c *Cache) ChangedSince(seq uint64, subjects []string) bool {
 		return true
 	}
 	for _, s := range subjects {
-		if c.recent[s] > seq {
+		if c.recent[maphash.String(c.seed, s)] > seq {
 			return true
 		}
 	}
@@ -94,9 +102,9 @@ func (c *Cache) noteChange(subject string) {
 			c.floor = n // forgotten changes: everything older is stale
 		}
 		if c.recent == nil {
-			c.recent = make(map[string]uint64)
+			c.recent = make(map[uint64]uint64)
 		}
-		c.recent[subject] = n
+		c.recent[maphash.String(c.seed, subject)] = n
 	}
 	c.mu.Unlock()
 }
@@ -131,11 +139,19 @@ type CacheConfig struct {
 	// past Size. 0 (or less): no byte bound, only Size.
 	// Configuration default: DefaultCacheMaxBytes.
 	MaxBytes int
+	// Purposes are the purposes records are held compactly for (the
+	// policy's); a record granting another is held whole, and accounted
+	// so. Empty: any purpose, up to 64 of them, of at most
+	// maxPurposeName bytes each. The purpose tables are thus bounded by
+	// the policy, not by what the store holds.
+	Purposes []string
 }
 
 // NewCache wraps store. hs may be nil.
 func NewCache(store Store, cfg CacheConfig, hs hooks.List) *Cache {
-	c := &Cache{store: store, hooks: hs, ttl: cfg.TTL, seed: maphash.MakeSeed(), now: time.Now}
+	base := time.Now()
+	c := &Cache{store: store, hooks: hs, ttl: cfg.TTL, seed: maphash.MakeSeed(), now: time.Now, elapsed: func() time.Duration { return time.Since(base) }}
+	c.intern.allow(cfg.Purposes)
 	if cfg.Size <= 0 || cfg.TTL <= 0 {
 		return c
 	}
@@ -174,13 +190,13 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 	useCache := c.shards != nil && !c.bypass.Load()
 	seq := c.seq.Load()
 	now := c.now()
-	nowNs := now.UnixNano()
+	at := c.instant(now)
 	for _, s := range subjects {
 		if _, done := out[s]; done {
 			continue
 		}
 		if useCache {
-			if r, ok := c.get(s, now, nowNs); ok {
+			if r, ok := c.get(s, now, at); ok {
 				out[s] = r
 				hits++
 				continue
@@ -202,7 +218,7 @@ func (c *Cache) Lookup(ctx context.Context, subjects []string) (map[string]Recor
 		r := got[s]
 		out[s] = r
 		if useCache {
-			c.put(s, r, seq, now, nowNs)
+			c.put(s, r, seq, now, at)
 		}
 	}
 	c.reportUsage()
@@ -217,11 +233,16 @@ func (c *Cache) reportUsage() {
 	hooks.Each(c.hooks, func(h CacheUsageHook) { h.OnCacheUsage(entries, bytes) })
 }
 
+// instant returns now as the cache's clocks read it.
+func (c *Cache) instant(now time.Time) instant {
+	return instant{wall: now.UnixNano(), mono: int64(c.elapsed())}
+}
+
 // get answers subject from the cache.
-func (c *Cache) get(subject string, now time.Time, nowNs int64) (Record, bool) {
+func (c *Cache) get(subject string, now time.Time, at instant) (Record, bool) {
 	sh, h := c.shard(subject)
 	sh.mu.Lock()
-	e, tail, full, ok := sh.get(subject, h, now, nowNs)
+	e, tail, full, ok := sh.get(subject, h, now, at)
 	// The set table is read under the shard's lock: Purge replaces it
 	// only while holding every shard's lock, with the entries emptied.
 	sets := c.intern.setTable()
@@ -240,7 +261,7 @@ func (c *Cache) get(subject string, now time.Time, nowNs int64) (Record, bool) {
 // bypass came since: the answer may predate it. Checking again under the
 // shard's lock closes the window between that check and the store, since
 // Invalidate and Purge count the change before they take the lock.
-func (c *Cache) put(subject string, r Record, seq uint64, now time.Time, nowNs int64) {
+func (c *Cache) put(subject string, r Record, seq uint64, now time.Time, at instant) {
 	if r.ExpiredAt(now) || len(subject) > maxKeyLen {
 		return // never served anyway; or too long to cache
 	}
@@ -252,11 +273,11 @@ func (c *Cache) put(subject string, r Record, seq uint64, now time.Time, nowNs i
 	// change before this lookup began: the generation check sees it
 	// (tables are reset only under every shard's lock).
 	x := c.intern.encode(r)
-	x.e.stale = staleAt(nowNs, c.ttl)
+	x.e.stale = staleAt(at.mono, c.ttl)
 	sh, h := c.shard(subject)
 	sh.mu.Lock()
 	if c.seq.Load() == seq && !c.bypass.Load() && c.intern.gen.Load() == x.gen {
-		sh.put(subject, h, x, nowNs)
+		sh.put(subject, h, x, at.mono)
 	}
 	sh.mu.Unlock()
 }

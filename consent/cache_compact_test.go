@@ -70,7 +70,7 @@ func TestCacheRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &countingStore{recs: map[string]Record{"s": tt.rec}}
 			c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, nil)
-			c.now = func() time.Time { return now }
+			setClock(c, func() time.Time { return now })
 			first := lookupOne(t, c, "s")
 			second := lookupOne(t, c, "s")
 			if len(st.calls) != 1 {
@@ -262,7 +262,7 @@ func TestCacheTTLAndExpiryWithClock(t *testing.T) {
 			st := &countingStore{recs: map[string]Record{"s": tt.rec}}
 			c := NewCache(st, CacheConfig{Size: 10, TTL: 10 * time.Second}, nil)
 			now := start
-			c.now = func() time.Time { return now }
+			setClock(c, func() time.Time { return now })
 			lookupOne(t, c, "s")
 			now = now.Add(tt.advance)
 			lookupOne(t, c, "s")
@@ -279,7 +279,7 @@ func TestCacheEvictsStaleFirst(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{}}
 	c := NewCache(st, CacheConfig{Size: 3, TTL: 10 * time.Second}, nil)
 	now := time.Unix(1000, 0)
-	c.now = func() time.Time { return now }
+	setClock(c, func() time.Time { return now })
 	for _, s := range []string{"a", "b", "c"} {
 		lookupOne(t, c, s)
 		now = now.Add(4 * time.Second)
@@ -409,7 +409,7 @@ func TestShardIndex(t *testing.T) {
 		case 3:
 			// Evictions drop entries: one found must be the last put,
 			// one not found is forgotten.
-			e, tail, full, ok := s.get(k, hash(k), time.Unix(0, 0), 0)
+			e, tail, full, ok := s.get(k, hash(k), time.Unix(0, 0), instant{})
 			w, held := want[k]
 			switch {
 			case ok && !held:

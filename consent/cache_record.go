@@ -24,7 +24,7 @@ import (
 type entry struct {
 	version int64
 	expires int64 // Record.Expires in Unix nanoseconds, with flagExpires
-	stale   int64 // cache clock, Unix nanoseconds: from then on the TTL has passed
+	stale   int64 // cache clock (instant.mono): from then on the TTL has passed
 	// off is where the entry's bytes start in the shard's arena: the
 	// subject (keyLen bytes), the grant times (timesLen) and the link
 	// (linkLen). In a free slot, the next free slot + 1.
@@ -60,6 +60,9 @@ const (
 	// table without bound (records past it are kept whole). Both tables
 	// are emptied with the cache (Purge).
 	maxPurposeSets = 4096
+	// maxPurposeName is the longest purpose name interned: a record
+	// granting a longer one is kept whole.
+	maxPurposeName = 64
 	// maxKeyLen is the longest subject cached (a longer one is always
 	// asked of the store); a link longer than it keeps the record whole.
 	maxKeyLen = math.MaxUint16
@@ -89,13 +92,26 @@ type purposeSet struct {
 // decoding hits load the published set table without locking: it is only
 // ever appended to, and replaced by reset, which starts a new generation.
 type interner struct {
-	gen    atomic.Uint64 // tables reset so far
-	mu     sync.Mutex
-	bits   map[string]uint8
-	names  []string
-	byMask map[uint64]uint16
-	sets   []*purposeSet
-	view   atomic.Pointer[[]*purposeSet]
+	gen atomic.Uint64 // tables reset so far
+	// allowed, when set, are the only purposes interned (CacheConfig.Purposes).
+	allowed map[string]bool
+	mu      sync.Mutex
+	bits    map[string]uint8
+	names   []string
+	byMask  map[uint64]uint16
+	sets    []*purposeSet
+	view    atomic.Pointer[[]*purposeSet]
+}
+
+// allow restricts the purposes interned to purposes (none: any).
+func (in *interner) allow(purposes []string) {
+	if len(purposes) == 0 {
+		return
+	}
+	in.allowed = make(map[string]bool, len(purposes))
+	for _, p := range purposes {
+		in.allowed[p] = true
+	}
 }
 
 // setTable returns the published purpose sets.
@@ -115,7 +131,7 @@ func (in *interner) intern(granted map[string]bool) (idx uint16, ps *purposeSet,
 	for p := range granted {
 		b, known := in.bits[p]
 		if !known {
-			if len(in.names) == maxPurposes {
+			if len(in.names) == maxPurposes || len(p) > maxPurposeName || in.allowed != nil && !in.allowed[p] {
 				return 0, nil, false
 			}
 			p = strings.Clone(p)
@@ -316,11 +332,17 @@ func (e *entry) record(tail []byte, sets []*purposeSet) Record {
 	return r
 }
 
-// servable reports whether e may answer at now (nowNs its Unix
-// nanoseconds): its TTL has not passed and its record has not expired. A
-// record kept whole is checked by the caller.
-func (e *entry) servable(nowNs int64) bool {
-	return nowNs < e.stale && (e.flags&flagExpires == 0 || nowNs < e.expires)
+// instant is a time as the cache reads it: wall, Unix nanoseconds (for
+// record expiries, which are wall times), and mono, nanoseconds since the
+// cache was made on the monotonic clock when the time has a reading of it
+// (for TTLs: a wall clock stepped back must not stretch them).
+type instant struct{ wall, mono int64 }
+
+// servable reports whether e may answer at: its TTL has not passed and
+// its record has not expired. A record kept whole is checked by the
+// caller.
+func (e *entry) servable(at instant) bool {
+	return at.mono < e.stale && (e.flags&flagExpires == 0 || at.wall < e.expires)
 }
 
 // arenaBytes is what the cache accounts n bytes in a shard's arena: a
@@ -346,10 +368,11 @@ func recordBytes(r Record) int {
 	return n
 }
 
-// staleAt returns when an answer stored at nowNs outlives ttl.
-func staleAt(nowNs int64, ttl time.Duration) int64 {
-	if ttl > 0 && nowNs > math.MaxInt64-int64(ttl) {
+// staleAt returns when an answer stored at monoNs (instant.mono)
+// outlives ttl.
+func staleAt(monoNs int64, ttl time.Duration) int64 {
+	if ttl > 0 && monoNs > math.MaxInt64-int64(ttl) {
 		return math.MaxInt64
 	}
-	return nowNs + int64(ttl)
+	return monoNs + int64(ttl)
 }

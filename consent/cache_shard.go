@@ -115,7 +115,7 @@ func (s *shard) lookup(key string, h uint32) (i uint32, slot int, ok bool) {
 // record kept whole, if any, when it may answer at now; it sets the
 // entry's reference bit. An entry past its TTL or its record's expiry is
 // removed.
-func (s *shard) get(key string, h uint32, now time.Time, nowNs int64) (e entry, tail []byte, full *Record, ok bool) {
+func (s *shard) get(key string, h uint32, now time.Time, at instant) (e entry, tail []byte, full *Record, ok bool) {
 	i, slot, ok := s.lookup(key, h)
 	if !ok {
 		return entry{}, nil, nil, false
@@ -124,7 +124,7 @@ func (s *shard) get(key string, h uint32, now time.Time, nowNs int64) (e entry, 
 	if p.flags&flagFull != 0 {
 		full = s.full[i]
 	}
-	if !p.servable(nowNs) || full != nil && full.ExpiredAt(now) {
+	if !p.servable(at) || full != nil && full.ExpiredAt(now) {
 		s.remove(i, slot)
 		return entry{}, nil, nil, false
 	}
@@ -137,7 +137,7 @@ func (s *shard) get(key string, h uint32, now time.Time, nowNs int64) (e entry, 
 // put stores x under key (replacing the subject's entry, if any), evicting
 // until it fits. An entry larger than the shard's whole byte budget is not
 // stored.
-func (s *shard) put(key string, h uint32, x encoded, nowNs int64) {
+func (s *shard) put(key string, h uint32, x encoded, monoNs int64) {
 	if i, slot, ok := s.lookup(key, h); ok {
 		s.remove(i, slot)
 	}
@@ -146,7 +146,7 @@ func (s *shard) put(key string, h uint32, x encoded, nowNs int64) {
 		return
 	}
 	for s.count >= s.maxLen || (s.maxBytes > 0 && s.bytes+size > s.maxBytes) {
-		if !s.evictOne(nowNs) {
+		if !s.evictOne(monoNs) {
 			return
 		}
 	}
@@ -215,7 +215,7 @@ func (s *shard) compact(n int) bool {
 // evictOne removes one entry, chosen by the CLOCK hand: the first whose
 // reference bit is clear or whose TTL has passed, clearing the bits it
 // passes. It reports false when the shard holds nothing.
-func (s *shard) evictOne(nowNs int64) bool {
+func (s *shard) evictOne(monoNs int64) bool {
 	n := len(s.entries)
 	for range 2 * n { // one sweep clears every bit; the next finds a victim
 		if s.hand >= n {
@@ -227,7 +227,7 @@ func (s *shard) evictOne(nowNs int64) bool {
 		if e.flags&flagLive == 0 {
 			continue
 		}
-		if e.ref && nowNs < e.stale {
+		if e.ref && monoNs < e.stale {
 			e.ref = false
 			continue
 		}

@@ -195,3 +195,11 @@ func TestCacheReportsUsage(t *testing.T) {
 		t.Fatalf("hook told %d entries after an invalidation, want 1", h.entries)
 	}
 }
+
+// setClock makes c read now for record expiries and for TTLs alike, as if
+// the wall clock and the monotonic one moved together.
+func setClock(c *Cache, now func() time.Time) {
+	start := now()
+	c.now = now
+	c.elapsed = func() time.Duration { return now().Sub(start) }
+}

@@ -11,7 +11,7 @@ func TestCacheNeverServesAnExpiredRecord(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}, Expires: exp}}}
 	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	now := exp.Add(-time.Second)
-	c.now = func() time.Time { return now }
+	setClock(c, func() time.Time { return now })
 	lookup := func() Record {
 		t.Helper()
 		got, err := c.Lookup(context.Background(), []string{"a"})
