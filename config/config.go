@@ -219,6 +219,13 @@ type Cache struct {
 	// TTL is how long an answer (including "no record") is reused.
 	// Default: 2s. Max: 1m.
 	TTL time.Duration `yaml:"ttl"`
+	// MaxBytes bounds, in bytes, the memory the cache accounts to its
+	// entries (subjects, grant times, links and bookkeeping); past it,
+	// entries not used lately are evicted as past Size. 0: no byte
+	// bound, only Size. Default: 33554432 (32 MiB: some 2.5 times what
+	// Size typical entries take, so Size binds unless records are
+	// unusually large).
+	MaxBytes *int `yaml:"max_bytes"`
 }
 
 // Admin configures the two HTTP listeners: probes, metrics and the log
@@ -352,6 +359,7 @@ const (
 	DefaultKeyPrefix       = redisstore.DefaultKeyPrefix
 	DefaultCacheSize       = consent.DefaultCacheSize
 	DefaultCacheTTL        = consent.DefaultCacheTTL
+	DefaultCacheMaxBytes   = consent.DefaultCacheMaxBytes
 	DefaultAdminListen     = "127.0.0.1:9464"
 	DefaultAPIListen       = "127.0.0.1:9465"
 )
@@ -384,6 +392,10 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		c.Cache.Size = &n
 	}
 	d("cache.ttl", func() { setDefault(&c.Cache.TTL, DefaultCacheTTL) })
+	if c.Cache.MaxBytes == nil {
+		n := DefaultCacheMaxBytes
+		c.Cache.MaxBytes = &n
+	}
 	d("admin.listen", func() { setDefault(&c.Admin.Listen, DefaultAdminListen) })
 	d("admin.api_listen", func() { setDefault(&c.Admin.APIListen, DefaultAPIListen) })
 	d("admin.read_timeout", func() { setDefault(&c.Admin.ReadTimeout, 10*time.Second) })
@@ -503,6 +515,9 @@ func (c *Config) validateCacheAndAdmin(v *fieldErrors) {
 	fail := v.fail
 	if c.Cache.Size != nil && *c.Cache.Size < 0 {
 		fail("cache.size", "%d: must be >= 0", *c.Cache.Size)
+	}
+	if c.Cache.MaxBytes != nil && *c.Cache.MaxBytes < 0 {
+		fail("cache.max_bytes", "%d: must be >= 0 (0: no byte bound)", *c.Cache.MaxBytes)
 	}
 	if c.Cache.TTL < 0 || c.Cache.TTL > time.Minute {
 		fail("cache.ttl", "%s: want 0..1m (a long TTL delays revocations)", c.Cache.TTL)

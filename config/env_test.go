@@ -26,6 +26,7 @@ func TestEnvironmentOverridesEveryKind(t *testing.T) {
 		"CONSENTD_KAFKA_SASL_USERNAME":     "svc",
 		"CONSENTD_KAFKA_SASL_PASSWORD_ENV": "KAFKA_PW",
 		"CONSENTD_CACHE_SIZE":              "0",
+		"CONSENTD_CACHE_MAX_BYTES":         "0",
 		"CONSENTD_PIPELINE_BATCH_SIZE":     "50",
 		"CONSENTD_REDIS_ADDR":              "redis.internal:6380",
 	}
@@ -43,6 +44,7 @@ func TestEnvironmentOverridesEveryKind(t *testing.T) {
 		{"relative path from the environment is left relative", c.Kafka.TLS.CAFile, "certs/ca.pem"},
 		{"string", c.Kafka.SASL.Mechanism, SASLScramSHA512},
 		{"explicit zero in a pointer int", *c.Cache.Size, 0},
+		{"explicit zero byte budget", *c.Cache.MaxBytes, 0},
 		{"int", c.Pipeline.BatchSize, 50},
 		{"file value kept when no variable", c.Kafka.RawTopics[0], "raw"},
 		{"file path still resolved", c.Policy, "/etc/consentd/policy.yaml"},
@@ -125,6 +127,7 @@ func TestExplicitZerosAreHonouredOrRefused(t *testing.T) {
 		{"batch_linger 0 means no linger", "pipeline:\n  batch_linger: 0s\n", func(c *Config) bool { return c.Pipeline.BatchLinger == 0 }},
 		{"cache size 0 disables the cache", "cache:\n  size: 0\n", func(c *Config) bool { return *c.Cache.Size == 0 }},
 		{"cache ttl 0", "cache:\n  ttl: 0s\n", func(c *Config) bool { return c.Cache.TTL == 0 }},
+		{"cache max_bytes 0: no byte bound", "cache:\n  max_bytes: 0\n", func(c *Config) bool { return *c.Cache.MaxBytes == 0 }},
 		{"redis db 0", "redis:\n  db: 0\n", func(c *Config) bool { return c.Redis.DB == 0 }},
 	}
 	for _, tt := range honoured {

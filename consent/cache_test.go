@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
 type countingStore struct {
@@ -32,7 +34,7 @@ func (s *countingStore) Lookup(_ context.Context, subjects []string) (map[string
 
 func TestCacheBatchesMissesAndCachesNoRecord(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
-	c := NewCache(st, 100, time.Minute, nil)
+	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	got, err := c.Lookup(context.Background(), []string{"a", "b", "a", "c"})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +66,7 @@ func TestCacheBatchesMissesAndCachesNoRecord(t *testing.T) {
 
 func TestCacheTTLAndErrors(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{}}
-	c := NewCache(st, 100, 50*time.Millisecond, nil)
+	c := NewCache(st, CacheConfig{Size: 100, TTL: 50 * time.Millisecond}, nil)
 	_, _ = c.Lookup(context.Background(), []string{"a"})
 	st.recs["a"] = Record{Found: true, Version: 2, Granted: map[string]bool{"p": true}}
 	time.Sleep(120 * time.Millisecond)
@@ -81,7 +83,7 @@ func TestCacheTTLAndErrors(t *testing.T) {
 
 func TestCacheDisabled(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{}}
-	c := NewCache(st, 0, time.Second, nil)
+	c := NewCache(st, CacheConfig{Size: 0, TTL: time.Second}, nil)
 	_, _ = c.Lookup(context.Background(), []string{"a"})
 	_, _ = c.Lookup(context.Background(), []string{"a"})
 	if len(st.calls) != 2 {
@@ -110,7 +112,7 @@ func TestRecordAllows(t *testing.T) {
 
 func TestCacheBypassAndInvalidationRace(t *testing.T) {
 	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
-	c := NewCache(st, 100, time.Minute, nil)
+	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	c.SetBypass(true)
 	_, _ = c.Lookup(context.Background(), []string{"a"})
 	_, _ = c.Lookup(context.Background(), []string{"a"})
@@ -126,7 +128,7 @@ func TestCacheBypassAndInvalidationRace(t *testing.T) {
 
 	// An answer read before an invalidation must not be cached after it.
 	slow := &invalidatingStore{inner: st, invalidate: true}
-	c2 := NewCache(slow, 100, time.Minute, nil)
+	c2 := NewCache(slow, CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	slow.c = c2
 	_, _ = c2.Lookup(context.Background(), []string{"b"})
 	slow.invalidate = false
@@ -154,7 +156,7 @@ func (s *invalidatingStore) Lookup(ctx context.Context, subjects []string) (map[
 }
 
 func TestCacheChangedSince(t *testing.T) {
-	c := NewCache(&countingStore{recs: map[string]Record{}}, 10, time.Minute, nil)
+	c := NewCache(&countingStore{recs: map[string]Record{}}, CacheConfig{Size: 10, TTL: time.Minute}, nil)
 	s0 := c.Seq()
 	if c.ChangedSince(s0, []string{"a", "b"}) {
 		t.Fatal("changed with no invalidation")
@@ -171,4 +173,33 @@ func TestCacheChangedSince(t *testing.T) {
 	if !c.ChangedSince(s1, []string{"zzz"}) {
 		t.Fatal("purge not seen as a change")
 	}
+}
+
+type usageHook struct{ entries, bytes int }
+
+func (h *usageHook) OnCacheUsage(entries, bytes int) { h.entries, h.bytes = entries, bytes }
+
+func TestCacheReportsUsage(t *testing.T) {
+	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}}}}
+	h := &usageHook{}
+	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, hooks.List{h})
+	if _, err := c.Lookup(context.Background(), []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, bytes := c.used(); h.entries != 2 || entries != 2 || h.bytes != bytes || bytes <= 0 {
+		t.Fatalf("hook told %d entries, %d bytes; the cache holds %d, %d", h.entries, h.bytes, entries, bytes)
+	}
+	c.Invalidate("a")
+	_, _ = c.Lookup(context.Background(), []string{"b"})
+	if h.entries != 1 {
+		t.Fatalf("hook told %d entries after an invalidation, want 1", h.entries)
+	}
+}
+
+// setClock makes c read now for record expiries and for TTLs alike, as if
+// the wall clock and the monotonic one moved together.
+func setClock(c *Cache, now func() time.Time) {
+	start := now()
+	c.now = now
+	c.elapsed = func() time.Duration { return now().Sub(start) }
 }

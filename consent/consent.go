@@ -14,6 +14,11 @@ import (
 )
 
 // Record is what is known about one subject's consent at lookup time.
+//
+// A Record returned by a Store is read only, maps included: a Cache hands
+// the same Granted map to every record granting the same purposes, and a
+// store's answer may be cached and given to later callers. Build a new
+// Record (as Strictest does) rather than modify one.
 type Record struct {
 	// Found is false when the store holds no record: nothing is granted.
 	Found bool
@@ -74,8 +79,10 @@ func (r Record) Allows(purpose string) bool {
 // in a map keyed by subject; subjects without a stored record map to Record{Found: false}.
 // It must answer for all subjects or return an error: a partial answer is
 // never returned, so callers can fail closed. The map is made for the call
-// and is the caller's to change. Implementations are safe for concurrent
-// use and honour ctx cancellation.
+// and is the caller's to change; the records in it, and their maps, are
+// read only for the caller and for the store: neither may modify them
+// afterwards (a Cache keeps and shares them). Implementations are safe for
+// concurrent use and honour ctx cancellation.
 type Store interface {
 	Lookup(ctx context.Context, subjects []string) (map[string]Record, error)
 }

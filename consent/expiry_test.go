@@ -9,9 +9,9 @@ import (
 func TestCacheNeverServesAnExpiredRecord(t *testing.T) {
 	exp := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	st := &countingStore{recs: map[string]Record{"a": {Found: true, Version: 1, Granted: map[string]bool{"p": true}, Expires: exp}}}
-	c := NewCache(st, 100, time.Minute, nil)
+	c := NewCache(st, CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	now := exp.Add(-time.Second)
-	c.now = func() time.Time { return now }
+	setClock(c, func() time.Time { return now })
 	lookup := func() Record {
 		t.Helper()
 		got, err := c.Lookup(context.Background(), []string{"a"})

@@ -326,7 +326,7 @@ func (l announcingLinker) LinkEvents(_ context.Context, links map[string]string)
 func TestProcessHearsItsOwnLinks(t *testing.T) {
 	all := map[string]bool{"personalization": true, "analytics": true, "advertising": true}
 	st := &mapStore{recs: map[string]consent.Record{"user-9": {Found: true, Version: 1, Granted: all}, "anon-x": {Found: true, Version: 1, Granted: all}}}
-	cache := consent.NewCache(st, 100, time.Minute, nil)
+	cache := consent.NewCache(st, consent.CacheConfig{Size: 100, TTL: time.Minute}, nil)
 	p := newTestProcessor(t, consent.Linked{Store: cache})
 	p.cfg.Changes = cache
 	p.cfg.Linker = announcingLinker{cache: cache, delay: 20 * time.Millisecond}

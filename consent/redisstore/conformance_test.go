@@ -20,7 +20,7 @@ func backend(t *testing.T, rdb redis.UniversalClient, cached bool) storetest.Bac
 	up := redisstore.NewUpdater(rdb, prefix)
 	var store consent.Store = redisstore.New(rdb, prefix, 2*time.Second, nil)
 	if cached {
-		store = consent.NewCache(store, 1000, time.Minute, nil)
+		store = consent.NewCache(store, consent.CacheConfig{Size: 1000, TTL: time.Minute}, nil)
 	}
 	return storetest.Backend{
 		Store: store,

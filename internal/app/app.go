@@ -123,7 +123,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 		return nil, err
 	}
 	a.store = redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, a.Hooks)
-	a.Cache = consent.NewCache(a.store, *cfg.Cache.Size, cfg.Cache.TTL, a.Hooks)
+	a.Cache = consent.NewCache(a.store, consent.CacheConfig{Size: *cfg.Cache.Size, TTL: cfg.Cache.TTL, MaxBytes: *cfg.Cache.MaxBytes, Purposes: pol.Purposes}, a.Hooks)
 	a.Producer = NewProducer(cfg, a.Kafka)
 	a.Changes = NewChanges(cfg, pol, a.Redis, a.Producer, a.Hooks, log)
 	lease := redisstore.NewBarrierMember(a.Redis, cfg.Redis.KeyPrefix, barrier.NewID(), barrier.DefaultLeaseTTL, log)

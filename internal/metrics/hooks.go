@@ -9,7 +9,7 @@ import (
 
 // Metrics is a hook (internal/lib/hooks) implementing every hook
 // interface consentd's packages declare: pipeline's BatchWrittenHook,
-// ProduceHook, StageHook, CommitHook and GenerationHook, consent.LookupHook, redisstore's RoundTripHook and InvalidRecordHook,
+// ProduceHook, StageHook, CommitHook and GenerationHook, consent.LookupHook and CacheUsageHook, redisstore's RoundTripHook and InvalidRecordHook,
 // kafkaops.ConsentUpdateHook and barrier's FencedHook and LeaseLostHook.
 // Readiness conditions are read from the readiness tracker at each scrape
 // (New), so that /readyz and the gauges never disagree. The core packages
@@ -75,6 +75,12 @@ func (m *Metrics) OnLeaseLost(reason string) { m.LeaseLost.WithLabelValues(reaso
 func (m *Metrics) OnLookup(subjects, cacheHits int) {
 	m.Lookups.Add(float64(subjects))
 	m.CacheHits.Add(float64(cacheHits))
+}
+
+// OnCacheUsage implements consent.CacheUsageHook.
+func (m *Metrics) OnCacheUsage(entries, bytes int) {
+	m.CacheEntries.Set(float64(entries))
+	m.CacheBytes.Set(float64(bytes))
 }
 
 // OnRoundTrip implements redisstore.RoundTripHook.

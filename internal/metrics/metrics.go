@@ -28,6 +28,8 @@ type Metrics struct {
 	DeadLettered  *prometheus.CounterVec   // reason
 	Lookups       prometheus.Counter       // subjects resolved
 	CacheHits     prometheus.Counter       // subjects answered by the local cache
+	CacheEntries  prometheus.Gauge         // subjects the local cache holds
+	CacheBytes    prometheus.Gauge         // bytes the local cache accounts to them
 	RedisErrors   prometheus.Counter       // failed round trips
 	InvalidRecord prometheus.Counter       // stored records that could not be read
 	LookupSeconds prometheus.Histogram     // one pipelined round trip
@@ -61,6 +63,8 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_dead_lettered_total", Help: "Raw events sent to the dead-letter topic, per reason."}, []string{"reason"})
 	m.Lookups = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_lookups_total", Help: "Subjects whose consent was resolved (cache or Redis)."})
 	m.CacheHits = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_cache_hits_total", Help: "Subjects answered by the local cache."})
+	m.CacheEntries = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_consent_cache_entries", Help: "Subjects the local cache holds (cache.size bounds them), as of the last lookup."})
+	m.CacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "consentd_consent_cache_bytes", Help: "Bytes the local cache accounts to its entries (cache.max_bytes bounds them), as of the last lookup."})
 	m.RedisErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_redis_errors_total", Help: "Failed Redis lookups (each retried; nothing is emitted meanwhile)."})
 	m.InvalidRecord = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_consent_invalid_records_total", Help: "Stored consent records that could not be read and were treated as no consent."})
 	m.LookupSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_consent_lookup_seconds", Help: "Latency of one pipelined Redis lookup.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
@@ -82,7 +86,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
 	m.Links = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_identity_links_total", Help: "Identity links identify and alias events asked for, by result (linked, unchanged, refused_relink: already linked to another user, refused_cap: the user has identity.max_linked_ids)."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.CacheEntries, m.CacheBytes, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m

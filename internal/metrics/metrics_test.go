@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/internal/lib/hooks"
 )
 
@@ -38,5 +39,13 @@ func TestBarrierHooksCount(t *testing.T) {
 	}
 	if got := Sum(m.Registry, "consentd_barrier_members_fenced_total", nil); got != 2 {
 		t.Fatalf("members fenced %v, want 2", got)
+	}
+}
+
+func TestCacheUsageGauges(t *testing.T) {
+	m := New(&hooks.Readiness{})
+	hooks.Each(hooks.List{m}, func(h consent.CacheUsageHook) { h.OnCacheUsage(3, 400) })
+	if e, b := Sum(m.Registry, "consentd_consent_cache_entries", nil), Sum(m.Registry, "consentd_consent_cache_bytes", nil); e != 3 || b != 400 {
+		t.Fatalf("cache gauges %v entries, %v bytes; want 3, 400", e, b)
 	}
 }
