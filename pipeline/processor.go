@@ -45,6 +45,9 @@ type Processor struct {
 	decider policy.Decider
 	render  renderer
 	docs    []event.Doc
+	// observe, when set (Explain), is told what decide did with each
+	// message.
+	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)
 }
 
 // NewProcessor applies cfg's defaults, validates it and returns a
@@ -313,9 +316,11 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		consumed++
 		if b.dead[i] != nil {
 			p.deadLetter(res, i, m, b.dead[i])
+			p.told(i, "", consent.Record{}, nil, b.dead[i])
 			continue
 		}
 		if b.subjects[i] == "" {
+			p.told(i, "", consent.Record{}, nil, nil)
 			acc.Dropped[policy.ReasonNoSubject]++
 			for _, o := range p.cfg.Policy.Outputs {
 				acc.Decisions[Decision{o.Name, "skip", policy.ReasonNoSubject}]++
@@ -331,9 +336,12 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 		d, err := p.decider.DecideAt(&b.docs[i], b.subjects[i], rec, policy.Times{Record: m.Time, Now: now})
 		if err != nil {
-			p.deadLetter(res, i, m, asInputError(err))
+			ie := asInputError(err)
+			p.deadLetter(res, i, m, ie)
+			p.told(i, b.subjects[i], rec, nil, ie)
 			continue
 		}
+		p.told(i, b.subjects[i], rec, d, nil)
 		source := p.render.clean(res, i, m, d)
 		for j := range d.Outputs {
 			od := &d.Outputs[j]
@@ -351,6 +359,13 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 	}
 	return res
+}
+
+// told tells observe, if set, what decide did with message i.
+func (p *Processor) told(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError) {
+	if p.observe != nil {
+		p.observe(i, subject, rec, d, ie)
+	}
 }
 
 func (p *Processor) deadLetter(res *Result, i int, m *kafka.Message, ie *policy.InputError) {

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
 	"github.com/consentd/consentd/internal/demo/synth"
+	"github.com/consentd/consentd/internal/testing/corpus"
 )
 
 // sharedOutputs are outputs whose transforms share little, added to the
@@ -66,24 +65,7 @@ const sharedOutputs = `
 // by another, e-mails and their hashes, URLs with ids.
 func sharedEvents(t *testing.T) [][]byte {
 	t.Helper()
-	f, err := os.Open("../internal/app/testdata/hostile/corpus.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var evs [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var c struct{ Event string }
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, []byte(c.Event))
-	}
-	if err := sc.Err(); err != nil || len(evs) < 100 {
-		t.Fatalf("hostile corpus: %d events, %v", len(evs), err)
-	}
+	evs := corpus.Events(t)
 	g := synth.New(3, 50)
 	for range 300 {
 		v, _ := g.Event()

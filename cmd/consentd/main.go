@@ -8,6 +8,7 @@
 //	consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
 //	consentd redis migrate [--dry-run] [--config FILE]
 //	consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
+//	consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]
 //	consentd version
 //
 // Flags and wiring only: every command builds what it needs through the
@@ -52,6 +53,8 @@ Usage:
                                     move consent keys to the current key schema
   consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
                                     re-inject dead letters into their raw topics
+  consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON]
+                                    explain what consentd does with one raw event
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -83,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRedis(args[1:], stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(args[1:], stdout, stderr)
+	case "explain":
+		err = cmdExplain(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
