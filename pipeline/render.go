@@ -16,6 +16,7 @@ import (
 type renderer struct {
 	deadLetterTopic string
 	policyVersion   []byte // never modified: shared by every message
+	policyDigest    []byte // the same
 	policyVersionS  string
 	outputNames     [][]byte
 	// Rendered consentd-actions headers, shared between messages with the
@@ -69,7 +70,7 @@ func (r *renderer) bytesFrom(start int) []byte {
 const maxActionHeaders = 1024
 
 func newRenderer(p *policy.Policy, deadLetterTopic string, copyHeaders []string) renderer {
-	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyVersionS: p.Version, copyHeaders: copyHeaders}
+	r := renderer{deadLetterTopic: deadLetterTopic, policyVersion: []byte(p.Version), policyDigest: []byte(p.Digest), policyVersionS: p.Version, copyHeaders: copyHeaders}
 	for _, o := range p.Outputs {
 		r.outputNames = append(r.outputNames, []byte(o.Name))
 	}
@@ -124,6 +125,7 @@ func (r *renderer) render(od *policy.OutputDecision) []byte {
 func (r *renderer) clean(res *Result, i int, m *kafka.Message, d *policy.Decision) []byte {
 	c := wire.Clean{
 		PolicyVersion:  r.policyVersion,
+		PolicyDigest:   r.policyDigest,
 		ConsentVersion: wire.None,
 	}
 	start := r.grow(len(m.Topic) + 48)

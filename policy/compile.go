@@ -17,7 +17,10 @@ type Policy struct {
 	// reasons holds the skip reasons of the outputs' purposes (reason).
 	reasons map[reasonKey]string
 
-	Version      string
+	Version string
+	// Digest identifies the exact policy text that compiled into this
+	// Policy (see Digest); "" when it was compiled from a Spec alone.
+	Digest       string
 	Purposes     []string
 	Subjects     []event.Path
 	PseudonymKey string

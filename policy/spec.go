@@ -13,6 +13,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 
@@ -183,13 +185,29 @@ func Load(path string, keys *Keyring) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	spec, err := ParseSpec(path, data)
+	return FromBytes(path, data, keys)
+}
+
+// FromBytes parses and compiles the policy text data (name is for
+// messages), with its Digest.
+func FromBytes(name string, data []byte, keys *Keyring) (*Policy, error) {
+	spec, err := ParseSpec(name, data)
 	if err != nil {
 		return nil, err
 	}
 	p, err := Compile(spec, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	p.Digest = Digest(data)
 	return p, nil
+}
+
+// Digest returns the digest of a policy's text as it appears on every
+// clean message (header consentd-policy-sha256): "sha256:" and the hex
+// SHA-256 of the file's bytes, exactly as stored. Anyone holding the file
+// can check it: sha256sum policy.yaml.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

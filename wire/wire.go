@@ -25,6 +25,7 @@ const (
 	HeaderActions        = "consentd-actions"         // op:path,... or "none"
 	HeaderOutput         = "consentd-output"          // output name
 	HeaderSource         = "consentd-source"          // topic/partition/offset of the raw event
+	HeaderPolicyDigest   = "consentd-policy-sha256"   // "sha256:" and the hex SHA-256 of the policy file that decided
 )
 
 // Header names on dead letters (besides HeaderPolicyVersion).
@@ -95,6 +96,7 @@ type Clean struct {
 	Value          []byte
 	Time           time.Time
 	PolicyVersion  []byte
+	PolicyDigest   []byte // omitted when empty (a policy compiled without its file)
 	ConsentVersion []byte // None when no record
 	Actions        []byte // None when unchanged
 	Output         []byte
@@ -105,26 +107,24 @@ type Clean struct {
 // not copied: callers must not modify them afterwards.
 func (c Clean) Message() kafka.Message { return c.AppendMessage(nil) }
 
-// CleanHeaders is how many headers a clean message has (Clean.Message).
-const CleanHeaders = 5
+// CleanHeaders is the most headers a clean message has (Clean.Message).
+const CleanHeaders = 6
 
 // AppendMessage is Message with the headers appended to hs (which the
 // message keeps): callers building many messages hand out slices of one
 // allocation.
 func (c Clean) AppendMessage(hs []kafka.Header) kafka.Message {
-	return kafka.Message{
-		Topic: c.Topic,
-		Key:   c.Key,
-		Value: c.Value,
-		Time:  c.Time,
-		Headers: append(hs,
-			kafka.Header{Key: HeaderPolicyVersion, Value: c.PolicyVersion},
-			kafka.Header{Key: HeaderConsentVersion, Value: c.ConsentVersion},
-			kafka.Header{Key: HeaderActions, Value: c.Actions},
-			kafka.Header{Key: HeaderOutput, Value: c.Output},
-			kafka.Header{Key: HeaderSource, Value: c.Source},
-		),
+	hs = append(hs,
+		kafka.Header{Key: HeaderPolicyVersion, Value: c.PolicyVersion},
+		kafka.Header{Key: HeaderConsentVersion, Value: c.ConsentVersion},
+		kafka.Header{Key: HeaderActions, Value: c.Actions},
+		kafka.Header{Key: HeaderOutput, Value: c.Output},
+		kafka.Header{Key: HeaderSource, Value: c.Source},
+	)
+	if len(c.PolicyDigest) > 0 {
+		hs = append(hs, kafka.Header{Key: HeaderPolicyDigest, Value: c.PolicyDigest})
 	}
+	return kafka.Message{Topic: c.Topic, Key: c.Key, Value: c.Value, Time: c.Time, Headers: hs}
 }
 
 // DeadLetter builds the dead letter of raw: its key and value unchanged,

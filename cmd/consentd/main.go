@@ -235,6 +235,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	if keys == nil {
 		fmt.Fprintln(stdout, "key ids not checked against a key file (pass --keys FILE)")
 	}
+	fmt.Fprintf(stdout, "policy digest %s (header consentd-policy-sha256 on every clean message it decides)\n", p.Digest)
 	fmt.Fprintln(stdout, "policy OK")
 	return nil
 }

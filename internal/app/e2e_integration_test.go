@@ -3,8 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -81,6 +84,13 @@ func TestIntegrationEndToEnd(t *testing.T) {
 func testIntegrationEndToEnd(t *testing.T, env itest.Env) {
 	s := newStack(t, env, 2)
 	seedE2EConsent(t, s)
+	// Every clean message names the exact policy text that decided it:
+	// what sha256sum prints for the policy file.
+	polText, err := os.ReadFile(filepath.Join(filepath.Dir(s.cfgPath), "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyDigest := fmt.Sprintf("sha256:%x", sha256.Sum256(polText))
 	// Raw events arrive through a third-party client (kcat/librdkafka).
 	produceWithKcat(t, env, s.raw, e2eEvents)
 
@@ -137,6 +147,7 @@ func testIntegrationEndToEnd(t *testing.T, env itest.Env) {
 				t.Errorf("%s %s: key %s, want %s", names[topic], id, m.Key, wantKey[id])
 			}
 			checkHeader(t, m, wire.HeaderPolicyVersion, "2026-11-22.1")
+			checkHeader(t, m, wire.HeaderPolicyDigest, policyDigest)
 			checkHeader(t, m, wire.HeaderConsentVersion, wantConsentV[id])
 			checkHeader(t, m, wire.HeaderOutput, names[topic])
 			if a, _ := itest.Header(m, wire.HeaderActions); a == "" {

@@ -117,7 +117,7 @@ func demoPolicy() (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return policy.Compile(spec, keys)
+	return policy.FromBytes("configs/policy.yaml (embedded)", configs.Policy, keys)
 }
 
 // seedConsent stores the synthetic users' consent; the users the bad
