@@ -46,16 +46,9 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	only := fs.String("output", "", "explain this output only")
 	show := fs.Bool("show-values", false, "print event values and the subject id unmasked")
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
-	// The event may come before, between or after the flags.
-	var files []string
-	for rest := args; ; {
-		if err := parse(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files, rest = append(files, fs.Arg(0)), fs.Args()[1:]
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(files) > 1 || len(files) == 1 && *from != "" || len(files) == 0 && *from == "" {
 		return usageError{errors.New("explain: give one event: a FILE, - for stdin, or --from TOPIC/PARTITION/OFFSET")}

@@ -3,6 +3,7 @@
 //	consentd run --config configs/consentd.yaml
 //	consentd demo [--duration D] [--users N]
 //	consentd policy check configs/policy.yaml [--keys FILE]
+//	consentd policy test configs/policy.yaml --cases configs/policy-tests [--update]
 //	consentd keygen [KEYID] [--out FILE]
 //	consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
 //	consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
@@ -46,6 +47,8 @@ Usage:
   consentd run --config FILE        consume raw topics, enforce the policy, write clean topics
   consentd demo [--duration D]      run the real pipeline on an in-process Kafka and Redis
   consentd policy check FILE        validate a policy file and print a summary
+  consentd policy test FILE --cases DIR [--update]
+                                    decide golden cases with the policy; diff against their expectations
   consentd keygen [KEYID]           print a new pseudonymization key line
   consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
                                     data-subject requests on the consent store
@@ -133,6 +136,21 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseArgs parses fs's flags wherever they stand among the positional
+// arguments, and returns the positional ones in order.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for rest := args; ; {
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+}
+
 func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -189,13 +207,20 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	return demo.Run(ctx, opts, stdout)
 }
 
+const policyUsage = `Usage:
+  consentd policy check FILE [--keys KEYFILE]
+  consentd policy test FILE --cases DIR [--update]`
+
 func cmdPolicy(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "test" {
+		return cmdPolicyTest(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "check" {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(stdout, "Usage: consentd policy check FILE [--keys KEYFILE]")
+			fmt.Fprintln(stdout, policyUsage)
 			return nil
 		}
-		return usageError{errors.New("usage: consentd policy check FILE [--keys KEYFILE]")}
+		return usageError{errors.New(policyUsage)}
 	}
 	fs := newFlags("policy check", "consentd policy check FILE [--keys KEYFILE]", stderr)
 	keysPath := fs.String("keys", "", "pseudonymization key file; when given, every key id the policy uses must be in it")

@@ -38,7 +38,7 @@ func TestCommands(t *testing.T) {
 		{"policy check shipped", []string{"policy", "check", "../../configs/policy.yaml"}, 0, "policy OK", ""},
 		{"policy check invalid", []string{"policy", "check", badPolicy}, 1, "", `unknown purpose "b"`},
 		{"policy check no file", []string{"policy", "check"}, 2, "", "exactly one FILE"},
-		{"policy wrong subcommand", []string{"policy", "lint"}, 2, "", "usage: consentd policy check"},
+		{"policy wrong subcommand", []string{"policy", "lint"}, 2, "", "consentd policy check FILE"},
 		{"demo help", []string{"demo", "--help"}, 0, "", "--duration"},
 		{"demo bad users", []string{"demo", "--users", "1"}, 1, "", "--users must be at least 10"},
 	}
