@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,9 +21,10 @@ import (
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/pipeline"
 	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/wire"
 )
 
-const explainUsage = `consentd explain [FILE|-] [--from TOPIC/PARTITION/OFFSET] [--consent JSON] [--output NAME] [--show-values] [--json] [--config FILE]
+const explainUsage = `consentd explain [FILE|-] [--from TOPIC/PARTITION/OFFSET | --clean TOPIC/PARTITION/OFFSET] [--consent JSON] [--output NAME] [--show-values] [--json] [--config FILE]
 
 Explains what consentd does with one raw event, with the code 'run' runs:
 per output, written or skipped and why, the consent record and the event's
@@ -36,12 +36,18 @@ form 'consentd consent get' prints: {"found":true,"version":3,
 "purposes":{"analytics":true}}, or "none". Nothing is written anywhere:
 an identify or alias event is explained with the identity links already
 stored, without the one it would add. Values are masked unless
---show-values is given.`
+--show-values is given.
+
+--clean explains a clean message: its raw event is read back through its
+consentd-source header and decided again, and explain says whether the
+key and value it would write now are the clean message's, and if not,
+which of its headers (policy, consent version) differs.`
 
 func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("explain", explainUsage, stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
 	from := fs.String("from", "", "read the raw event from Kafka: TOPIC/PARTITION/OFFSET")
+	clean := fs.String("clean", "", "explain the clean message at TOPIC/PARTITION/OFFSET: decide its raw event again and compare")
 	inline := fs.String("consent", "", `consent record to decide with, offline: {"found":true,"version":N,"purposes":{...}} or "none" (default: the consent store)`)
 	only := fs.String("output", "", "explain this output only")
 	show := fs.Bool("show-values", false, "print event values and the subject id unmasked")
@@ -50,8 +56,14 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(files) > 1 || len(files) == 1 && *from != "" || len(files) == 0 && *from == "" {
-		return usageError{errors.New("explain: give one event: a FILE, - for stdin, or --from TOPIC/PARTITION/OFFSET")}
+	sources := len(files)
+	for _, f := range []string{*from, *clean} {
+		if f != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return usageError{errors.New("explain: give one event: a FILE, - for stdin, --from TOPIC/PARTITION/OFFSET or --clean TOPIC/PARTITION/OFFSET")}
 	}
 	var rec *consent.Record
 	if *inline != "" {
@@ -67,6 +79,18 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var cleanMsg *kafka.Message
+	if *clean != "" {
+		m, err := readAt(ctx, cfg, *clean)
+		if err != nil {
+			return err
+		}
+		src := string(wire.Header(&m, wire.HeaderSource))
+		if _, _, _, err := wire.ParseSource(src); err != nil {
+			return fmt.Errorf("explain: %s is not a clean message consentd can trace back: its %s header is %q (pseudonymized per output, or not written by consentd)", *clean, wire.HeaderSource, src)
+		}
+		cleanMsg, *from = &m, src
+	}
 	msg, source, err := readEvent(ctx, cfg, files, *from)
 	if err != nil {
 		return err
@@ -94,6 +118,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("explain: the consent store did not answer: %w", err)
 	}
 	view := explainView(pol, ex, source, rec != nil, *only, *show)
+	if cleanMsg != nil {
+		view.Clean = compareClean(pol, ex, *clean, cleanMsg)
+		if *only == "" {
+			view.Outputs = slices.DeleteFunc(view.Outputs, func(o explainedOutput) bool { return o.Name != view.Clean.Output })
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -142,23 +172,8 @@ func parseInlineConsent(s string) (consent.Record, error) {
 // where it came from.
 func readEvent(ctx context.Context, cfg *config.Config, args []string, from string) (kafka.Message, string, error) {
 	if from != "" {
-		parts := strings.Split(from, "/")
-		if len(parts) < 3 {
-			return kafka.Message{}, "", usageError{fmt.Errorf("explain: --from %q: want TOPIC/PARTITION/OFFSET", from)}
-		}
-		topic := strings.Join(parts[:len(parts)-2], "/")
-		part, err1 := strconv.Atoi(parts[len(parts)-2])
-		off, err2 := strconv.ParseInt(parts[len(parts)-1], 10, 64)
-		if topic == "" || err1 != nil || err2 != nil || part < 0 || off < 0 {
-			return kafka.Message{}, "", usageError{fmt.Errorf("explain: --from %q: want TOPIC/PARTITION/OFFSET", from)}
-		}
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		m, err := app.ReadRaw(rctx, cfg, topic, part, off)
-		if err != nil {
-			return kafka.Message{}, "", fmt.Errorf("explain: %w", err)
-		}
-		return m, from, nil
+		m, err := readAt(ctx, cfg, from)
+		return m, from, err
 	}
 	var b []byte
 	var err error
@@ -177,6 +192,21 @@ func readEvent(ctx context.Context, cfg *config.Config, args []string, from stri
 	return kafka.Message{Topic: topic, Value: bytes.TrimRight(b, "\r\n"), Time: time.Now()}, args[0], nil
 }
 
+// readAt reads the message at TOPIC/PARTITION/OFFSET.
+func readAt(ctx context.Context, cfg *config.Config, at string) (kafka.Message, error) {
+	topic, part, off, err := wire.ParseSource(at)
+	if err != nil || topic == "" {
+		return kafka.Message{}, usageError{fmt.Errorf("explain: %q: want TOPIC/PARTITION/OFFSET", at)}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	m, err := app.ReadRaw(rctx, cfg, topic, part, off)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("explain: %w", err)
+	}
+	return m, nil
+}
+
 // explanation is what explain prints (JSON, or as text).
 type explanation struct {
 	Source        string              `json:"source"`
@@ -192,6 +222,52 @@ type explanation struct {
 	DeadLetter    *explainedDead      `json:"dead_letter,omitempty"`
 	Outputs       []explainedOutput   `json:"outputs,omitempty"`
 	Accounting    pipeline.Accounting `json:"-"`
+	Clean         *cleanCheck         `json:"clean,omitempty"`
+}
+
+// cleanCheck compares a clean message with what deciding its raw event
+// again writes.
+type cleanCheck struct {
+	Message string   `json:"message"` // TOPIC/PARTITION/OFFSET
+	Output  string   `json:"output"`
+	Same    bool     `json:"same"` // the key and value would be written again as they are
+	Differs []string `json:"differs,omitempty"`
+}
+
+// compareClean compares the clean message m (read at where) with the
+// message ex renders for the same output.
+func compareClean(pol *policy.Policy, ex *pipeline.Explanation, where string, m *kafka.Message) *cleanCheck {
+	c := &cleanCheck{Message: where, Output: string(wire.Header(m, wire.HeaderOutput))}
+	var now *kafka.Message
+	for i := range ex.Out {
+		if string(wire.Header(&ex.Out[i], wire.HeaderOutput)) == c.Output {
+			now = &ex.Out[i]
+		}
+	}
+	if now == nil {
+		c.Differs = append(c.Differs, "the raw event would not be written to output "+c.Output+" now")
+	} else {
+		if !bytes.Equal(now.Key, m.Key) {
+			c.Differs = append(c.Differs, "key")
+		}
+		if !bytes.Equal(now.Value, m.Value) {
+			c.Differs = append(c.Differs, "value")
+		}
+	}
+	for _, h := range []string{wire.HeaderPolicyDigest, wire.HeaderPolicyVersion, wire.HeaderConsentVersion, wire.HeaderActions} {
+		was := string(wire.Header(m, h))
+		is := ""
+		if now != nil {
+			is = string(wire.Header(now, h))
+		} else if h == wire.HeaderPolicyVersion {
+			is = pol.Version
+		}
+		if was != is && (now != nil || h == wire.HeaderPolicyVersion) {
+			c.Differs = append(c.Differs, fmt.Sprintf("%s was %q, is %q", h, was, is))
+		}
+	}
+	c.Same = now != nil && bytes.Equal(now.Key, m.Key) && bytes.Equal(now.Value, m.Value)
+	return c
 }
 
 type explainedConsent struct {
@@ -408,6 +484,16 @@ func printExplanation(w io.Writer, v explanation) {
 	}
 	if v.CoarseGeo {
 		fmt.Fprintln(w, "TC string withholds precise geolocation: coordinates rounded in every output")
+	}
+	if c := v.Clean; c != nil {
+		switch {
+		case c.Same && len(c.Differs) == 0:
+			fmt.Fprintf(w, "clean message %s (output %s): decided again, the same key and value would be written\n", c.Message, c.Output)
+		case c.Same:
+			fmt.Fprintf(w, "clean message %s (output %s): decided again, the same key and value would be written; %s\n", c.Message, c.Output, strings.Join(c.Differs, "; "))
+		default:
+			fmt.Fprintf(w, "clean message %s (output %s): decided again, it would differ: %s\n", c.Message, c.Output, strings.Join(c.Differs, "; "))
+		}
 	}
 	if d := v.DeadLetter; d != nil {
 		fmt.Fprintf(w, "DEAD-LETTERED to %s: %s\n  %s\n", d.Topic, d.Reason, d.Error)
