@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,5 +253,44 @@ func TestKubernetesSecretPlaceholdersAreRefused(t *testing.T) {
 	out, err := exec.Command(bin, "policy", "check", filepath.Join(dir, "policy.yaml"), "--keys", filepath.Join(dir, "pseudonym.keys")).CombinedOutput()
 	if err == nil {
 		t.Fatalf("the placeholder key file was accepted: %s", out)
+	}
+}
+
+// TestKubernetesAuditCronJob: the audit CronJob runs consentd audit with
+// the Deployment's configuration and secrets, mounted the same way, one
+// run at a time, and fails (no retries hiding a finding) when the audit
+// does.
+func TestKubernetesAuditCronJob(t *testing.T) {
+	m := manifests(t)
+	dep := at(m["Deployment"], "spec", "template", "spec")
+	job := readYAML(t, "kubernetes/audit-cronjob.yaml")
+	if str(job, "kind") != "CronJob" || str(job, "spec", "concurrencyPolicy") != "Forbid" || str(job, "spec", "jobTemplate", "spec", "backoffLimit") != "0" {
+		t.Fatalf("audit-cronjob.yaml: kind %s, concurrencyPolicy %s, backoffLimit %s", str(job, "kind"), str(job, "spec", "concurrencyPolicy"), str(job, "spec", "jobTemplate", "spec", "backoffLimit"))
+	}
+	pod := at(job, "spec", "jobTemplate", "spec", "template", "spec")
+	c := at(pod, "containers", 0)
+	args := strs(list(c, "args"))
+	depArgs := strs(list(at(dep, "containers", 0), "args"))
+	if len(args) < 3 || args[0] != "audit" || args[slices.Index(args, "--config")+1] != depArgs[slices.Index(depArgs, "--config")+1] {
+		t.Errorf("the CronJob runs %v; want audit with the Deployment's --config (%v)", args, depArgs)
+	}
+	if str(pod, "restartPolicy") != "Never" || str(pod, "securityContext", "runAsNonRoot") != "true" || str(c, "securityContext", "readOnlyRootFilesystem") != "true" {
+		t.Error("the audit pod restarts, or runs as root or on a writable root file system")
+	}
+	mounts := map[string]string{}
+	for _, vm := range list(at(dep, "containers", 0), "volumeMounts") {
+		mounts[str(vm, "name")] = str(vm, "mountPath")
+	}
+	for _, vm := range list(c, "volumeMounts") {
+		if mounts[str(vm, "name")] != str(vm, "mountPath") || str(vm, "readOnly") != "true" {
+			t.Errorf("volume %s: mounted at %s (the Deployment: %s), read-only %s", str(vm, "name"), str(vm, "mountPath"), mounts[str(vm, "name")], str(vm, "readOnly"))
+		}
+	}
+	vols := func(spec any) string {
+		b, _ := json.Marshal(at(spec, "volumes"))
+		return string(b)
+	}
+	if vols(pod) != vols(dep) {
+		t.Errorf("the CronJob's volumes %s differ from the Deployment's %s", vols(pod), vols(dep))
 	}
 }

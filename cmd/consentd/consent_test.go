@@ -33,21 +33,7 @@ func TestIntegrationConsentCommands(t *testing.T) {
 	env := itest.Require(t)
 	dir := t.TempDir()
 	id := itest.Unique("t")
-	shipped, err := os.ReadFile("../../configs/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := string(shipped)
-	topics := map[string]string{}
-	for _, o := range []string{"personalization", "analytics", "advertising"} {
-		topics[o] = id + "." + o
-		pol = strings.Replace(pol, "topic: clean."+o, "topic: "+topics[o], 1)
-	}
-	itest.CreateTopics(t, env.Kafka, 1, topics["personalization"], topics["analytics"], topics["advertising"])
-	policyPath := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policyPath, topics := shippedPolicyOn(t, env.Kafka, id, dir)
 	var kb bytes.Buffer
 	if code := run([]string{"keygen", "k1"}, &kb, &kb); code != 0 {
 		t.Fatal(kb.String())
@@ -175,4 +161,27 @@ func TestIntegrationConsentCommands(t *testing.T) {
 	if code, _, errs := consentCLI(t, filepath.Join(dir, "nope.yaml"), "get", "u1"); code != 1 || !strings.Contains(errs, "reading config") {
 		t.Errorf("missing config: %d %s", code, errs)
 	}
+}
+
+// shippedPolicyOn writes into dir the shipped policy with clean topics of
+// its own (id + "." + output), created on broker; it returns its path and
+// the topics by output.
+func shippedPolicyOn(t *testing.T, broker, id, dir string) (string, map[string]string) {
+	t.Helper()
+	shipped, err := os.ReadFile("../../configs/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := string(shipped)
+	topics := map[string]string{}
+	for _, o := range []string{"personalization", "analytics", "advertising"} {
+		topics[o] = id + "." + o
+		pol = strings.Replace(pol, "topic: clean."+o, "topic: "+topics[o], 1)
+	}
+	itest.CreateTopics(t, broker, 1, topics["personalization"], topics["analytics"], topics["advertising"])
+	policyPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return policyPath, topics
 }

@@ -10,6 +10,7 @@
 //	consentd redis migrate [--dry-run] [--config FILE]
 //	consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
 //	consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]
+//	consentd audit [--topics T] [--since 24h] [--ids FILE] [--json]
 //	consentd version
 //
 // Flags and wiring only: every command builds what it needs through the
@@ -58,6 +59,8 @@ Usage:
                                     re-inject dead letters into their raw topics
   consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON]
                                     explain what consentd does with one raw event
+  consentd audit [--since 24h] [--ids FILE]
+                                    check clean topics independently of the code that wrote them
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -91,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDLQ(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
