@@ -290,6 +290,8 @@ func testIntegrationEndToEnd(t *testing.T, env itest.Env) {
 			t.Errorf("kcat sees %q", l)
 		}
 	}
+	// An independent check of everything written finds nothing.
+	s.audit(t, "uAll", "uPerso", "uDenied", "uNone", "anA")
 }
 
 func checkHeader(t *testing.T, m kafka.Message, key, want string) {

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/consentd/consentd/internal/audit"
+	"github.com/consentd/consentd/internal/connect"
 	"io"
 	"net/http"
 	"os"
@@ -271,4 +273,37 @@ func expectSets(t *testing.T, what string, got, want map[string][]string) {
 			t.Errorf("%s %s: got %v, want %v", what, k, got[k], w)
 		}
 	}
+}
+
+// audit runs consentd audit's checker over the stack's clean topics, with
+// ids as the raw subject ids to look for, and fails on any finding: what
+// consentd wrote must pass a check that shares no code with it.
+func (s *stack) audit(t *testing.T, ids ...string) *audit.Report {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(filepath.Dir(s.cfgPath), "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := audit.ReadPolicy(text, fmt.Sprintf("sha256:%x", sha256.Sum256(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kc, err := connect.NewKafka(ctx, s.cfg.Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &audit.Checker{Policy: pol, KeyIDs: []string{"k1"}, IDs: ids}
+	rep, err := audit.Run(ctx, c, audit.Options{Dialer: kc.Dialer(), Brokers: kc.Brokers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Messages == 0 {
+		t.Fatal("audit: no clean message to check")
+	}
+	for _, m := range rep.Findings {
+		t.Errorf("audit: %s (%s): %+v", m.At, m.Output, m.Findings)
+	}
+	return rep
 }

@@ -171,6 +171,8 @@ func TestIntegrationHostile(t *testing.T) {
 		t.Errorf("only %d clean messages from %d events: too few to test scrubbing", clean, writtenEvents)
 	}
 	s.assertNoPersonalData(t, ck.pii...)
+	rep := s.audit(t, ck.pii...)
+	t.Logf("audit: %d clean messages, %d retractions, no findings", rep.Messages, rep.Retractions)
 	t.Logf("%d hostile events: %d written (%d clean messages), %d dead-lettered %v, %d dropped; %d findings", len(es), writtenEvents, clean, deadTotal, snap.Dead, droppedTotal, findings)
 }
 
