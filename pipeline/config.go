@@ -207,6 +207,13 @@ type ProcessorConfig struct {
 	// message (e.g. traceparent); dead letters keep every raw header
 	// anyway. Default: none.
 	CopyHeaders []string
+	// Shadow, if set, is a candidate policy decided beside Policy on the
+	// events ShadowEvery selects; it writes nothing. Every difference goes
+	// to the ShadowHooks among Hooks. Default: none.
+	Shadow *policy.Policy
+	// ShadowEvery decides the shadow policy on one event in ShadowEvery
+	// (its cost: a second decision per event evaluated). Default: 1.
+	ShadowEvery int
 	// Log receives warnings and debug explanations. Default: none.
 	Log *zap.Logger
 }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"sync"
 	"time"
+
+	"github.com/consentd/consentd/policy"
 )
 
 // Hook interfaces the engine calls (see package internal/lib/hooks):
@@ -29,6 +31,14 @@ type (
 	// LinkHook is told, per batch, how many identity links events asked
 	// for ended in each result (see Linker).
 	LinkHook interface{ OnIdentityLinks(result string, n int) }
+	// ShadowHook is told, for every event the shadow policy decided
+	// (ProcessorConfig.Shadow), how its decision differs from the live
+	// one (none: the same), with the event's pseudonymous key under the
+	// live policy. Events are counted when decided: a batch decided again
+	// (stale, or redelivered) counts again.
+	ShadowHook interface {
+		OnShadow(key []byte, diffs []policy.Diff)
+	}
 	// StageHook is told, per batch, how long it spent in each stage on
 	// its way from the raw topic to the clean ones (the Stage constants).
 	StageHook interface {

@@ -45,6 +45,10 @@ type Processor struct {
 	decider policy.Decider
 	render  renderer
 	docs    []event.Doc
+	// shadow decides ProcessorConfig.Shadow; shadowN counts the events
+	// seen, for ShadowEvery.
+	shadow  *policy.Decider
+	shadowN int
 	// observe, when set (Explain), is told what decide did with each
 	// message.
 	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)
@@ -61,7 +65,11 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 }
 
 func newProcessor(cfg ProcessorConfig) *Processor {
-	return &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+	p := &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+	if cfg.Shadow != nil {
+		p.shadow = &policy.Decider{Policy: cfg.Shadow}
+	}
+	return p
 }
 
 // NewProcessorFactory validates cfg once and returns the factory of one
@@ -334,7 +342,11 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		} else if rec.Found && !rec.Expires.IsZero() && (res.expires.IsZero() || rec.Expires.Before(res.expires)) {
 			res.expires = rec.Expires
 		}
-		d, err := p.decider.DecideAt(&b.docs[i], b.subjects[i], rec, policy.Times{Record: m.Time, Now: now})
+		at := policy.Times{Record: m.Time, Now: now}
+		d, err := p.decider.DecideAt(&b.docs[i], b.subjects[i], rec, at)
+		if p.shadow != nil {
+			p.decideShadow(&b.docs[i], b.subjects[i], rec, at, d, err)
+		}
 		if err != nil {
 			ie := asInputError(err)
 			p.deadLetter(res, i, m, ie)
@@ -359,6 +371,39 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 	}
 	return res
+}
+
+// decideShadow decides the shadow policy on the event, when ShadowEvery
+// selects it, and tells the ShadowHooks how it differs from the live
+// decision (d, err). Values are compared before d is rendered; d is not
+// modified.
+func (p *Processor) decideShadow(doc *event.Doc, subject string, rec consent.Record, at policy.Times, d *policy.Decision, err error) {
+	p.shadowN++
+	if every := max(p.cfg.ShadowEvery, 1); p.shadowN%every != 0 {
+		return
+	}
+	sd, serr := p.shadow.DecideAt(doc, subject, rec, at)
+	var lie, sie *policy.InputError
+	if err != nil {
+		lie = asInputError(err)
+	}
+	if serr != nil {
+		sie = asInputError(serr)
+	}
+	diffs := policy.Compare(d, lie, sd, sie)
+	var key []byte
+	if d != nil {
+		for _, od := range d.Outputs {
+			if od.Write {
+				key = od.Key
+				break
+			}
+		}
+	}
+	if key == nil {
+		key, _ = p.cfg.Policy.PseudonymousKey(subject)
+	}
+	hooks.Each(p.cfg.Hooks, func(h ShadowHook) { h.OnShadow(key, diffs) })
 }
 
 // told tells observe, if set, what decide did with message i.
