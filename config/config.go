@@ -42,6 +42,28 @@ type Config struct {
 	Consent ConsentSync `yaml:"consent"`
 	// Identity says how far identity links are trusted.
 	Identity Identity `yaml:"identity"`
+	// ShadowPolicy is a candidate policy file decided beside Policy on
+	// live events, writing nothing but metrics and a report of the
+	// differences (see Shadow), relative to this file's directory unless
+	// absolute. Default: none.
+	ShadowPolicy string `yaml:"shadow_policy"`
+	// Shadow tunes the shadow policy.
+	Shadow Shadow `yaml:"shadow"`
+}
+
+// Shadow tunes the shadow policy (shadow_policy).
+type Shadow struct {
+	// Every decides the shadow policy on one event in Every: the shadow
+	// costs a second decision per event it decides. Default: 1.
+	Every int `yaml:"every"`
+	// ReportTopic receives a sample of the differences (the event's
+	// pseudonymous key, the output, the kinds and paths of the
+	// differences; never a value), for consentd shadow report.
+	// Default: none (metrics only).
+	ReportTopic string `yaml:"report_topic"`
+	// ReportPerSecond bounds the differences written to ReportTopic per
+	// second (the rest are counted only). Default: 20.
+	ReportPerSecond int `yaml:"report_per_second"`
 }
 
 // Identity is the trust model of identity links (anonymous id → user id):
@@ -412,6 +434,8 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
 	d("consent.erasure_retention", func() { setDefault(&c.Consent.ErasureRetention, DefaultErasureRetention) })
+	d("shadow.every", func() { setDefault(&c.Shadow.Every, 1) })
+	d("shadow.report_per_second", func() { setDefault(&c.Shadow.ReportPerSecond, 20) })
 	d("identity.link_sources", func() {
 		if c.Identity.LinkSources == nil {
 			c.Identity.LinkSources = []string{"events", "api"}
@@ -600,6 +624,18 @@ func (c *Config) validateConsentAndPolicy(v *fieldErrors) {
 	}
 	if c.Policy == "" {
 		fail("policy", "required (path of the policy file)")
+	}
+	if c.ShadowPolicy != "" && c.ShadowPolicy == c.Policy {
+		fail("shadow_policy", "is the live policy itself")
+	}
+	if c.Shadow.Every < 1 {
+		fail("shadow.every", "%d: must be at least 1", c.Shadow.Every)
+	}
+	if c.Shadow.ReportPerSecond < 1 {
+		fail("shadow.report_per_second", "%d: must be at least 1", c.Shadow.ReportPerSecond)
+	}
+	if t := c.Shadow.ReportTopic; t != "" && (t == c.Kafka.DeadLetterTopic || slices.Contains(c.Kafka.RawTopics, t) || t == c.Consent.Topic) {
+		fail("shadow.report_topic", "%q is also a raw, dead-letter or consent topic", t)
 	}
 	if (c.Pseudonymization.KeyFile == "") == (c.Pseudonymization.KeyEnv == "") {
 		fail("pseudonymization", "set exactly one of key_file and key_env")
@@ -800,6 +836,7 @@ type pathField struct {
 func (c *Config) paths() []pathField {
 	return []pathField{
 		{"policy", &c.Policy},
+		{"shadow_policy", &c.ShadowPolicy},
 		{"pseudonymization.key_file", &c.Pseudonymization.KeyFile},
 		{"redis.password_file", &c.Redis.PasswordFile},
 		{"redis.sentinel_password_file", &c.Redis.SentinelPasswordFile},

@@ -158,7 +158,20 @@ func TestProcessFailsClosedWhileStoreIsDown(t *testing.T) {
 
 func BenchmarkProcessBatch(b *testing.B) {
 	msgs, st := synthBatch(1000)
+	benchProcess(b, newTestProcessor(b, st), msgs)
+}
+
+// BenchmarkProcessBatchShadow is BenchmarkProcessBatch with the shipped
+// policy also decided as a shadow policy on every event: what a
+// shadow_policy costs (shadow.every divides it).
+func BenchmarkProcessBatchShadow(b *testing.B) {
+	msgs, st := synthBatch(1000)
 	p := newTestProcessor(b, st)
+	p.shadow = &policy.Decider{Policy: testPolicy(b)}
+	benchProcess(b, p, msgs)
+}
+
+func benchProcess(b *testing.B, p *Processor, msgs []kafka.Message) {
 	size := 0
 	for _, m := range msgs {
 		size += len(m.Value)

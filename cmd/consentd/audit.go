@@ -55,12 +55,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	}
 	var from time.Time
 	if *since != "" {
-		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
-			from = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
-			from = t
-		} else {
-			return usageError{fmt.Errorf("audit: --since %q: want a duration (24h) or an RFC 3339 time", *since)}
+		if from, err = parseSince("audit", *since); err != nil {
+			return err
 		}
 	}
 	cfg, err := config.Load(*path)

@@ -256,3 +256,27 @@ func run2(t *testing.T, args ...string) (int, string, string) {
 	code := run(args, &out, &errs)
 	return code, out.String(), errs.String()
 }
+
+// TestShadowReportRefusesBadInput: shadow report needs a report topic and
+// says so; bad flags are usage errors.
+func TestShadowReportRefusesBadInput(t *testing.T) {
+	cfg := explainConfig(t, "127.0.0.1:1", "127.0.0.1:1", "x:")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"shadow"}, 2, "usage: consentd shadow report"},
+		{[]string{"shadow", "report", "--config", cfg}, 1, "sets no shadow.report_topic"},
+		{[]string{"shadow", "report", "--since", "yesterday", "--config", cfg}, 2, "--since"},
+		{[]string{"shadow", "report", "extra", "--config", cfg}, 2, "unexpected argument"},
+	} {
+		code, _, errs := run2(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+	if code, out, _ := run2(t, "shadow", "report", "--help"); code != 0 || out != "" {
+		t.Errorf("--help: exit %d", code)
+	}
+}

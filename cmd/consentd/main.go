@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -61,6 +62,8 @@ Usage:
                                     explain what consentd does with one raw event
   consentd audit [--since 24h] [--ids FILE]
                                     check clean topics independently of the code that wrote them
+  consentd shadow report [--since 1h]
+                                    summarize the shadow policy's differences
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -96,6 +99,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdExplain(args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "shadow":
+		err = cmdShadow(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
@@ -139,6 +144,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return usageError{err}
 	}
 	return nil
+}
+
+// parseSince reads a --since value: a duration back from now (24h) or an
+// RFC 3339 time.
+func parseSince(cmd, v string) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usageError{fmt.Errorf("%s: --since %q: want a duration (24h) or an RFC 3339 time", cmd, v)}
 }
 
 // parseArgs parses fs's flags wherever they stand among the positional

@@ -49,6 +49,23 @@ import (
 
 // LoadPolicy loads the keyring named by cfg and compiles the policy with it.
 func LoadPolicy(cfg *config.Config) (*policy.Policy, error) {
+	return loadPolicy(cfg, cfg.Policy)
+}
+
+// LoadShadowPolicy compiles cfg's shadow_policy with the same keyring;
+// nil when there is none.
+func LoadShadowPolicy(cfg *config.Config) (*policy.Policy, error) {
+	if cfg.ShadowPolicy == "" {
+		return nil, nil
+	}
+	p, err := loadPolicy(cfg, cfg.ShadowPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("shadow_policy: %w", err)
+	}
+	return p, nil
+}
+
+func loadPolicy(cfg *config.Config, path string) (*policy.Policy, error) {
 	name, data, err := cfg.KeyMaterial()
 	if err != nil {
 		return nil, err
@@ -57,13 +74,16 @@ func LoadPolicy(cfg *config.Config) (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return policy.Load(cfg.Policy, keys)
+	return policy.Load(path, keys)
 }
 
 // App is a wired consentd instance.
 type App struct {
-	Config    *config.Config
-	Policy    *policy.Policy
+	Config *config.Config
+	Policy *policy.Policy
+	// Shadow is the candidate policy decided beside Policy (shadow_policy);
+	// nil when there is none.
+	Shadow    *policy.Policy
 	Metrics   *metrics.Metrics
 	Stats     *pipeline.Stats // typed totals of acknowledged batches
 	Readiness *hooks.Readiness
@@ -75,14 +95,16 @@ type App struct {
 	Producer  *kafka.Writer
 	Changes   *changes.Service
 
-	level  *zap.AtomicLevel // nil: the log level cannot be changed at run time
-	runner *pipeline.Runner
-	store  *redisstore.Store
-	member *barrier.Member
-	admin  *http.Server
-	ln     net.Listener
-	api    *http.Server // nil when the consent API is off
-	apiLn  net.Listener
+	level *zap.AtomicLevel // nil: the log level cannot be changed at run time
+	// shadowReport writes the shadow policy's differences (shadow.report_topic).
+	shadowReport *kafkaops.ShadowReporter
+	runner       *pipeline.Runner
+	store        *redisstore.Store
+	member       *barrier.Member
+	admin        *http.Server
+	ln           net.Listener
+	api          *http.Server // nil when the consent API is off
+	apiLn        net.Listener
 }
 
 // Option changes how New wires an App.
@@ -125,6 +147,14 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	a.store = redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, a.Hooks)
 	a.Cache = consent.NewCache(a.store, consent.CacheConfig{Size: *cfg.Cache.Size, TTL: cfg.Cache.TTL, MaxBytes: *cfg.Cache.MaxBytes, Purposes: pol.Purposes}, a.Hooks)
 	a.Producer = NewProducer(cfg, a.Kafka)
+	if a.Shadow, err = LoadShadowPolicy(cfg); err != nil {
+		a.Redis.Close()
+		return nil, err
+	}
+	if a.Shadow != nil && cfg.Shadow.ReportTopic != "" {
+		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log}
+		a.Hooks = append(a.Hooks, a.shadowReport)
+	}
 	a.Changes = NewChanges(cfg, pol, a.Redis, a.Producer, a.Hooks, log)
 	lease := redisstore.NewBarrierMember(a.Redis, cfg.Redis.KeyPrefix, barrier.NewID(), barrier.DefaultLeaseTTL, log)
 	a.member = barrier.NewMember(lease, a.Cache, a.Hooks, log)
@@ -156,6 +186,8 @@ func (a *App) newRunner() (*pipeline.Runner, error) {
 		MaxMessageBytes: cfg.Kafka.MaxMessageBytes,
 		Backoff:         Backoff(cfg),
 		CopyHeaders:     cfg.Pipeline.CopyHeaders,
+		Shadow:          a.Shadow,
+		ShadowEvery:     cfg.Shadow.Every,
 		Hooks:           a.Hooks,
 		Log:             a.Log,
 	})
@@ -347,6 +379,9 @@ func (a *App) Check(ctx context.Context) error {
 func (a *App) CheckTopics(ctx context.Context) error {
 	cfg := a.Config
 	written := []string{cfg.Kafka.DeadLetterTopic}
+	if a.shadowReport != nil {
+		written = append(written, cfg.Shadow.ReportTopic)
+	}
 	for _, o := range a.Policy.Outputs {
 		written = append(written, o.Topic)
 	}
@@ -393,6 +428,14 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	start(func(ctx context.Context) { consent.WatchStore(ctx, a.store, a.Hooks, consent.StoreCheckInterval) })
 	start(a.member.Run)
+	if a.shadowReport != nil {
+		start(a.shadowReport.Run)
+	}
+	if a.Shadow != nil {
+		a.Log.Info("shadow policy decided beside the live one; it writes nothing to clean topics",
+			zap.String("shadow_policy_version", a.Shadow.Version), zap.String("shadow_policy_digest", a.Shadow.Digest),
+			zap.Int("every", cfg.Shadow.Every), zap.String("report_topic", cfg.Shadow.ReportTopic))
+	}
 	start(func(ctx context.Context) {
 		redisstore.NewSweeper(a.Redis, cfg.Redis.KeyPrefix, a.Changes.Expire, a.Log).Run(ctx, redisstore.SweepInterval)
 	})

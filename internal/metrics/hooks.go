@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/policy"
 )
 
 // Metrics is a hook (internal/lib/hooks) implementing every hook
 // interface consentd's packages declare: pipeline's BatchWrittenHook,
-// ProduceHook, StageHook, CommitHook and GenerationHook, consent.LookupHook and CacheUsageHook, redisstore's RoundTripHook and InvalidRecordHook,
+// ProduceHook, StageHook, ShadowHook, CommitHook and GenerationHook, consent.LookupHook and CacheUsageHook, redisstore's RoundTripHook and InvalidRecordHook,
 // kafkaops.ConsentUpdateHook and barrier's FencedHook and LeaseLostHook.
 // Readiness conditions are read from the readiness tracker at each scrape
 // (New), so that /readyz and the gauges never disagree. The core packages
@@ -43,6 +44,14 @@ func (m *Metrics) OnProduce(elapsed time.Duration, _ int, err error) {
 		return
 	}
 	m.ProduceSecs.Observe(elapsed.Seconds())
+}
+
+// OnShadow implements pipeline.ShadowHook.
+func (m *Metrics) OnShadow(_ []byte, diffs []policy.Diff) {
+	m.ShadowEvents.Inc()
+	for _, d := range diffs {
+		m.ShadowDiffs.WithLabelValues(d.Output, d.Kind).Inc()
+	}
 }
 
 // OnStage implements pipeline.StageHook.

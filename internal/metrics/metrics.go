@@ -35,6 +35,8 @@ type Metrics struct {
 	LookupSeconds prometheus.Histogram     // one pipelined round trip
 	ProduceSecs   prometheus.Histogram     // one acknowledged produce call
 	StageSeconds  *prometheus.HistogramVec // stage: a batch's time in each stage (pipeline.Stage*)
+	ShadowEvents  prometheus.Counter       // events the shadow policy decided
+	ShadowDiffs   *prometheus.CounterVec   // output, kind: differences of the shadow policy's decisions
 	ProduceErrors prometheus.Counter       // failed produce calls (retried)
 	Commits       *prometheus.CounterVec   // result
 	CommitLag     *prometheus.GaugeVec     // topic, partition: fetched but not yet committed
@@ -70,6 +72,8 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.LookupSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_consent_lookup_seconds", Help: "Latency of one pipelined Redis lookup.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
 	m.ProduceSecs = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentd_produce_seconds", Help: "Latency of one acknowledged produce call (a batch).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)})
 	m.StageSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "consentd_stage_seconds", Help: "Time a batch spent in each stage on its way from the raw topic to the clean ones: fill (collecting it), lookup (consent and identity links), decide, queue (waiting for earlier batches' writes), write (until acknowledged); age: when its writes were acknowledged, the time since its oldest raw record's timestamp (raw-to-clean latency).", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18)}, []string{"stage"})
+	m.ShadowEvents = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_shadow_events_total", Help: "Events the shadow policy (shadow_policy) decided beside the live one."})
+	m.ShadowDiffs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_shadow_diff_total", Help: "Differences between the shadow policy's decisions and the live ones, by output and kind (newly_written, newly_dropped, field_added, field_removed, value_changed, transform_changed, dead_letter_changed)."}, []string{"output", "kind"})
 	m.ProduceErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_produce_errors_total", Help: "Failed produce calls (retried until acknowledged)."})
 	m.Commits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_offset_commits_total", Help: "Offset commits, by result."}, []string{"result"})
 	m.CommitLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_commit_lag_messages", Help: "Messages fetched but not yet committed, per raw partition."}, []string{"topic", "partition"})
@@ -86,7 +90,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
 	m.Links = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_identity_links_total", Help: "Identity links identify and alias events asked for, by result (linked, unchanged, refused_relink: already linked to another user, refused_cap: the user has identity.max_linked_ids)."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.CacheEntries, m.CacheBytes, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.CacheEntries, m.CacheBytes, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ShadowEvents, m.ShadowDiffs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m

@@ -1,0 +1,256 @@
+package kafkaops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/policy"
+)
+
+// ShadowRecord is one event's differences as the shadow report topic
+// holds them (the message value, JSON; the key is the event's
+// pseudonymous key under the live policy). It never holds a value of the
+// event.
+type ShadowRecord struct {
+	Live   string        `json:"live_policy"`
+	Shadow string        `json:"shadow_policy"`
+	Digest string        `json:"shadow_digest,omitempty"`
+	Diffs  []policy.Diff `json:"diffs"`
+}
+
+// ShadowReporter writes a sample of the shadow policy's differences to a
+// topic: at most PerSecond records a second, the rest counted as
+// dropped. It implements pipeline.ShadowHook; OnShadow never blocks.
+type ShadowReporter struct {
+	Topic     string
+	PerSecond int
+	Producer  Producer
+	Live      *policy.Policy
+	Shadow    *policy.Policy
+	Log       *zap.Logger
+
+	once    sync.Once
+	queue   chan kafka.Message
+	mu      sync.Mutex
+	second  time.Time
+	used    int
+	dropped atomic.Int64
+}
+
+// OnShadow implements pipeline.ShadowHook.
+func (r *ShadowReporter) OnShadow(key []byte, diffs []policy.Diff) {
+	if len(diffs) == 0 {
+		return
+	}
+	r.once.Do(func() { r.queue = make(chan kafka.Message, 4*max(r.PerSecond, 1)) })
+	now := time.Now()
+	r.mu.Lock()
+	if now.Sub(r.second) >= time.Second {
+		r.second, r.used = now, 0
+	}
+	ok := r.used < r.PerSecond
+	if ok {
+		r.used++
+	}
+	r.mu.Unlock()
+	if !ok {
+		r.dropped.Add(1)
+		return
+	}
+	v, _ := json.Marshal(ShadowRecord{Live: r.Live.Version, Shadow: r.Shadow.Version, Digest: r.Shadow.Digest, Diffs: diffs})
+	select {
+	case r.queue <- kafka.Message{Topic: r.Topic, Key: append([]byte(nil), key...), Value: v, Time: now}:
+	default:
+		r.dropped.Add(1)
+	}
+}
+
+// Dropped counts the differences not written (over the rate, or while
+// writes lagged).
+func (r *ShadowReporter) Dropped() int64 { return r.dropped.Load() }
+
+// Run writes the queued records until ctx ends. A failed write is logged
+// and its records dropped: the report is a sample, never worth holding
+// events for.
+func (r *ShadowReporter) Run(ctx context.Context) {
+	r.once.Do(func() { r.queue = make(chan kafka.Message, 4*max(r.PerSecond, 1)) })
+	for {
+		var batch []kafka.Message
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-r.queue:
+			batch = append(batch, m)
+		}
+	more:
+		for len(batch) < 100 {
+			select {
+			case m := <-r.queue:
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := r.Producer.WriteMessages(wctx, batch...); err != nil && ctx.Err() == nil {
+			r.dropped.Add(int64(len(batch)))
+			if r.Log != nil {
+				r.Log.Warn("writing the shadow report failed; those differences are counted only", zap.String("topic", r.Topic), zap.Int("records", len(batch)), zap.Error(err))
+			}
+		}
+		cancel()
+	}
+}
+
+// ShadowSummary is a window of the shadow report topic, summed.
+type ShadowSummary struct {
+	Records int
+	// Counts by output and kind; Paths by output, kind and path.
+	Counts map[[2]string]int
+	Paths  map[[3]string]int
+	// Policies seen (live -> shadow).
+	Policies map[string]int
+}
+
+// ReadShadowReport sums the records of topic from since on (all
+// partitions, up to their end as of the call).
+func ReadShadowReport(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, since time.Time) (*ShadowSummary, error) {
+	var conn *kafka.Conn
+	var err error
+	for _, b := range brokers {
+		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Kafka: %w", err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %w", topic, err)
+	}
+	sum := &ShadowSummary{Counts: map[[2]string]int{}, Paths: map[[3]string]int{}, Policies: map[string]int{}}
+	for _, p := range parts {
+		lc, err := d.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%d: %w", topic, p.ID, err)
+		}
+		first, last, err := lc.ReadOffsets()
+		if err == nil && !since.IsZero() {
+			var at int64
+			if at, err = lc.ReadOffset(since); err == nil && at > first {
+				first = at
+			}
+		}
+		lc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s/%d: reading offsets: %w", topic, p.ID, err)
+		}
+		if first >= last {
+			continue
+		}
+		if err := readShadowPartition(ctx, d, brokers, topic, p.ID, first, last, sum); err != nil {
+			return nil, err
+		}
+	}
+	return sum, nil
+}
+
+func readShadowPartition(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, first, last int64, sum *ShadowSummary) error {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: d, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffset(first); err != nil {
+		return err
+	}
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := r.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && fctx.Err() != nil {
+				return nil // the end lies past the last record
+			}
+			return fmt.Errorf("%s/%d: %w", topic, partition, err)
+		}
+		var rec ShadowRecord
+		if json.Unmarshal(m.Value, &rec) == nil {
+			sum.Records++
+			d := rec.Digest
+			if len(d) > 19 {
+				d = d[:19] + "…"
+			}
+			sum.Policies[rec.Live+" -> "+rec.Shadow+" ("+d+")"]++
+			for _, df := range rec.Diffs {
+				sum.Counts[[2]string{df.Output, df.Kind}]++
+				if df.Path != "" {
+					sum.Paths[[3]string{df.Output, df.Kind, df.Path}]++
+				}
+			}
+		}
+		if m.Offset+1 >= last {
+			return nil
+		}
+	}
+}
+
+// Print writes the summary as a table, with up to top paths per output
+// and kind.
+func (s *ShadowSummary) Print(w io.Writer, top int) {
+	fmt.Fprintf(w, "%d events with differences", s.Records)
+	for p, n := range s.Policies {
+		fmt.Fprintf(w, "; policy %s: %d", p, n)
+	}
+	fmt.Fprintln(w)
+	if s.Records == 0 {
+		return
+	}
+	keys := make([][2]string, 0, len(s.Counts))
+	for k := range s.Counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0] < keys[j][0]
+		}
+		return keys[i][1] < keys[j][1]
+	})
+	fmt.Fprintf(w, "%-20s %-22s %8s  %s\n", "output", "difference", "events", "paths (most frequent first)")
+	for _, k := range keys {
+		var paths [][3]string
+		for p := range s.Paths {
+			if p[0] == k[0] && p[1] == k[1] {
+				paths = append(paths, p)
+			}
+		}
+		sort.Slice(paths, func(i, j int) bool {
+			if s.Paths[paths[i]] != s.Paths[paths[j]] {
+				return s.Paths[paths[i]] > s.Paths[paths[j]]
+			}
+			return paths[i][2] < paths[j][2]
+		})
+		var names []string
+		for i, p := range paths {
+			if i == top {
+				names = append(names, fmt.Sprintf("+%d more", len(paths)-top))
+				break
+			}
+			names = append(names, fmt.Sprintf("%s (%d)", p[2], s.Paths[p]))
+		}
+		out := k[0]
+		if out == "" {
+			out = "(event)"
+		}
+		fmt.Fprintf(w, "%-20s %-22s %8d  %s\n", out, k[1], s.Counts[k], strings.Join(names, ", "))
+	}
+}
