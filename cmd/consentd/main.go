@@ -217,10 +217,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000]", stderr)
+	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE]", stderr)
 	opts := demo.DefaultOptions()
 	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to stream synthetic events")
 	fs.IntVar(&opts.Users, "users", opts.Users, "synthetic users with seeded consent")
+	fs.StringVar(&opts.ShadowPolicy, "shadow-policy", "", "a policy file to decide as a shadow beside the embedded one; the report sums its differences")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -110,6 +110,17 @@ type App struct {
 // Option changes how New wires an App.
 type Option func(*App)
 
+// WithShadow decides shadow as the shadow policy, instead of the
+// configuration's shadow_policy (the demo's embedded policies).
+func WithShadow(shadow *policy.Policy) Option {
+	return func(a *App) { a.Shadow = shadow }
+}
+
+// WithHook adds h to the hooks every component is told about.
+func WithHook(h any) Option {
+	return func(a *App) { a.Hooks = append(a.Hooks, h) }
+}
+
 // WithLogLevel lets PUT /loglevel change level, the level of the logger
 // given to New.
 func WithLogLevel(level zap.AtomicLevel) Option {
@@ -147,9 +158,11 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	a.store = redisstore.New(a.Redis, cfg.Redis.KeyPrefix, cfg.Redis.Timeout, a.Hooks)
 	a.Cache = consent.NewCache(a.store, consent.CacheConfig{Size: *cfg.Cache.Size, TTL: cfg.Cache.TTL, MaxBytes: *cfg.Cache.MaxBytes, Purposes: pol.Purposes}, a.Hooks)
 	a.Producer = NewProducer(cfg, a.Kafka)
-	if a.Shadow, err = LoadShadowPolicy(cfg); err != nil {
-		a.Redis.Close()
-		return nil, err
+	if a.Shadow == nil {
+		if a.Shadow, err = LoadShadowPolicy(cfg); err != nil {
+			a.Redis.Close()
+			return nil, err
+		}
 	}
 	if a.Shadow != nil && cfg.Shadow.ReportTopic != "" {
 		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log}

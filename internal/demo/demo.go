@@ -9,8 +9,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/consentd/consentd/kafkaops"
 	"io"
+	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -35,6 +38,10 @@ type Options struct {
 	Duration time.Duration
 	// Users with seeded consent. Default: 3000.
 	Users int
+	// ShadowPolicy, if set, is a policy file decided as a shadow beside
+	// the embedded one (compiled with the demo's key); the report then
+	// sums its differences. Default: none.
+	ShadowPolicy string
 }
 
 // DefaultOptions returns the defaults.
@@ -53,9 +60,19 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if opts.Duration <= 0 {
 		return errors.New("demo: --duration must be positive")
 	}
-	pol, err := demoPolicy()
+	pol, keys, err := demoPolicy()
 	if err != nil {
 		return err
+	}
+	var shadow *policy.Policy
+	if opts.ShadowPolicy != "" {
+		data, err := os.ReadFile(opts.ShadowPolicy)
+		if err != nil {
+			return fmt.Errorf("shadow policy: %w", err)
+		}
+		if shadow, err = policy.FromBytes(opts.ShadowPolicy, data, keys); err != nil {
+			return fmt.Errorf("shadow policy: %w", err)
+		}
 	}
 	topics := []string{rawTopic, dlqTopic}
 	for _, o := range pol.Outputs {
@@ -77,7 +94,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return err
 	}
 	brokers := cluster.ListenAddrs()
-	a, err := newApp(brokers, mr.Addr(), pol)
+	diffs := &shadowTally{sum: kafkaops.ShadowSummary{Counts: map[[2]string]int{}, Paths: map[[3]string]int{}, Policies: map[string]int{}}}
+	var extra []app.Option
+	if shadow != nil {
+		extra = append(extra, app.WithShadow(shadow), app.WithHook(diffs))
+		fmt.Fprintf(out, "shadow policy %q (%s) decided beside it, writing nothing\n", shadow.Version, shadow.Digest)
+	}
+	a, err := newApp(brokers, mr.Addr(), pol, extra...)
 	if err != nil {
 		return err
 	}
@@ -100,24 +123,52 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return waitErr
 	}
 	report(out, a, pol, brokers, produced)
+	if shadow != nil {
+		fmt.Fprintln(out, "\n== the shadow policy's differences (consentd_shadow_diff_total) ==")
+		diffs.mu.Lock()
+		diffs.sum.Print(out, 5)
+		diffs.mu.Unlock()
+	}
 	return nil
 }
 
 // demoPolicy compiles the embedded policy with a fresh random key.
-func demoPolicy() (*policy.Policy, error) {
+func demoPolicy() (*policy.Policy, *policy.Keyring, error) {
 	spec, err := policy.ParseSpec("configs/policy.yaml (embedded)", configs.Policy)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys, err := policy.NewKeyring(map[string][]byte{spec.PseudonymKey: secret})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return policy.FromBytes("configs/policy.yaml (embedded)", configs.Policy, keys)
+	p, err := policy.FromBytes("configs/policy.yaml (embedded)", configs.Policy, keys)
+	return p, keys, err
+}
+
+// shadowTally sums the shadow policy's differences (pipeline.ShadowHook).
+type shadowTally struct {
+	mu  sync.Mutex
+	sum kafkaops.ShadowSummary
+}
+
+func (s *shadowTally) OnShadow(_ []byte, diffs []policy.Diff) {
+	if len(diffs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sum.Records++
+	for _, d := range diffs {
+		s.sum.Counts[[2]string{d.Output, d.Kind}]++
+		if d.Path != "" {
+			s.sum.Paths[[3]string{d.Output, d.Kind, d.Path}]++
+		}
+	}
 }
 
 // seedConsent stores the synthetic users' consent; the users the bad
@@ -147,7 +198,7 @@ func seedConsent(ctx context.Context, addr string, gen *synth.Generator, users i
 }
 
 // newApp wires consentd on the in-process services.
-func newApp(brokers []string, redisAddr string, pol *policy.Policy) (*app.App, error) {
+func newApp(brokers []string, redisAddr string, pol *policy.Policy, opts ...app.Option) (*app.App, error) {
 	cfg := &config.Config{
 		Kafka:            config.Kafka{Brokers: brokers, RawTopics: []string{rawTopic}, DeadLetterTopic: dlqTopic, GroupID: "consentd-demo", SessionTimeout: 6 * time.Second},
 		Redis:            config.Redis{Addr: redisAddr},
@@ -160,7 +211,7 @@ func newApp(brokers []string, redisAddr string, pol *policy.Policy) (*app.App, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return app.New(cfg, pol, zap.NewNop())
+	return app.New(cfg, pol, zap.NewNop(), opts...)
 }
 
 // produce writes the hostile events, the bad events and, for d, a steady

@@ -3,6 +3,8 @@ package demo
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,5 +97,49 @@ func checkHostile(t *testing.T, s string) {
 	}
 	if !strings.Contains(section, "dead-lettered, reason confusable_key: ") || !strings.Contains(section, `"UserId":"erin@example.com"`) {
 		t.Errorf("confusable event not dead-lettered as confusable_key:\n%s", section)
+	}
+}
+
+// TestDemoShadowPolicy: on the demo data, a shadow policy that stops
+// keeping messageId in advertising reports that difference, and only it.
+func TestDemoShadowPolicy(t *testing.T) {
+	shipped, err := os.ReadFile("../../configs/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(string(shipped), "keep_only: [type, event, messageId, timestamp, userId, anonymousId, properties.product_id",
+		"keep_only: [type, event, timestamp, userId, anonymousId, properties.product_id", 1)
+	if next == string(shipped) {
+		t.Fatal("the shipped policy changed: the edit does not apply")
+	}
+	path := filepath.Join(t.TempDir(), "policy.next.yaml")
+	os.WriteFile(path, []byte(next), 0o600)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := Run(ctx, Options{Duration: 300 * time.Millisecond, Users: 200, ShadowPolicy: path}, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	i := strings.Index(s, "== the shadow policy's differences")
+	if i < 0 {
+		t.Fatalf("no shadow section:\n%s", s)
+	}
+	rows := regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+(\d+)\s*(.*)$`).FindAllStringSubmatch(s[i:], -1)
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r[1] == "output" {
+			continue
+		}
+		seen[r[1]+" "+r[2]] = true
+		if r[1] != "advertising" || (r[2] != "field_removed" && r[2] != "transform_changed") {
+			t.Errorf("a difference the change does not make: %q", r[0])
+		}
+		if r[2] == "field_removed" && !strings.HasPrefix(r[4], "messageId (") {
+			t.Errorf("field_removed at %q, want messageId", r[4])
+		}
+	}
+	if !seen["advertising field_removed"] || !seen["advertising transform_changed"] {
+		t.Fatalf("the differences are missing:\n%s", s[i:])
 	}
 }
