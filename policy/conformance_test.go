@@ -1,10 +1,8 @@
 package policy_test
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,77 +11,12 @@ import (
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/testing/conformance"
 	"github.com/consentd/consentd/policy"
 )
 
-// conformanceVector is one file of testdata/conformance/vectors (see the
-// README there): a consent signal published by a third party, and the
-// decision of its reference implementation under one or more policies.
-type conformanceVector struct {
-	Kind   string `json:"kind"`
-	Source struct {
-		Repo   string `json:"repo"`
-		Path   string `json:"path"`
-		Commit string `json:"commit"`
-		URL    string `json:"url"`
-		Note   string `json:"note"`
-	} `json:"source"`
-	Reference string          `json:"reference"`
-	Purposes  []string        `json:"purposes"`
-	Event     json.RawMessage `json:"event"`
-	// Record, for Segment and RudderStack, is the same consent as a
-	// consent-topic record.
-	Record json.RawMessage  `json:"record"`
-	Runs   []conformanceRun `json:"runs"`
-}
-
-// conformanceRun decides a vector under one policy.
-type conformanceRun struct {
-	Name    string   `json:"name"`
-	Policy  string   `json:"policy"`
-	Options []string `json:"options"`
-	Expect  struct {
-		Invalid   bool     `json:"invalid"`
-		Withheld  []string `json:"withheld"`
-		CoarseGeo *bool    `json:"coarse_geo"`
-		// Stored (consent-topic records): the purposes granted, and
-		// the purposes the record leaves as stored.
-		Stored *struct {
-			Granted []string `json:"granted"`
-			Keep    []string `json:"keep"`
-		} `json:"stored"`
-	} `json:"expect"`
-}
-
-func loadVectors(t *testing.T) map[string]*conformanceVector {
-	t.Helper()
-	files, err := filepath.Glob("testdata/conformance/vectors/*.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*conformanceVector{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v conformanceVector
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if v.Source.Repo == "" || (v.Source.Commit == "" && v.Source.URL == "") || len(v.Runs) == 0 || len(v.Purposes) == 0 {
-			t.Fatalf("%s: source repository, commit, purposes and runs are required", f)
-		}
-		out[filepath.Base(f)] = &v
-	}
-	return out
-}
-
-// TestConformance runs every vector through the code path of live events
-// (Decide on an event carrying the signal) and, for Segment and
-// RudderStack, of the consent topic (ingest.Parse).
 func TestConformance(t *testing.T) {
-	vectors := loadVectors(t)
+	vectors := conformance.Load(t)
 	if len(vectors) < 100 {
 		t.Fatalf("%d vectors, want at least 100", len(vectors))
 	}
@@ -96,20 +29,14 @@ func TestConformance(t *testing.T) {
 		counts[v.Kind]++
 		for _, run := range v.Runs {
 			t.Run(name+"/"+run.Name, func(t *testing.T) {
-				var b strings.Builder
-				b.WriteString("version: conformance\npurposes: [" + strings.Join(v.Purposes, ", ") + "]\npseudonym_key: k1\n")
-				b.WriteString(run.Policy)
-				b.WriteString("outputs:\n")
-				for _, pu := range v.Purposes {
-					b.WriteString("  - {name: " + pu + ", topic: c." + pu + ", require: [" + pu + "]}\n")
-				}
-				spec, err := policy.ParseSpec(name, []byte(b.String()))
+				text := v.PolicyText(run)
+				spec, err := policy.ParseSpec(name, []byte(text))
 				if err != nil {
 					t.Fatal(err)
 				}
 				p, err := policy.Compile(spec, keys)
 				if err != nil {
-					t.Fatalf("%v\n%s", err, b.String())
+					t.Fatalf("%v\n%s", err, text)
 				}
 				d, err := decideEvent(p, v.Event, v.Purposes)
 				if run.Expect.Invalid {
@@ -187,7 +114,7 @@ func TestConformanceDifferencesAreDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	named := map[string]int{}
-	for name, v := range loadVectors(t) {
+	for name, v := range conformance.Load(t) {
 		for _, run := range v.Runs {
 			if len(run.Options) == 0 {
 				continue
