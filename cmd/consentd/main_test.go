@@ -40,6 +40,11 @@ func TestCommands(t *testing.T) {
 		{"policy check no file", []string{"policy", "check"}, 2, "", "exactly one FILE"},
 		{"policy wrong subcommand", []string{"policy", "lint"}, 2, "", "consentd policy check FILE"},
 		{"demo help", []string{"demo", "--help"}, 0, "", "--duration"},
+		{"explain help", []string{"explain", "--help"}, 0, "", "--show-values"},
+		{"policy test help", []string{"policy", "test", "--help"}, 0, "", "--cases"},
+		{"audit help", []string{"audit", "--help"}, 0, "", "--accept-policy"},
+		{"audit bad --since", []string{"audit", "--since", "soon"}, 2, "", "--since"},
+		{"shadow report help", []string{"shadow", "report", "--help"}, 0, "", "--top"},
 		{"demo bad users", []string{"demo", "--users", "1"}, 1, "", "--users must be at least 10"},
 	}
 	for _, tt := range tests {
