@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/consentd/consentd/config"
+	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/audit"
 	"github.com/consentd/consentd/internal/connect"
 )
@@ -31,7 +32,9 @@ the key file, IPs with host bits past truncate_ip's prefix, coordinates
 with more decimals than round_geo keeps, body and record times finer than
 truncate_time, e-mail addresses, phone numbers, Luhn-valid card numbers
 and IP addresses in any kept string, the raw subject ids listed in --ids
-anywhere, messages written after their key's retraction with no newer
+anywhere (for those subjects also: messages their current consent record
+no longer allows with no retraction after them, and consent versions newer
+than the store's), messages written after their key's retraction with no newer
 consent version, and messages decided by a policy other than the audited
 one (its consentd-policy-sha256; --accept-policy adds earlier ones).
 Findings name the message and the path, never a value. Exits 1 when
@@ -73,11 +76,11 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c := &audit.Checker{Policy: pol}
-	if _, keys, err := cfg.KeyMaterial(); err == nil {
-		c.KeyIDs = keyIDs(keys)
-	} else {
+	_, keyData, err := cfg.KeyMaterial()
+	if err != nil {
 		return fmt.Errorf("audit: the key file: %w", err)
 	}
+	c.KeyIDs = keyIDs(keyData)
 	if *idsFile != "" {
 		b, err := os.ReadFile(*idsFile)
 		if err != nil {
@@ -88,6 +91,17 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 				c.IDs = append(c.IDs, l)
 			}
 		}
+		// The listed subjects' messages are also checked against their
+		// current consent records.
+		if c.Subjects, err = audit.Subjects(keyData, c.IDs, pol); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		rdb, err := app.NewRedis(cfg)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		c.Records = audit.RedisRecords{Client: rdb, Prefix: cfg.Redis.KeyPrefix}
 	}
 	if *accept != "" {
 		c.AcceptDigests = strings.Split(*accept, ",")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/audit"
 	"github.com/consentd/consentd/internal/testing/itest"
+	"github.com/consentd/consentd/policy"
 )
 
 // TestIntegrationAudit: on real Kafka, the audit passes what consentd
@@ -42,6 +44,7 @@ func TestIntegrationAudit(t *testing.T) {
 	}
 	defer closeFn()
 	var own []kafka.Message
+	var perEvent []int
 	for i, ev := range []string{explainEvent,
 		strings.Replace(explainEvent, "u-4711", "u-4712", 1),
 		`{"type":"page","userId":"u-9","properties":{"path":"/a","title":"Shop"},"context":{"ip":"2001:db8:1:2:3::9","location":{"latitude":48.1371,"longitude":11.5754}}}`} {
@@ -50,6 +53,7 @@ func TestIntegrationAudit(t *testing.T) {
 			t.Fatalf("event %d: %d messages, %v", i, len(ex.Out), err)
 		}
 		own = append(own, ex.Out...)
+		perEvent = append(perEvent, len(ex.Out))
 	}
 	itest.Produce(t, env.Kafka, topics["personalization"], filterTopic(own, topics["personalization"])...)
 	itest.Produce(t, env.Kafka, topics["analytics"], filterTopic(own, topics["analytics"])...)
@@ -117,6 +121,32 @@ func TestIntegrationAudit(t *testing.T) {
 		t.Errorf("the report for people: exit %d\n%s", code, out)
 	}
 	t.Logf("consentd audit:\n%s", out)
+
+	// Against the store: u-4711 grants what its messages need; u-4712 has
+	// no record (say, erased without a retraction), so its messages should
+	// not be there.
+	if code, out, errs := run2(t, "consent", "set", "u-4711", "personalization=true", "analytics=true", "--config", cfg); code != 0 {
+		t.Fatalf("consent set: %d %s %s", code, out, errs)
+	}
+	ids := filepath.Join(t.TempDir(), "ids")
+	os.WriteFile(ids, []byte("u-4711\nu-4712\n"), 0o600)
+	code, out, _ = auditRun(t, "--config", cfg, "--quiet", "--json", "--ids", ids)
+	rep = audit.Report{}
+	if err := json.Unmarshal([]byte(out), &rep); code != 1 || err != nil {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	u4712 := 0
+	for _, m := range rep.Findings {
+		for _, f := range m.Findings {
+			if f.Kind == audit.KindWithdrawn {
+				u4712++
+			}
+		}
+	}
+	want := perEvent[1] // u-4712's messages: one per output its event went to
+	if u4712 != want || rep.Checked == 0 {
+		t.Errorf("%d %s findings, want %d (u-4712's messages); %d checked against the store: %+v", u4712, audit.KindWithdrawn, want, rep.Checked, rep.Findings)
+	}
 }
 
 func auditRun(t *testing.T, args ...string) (int, string, string) {
@@ -145,4 +175,42 @@ func withoutHeader(hs []kafka.Header, key string) []kafka.Header {
 		}
 	}
 	return out
+}
+
+// TestAuditComputesConsentdsKeys: the auditor's own pseudonym recipe (from
+// the README, written again) gives the message keys consentd writes, in
+// both pseudonymization modes.
+func TestAuditComputesConsentdsKeys(t *testing.T) {
+	keyFile := []byte("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\nk0:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=:retired=2026-01-01T00:00:00Z\n")
+	keys, err := policy.ParseKeyring("keys", keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, _ := os.ReadFile("../../configs/policy.yaml")
+	for _, perOutput := range []bool{false, true} {
+		text := strings.Replace(string(shipped), "per_output: false", "per_output: "+strconv.FormatBool(perOutput), 1)
+		pol, err := policy.FromBytes("p.yaml", []byte(text), keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ap, err := audit.ReadPolicy([]byte(text), pol.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects, err := audit.Subjects(keyFile, []string{"u-1", "anon-2"}, ap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range pol.Outputs {
+			for _, s := range []string{"u-1", "anon-2"} {
+				k, err := pol.OutputKey(o, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if subjects[string(k)] != s {
+					t.Errorf("per_output %t, output %s: consentd's key %s for %s is not among the auditor's", perOutput, o.Name, k, s)
+				}
+			}
+		}
+	}
 }

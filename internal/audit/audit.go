@@ -43,6 +43,9 @@ type Report struct {
 	// Findings lists each message with findings (the first MaxListed).
 	Findings []MessageFindings `json:"findings"`
 	Total    int64             `json:"findings_total"`
+	// Checked counts the messages of the auditor's subjects (--ids)
+	// checked against their current consent records.
+	Checked int64 `json:"checked_against_store"`
 	// PerOutputVersions: the policy pseudonymizes consent versions per
 	// output, so messages after a retraction are reported whatever
 	// their version (a re-grant cannot be told from a leak).
@@ -146,8 +149,18 @@ func (c *Checker) readSpan(ctx context.Context, o Options, topic string, partiti
 		return err
 	}
 	// retracted: per key, the consent version of its last retraction
-	// (-1: a version that cannot be compared).
+	// (-1: a version that cannot be compared). withdrawn: per key, its
+	// messages whose subject's current record denies the output, until a
+	// retraction of the key follows (then they were retracted).
 	retracted := map[string]int64{}
+	withdrawn := map[string][]string{}
+	defer func() {
+		for _, ats := range withdrawn {
+			for _, at := range ats {
+				c.report(rep, at, out.Name, []Finding{{Kind: KindWithdrawn, Note: "the subject's current record denies a purpose the output requires, and no retraction of the key followed"}})
+			}
+		}
+	}()
 	last := time.Now()
 	for {
 		// A partition's end can lie past its last record (records
@@ -165,6 +178,7 @@ func (c *Checker) readSpan(ctx context.Context, o Options, topic string, partiti
 		if header(&m, hRetraction) != "" {
 			rep.Retractions++
 			retracted[string(m.Key)] = version(header(&m, hConsentVersion), c.Policy.PerOutput)
+			delete(withdrawn, string(m.Key))
 		} else {
 			rep.Messages++
 			fs := c.Value(out, m.Value, m.Time)
@@ -181,15 +195,20 @@ func (c *Checker) readSpan(ctx context.Context, o Options, topic string, partiti
 					fs = append(fs, Finding{Kind: KindAfterRetraction, Note: "written after its key's retraction, with no newer consent version"})
 				}
 			}
-			if len(fs) > 0 {
-				rep.Total += int64(len(fs))
-				for _, f := range fs {
-					rep.ByKind[f.Kind]++
+			if subject, ok := c.Subjects[string(m.Key)]; ok && c.Records != nil {
+				rec, err := c.record(ctx, subject)
+				if err != nil {
+					return err
 				}
-				if len(rep.Findings) < MaxListed {
-					rep.Findings = append(rep.Findings, MessageFindings{At: at, Output: out.Name, Findings: fs})
+				rep.Checked++
+				if !rec.grants(out.Require) {
+					withdrawn[string(m.Key)] = append(withdrawn[string(m.Key)], at)
+				}
+				if v := version(header(&m, hConsentVersion), c.Policy.PerOutput); v > 0 && rec.Found && v > rec.Version {
+					fs = append(fs, Finding{Kind: KindVersionAhead, Note: fmt.Sprintf("the message names consent version %d, the store holds %d", v, rec.Version)})
 				}
 			}
+			c.report(rep, at, out.Name, fs)
 		}
 		if time.Since(last) > 200*time.Millisecond || m.Offset+1 >= end {
 			progress()
@@ -199,6 +218,45 @@ func (c *Checker) readSpan(ctx context.Context, o Options, topic string, partiti
 			return nil
 		}
 	}
+}
+
+// report adds a message's findings to rep.
+func (c *Checker) report(rep *Report, at, output string, fs []Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	rep.Total += int64(len(fs))
+	for _, f := range fs {
+		rep.ByKind[f.Kind]++
+	}
+	if len(rep.Findings) < MaxListed {
+		rep.Findings = append(rep.Findings, MessageFindings{At: at, Output: output, Findings: fs})
+	}
+}
+
+// record returns subject's current record, read once per run.
+func (c *Checker) record(ctx context.Context, subject string) (Record, error) {
+	if r, ok := c.records[subject]; ok {
+		return r, nil
+	}
+	r, err := c.Records.Record(ctx, subject)
+	if err != nil {
+		return Record{}, err
+	}
+	if c.records == nil {
+		c.records = map[string]Record{}
+	}
+	c.records[subject] = r
+	return r, nil
+}
+
+func (r Record) grants(purposes []string) bool {
+	for _, p := range purposes {
+		if !r.Found || !r.Granted[p] {
+			return false
+		}
+	}
+	return true
 }
 
 func header(m *kafka.Message, key string) string {
@@ -229,6 +287,9 @@ func version(s string, perOutput bool) int64 {
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer, p *Policy) {
 	fmt.Fprintf(w, "audited %d clean messages and %d retractions against policy %s (%s)\n", r.Messages, r.Retractions, p.Version, p.Digest)
+	if r.Checked > 0 {
+		fmt.Fprintf(w, "%d messages of the listed subjects checked against their current consent records (the store keeps no history)\n", r.Checked)
+	}
 	if r.PerOutputVersions {
 		fmt.Fprintln(w, "note: consent versions are pseudonymized per output: any message after its key's retraction is reported")
 	}

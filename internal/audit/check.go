@@ -30,6 +30,7 @@ type Policy struct {
 type Output struct {
 	Name     string
 	Topic    string
+	Require  []string          // purposes the output requires
 	KeepOnly [][]string        // nil: no allow-list
 	Pseudo   [][]string        // fields holding pseudonyms
 	IPs      map[string][2]int // field -> IPv4, IPv6 prefix bits
@@ -45,8 +46,9 @@ type policyFile struct {
 		PerOutput bool `yaml:"per_output"`
 	} `yaml:"pseudonymization"`
 	Outputs []struct {
-		Name       string `yaml:"name"`
-		Topic      string `yaml:"topic"`
+		Name       string   `yaml:"name"`
+		Topic      string   `yaml:"topic"`
+		Require    []string `yaml:"require"`
 		Transforms []struct {
 			KeepOnly     []string `yaml:"keep_only"`
 			Pseudonymize *struct {
@@ -86,7 +88,7 @@ func ReadPolicy(data []byte, digest string) (*Policy, error) {
 	}
 	units := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}
 	for _, o := range f.Outputs {
-		out := &Output{Name: o.Name, Topic: o.Topic, IPs: map[string][2]int{}, Geo: map[string]int{}, Times: map[string]time.Duration{}}
+		out := &Output{Name: o.Name, Topic: o.Topic, Require: o.Require, IPs: map[string][2]int{}, Geo: map[string]int{}, Times: map[string]time.Duration{}}
 		for _, t := range o.Transforms {
 			if t.KeepOnly != nil {
 				out.KeepOnly = append(out.KeepOnly, split(t.KeepOnly)...)
@@ -161,6 +163,8 @@ const (
 	KindKnownID          = "known_subject_id"
 	KindAfterRetraction  = "after_retraction"
 	KindPolicy           = "unknown_policy"
+	KindWithdrawn        = "consent_withdrawn_not_retracted" // the subject\'s current record denies the output\'s purposes and no retraction followed
+	KindVersionAhead     = "consent_version_ahead"           // the message names a version newer than the store\'s
 	KindUnreadable       = "unreadable_value"
 )
 
@@ -176,6 +180,13 @@ type Checker struct {
 	// AcceptDigests are policy digests besides Policy.Digest that may
 	// have decided records (earlier policies still on the topics).
 	AcceptDigests []string
+	// Subjects maps clean message keys to the auditor's subjects
+	// (Subjects); with Records, their messages are checked against their
+	// current consent records.
+	Subjects map[string]string
+	Records  RecordReader
+
+	records map[string]Record // read so far
 }
 
 var (
