@@ -34,8 +34,8 @@ type Vector struct {
 	Event     json.RawMessage `json:"event"`
 	// Record, for Segment and RudderStack, is the same consent as a
 	// consent-topic record.
-	Record json.RawMessage  `json:"record"`
-	Runs   []Run `json:"runs"`
+	Record json.RawMessage `json:"record"`
+	Runs   []Run           `json:"runs"`
 }
 
 // Run decides a vector under one policy.
