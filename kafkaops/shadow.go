@@ -67,12 +67,47 @@ func (r *ShadowReporter) OnShadow(key []byte, diffs []policy.Diff) {
 		r.dropped.Add(1)
 		return
 	}
-	v, _ := json.Marshal(ShadowRecord{Live: r.Live.Version, Shadow: r.Shadow.Version, Digest: r.Shadow.Digest, Diffs: diffs})
+	safe := make([]policy.Diff, len(diffs))
+	for i, d := range diffs {
+		d.Path = safePath(d.Path)
+		safe[i] = d
+	}
+	v, _ := json.Marshal(ShadowRecord{Live: r.Live.Version, Shadow: r.Shadow.Version, Digest: r.Shadow.Digest, Diffs: safe})
 	select {
 	case r.queue <- kafka.Message{Topic: r.Topic, Key: append([]byte(nil), key...), Value: v, Time: now}:
 	default:
 		r.dropped.Add(1)
 	}
+}
+
+// safePath hides the path segments that may be personal data: keys are
+// input, and a candidate policy may keep keys the live one scrubs. A
+// segment with six digits in a row or more than 64 bytes is written
+// "[key]", and so is the rest of the path from a segment with "@".
+func safePath(p string) string {
+	if p == "" {
+		return p
+	}
+	segs := strings.Split(p, ".")
+	for i, seg := range segs {
+		digits, run := 0, 0
+		for _, c := range seg {
+			if c >= '0' && c <= '9' {
+				run++
+				digits = max(digits, run)
+			} else {
+				run = 0
+			}
+		}
+		if strings.ContainsRune(seg, '@') {
+			// An address's own dots split it: hide the rest of the path.
+			return strings.Join(append(segs[:i:i], "[key]"), ".")
+		}
+		if digits >= 6 || len(seg) > 64 {
+			segs[i] = "[key]"
+		}
+	}
+	return strings.Join(segs, ".")
 }
 
 // Dropped counts the differences not written (over the rate, or while
