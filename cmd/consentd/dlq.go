@@ -29,6 +29,10 @@ dead letters are counted, not replayed (the raw event is in the raw topic
 at the coordinates they name). Progress is printed every 1000 dead letters.`
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+		fmt.Fprintln(stdout, "Usage: "+dlqUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "replay" {
 		return usageError{errors.New("usage: " + strings.SplitN(dlqUsage, "\n", 2)[0])}
 	}

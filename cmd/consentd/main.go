@@ -54,6 +54,8 @@ Usage:
   consentd keygen [KEYID]           print a new pseudonymization key line
   consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
                                     data-subject requests on the consent store
+  consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
+                                    record that an anonymous id was identified as a user
   consentd redis migrate [--dry-run] [--config FILE]
                                     move consent keys to the current key schema
   consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]

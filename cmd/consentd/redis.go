@@ -15,6 +15,10 @@ import (
 
 // cmdRedis: consentd redis migrate [--dry-run] [--config FILE]
 func cmdRedis(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+		fmt.Fprintln(stdout, "Usage: consentd redis migrate [--dry-run] [--config FILE]")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "migrate" {
 		return usageError{errors.New("usage: consentd redis migrate [--dry-run] [--config FILE]")}
 	}
