@@ -168,20 +168,7 @@ func TestIntegrationConsentCommands(t *testing.T) {
 // the topics by output.
 func shippedPolicyOn(t *testing.T, broker, id, dir string) (string, map[string]string) {
 	t.Helper()
-	shipped, err := os.ReadFile("../../configs/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := string(shipped)
-	topics := map[string]string{}
-	for _, o := range []string{"personalization", "analytics", "advertising"} {
-		topics[o] = id + "." + o
-		pol = strings.Replace(pol, "topic: clean."+o, "topic: "+topics[o], 1)
-	}
+	path, topics := shippedPolicyOnly(t, id, dir)
 	itest.CreateTopics(t, broker, 1, topics["personalization"], topics["analytics"], topics["advertising"])
-	policyPath := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return policyPath, topics
+	return path, topics
 }

@@ -64,6 +64,8 @@ Usage:
                                     explain what consentd does with one raw event
   consentd audit [--since 24h] [--ids FILE]
                                     check clean topics independently of the code that wrote them
+  consentd topics create|check [--partitions N] [--dry-run]
+                                    create or check every topic the config and policy name
   consentd shadow report [--since 1h]
                                     summarize the shadow policy's differences
   consentd version                  print the version
@@ -103,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAudit(args[1:], stdout, stderr)
 	case "shadow":
 		err = cmdShadow(args[1:], stdout, stderr)
+	case "topics":
+		err = cmdTopics(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
@@ -146,6 +150,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return usageError{err}
 	}
 	return nil
+}
+
+// loadConfigAndPolicy loads the config file at path and the policy it
+// names, with its keys.
+func loadConfigAndPolicy(path string) (*config.Config, *policy.Policy, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := app.LoadPolicy(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, pol, nil
 }
 
 // parseSince reads a --since value: a duration back from now (24h) or an
@@ -196,11 +214,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	pol, err := app.LoadPolicy(cfg)
+	cfg, pol, err := loadConfigAndPolicy(*path)
 	if err != nil {
 		return err
 	}

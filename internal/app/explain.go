@@ -13,7 +13,9 @@ import (
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/policy"
 )
 
 // staticStore answers every lookup with one record (consentd explain
@@ -142,4 +144,31 @@ func ReadRaw(ctx context.Context, cfg *config.Config, topic string, partition in
 			return kafka.Message{}, fmt.Errorf("%s/%d has no message at %d (the next is %d): %w", topic, partition, offset, m.Offset, ErrNoMessage)
 		}
 	}
+}
+
+// TopicPlan lists every topic cfg and its policy name, with the settings
+// each must have: raw topics, one per clean output, the dead-letter
+// topic, the consent topic (compacted: its latest record per subject is
+// the consent), the shadow report topic. Every topic gets partitions
+// partitions when created.
+func TopicPlan(cfg *config.Config, pol *policy.Policy, partitions int) []kafkaops.TopicSpec {
+	var out []kafkaops.TopicSpec
+	seen := map[string]bool{}
+	add := func(name, role string, configs map[string]string) {
+		if name == "" || seen[name] {
+			return
+		}
+		seen[name] = true
+		out = append(out, kafkaops.TopicSpec{Name: name, Role: role, Partitions: partitions, Configs: configs})
+	}
+	for _, t := range cfg.Kafka.RawTopics {
+		add(t, "raw", nil)
+	}
+	for _, o := range pol.Outputs {
+		add(o.Topic, "clean (output "+o.Name+")", nil)
+	}
+	add(cfg.Kafka.DeadLetterTopic, "dead-letter", nil)
+	add(cfg.Consent.Topic, "consent", map[string]string{"cleanup.policy": "compact"})
+	add(cfg.Shadow.ReportTopic, "shadow report", nil)
+	return out
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/consentd/consentd/internal/app"
+	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/kafkaops"
+)
+
+const topicsUsage = `consentd topics create|check [--partitions N] [--replication-factor R] [--dry-run] [--json] [--config FILE]
+
+The topics the configuration and its policy name: raw topics, one clean
+topic per output, the dead-letter topic, the consent topic (compacted) and
+the shadow report topic. 'create' creates the missing ones (partitions N,
+replication R or the broker's default) with the settings they must have,
+and leaves existing ones as they are; 'check' reports missing topics and
+settings that differ, and exits 1 when any does. Both connect as run does
+(TLS, SASL).`
+
+func cmdTopics(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+		fmt.Fprintln(stdout, "Usage: "+topicsUsage)
+		return nil
+	}
+	if len(args) == 0 || (args[0] != "create" && args[0] != "check") {
+		return usageError{errors.New("usage: consentd topics create|check [--config FILE]")}
+	}
+	verb := args[0]
+	fs := newFlags("topics "+verb, topicsUsage, stderr)
+	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
+	partitions := fs.Int("partitions", 8, "partitions of each topic created")
+	replication := fs.Int("replication-factor", 0, "replicas of each topic created (0: the broker's default)")
+	dry := fs.Bool("dry-run", false, "with create: say what would be created, create nothing")
+	asJSON := fs.Bool("json", false, "print the topics' states as JSON")
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("topics %s: unexpected argument %q", verb, pos[0])}
+	}
+	if *partitions < 1 || *replication < 0 {
+		return usageError{fmt.Errorf("topics %s: --partitions must be at least 1 and --replication-factor at least 0", verb)}
+	}
+	cfg, pol, err := loadConfigAndPolicy(*path)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	kc, err := connect.NewKafka(cctx, cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	client := kc.Client(30 * time.Second)
+	defer connect.CloseClient(client)
+	plan := app.TopicPlan(cfg, pol, *partitions)
+	var states []kafkaops.TopicState
+	if verb == "create" {
+		states, err = kafkaops.CreateTopicSpecs(cctx, client, plan, *replication, *dry)
+	} else {
+		states, err = kafkaops.CheckTopicSpecs(cctx, client, plan)
+	}
+	if err != nil {
+		return kc.Explain(fmt.Errorf("topics %s: %w", verb, err))
+	}
+	bad := 0
+	for _, s := range states {
+		if s.State == "missing" || s.State == "drift" {
+			bad++
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(states); err != nil {
+			return err
+		}
+	} else {
+		for _, s := range states {
+			fmt.Fprintf(stdout, "%-14s %-40s %s", s.State, s.Name, s.Role)
+			if len(s.Drift) > 0 {
+				fmt.Fprintf(stdout, ": %s", strings.Join(s.Drift, "; "))
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("topics %s: %d of %d topics missing or with settings that differ", verb, bad, len(states))
+	}
+	return nil
+}
