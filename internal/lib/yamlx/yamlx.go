@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,7 +19,88 @@ import (
 var (
 	lineRe  = regexp.MustCompile(`^line (\d+): (.*)$`)
 	fieldRe = regexp.MustCompile(`field (\S+) not found`)
+	typeRe  = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
 )
+
+// hint adds to a decoding error what would have been right: the keys a
+// mapping takes (with the closest one to a misspelt key), or that a
+// duration needs a unit.
+func hint(msg string, t reflect.Type) string {
+	if strings.Contains(msg, "into time.Duration") {
+		return " (a duration needs a unit: 500ms, 5s, 2m, 1h)"
+	}
+	m := typeRe.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	st := findStruct(t, m[2], map[reflect.Type]bool{})
+	if st == nil {
+		return ""
+	}
+	var keys []string
+	for i := range st.NumField() {
+		tag := strings.Split(st.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	out := "; valid keys here: " + strings.Join(keys, ", ")
+	best, dist := "", 3
+	for _, k := range keys {
+		if d := distance(strings.ToLower(m[1]), strings.ToLower(k)); d < dist {
+			best, dist = k, d
+		}
+	}
+	if best != "" {
+		out = " (did you mean " + best + "?)" + out
+	}
+	return out
+}
+
+// findStruct returns the struct type named name (as reflect prints it:
+// pkg.Type) reachable from t.
+func findStruct(t reflect.Type, name string, seen map[reflect.Type]bool) reflect.Type {
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || seen[t] {
+		return nil
+	}
+	seen[t] = true
+	if t.String() == name {
+		return t
+	}
+	for i := range t.NumField() {
+		if f := findStruct(t.Field(i).Type, name, seen); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
 
 // Decode parses data (read from file name) into out, rejecting unknown
 // fields, type mismatches and more than one document.
@@ -48,11 +130,12 @@ func Decode(name string, data []byte, out any) error {
 			if f := fieldRe.FindStringSubmatch(m[2]); f != nil {
 				want = f[1]
 			}
+			text := m[2] + hint(m[2], reflect.TypeOf(out))
 			key := keyAtLine(&root, line, "", want)
 			if key != "" {
-				msgs = append(msgs, fmt.Sprintf("%s:%d: %s: %s", name, line, key, m[2]))
+				msgs = append(msgs, fmt.Sprintf("%s:%d: %s: %s", name, line, key, text))
 			} else {
-				msgs = append(msgs, fmt.Sprintf("%s:%d: %s", name, line, m[2]))
+				msgs = append(msgs, fmt.Sprintf("%s:%d: %s", name, line, text))
 			}
 		}
 		return errors.New(strings.Join(msgs, "\n"))
