@@ -173,40 +173,74 @@ type barrierMsg struct {
 	Subjects []string `json:"subjects"`
 }
 
-// resubscribeWait is the pause before subscribing again after the
-// channel was lost.
-const resubscribeWait = 100 * time.Millisecond
+// resubscribeWait is the first pause before subscribing again after the
+// channel was lost; it doubles up to maxResubscribeWait while the channel
+// stays lost. stillLostEvery spaces the warnings of a long outage.
+const (
+	resubscribeWait    = 100 * time.Millisecond
+	maxResubscribeWait = 2 * time.Second
+	stillLostEvery     = time.Minute
+)
 
 // Watch implements barrier.Lease: it subscribes to BarrierChannel and
 // calls handle for each barrier, in its own goroutine, until ctx ends.
+// While the channel is lost it subscribes again with backoff, and says so
+// once, then once a minute, then when it is back: an outage logs a few
+// lines, not one per attempt.
 func (m *BarrierMember) Watch(ctx context.Context, handle func(id string, subjects []string)) {
+	wait := resubscribeWait
+	var lostSince, lastLog time.Time
+	attempts := 0
+	lost := func(err error) {
+		attempts++
+		now := time.Now()
+		switch {
+		case lostSince.IsZero():
+			lostSince, lastLog = now, now
+			m.log.Warn("barrier channel lost; resubscribing (unconfirmed barriers fence this instance)", zap.Error(err))
+		case now.Sub(lastLog) >= stillLostEvery:
+			lastLog = now
+			m.log.Warn("barrier channel still lost; resubscribing", zap.Duration("for", now.Sub(lostSince).Round(time.Second)), zap.Int("attempts", attempts), zap.Error(err))
+		}
+	}
 	for ctx.Err() == nil {
 		ps := m.rdb.Subscribe(ctx, BarrierChannel(m.prefix))
 		// A blocked receive does not see ctx end: closing the
 		// subscription does.
 		unblock := context.AfterFunc(ctx, func() { ps.Close() })
-		for ctx.Err() == nil {
-			msg, err := ps.ReceiveMessage(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					m.log.Warn("barrier channel lost; resubscribing (unconfirmed barriers fence this instance)", zap.Error(err))
+		if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
+			if ctx.Err() == nil {
+				lost(err)
+			}
+		} else {
+			if !lostSince.IsZero() {
+				m.log.Info("barrier channel back", zap.Duration("lost_for", time.Since(lostSince).Round(time.Millisecond)), zap.Int("attempts", attempts))
+			}
+			lostSince, attempts, wait = time.Time{}, 0, resubscribeWait
+			for ctx.Err() == nil {
+				msg, err := ps.ReceiveMessage(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						lost(err)
+					}
+					break
 				}
-				break
+				var b barrierMsg
+				if json.Unmarshal([]byte(msg.Payload), &b) != nil || b.ID == "" {
+					continue
+				}
+				go handle(b.ID, b.Subjects)
 			}
-			var b barrierMsg
-			if json.Unmarshal([]byte(msg.Payload), &b) != nil || b.ID == "" {
-				continue
-			}
-			go handle(b.ID, b.Subjects)
 		}
 		unblock()
 		ps.Close()
-		t := time.NewTimer(resubscribeWait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 		}
 		t.Stop()
+		wait = min(2*wait, maxResubscribeWait)
 	}
 }
 

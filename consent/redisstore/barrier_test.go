@@ -8,6 +8,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/barrier"
 	"github.com/consentd/consentd/consent/redisstore"
@@ -126,5 +128,41 @@ func TestIntegrationHeartbeatAfterTheLeaseEnded(t *testing.T) {
 	}
 	if live, _ := reg.Live(ctx); len(live) != 1 {
 		t.Fatalf("live after rejoining: %v", live)
+	}
+}
+
+// TestBarrierChannelOutageLogsLittle: while Redis is gone the member
+// keeps trying with backoff and says so once (not once per attempt),
+// then says when the channel is back.
+func TestBarrierChannelOutageLogsLittle(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	core, logs := observer.New(zap.InfoLevel)
+	m := redisstore.NewBarrierMember(rdb, "o:", barrier.NewID(), time.Second, zap.New(core))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Watch(ctx, func(string, []string) {})
+	subscribed := func() bool {
+		n, err := rdb.PubSubNumSub(ctx, redisstore.BarrierChannel("o:")).Result()
+		return err == nil && n[redisstore.BarrierChannel("o:")] == 1
+	}
+	for deadline := time.Now().Add(5 * time.Second); !subscribed(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never subscribed")
+		}
+	}
+	mr.Close()
+	time.Sleep(3 * time.Second) // at a fixed 100 ms, some 30 attempts
+	if n := logs.FilterMessageSnippet("barrier channel").Len(); n < 1 || n > 2 {
+		t.Fatalf("%d lines about the lost channel in 3 s of outage, want 1 (or 2): %v", n, logs.All())
+	}
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); logs.FilterMessage("barrier channel back").Len() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery line: %v", logs.All())
+		}
 	}
 }
