@@ -85,11 +85,27 @@ func Compare(live *Decision, liveErr *InputError, shadow *Decision, shadowErr *I
 
 // valueDiffs compares two clean values field by field.
 func valueDiffs(output string, live, shadow []byte) []Diff {
-	var l, s any
-	if json.Unmarshal(live, &l) != nil || json.Unmarshal(shadow, &s) != nil {
+	var diffs []Diff
+	ok := EachValueDiff(live, shadow, func(kind, path string, _, _ any) {
+		diffs = append(diffs, Diff{Output: output, Kind: kind, Path: path})
+	})
+	if !ok {
 		return []Diff{{Output: output, Kind: DiffValueChanged}}
 	}
-	var diffs []Diff
+	return diffs
+}
+
+// EachValueDiff compares two JSON documents object member by member and
+// calls fn, in path order, for every difference: DiffFieldAdded (only b
+// has the path), DiffFieldRemoved (only a has it) or DiffValueChanged (a
+// value that is not an object differs; arrays count as one value), with
+// the path and the values (nil where absent). It returns false when
+// either document is not JSON.
+func EachValueDiff(a, b []byte, fn func(kind, path string, was, is any)) bool {
+	var l, s any
+	if json.Unmarshal(a, &l) != nil || json.Unmarshal(b, &s) != nil {
+		return false
+	}
 	var walk func(path string, l, s any)
 	walk = func(path string, l, s any) {
 		lm, lok := l.(map[string]any)
@@ -98,23 +114,21 @@ func valueDiffs(output string, live, shadow []byte) []Diff {
 			lb, _ := json.Marshal(l)
 			sb, _ := json.Marshal(s)
 			if !bytes.Equal(lb, sb) {
-				diffs = append(diffs, Diff{Output: output, Kind: DiffValueChanged, Path: path})
+				fn(DiffValueChanged, path, l, s)
 			}
 			return
 		}
-		keys := map[string]bool{}
+		keys := make([]string, 0, len(lm)+len(sm))
 		for k := range lm {
-			keys[k] = true
+			keys = append(keys, k)
 		}
 		for k := range sm {
-			keys[k] = true
+			if _, both := lm[k]; !both {
+				keys = append(keys, k)
+			}
 		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
-		for _, k := range sorted {
+		sort.Strings(keys)
+		for _, k := range keys {
 			p := k
 			if path != "" {
 				p = path + "." + k
@@ -123,14 +137,14 @@ func valueDiffs(output string, live, shadow []byte) []Diff {
 			sv, sin := sm[k]
 			switch {
 			case !lin:
-				diffs = append(diffs, Diff{Output: output, Kind: DiffFieldAdded, Path: p})
+				fn(DiffFieldAdded, p, nil, sv)
 			case !sin:
-				diffs = append(diffs, Diff{Output: output, Kind: DiffFieldRemoved, Path: p})
+				fn(DiffFieldRemoved, p, lv, nil)
 			default:
 				walk(p, lv, sv)
 			}
 		}
 	}
 	walk("", l, s)
-	return diffs
+	return true
 }

@@ -264,50 +264,22 @@ func describe(o Output) string {
 
 // valueDiff says which paths of two JSON documents differ.
 func valueDiff(output, want, got string) []string {
-	var w, g any
-	if json.Unmarshal([]byte(want), &w) != nil || json.Unmarshal([]byte(got), &g) != nil {
-		return []string{fmt.Sprintf("output %s: value\n    want %s\n    got  %s", output, want, got)}
-	}
 	var d []string
-	var walk func(path string, w, g any)
-	walk = func(path string, w, g any) {
-		wm, wok := w.(map[string]any)
-		gm, gok := g.(map[string]any)
-		if wok && gok {
-			keys := map[string]bool{}
-			for k := range wm {
-				keys[k] = true
-			}
-			for k := range gm {
-				keys[k] = true
-			}
-			sorted := make([]string, 0, len(keys))
-			for k := range keys {
-				sorted = append(sorted, k)
-			}
-			sort.Strings(sorted)
-			for _, k := range sorted {
-				p := strings.TrimPrefix(path+"."+k, ".")
-				wv, win := wm[k]
-				gv, gin := gm[k]
-				switch {
-				case !win:
-					d = append(d, fmt.Sprintf("output %s: value: %s added: %s", output, p, compact(gv)))
-				case !gin:
-					d = append(d, fmt.Sprintf("output %s: value: %s removed (was %s)", output, p, compact(wv)))
-				default:
-					walk(p, wv, gv)
-				}
-			}
-			return
+	ok := policy.EachValueDiff([]byte(want), []byte(got), func(kind, path string, was, is any) {
+		switch kind {
+		case policy.DiffFieldAdded:
+			d = append(d, fmt.Sprintf("output %s: value: %s added: %s", output, path, compact(is)))
+		case policy.DiffFieldRemoved:
+			d = append(d, fmt.Sprintf("output %s: value: %s removed (was %s)", output, path, compact(was)))
+		default:
+			d = append(d, fmt.Sprintf("output %s: value: %s want %s, got %s", output, path, compact(was), compact(is)))
 		}
-		if compact(w) != compact(g) {
-			d = append(d, fmt.Sprintf("output %s: value: %s want %s, got %s", output, strings.TrimPrefix(path, "."), compact(w), compact(g)))
-		}
-	}
-	walk("", w, g)
-	if len(d) == 0 { // the same document, written differently
-		d = append(d, fmt.Sprintf("output %s: value bytes\n    want %s\n    got  %s", output, want, got))
+	})
+	switch {
+	case !ok:
+		return []string{fmt.Sprintf("output %s: value\n    want %s\n    got  %s", output, want, got)}
+	case len(d) == 0: // the same document, written differently
+		return []string{fmt.Sprintf("output %s: value bytes\n    want %s\n    got  %s", output, want, got)}
 	}
 	return d
 }
