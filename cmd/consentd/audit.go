@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -80,7 +78,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("audit: the key file: %w", err)
 	}
-	c.KeyIDs = keyIDs(keyData)
+	if c.KeyIDs, err = audit.KeyIDs(keyData); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	if *idsFile != "" {
 		b, err := os.ReadFile(*idsFile)
 		if err != nil {
@@ -147,20 +147,4 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("audit: %d findings in %d messages", rep.Total, len(rep.Findings))
 	}
 	return nil
-}
-
-// keyIDs returns the key ids of a key file (KEYID:SECRET[:...] lines).
-func keyIDs(data []byte) []string {
-	var ids []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		if id, _, ok := strings.Cut(t, ":"); ok {
-			ids = append(ids, strings.TrimSpace(id))
-		}
-	}
-	return ids
 }

@@ -24,21 +24,15 @@ import (
 // the policy pseudonymizes per output. Computed here, from the published
 // recipe, not by consentd's code.
 func Subjects(keyFile []byte, ids []string, p *Policy) (map[string]string, error) {
+	keys, err := readKeyFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(keyFile))
-	for sc.Scan() {
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		id, rest, ok := strings.Cut(t, ":")
-		if !ok {
-			return nil, errors.New("key file: a line is not KEYID:SECRET")
-		}
-		b64, _, _ := strings.Cut(rest, ":")
-		secret, err := decode(strings.TrimSpace(b64))
+	for _, k := range keys {
+		secret, err := decode(k.secret)
 		if err != nil {
-			return nil, fmt.Errorf("key file: key %q: %w", strings.TrimSpace(id), err)
+			return nil, fmt.Errorf("key file: key %q: %w", k.id, err)
 		}
 		secrets := [][]byte{secret}
 		if p.PerOutput {
@@ -55,9 +49,42 @@ func Subjects(keyFile []byte, ids []string, p *Policy) (map[string]string, error
 			for _, subject := range ids {
 				m := hmac.New(sha256.New, s)
 				m.Write([]byte(subject))
-				out[strings.TrimSpace(id)+":"+hex.EncodeToString(m.Sum(nil)[:16])] = subject
+				out[k.id+":"+hex.EncodeToString(m.Sum(nil)[:16])] = subject
 			}
 		}
+	}
+	return out, nil
+}
+
+// KeyIDs returns the key ids of a key file (retired keys included): the
+// ids a pseudonym may carry.
+func KeyIDs(keyFile []byte) ([]string, error) {
+	keys, err := readKeyFile(keyFile)
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.id)
+	}
+	return ids, err
+}
+
+type keyLine struct{ id, secret string }
+
+// readKeyFile reads the KEYID:SECRET[:attributes] lines of a key file,
+// skipping blank lines and comments.
+func readKeyFile(data []byte) ([]keyLine, error) {
+	var out []keyLine
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		t := strings.TrimSpace(sc.Text())
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		id, rest, ok := strings.Cut(t, ":")
+		if !ok {
+			return nil, errors.New("key file: a line is not KEYID:SECRET")
+		}
+		secret, _, _ := strings.Cut(rest, ":")
+		out = append(out, keyLine{strings.TrimSpace(id), strings.TrimSpace(secret)})
 	}
 	return out, sc.Err()
 }
