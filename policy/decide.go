@@ -284,19 +284,21 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 	}
 	dc.ev.reset(doc.Members())
 	// Every output's value and key is rendered into dc.out, then copied
-	// into one allocation of the exact size (spans: where each lies).
+	// into one allocation of the exact size; spans say where each output's
+	// value, key and actions (in dc.acts) lie.
 	dc.out = dc.out[:0]
-	var spansBuf [8][4]int
+	var spansBuf [8]outputSpan
 	spans := spansBuf[:0]
 	if len(p.Outputs) > len(spansBuf) {
-		spans = make([][4]int, 0, len(p.Outputs))
+		spans = make([]outputSpan, 0, len(p.Outputs))
 	}
 	spans = spans[:len(p.Outputs)]
+	subj := dc.ev.keepString(subject)
 	sharedKey := -1 // where the shared key lies in dc.out
 	var key []byte  // shared by every output unless PerOutputPseudonyms
 	var err error
 	if !p.PerOutputPseudonyms {
-		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
+		if key, err = dc.ev.pseudonym(p.keys, p.PseudonymKey, subj); err != nil {
 			return nil, &InputError{Reason: ReasonInternal, Err: err}
 		}
 		key = key[1 : len(key)-1] // unquoted; copied into dc.out below
@@ -310,12 +312,6 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 	var typeRead bool
 	evTime := eventTime{record: at.Record, now: at.Now, skew: p.MaxClockSkew}
 	dc.acts = dc.acts[:0]
-	var boundsBuf [8][2]int
-	bounds := boundsBuf[:0]
-	if len(p.Outputs) > len(boundsBuf) {
-		bounds = make([][2]int, 0, len(p.Outputs))
-	}
-	bounds = bounds[:len(p.Outputs)]
 	x := &dc.x
 	*x = run{acts: &dc.acts, ev: &dc.ev}
 	for i, o := range p.Outputs {
@@ -360,23 +356,23 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 				return nil, inputErr(err)
 			}
 		}
-		bounds[i] = [2]int{start, len(dc.acts)}
 		sp := &spans[i]
-		sp[0] = len(dc.out)
+		sp.acts = [2]int{start, len(dc.acts)}
+		sp.value[0] = len(dc.out)
 		dc.out = dc.ed.AppendTo(dc.out)
-		sp[1] = len(dc.out)
+		sp.value[1] = len(dc.out)
 		switch {
 		case p.PerOutputPseudonyms:
-			if dc.out, err = o.keys.AppendPseudonym(dc.out, p.PseudonymKey, dc.ev.keepString(subject)); err != nil {
+			if dc.out, err = o.keys.AppendPseudonym(dc.out, p.PseudonymKey, subj); err != nil {
 				return nil, &InputError{Reason: ReasonInternal, Err: err}
 			}
-			sp[2], sp[3] = sp[1], len(dc.out)
+			sp.key = [2]int{sp.value[1], len(dc.out)}
 		case sharedKey < 0:
 			sharedKey = len(dc.out)
 			dc.out = append(dc.out, key...)
 			fallthrough
 		default:
-			sp[2], sp[3] = sharedKey, sharedKey+len(key)
+			sp.key = [2]int{sharedKey, sharedKey + len(key)}
 		}
 		od.Write = true
 	}
@@ -390,11 +386,15 @@ func (dc *Decider) DecideAt(doc *event.Doc, subject string, rec consent.Record, 
 			continue
 		}
 		sp := spans[i]
-		od.Value, od.Key = out[sp[0]:sp[1]:sp[1]], out[sp[2]:sp[3]:sp[3]]
-		od.Actions = dc.actions(i, dc.acts[bounds[i][0]:bounds[i][1]])
+		od.Value, od.Key = out[sp.value[0]:sp.value[1]:sp.value[1]], out[sp.key[0]:sp.key[1]:sp.key[1]]
+		od.Actions = dc.actions(i, dc.acts[sp.acts[0]:sp.acts[1]])
 	}
 	return d, nil
 }
+
+// outputSpan is where one written output's value and key lie in
+// Decider.out, and its actions in Decider.acts (start, end).
+type outputSpan struct{ value, key, acts [2]int }
 
 // actions returns acts as output i's actions: the slice it returned for
 // the output's last event when they are the same (events of one shape
