@@ -1,13 +1,15 @@
 # consentd container image: a static binary on distroless, run as the
 # non-root user 65532. VERSION is stamped into the binary (`make image`
-# passes the git description).
+# passes the git description). The build tag nodemo leaves `consentd demo`
+# (its in-process broker and Redis) out of the production binary; the image
+# has no shell: `consentd healthcheck` is its health probe.
 FROM golang:1.26-bookworm AS build
 ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/consentd ./cmd/consentd \
+RUN CGO_ENABLED=0 go build -trimpath -tags nodemo -ldflags "-s -w -X main.version=${VERSION}" -o /out/consentd ./cmd/consentd \
     && mkdir -p /out/root && mkdir -m 0700 /out/root/keys
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -16,8 +16,6 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
-
-	"github.com/consentd/consentd/config"
 )
 
 // TestComposeFileIsValid runs `docker compose config` (or Debian's
@@ -65,31 +63,31 @@ func uidGid(t *testing.T, user string) (uint32, uint32) {
 // their users, on a directory standing for the keys volume: the key is
 // written with mode 0600 by and for consentd's non-root user, consentd
 // (that user) reads it, a second run keeps it, and a volume whose key was
-// written by root (as the stack used to do) is repaired by keys-init.
+// written by root (as the stack used to do) is repaired by secrets-init.
 func TestComposeKeyOwnership(t *testing.T) {
 	compose := readYAML(t, filepath.Join(root, "docker-compose.yml"))
-	initSvc := composeService(t, compose, "keys-init")
+	initSvc := composeService(t, compose, "secrets-init")
 	keygen := composeService(t, compose, "consentd-keygen")
 	consentd := composeService(t, compose, "consentd")
 
-	// order: keys-init, then keygen, then consentd, each after the previous one succeeded
-	if str(keygen, "depends_on", "keys-init", "condition") != "service_completed_successfully" ||
+	// order: secrets-init, then keygen, then consentd, each after the previous one succeeded
+	if str(keygen, "depends_on", "secrets-init", "condition") != "service_completed_successfully" ||
 		str(consentd, "depends_on", "consentd-keygen", "condition") != "service_completed_successfully" {
-		t.Fatal("consentd must wait for consentd-keygen, and consentd-keygen for keys-init, to complete successfully")
+		t.Fatal("consentd must wait for consentd-keygen, and consentd-keygen for secrets-init, to complete successfully")
 	}
-	// users: only keys-init is root; keygen and consentd are the same non-root user
+	// users: only secrets-init is root; keygen and consentd are the same non-root user
 	if str(initSvc, "user") != "0:0" {
-		t.Errorf("keys-init user %q, want 0:0", str(initSvc, "user"))
+		t.Errorf("secrets-init user %q, want 0:0", str(initSvc, "user"))
 	}
 	keygenUID, keygenGID := uidGid(t, str(keygen, "user"))
 	consentdUID, consentdGID := uidGid(t, str(consentd, "user"))
 	if keygenUID == 0 || keygenUID != consentdUID || keygenGID != consentdGID {
 		t.Fatalf("keygen runs as %d:%d and consentd as %d:%d; want the same non-root user", keygenUID, keygenGID, consentdUID, consentdGID)
 	}
-	// volumes: keys-init and keygen write, consentd only reads
+	// volumes: secrets-init and keygen write, consentd only reads
 	if !slices.Contains(strs(list(initSvc, "volumes")), "keys:/keys") || !slices.Contains(strs(list(keygen, "volumes")), "keys:/keys") ||
 		!slices.Contains(strs(list(consentd, "volumes")), "keys:/keys:ro") {
-		t.Fatal("keys volume: want keys:/keys for keys-init and keygen, keys:/keys:ro for consentd")
+		t.Fatal("keys volume: want keys:/keys for secrets-init and keygen, keys:/keys:ro for consentd")
 	}
 	// the image's user and the Dockerfile's /keys owner are the same user
 	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
@@ -103,19 +101,7 @@ func TestComposeKeyOwnership(t *testing.T) {
 	// the key file keygen writes is the one consentd's compose config reads
 	keygenCmd := strs(list(keygen, "command"))
 	out := keygenCmd[slices.Index(keygenCmd, "--out")+1]
-	cfgArgs := strs(list(consentd, "command"))
-	cfgPath := cfgArgs[slices.Index(cfgArgs, "--config")+1]
-	if cfgPath != "/etc/consentd/consentd.compose.yaml" {
-		t.Fatalf("consentd reads %s; the image has configs/ at /etc/consentd", cfgPath)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "configs", "consentd.compose.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(cfgPath, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := serviceConfig(t, compose, "consentd")
 	if cfg.Pseudonymization.KeyFile != out {
 		t.Fatalf("keygen writes %s but consentd reads %s", out, cfg.Pseudonymization.KeyFile)
 	}
@@ -123,79 +109,46 @@ func TestComposeKeyOwnership(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("running the containers' commands as their users needs root")
 	}
+	tool(t, "setpriv")
 	bin := consentdBinary(t)
-	dir := t.TempDir()
-	// other users must reach the binary, the policy and the volume directory
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		_ = os.Chmod(d, 0o755)
-	}
-	policy := filepath.Join(dir, "policy.yaml")
-	copyFile(t, filepath.Join(root, "configs", "policy.yaml"), policy, 0o644)
-
-	initCmd := strs(list(initSvc, "command"))
-	if len(initCmd) != 3 || initCmd[0] != "sh" || initCmd[1] != "-c" {
-		t.Fatalf("keys-init command %q: want sh -c SCRIPT", initCmd)
-	}
-	// stand-ins: /keys is the volume; /usr/local/bin/consentd the binary
-	volume := func(name string) string {
-		v := filepath.Join(dir, name)
-		if err := os.Mkdir(v, 0o755); err != nil { // a fresh volume: root's, 0755
-			t.Fatal(err)
-		}
-		return v
-	}
-	inVolume := func(v, p string) string { return strings.Replace(p, "/keys", v, 1) }
-	keysInit := func(v string) {
-		t.Helper()
-		script := strings.ReplaceAll(initCmd[2], "/keys", v)
-		runAs(t, 0, 0, "sh", "-c", script)
-	}
-	keygenRun := func(v string, uid, gid uint32) string {
-		t.Helper()
-		args := slices.Clone(keygenCmd)
-		for i := range args {
-			args[i] = inVolume(v, args[i])
-		}
-		return runAs(t, uid, gid, bin, args...)
-	}
-	readKey := func(v string) error {
-		_, err := runAsErr(consentdUID, consentdGID, bin, "policy", "check", policy, "--keys", inVolume(v, out))
+	readKey := func(s *stack) error {
+		_, err := runAsErr(consentdUID, consentdGID, bin, "policy", "check", s.at("/etc/consentd/policy.yaml"), "--keys", s.at(out))
 		return err
 	}
 
 	t.Run("fresh volume", func(t *testing.T) {
-		v := volume("fresh")
-		keysInit(v)
-		checkOwner(t, v, consentdUID, consentdGID, 0o700)
-		keygenRun(v, keygenUID, keygenGID)
-		checkOwner(t, inVolume(v, out), consentdUID, consentdGID, 0o600)
-		if err := readKey(v); err != nil {
+		s := newStack(t, bin, nil)
+		s.run("secrets-init")
+		checkOwner(t, s.at("/keys"), consentdUID, consentdGID, 0o700)
+		s.run("consentd-keygen")
+		checkOwner(t, s.at(out), consentdUID, consentdGID, 0o600)
+		if err := readKey(s); err != nil {
 			t.Fatalf("consentd cannot use the key: %v", err)
 		}
-		before, _ := os.ReadFile(inVolume(v, out))
+		before, _ := os.ReadFile(s.at(out))
 		// the next `docker compose up` runs both again: the key is kept
-		keysInit(v)
-		if msg := keygenRun(v, keygenUID, keygenGID); !strings.Contains(msg, "keeping its keys") {
+		s.run("secrets-init")
+		if msg := s.run("consentd-keygen"); !strings.Contains(msg, "keeping its keys") {
 			t.Errorf("second keygen: %s", msg)
 		}
-		after, _ := os.ReadFile(inVolume(v, out))
+		after, _ := os.ReadFile(s.at(out))
 		if !bytes.Equal(before, after) || len(after) == 0 {
 			t.Error("the key changed on the second run")
 		}
-		checkOwner(t, inVolume(v, out), consentdUID, consentdGID, 0o600)
+		checkOwner(t, s.at(out), consentdUID, consentdGID, 0o600)
 	})
 
 	t.Run("volume from the old stack, key written by root", func(t *testing.T) {
-		v := volume("old")
-		keygenRun(v, 0, 0) // what `user: "0"` used to do
-		checkOwner(t, inVolume(v, out), 0, 0, 0o600)
-		if err := readKey(v); err == nil {
+		s := newStack(t, bin, nil)
+		runAs(t, 0, 0, bin, "keygen", "k1", "--out", s.at(out)) // what `user: "0"` used to do
+		checkOwner(t, s.at(out), 0, 0, 0o600)
+		if err := readKey(s); err == nil {
 			t.Fatal("consentd read a root-only key file: the test does not run as the non-root user")
 		}
-		keysInit(v)
-		checkOwner(t, inVolume(v, out), consentdUID, consentdGID, 0o600)
-		if err := readKey(v); err != nil {
-			t.Fatalf("after keys-init, consentd cannot use the key: %v", err)
+		s.run("secrets-init")
+		checkOwner(t, s.at(out), consentdUID, consentdGID, 0o600)
+		if err := readKey(s); err != nil {
+			t.Fatalf("after secrets-init, consentd cannot use the key: %v", err)
 		}
 	})
 }
