@@ -53,12 +53,7 @@ func TestKubernetesManifests(t *testing.T) {
 	c := at(pod, "containers", 0)
 
 	// the configuration, parsed as consentd would with the Deployment's environment
-	env := map[string]string{}
-	for _, e := range list(c, "env") {
-		if v, ok := at(e, "value").(string); ok {
-			env[str(e, "name")] = v
-		}
-	}
+	cfg := deploymentConfig(t, m)
 	args := strs(list(c, "args"))
 	cfgPath := args[slices.Index(args, "--config")+1]
 	var cfgMount, secretMount string
@@ -75,11 +70,6 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if filepath.Dir(cfgPath) != cfgMount {
 		t.Fatalf("--config %s is not in the ConfigMap's mount %s", cfgPath, cfgMount)
-	}
-	cfgText := str(cm, "data", filepath.Base(cfgPath))
-	cfg, err := config.ParseEnv(cfgPath, []byte(cfgText), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("the ConfigMap's %s: %v", filepath.Base(cfgPath), err)
 	}
 	if str(cm, "data", filepath.Base(cfg.Policy)) == "" || filepath.Dir(cfg.Policy) != cfgMount {
 		t.Errorf("policy %s is not in the ConfigMap", cfg.Policy)
@@ -181,9 +171,33 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 }
 
+// deploymentConfig parses the ConfigMap's configuration as the
+// Deployment's container reads it (its --config, its environment).
+func deploymentConfig(t *testing.T, m map[string]map[string]any) *config.Config {
+	t.Helper()
+	c := at(m["Deployment"], "spec", "template", "spec", "containers", 0)
+	env := map[string]string{}
+	for _, e := range list(c, "env") {
+		if v, ok := at(e, "value").(string); ok {
+			env[str(e, "name")] = v
+		}
+	}
+	args := strs(list(c, "args"))
+	cfgPath := args[slices.Index(args, "--config")+1]
+	cfg, err := config.ParseEnv(cfgPath, []byte(str(m["ConfigMap"], "data", filepath.Base(cfgPath))), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the ConfigMap's %s: %v", filepath.Base(cfgPath), err)
+	}
+	return cfg
+}
+
 // TestKubernetesNetworkPolicy: a NetworkPolicy selects the pods and lets
-// in only the admin and API ports, each from a selected set of peers (the
+// in only the admin and API ports, the admin port only from the scraper
+// (Prometheus pods of the monitoring namespace: both selectors in one
+// peer) and the API port only from labelled pods of the namespace (the
 // API listens on 0.0.0.0 in the pod: without it any pod could call it).
+// Its ports are cross-checked with the container's ports, the Service,
+// the scrape annotation and the listen addresses of the configuration.
 func TestKubernetesNetworkPolicy(t *testing.T) {
 	m := manifests(t)
 	np := m["NetworkPolicy"]
@@ -203,26 +217,94 @@ func TestKubernetesNetworkPolicy(t *testing.T) {
 	if !slices.Contains(strs(list(np, "spec", "policyTypes")), "Ingress") {
 		t.Fatal("the NetworkPolicy does not restrict ingress")
 	}
-	ports := map[string]bool{}
-	for _, rule := range list(np, "spec", "ingress") {
-		if len(list(rule, "from")) == 0 {
-			t.Errorf("an ingress rule without from: open to every peer")
-		}
-		for _, p := range list(rule, "ports") {
-			ports[str(p, "port")] = true
-		}
-	}
-	var names []string
+
+	// the container's ports are the configuration's listeners
+	cfg := deploymentConfig(t, m)
+	containerPorts := map[string]string{} // name -> number
 	for _, p := range list(at(m["Deployment"], "spec", "template", "spec", "containers", 0), "ports") {
-		names = append(names, str(p, "name"))
+		containerPorts[str(p, "name")] = str(p, "containerPort")
 	}
-	for p := range ports {
-		if !slices.Contains(names, p) {
-			t.Errorf("the NetworkPolicy names port %s, which the container does not have (%v)", p, names)
+	for name, listen := range map[string]string{"admin": cfg.Admin.Listen, "api": cfg.Admin.APIListen} {
+		host, port, _ := strings.Cut(listen, ":")
+		if containerPorts[name] != port || host != "0.0.0.0" {
+			t.Errorf("container port %s is %q; the configuration listens on %s (want 0.0.0.0:%s)", name, containerPorts[name], listen, containerPorts[name])
 		}
 	}
-	if !ports["admin"] || !ports["api"] || len(ports) != 2 {
-		t.Errorf("the NetworkPolicy lets in %v, want exactly admin and api", ports)
+	if len(containerPorts) != 2 {
+		t.Errorf("container ports %v, want admin and api", containerPorts)
+	}
+	// the Service and the scrape annotation: the admin port only
+	svcPorts := list(m["Service"], "spec", "ports")
+	if len(svcPorts) != 1 || str(svcPorts[0], "targetPort") != "admin" || str(svcPorts[0], "port") != containerPorts["admin"] {
+		t.Errorf("the Service exposes %v, want the admin port (%s) only", svcPorts, containerPorts["admin"])
+	}
+	if p := str(m["Deployment"], "spec", "template", "metadata", "annotations", "prometheus.io/port"); p != containerPorts["admin"] {
+		t.Errorf("prometheus.io/port %s, the admin port is %s", p, containerPorts["admin"])
+	}
+
+	// the rules: one per port, each from selected peers only
+	peers := map[string][]any{} // port name -> peers
+	for _, rule := range list(np, "spec", "ingress") {
+		ports := list(rule, "ports")
+		if len(list(rule, "from")) == 0 || len(ports) != 1 {
+			t.Fatalf("an ingress rule %v: want selected peers and one port", rule)
+		}
+		port := str(ports[0], "port")
+		if _, ok := containerPorts[port]; !ok {
+			t.Errorf("the NetworkPolicy names port %s, which the container does not have (%v)", port, containerPorts)
+		}
+		peers[port] = append(peers[port], list(rule, "from")...)
+	}
+	if len(peers) != 2 || peers["admin"] == nil || peers["api"] == nil {
+		t.Fatalf("the NetworkPolicy lets in %v, want exactly admin and api", peers)
+	}
+	labels := func(peer any, selector string) map[string]any {
+		l, _ := at(peer, selector, "matchLabels").(map[string]any)
+		return l
+	}
+	for _, p := range peers["admin"] {
+		ns, pods := labels(p, "namespaceSelector"), labels(p, "podSelector")
+		if at(p, "ipBlock") != nil || len(ns) == 0 || pods["app.kubernetes.io/name"] != "prometheus" {
+			t.Errorf("admin port peer %v: want Prometheus pods (app.kubernetes.io/name: prometheus) of a selected namespace", p)
+		}
+	}
+	for _, p := range peers["api"] {
+		if at(p, "ipBlock") != nil || at(p, "namespaceSelector") != nil || len(labels(p, "podSelector")) == 0 {
+			t.Errorf("api port peer %v: want labelled pods of the namespace", p)
+		}
+		for k := range labels(p, "podSelector") {
+			if podLabels[k] != nil {
+				t.Errorf("api port peer selects by %s, a label of consentd's own pods", k)
+			}
+		}
+	}
+}
+
+// TestKubernetesTopics: an init container creates the topics with
+// `consentd topics create`, with the container's configuration, secrets,
+// image and hardening.
+func TestKubernetesTopics(t *testing.T) {
+	m := manifests(t)
+	pod := at(m["Deployment"], "spec", "template", "spec")
+	c := at(pod, "containers", 0)
+	inits := list(pod, "initContainers")
+	if len(inits) != 1 {
+		t.Fatalf("%d init containers, want the topics one", len(inits))
+	}
+	ic := inits[0]
+	args, runArgs := strs(list(ic, "args")), strs(list(c, "args"))
+	if len(args) < 4 || args[0] != "topics" || args[1] != "create" || args[slices.Index(args, "--config")+1] != runArgs[slices.Index(runArgs, "--config")+1] {
+		t.Errorf("init container runs %v, want topics create with the container's --config", args)
+	}
+	if str(ic, "image") != str(c, "image") {
+		t.Errorf("init container image %s, consentd's %s", str(ic, "image"), str(c, "image"))
+	}
+	b1, _ := json.Marshal(at(ic, "volumeMounts"))
+	b2, _ := json.Marshal(at(c, "volumeMounts"))
+	s1, _ := json.Marshal(at(ic, "securityContext"))
+	s2, _ := json.Marshal(at(c, "securityContext"))
+	if string(b1) != string(b2) || string(s1) != string(s2) {
+		t.Errorf("the init container's mounts %s or security context %s differ from consentd's (%s, %s)", b1, s1, b2, s2)
 	}
 }
 

@@ -85,7 +85,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	})
 	m.MembersFenced = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_barrier_members_fenced_total", Help: "Instances this instance's revocation barriers fenced because they did not confirm in time."})
 	m.LeaseLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_barrier_lease_lost_total", Help: "Times this instance lost its revocation barrier lease and held its writes until it rejoined, by reason (fenced: a revoker fenced it; lapsed: it could not renew in time)."}, []string{"reason"})
-	m.Condition = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_condition_failing", Help: "1 for each readiness condition that fails now (consent_store, consumer_group, kafka_write <topic>/<partition>); /readyz gives the cause."}, []string{"condition"})
+	m.Condition = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_condition_failing", Help: "1 for each readiness condition that fails now (consent_store, consumer_group, kafka_write <topic>/<partition>, revocation_barrier); /readyz gives the cause."}, []string{"condition"})
 	m.Rebalances = prometheus.NewCounter(prometheus.CounterOpts{Name: "consentd_group_generations_total", Help: "Consumer group generations joined."})
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
