@@ -122,14 +122,10 @@ func list(m any, keys ...any) []any {
 	return l
 }
 
-// exportedMetrics returns the names of every series consentd exports, read
-// from the Go source: the Name of every prometheus Counter/Gauge/Histogram/
-// Summary option literal and every prometheus.NewDesc, anywhere in the
-// module. Histograms add _bucket, _sum and _count; summaries _sum and
-// _count.
-func exportedMetrics(t *testing.T) map[string]bool {
+// eachGoFile parses every non-test Go file of the module (but deploy's
+// and testdata) and hands it to fn.
+func eachGoFile(t *testing.T, fn func(*ast.File)) {
 	t.Helper()
-	names := map[string]bool{}
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -145,6 +141,23 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		if err != nil {
 			return err
 		}
+		fn(f)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exportedMetrics returns the names of every series consentd exports, read
+// from the Go source: the Name of every prometheus Counter/Gauge/Histogram/
+// Summary option literal and every prometheus.NewDesc, anywhere in the
+// module. Histograms add _bucket, _sum and _count; summaries _sum and
+// _count.
+func exportedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	eachGoFile(t, func(f *ast.File) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CompositeLit:
@@ -193,11 +206,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 			}
 			return true
 		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(names) < 10 {
 		t.Fatalf("found only %d metric names in the source; the parser no longer understands internal/metrics", len(names))
 	}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,4 +403,60 @@ func clip(b []byte) string {
 		out.WriteString("    " + sc.Text() + "\n")
 	}
 	return out.String()
+}
+
+// readinessConditions returns the readiness condition names the code
+// declares: every string constant named Cond… outside tests.
+func readinessConditions(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	eachGoFile(t, func(f *ast.File) {
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if i < len(vs.Values) && strings.HasPrefix(n.Name, "Cond") && n.IsExported() {
+						if s, ok := stringLit(vs.Values[i]); ok {
+							out = append(out, s)
+						}
+					}
+				}
+			}
+		}
+	})
+	if len(out) < 4 {
+		t.Fatalf("found only the readiness conditions %v in the source", out)
+	}
+	return out
+}
+
+// TestReadinessConditionsDocumented: consentd_condition_failing's help
+// text and the README's metrics table name every readiness condition the
+// code declares.
+func TestReadinessConditionsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `consentd_condition_failing` \\|.*$").Find(readme)
+	metrics, err := os.ReadFile(filepath.Join(root, "internal", "metrics", "metrics.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := regexp.MustCompile(`Name: "consentd_condition_failing", Help: "([^"]*)"`).FindSubmatch(metrics)
+	if row == nil || help == nil {
+		t.Fatal("no consentd_condition_failing row in README.md's metrics table, or no help text in internal/metrics")
+	}
+	for _, c := range readinessConditions(t) {
+		if !bytes.Contains(row, []byte("`"+c)) {
+			t.Errorf("README.md's consentd_condition_failing row does not name %s", c)
+		}
+		if !bytes.Contains(help[1], []byte(c)) {
+			t.Errorf("consentd_condition_failing's help text does not name %s", c)
+		}
+	}
 }
