@@ -245,8 +245,8 @@ func readmeBinary(t *testing.T) string {
 // `<!-- not run: … -->`, in order, as one shell session would, in a
 // directory holding a copy of configs/: against the test services (their
 // addresses, free ports for the admin and API listeners, and topic and
-// group names with a unique suffix put in place of the README's, in the
-// commands and in the copied configuration), `go run ./cmd/consentd` and
+// group names and the Redis key prefix with a unique suffix put in place
+// of the README's, in the commands and in the copied configuration), `go run ./cmd/consentd` and
 // `consentd` being cmd/consentd built. Each line must exit 0 (with
 // pipefail). `export NAME=VALUE` lines carry over to the next lines, as
 // in a shell; a line ending in `&` keeps running in the background until
@@ -278,6 +278,8 @@ func TestIntegrationReadme(t *testing.T) {
 		cfg.Admin.Listen, "127.0.0.1:" + strconv.Itoa(admin),
 		cfg.Admin.APIListen, "127.0.0.1:" + strconv.Itoa(api),
 		"group_id: " + cfg.Kafka.GroupID, "group_id: " + cfg.Kafka.GroupID + suffix,
+		// Redis keys, and so the revocation barrier's members, of this run only
+		`key_prefix: "` + cfg.Redis.KeyPrefix + `"`, `key_prefix: "` + strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + suffix + `:"`,
 	}
 	pol, err := os.ReadFile(filepath.Join(root, "configs", "policy.yaml"))
 	if err != nil {

@@ -19,7 +19,8 @@ import (
 // composeTestRewrite returns the edit that points the compose
 // configuration and policy at the test services: Kafka's and Redis's
 // addresses, listeners on free loopback ports; and, so that runs do not
-// share state, topic names and the group id with a unique suffix.
+// share state, topic names, the group id and the Redis key prefix with a
+// unique suffix.
 func composeTestRewrite(t *testing.T, env itest.Env, admin, api int) func(string) string {
 	t.Helper()
 	data, err := os.ReadFile(root + "/configs/consentd.compose.yaml")
@@ -45,6 +46,8 @@ func composeTestRewrite(t *testing.T, env itest.Env, admin, api int) func(string
 		cfg.Admin.Listen:                 "127.0.0.1:" + strconv.Itoa(admin),
 		cfg.Admin.APIListen:              "127.0.0.1:" + strconv.Itoa(api),
 		"group_id: " + cfg.Kafka.GroupID: "group_id: consentd" + suffix,
+		// Redis keys, and so the revocation barrier's members, of this run only
+		`key_prefix: "` + cfg.Redis.KeyPrefix + `"`: `key_prefix: "` + strings.TrimSuffix(cfg.Redis.KeyPrefix, ":") + suffix + `:"`,
 	}
 	var pairs []string
 	for from, to := range addrs {
