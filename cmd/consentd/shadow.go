@@ -21,19 +21,12 @@ and the paths most often concerned. A shadow policy writes nothing to clean
 topics; consentd_shadow_diff_total counts every difference, the topic holds
 a sample (shadow.report_per_second).`
 
-func cmdShadow(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "report" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(stdout, "Usage: "+shadowUsage)
-			return nil
-		}
-		return usageError{fmt.Errorf("usage: consentd shadow report [--since 1h] [--config FILE]")}
-	}
+func cmdShadowReport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("shadow report", shadowUsage, stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
 	since := fs.String("since", "1h", "summarize from this time on: a duration back from now or an RFC 3339 time")
 	top := fs.Int("top", 5, "paths listed per output and kind")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
