@@ -44,7 +44,7 @@ func commands() *command {
 		}},
 		{name: "policy", summary: "policy files", sub: []*command{
 			{name: "check", args: "FILE [--keys FILE] [--json]", summary: "validate a policy file and print a summary", run: cmdPolicyCheck},
-			{name: "test", args: "FILE --cases DIR [--update]", summary: "decide golden cases with the policy; diff against their expectations", run: cmdPolicyTest},
+			{name: "test", args: "FILE --cases DIR [--update] [--json]", summary: "decide golden cases with the policy; diff against their expectations", run: cmdPolicyTest},
 		}},
 		{name: "keygen", args: "[KEYID] [--out FILE]", summary: "print a new pseudonymization key line", run: cmdKeygen},
 		{name: "consent", summary: "data-subject requests on the consent store", help: consentHelp, sub: consentCommands()},
@@ -64,7 +64,7 @@ func commands() *command {
 			{name: "check", args: "[--json]", summary: "report missing topics and settings that differ", run: topicsCommand("check")},
 		}},
 		{name: "shadow", summary: "the shadow policy", sub: []*command{
-			{name: "report", args: "[--since 1h]", summary: "summarize the shadow policy's differences", run: cmdShadowReport},
+			{name: "report", args: "[--since 1h] [--json]", summary: "summarize the shadow policy's differences", run: cmdShadowReport},
 		}},
 		{name: "healthcheck", args: "[--config FILE] [--url URL]", summary: "exit 0 when the admin server says ready (container healthchecks)", run: cmdHealthcheck},
 		{name: "completion", summary: "shell completion scripts", help: completionHelp, sub: completionCommands()},
