@@ -200,3 +200,29 @@ func TestZshAndFishCompletionParse(t *testing.T) {
 		})
 	}
 }
+
+// TestREADMEListsEveryCommand: the README's command table has a row for
+// every command of the tree, and its rows name each subcommand.
+func TestREADMEListsEveryCommand(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, c := range commands().sub {
+		if c.name == "help" {
+			continue
+		}
+		row := regexp.MustCompile("(?m)^\\| `" + c.name + "\\b.*$")
+		found := strings.Join(row.FindAllString(readme, -1), "\n")
+		if found == "" {
+			t.Errorf("the README's command table has no row for %s", c.name)
+			continue
+		}
+		for _, s := range c.sub {
+			if !strings.Contains(found, s.name) {
+				t.Errorf("the README's row for %s does not name %s %s: %s", c.name, c.name, s.name, found)
+			}
+		}
+	}
+}
