@@ -226,3 +226,58 @@ func TestREADMEListsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestZshAndFishCompletionComplete drives the zsh and fish scripts where
+// those shells are installed: zsh's function with its completion
+// builtins stubbed to print what they are given, fish through complete -C.
+func TestZshAndFishCompletionComplete(t *testing.T) {
+	script := func(t *testing.T, shell string) string {
+		var out bytes.Buffer
+		if code := run([]string{"completion", shell}, &out, &out); code != 0 {
+			t.Fatal(out.String())
+		}
+		f := filepath.Join(t.TempDir(), "consentd."+shell)
+		if err := os.WriteFile(f, out.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	t.Run("zsh", func(t *testing.T) {
+		if _, err := exec.LookPath("zsh"); err != nil {
+			t.Skip("no zsh")
+		}
+		f := script(t, "zsh")
+		got, err := exec.Command("zsh", "-c", `
+compdef() { :; }
+compadd() { [[ $1 == -- ]] && shift; print -r -- "$*"; }
+_describe() { local -a arr; arr=("${(@P)2}"); print -r -- ${arr%%:*}; }
+_files() { print -r -- "<files>"; }
+source `+shQuote(f)+`
+words=(consentd ""); CURRENT=2; _consentd
+words=(consentd policy check --); CURRENT=4; _consentd
+words=(consentd policy check --keys ""); CURRENT=5; _consentd
+words=(consentd completion ""); CURRENT=3; _consentd`).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zsh: %v\n%s", err, got)
+		}
+		lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "run demo config policy") || lines[1] != "--help --json --keys" || lines[2] != "<files>" || lines[3] != "bash zsh fish" {
+			t.Fatalf("zsh completions:\n%s", got)
+		}
+	})
+	t.Run("fish", func(t *testing.T) {
+		if _, err := exec.LookPath("fish"); err != nil {
+			t.Skip("no fish")
+		}
+		f := script(t, "fish")
+		got, err := exec.Command("fish", "-c", "source "+shQuote(f)+`; complete -C "consentd po"; echo ---; complete -C "consentd policy check --"; echo ---; complete -C "consentd completion "`).CombinedOutput()
+		if err != nil {
+			t.Fatalf("fish: %v\n%s", err, got)
+		}
+		want := "policy\tpolicy files\n---\n--help\tprint the usage\n--json\tprint the summary as JSON\n--keys\tpseudonymization key file; when given, every key id the policy uses must be in it\n---\n" +
+			"bash\tprint the bash completion script\nfish\tprint the fish completion script\nzsh\tprint the zsh completion script\n"
+		if string(got) != want {
+			t.Fatalf("fish completions:\n%s\nwant:\n%s", got, want)
+		}
+	})
+}
