@@ -14,7 +14,7 @@ type MigrateReport struct {
 	Scanned  int      `json:"scanned"`  // keys under the prefix
 	Records  int      `json:"records"`  // consent hashes moved to RecordKey
 	Links    int      `json:"links"`    // identity links moved to LinkKey
-	Current  int      `json:"current"`  // consentd's keys already in the current schema, of every kind
+	Current  int      `json:"current"`  // consentd's keys already in the current schema, of every kind (SCAN may return a key moved by this run again, counted here)
 	Skipped  int      `json:"skipped"`  // keys left alone: not consentd's, or a target already taken
 	Problems []string `json:"problems"` // why each skipped key was left alone
 }
