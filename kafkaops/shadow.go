@@ -239,17 +239,27 @@ func readShadowPartition(ctx context.Context, d *kafka.Dialer, brokers []string,
 	}
 }
 
-// Print writes the summary as a table, with up to top paths per output
-// and kind.
-func (s *ShadowSummary) Print(w io.Writer, top int) {
-	fmt.Fprintf(w, "%d events with differences", s.Records)
-	for p, n := range s.Policies {
-		fmt.Fprintf(w, "; policy %s: %d", p, n)
-	}
-	fmt.Fprintln(w)
-	if s.Records == 0 {
-		return
-	}
+// ShadowRow is one output and kind of difference, with the paths most
+// often concerned.
+type ShadowRow struct {
+	Output string `json:"output"` // "" for the event as a whole
+	Kind   string `json:"difference"`
+	Events int    `json:"events"`
+	// Paths are the most frequent first, at most top of them; MorePaths
+	// counts the others.
+	Paths     []ShadowPath `json:"paths"`
+	MorePaths int          `json:"more_paths,omitempty"`
+}
+
+// ShadowPath is one path and the events whose difference concerned it.
+type ShadowPath struct {
+	Path   string `json:"path"`
+	Events int    `json:"events"`
+}
+
+// Rows are the summary's rows by output and kind, with at most top paths
+// each.
+func (s *ShadowSummary) Rows(top int) []ShadowRow {
 	keys := make([][2]string, 0, len(s.Counts))
 	for k := range s.Counts {
 		keys = append(keys, k)
@@ -260,7 +270,7 @@ func (s *ShadowSummary) Print(w io.Writer, top int) {
 		}
 		return keys[i][1] < keys[j][1]
 	})
-	fmt.Fprintf(w, "%-20s %-22s %8s  %s\n", "output", "difference", "events", "paths (most frequent first)")
+	rows := make([]ShadowRow, 0, len(keys))
 	for _, k := range keys {
 		var paths [][3]string
 		for p := range s.Paths {
@@ -274,18 +284,43 @@ func (s *ShadowSummary) Print(w io.Writer, top int) {
 			}
 			return paths[i][2] < paths[j][2]
 		})
-		var names []string
+		r := ShadowRow{Output: k[0], Kind: k[1], Events: s.Counts[k], Paths: []ShadowPath{}}
 		for i, p := range paths {
 			if i == top {
-				names = append(names, fmt.Sprintf("+%d more", len(paths)-top))
+				r.MorePaths = len(paths) - top
 				break
 			}
-			names = append(names, fmt.Sprintf("%s (%d)", p[2], s.Paths[p]))
+			r.Paths = append(r.Paths, ShadowPath{Path: p[2], Events: s.Paths[p]})
 		}
-		out := k[0]
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// Print writes the summary as a table, with up to top paths per output
+// and kind.
+func (s *ShadowSummary) Print(w io.Writer, top int) {
+	fmt.Fprintf(w, "%d events with differences", s.Records)
+	for p, n := range s.Policies {
+		fmt.Fprintf(w, "; policy %s: %d", p, n)
+	}
+	fmt.Fprintln(w)
+	if s.Records == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-20s %-22s %8s  %s\n", "output", "difference", "events", "paths (most frequent first)")
+	for _, r := range s.Rows(top) {
+		var names []string
+		for _, p := range r.Paths {
+			names = append(names, fmt.Sprintf("%s (%d)", p.Path, p.Events))
+		}
+		if r.MorePaths > 0 {
+			names = append(names, fmt.Sprintf("+%d more", r.MorePaths))
+		}
+		out := r.Output
 		if out == "" {
 			out = "(event)"
 		}
-		fmt.Fprintf(w, "%-20s %-22s %8d  %s\n", out, k[1], s.Counts[k], strings.Join(names, ", "))
+		fmt.Fprintf(w, "%-20s %-22s %8d  %s\n", out, r.Kind, r.Events, strings.Join(names, ", "))
 	}
 }

@@ -13,12 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/audit"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/internal/lib/progress"
 )
 
 const auditUsage = `consentd audit [--topics T1,T2] [--since 24h|RFC3339] [--ids FILE] [--accept-policy DIGEST,...] [--json] [--quiet] [--config FILE]
@@ -116,21 +115,16 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if *topics != "" {
 		o.Topics = strings.Split(*topics, ",")
 	}
-	var bar *progressbar.ProgressBar
+	var meter *progress.Meter
 	if !*quiet {
+		meter = progress.New(stderr, "auditing", "messages", 0)
 		o.Progress = func(done, total int64) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("auditing"),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionShowElapsedTimeOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
-			}
-			_ = bar.Set64(done)
+			meter.SetTotal(total)
+			meter.Set(done)
 		}
 	}
 	rep, err := audit.Run(ctx, c, o)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
-	}
+	meter.Finish()
 	if err != nil {
 		return kc.Explain(fmt.Errorf("audit: %w", err))
 	}

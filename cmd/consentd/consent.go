@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,73 +17,51 @@ import (
 	"github.com/consentd/consentd/consent/dsr"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/internal/lib/progress"
 	"github.com/consentd/consentd/policy"
 )
 
-const consentUsage = `Usage: consentd consent COMMAND SUBJECT [ARGS] [--config FILE]
+// consentHelp is the consent group's description.
+const consentHelp = `Data-subject requests against the consent store. Every change gets a new
+version and is announced to every running consentd, which drops the
+subject from its cache at once. A withdrawal or erasure returns once no
+running consentd can write the subject again (the revocation barrier) and
+its retractions are the subject's last records. Each prints its result
+as JSON on stdout and an audit line on stderr.`
 
-Data-subject requests against the consent store:
-  get SUBJECT                          print the subject's consent as JSON
-  set SUBJECT PURPOSE=true|false ...   grant or deny purposes (others unchanged)
-  revoke SUBJECT [PURPOSE ...]         deny the purposes (all when none given)
-  link ANONYMOUS_ID USER_ID            record that the anonymous id was identified as the user
-  erase SUBJECT                        delete everything stored for the subject and for the
-                                       anonymous ids linked to it, after retracting them from
-                                       every clean topic (under every live pseudonym key)
-  export SUBJECT                       print everything stored about the subject as JSON,
-                                       linked ids (both ways) and what is stored for them included
-
-Every change gets a new version and is announced to every running consentd,
-which drops the subject from its cache at once. A withdrawal or erasure
-returns once no running consentd can write the subject again (the
-revocation barrier) and its retractions are the subject's last records.
---config defaults to configs/consentd.yaml.
-`
-
-// splitConfigFlag takes --config FILE (or --config=FILE) out of args.
-func splitConfigFlag(args []string) (path string, rest []string, err error) {
-	path = "configs/consentd.yaml"
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--config" || a == "-config":
-			if i+1 >= len(args) {
-				return "", nil, usageError{errors.New("--config needs a file")}
-			}
-			path = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config="):
-			path = a[strings.Index(a, "=")+1:]
-		case a == "--help" || a == "-h":
-			return "", nil, errHelp
-		case strings.HasPrefix(a, "-"):
-			return "", nil, usageError{fmt.Errorf("unknown flag %s", a)}
-		default:
-			rest = append(rest, a)
-		}
+// consentCommands are the data-subject requests, one leaf each.
+func consentCommands() []*command {
+	ops := []struct{ op, args, summary string }{
+		{"get", "SUBJECT", "print the subject's consent as JSON"},
+		{"set", "SUBJECT PURPOSE=true|false ...", "grant or deny purposes (others unchanged)"},
+		{"revoke", "SUBJECT [PURPOSE ...]", "deny the purposes (all when none given)"},
+		{"link", "ANONYMOUS_ID USER_ID", "record that an anonymous id was identified as a user"},
+		{"erase", "SUBJECT", "delete everything stored for the subject and its linked ids, retracting them first"},
+		{"export", "SUBJECT", "print everything stored about the subject and its linked ids as JSON"},
 	}
-	return path, rest, nil
+	var out []*command
+	for _, o := range ops {
+		synopsis := "consentd consent " + o.op + " " + o.args + " [--config FILE]\n\n" + strings.ToUpper(o.summary[:1]) + o.summary[1:] + "."
+		out = append(out, &command{name: o.op, args: o.args, summary: o.summary, run: func(args []string, stdout, stderr io.Writer) error {
+			return cmdConsent(o.op, synopsis, args, stdout, stderr)
+		}})
+	}
+	return out
 }
 
-var errHelp = errors.New("help")
-
-func cmdConsent(args []string, stdout, stderr io.Writer) error {
-	path, rest, err := splitConfigFlag(args)
-	if errors.Is(err, errHelp) || (err == nil && len(rest) == 0) {
-		fmt.Fprint(stdout, consentUsage)
-		if len(rest) == 0 && err == nil {
-			return usageError{errors.New("consent: missing COMMAND and SUBJECT")}
-		}
-		return nil
-	}
+func cmdConsent(op, synopsis string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("consent "+op, synopsis, stderr)
+	path := fs.String("config", "configs/consentd.yaml", "consentd config `file`")
+	fs.Bool("json", true, "print the result as JSON (always: accepted for scripts that pass it to every command)")
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	req, err := parseConsentRequest(rest)
+	req, err := parseConsentRequest(append([]string{op}, pos...))
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
@@ -96,7 +73,7 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeAll()
-	out, err := req.do(ctx, d)
+	out, err := req.do(ctx, d, stderr)
 	result := "ok"
 	var ue *dsr.UsageError
 	switch {
@@ -112,9 +89,7 @@ func cmdConsent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return printJSON(stdout, out)
 }
 
 // consentRequest is one parsed consent command.
@@ -151,16 +126,29 @@ func parseConsentRequest(rest []string) (consentRequest, error) {
 	return r, nil
 }
 
+// exportProgressFrom is the number of linked ids from which an export
+// shows its progress.
+const exportProgressFrom = 1000
+
 // readOnly: reads and links write no retractions, so they need neither
 // Kafka nor the pseudonym key.
 func (r consentRequest) readOnly() bool { return r.op == "get" || r.op == "export" || r.op == "link" }
 
-func (r consentRequest) do(ctx context.Context, d *dsr.DSR) (any, error) {
+// do runs the request; an export of many linked ids shows its progress on
+// stderr.
+func (r consentRequest) do(ctx context.Context, d *dsr.DSR, stderr io.Writer) (any, error) {
 	switch r.op {
 	case "get":
 		return d.Get(ctx, r.subject)
 	case "export":
-		return d.Export(ctx, r.subject)
+		var meter *progress.Meter
+		defer func() { meter.Finish() }()
+		return d.ExportProgress(ctx, r.subject, func(done, total int) {
+			if meter == nil && total >= exportProgressFrom {
+				meter = progress.New(stderr, "exporting", "linked ids", int64(total))
+			}
+			meter.Set(int64(done))
+		})
 	case "set":
 		purposes, err := parseAssignments(r.params)
 		if err != nil {

@@ -1,20 +1,12 @@
 // Command consentd enforces user consent on behavioural event streams.
 //
 //	consentd run --config configs/consentd.yaml
-//	consentd demo [--duration D] [--users N]
-//	consentd policy check configs/policy.yaml [--keys FILE]
-//	consentd policy test configs/policy.yaml --cases configs/policy-tests [--update]
-//	consentd keygen [KEYID] [--out FILE]
-//	consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
-//	consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
-//	consentd redis migrate [--dry-run] [--config FILE]
-//	consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
-//	consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]
-//	consentd audit [--topics T] [--since 24h] [--ids FILE] [--json]
-//	consentd version
+//	consentd help
 //
-// Flags and wiring only: every command builds what it needs through the
-// composition root (internal/app) and the packages it names.
+// The command tree is commands (one table: usage, help and the shell
+// completion scripts come from it). Flags and wiring only: every command
+// builds what it needs through the composition root (internal/app) and
+// the packages it names.
 package main
 
 import (
@@ -36,42 +28,66 @@ import (
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
-	"github.com/consentd/consentd/internal/demo"
 	"github.com/consentd/consentd/policy"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `consentd enforces user consent on behavioural event streams.
-
-Usage:
-  consentd run --config FILE        consume raw topics, enforce the policy, write clean topics
-  consentd demo [--duration D]      run the real pipeline on an in-process Kafka and Redis
-  consentd policy check FILE        validate a policy file and print a summary
-  consentd policy test FILE --cases DIR [--update]
-                                    decide golden cases with the policy; diff against their expectations
-  consentd keygen [KEYID]           print a new pseudonymization key line
-  consentd consent get|set|revoke|erase|export SUBJECT [--config FILE]
-                                    data-subject requests on the consent store
-  consentd consent link ANONYMOUS_ID USER_ID [--config FILE]
-                                    record that an anonymous id was identified as a user
-  consentd redis migrate [--dry-run] [--config FILE]
-                                    move consent keys to the current key schema
-  consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
-                                    re-inject dead letters into their raw topics
-  consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON]
-                                    explain what consentd does with one raw event
-  consentd audit [--since 24h] [--ids FILE]
-                                    check clean topics independently of the code that wrote them
-  consentd topics create|check [--partitions N] [--dry-run]
-                                    create or check every topic the config and policy name
-  consentd shadow report [--since 1h]
-                                    summarize the shadow policy's differences
-  consentd version                  print the version
-
-Run 'consentd COMMAND --help' for a command's flags.
-`
+// commands is consentd's command tree.
+func commands() *command {
+	root := &command{name: "consentd", summary: "enforces user consent on behavioural event streams", sub: []*command{
+		{name: "run", args: "--config FILE", summary: "consume raw topics, enforce the policy, write clean topics", run: cmdRun},
+		demoCommand(),
+		{name: "config", summary: "the configuration file", sub: []*command{
+			{name: "check", args: "[--config FILE] [--json]", summary: "validate the config, its policy and key files without connecting", run: cmdConfigCheck},
+		}},
+		{name: "policy", summary: "policy files", sub: []*command{
+			{name: "check", args: "FILE [--keys FILE] [--json]", summary: "validate a policy file and print a summary", run: cmdPolicyCheck},
+			{name: "test", args: "FILE --cases DIR [--update] [--json]", summary: "decide golden cases with the policy; diff against their expectations", run: cmdPolicyTest},
+		}},
+		{name: "keygen", args: "[KEYID] [--out FILE]", summary: "print a new pseudonymization key line", run: cmdKeygen},
+		{name: "consent", summary: "data-subject requests on the consent store", help: consentHelp, sub: consentCommands()},
+		{name: "redis", summary: "the consent store", sub: []*command{
+			{name: "migrate", args: "[--dry-run] [--json] [--config FILE]", summary: "move consent keys to the current key schema", run: cmdRedisMigrate},
+		}},
+		{name: "dlq", summary: "dead letters", sub: []*command{
+			{name: "replay", args: "[--reason R] [--to TOPIC] [--dry-run] [--config FILE]", summary: "re-inject dead letters into their raw topics",
+				run: func(args []string, stdout, stderr io.Writer) error {
+					return cmdDLQ(append([]string{"replay"}, args...), stdout, stderr)
+				}},
+		}},
+		{name: "explain", args: "FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]", summary: "explain what consentd does with one raw event", run: cmdExplain},
+		{name: "audit", args: "[--since 24h] [--ids FILE] [--json]", summary: "check clean topics independently of the code that wrote them", run: cmdAudit},
+		{name: "topics", summary: "the Kafka topics the config and policy name", help: topicsHelp, sub: []*command{
+			{name: "create", args: "[--partitions N] [--dry-run] [--json]", summary: "create the missing topics with the settings they must have", run: topicsCommand("create")},
+			{name: "check", args: "[--json]", summary: "report missing topics and settings that differ", run: topicsCommand("check")},
+		}},
+		{name: "shadow", summary: "the shadow policy", sub: []*command{
+			{name: "report", args: "[--since 1h] [--json]", summary: "summarize the shadow policy's differences", run: cmdShadowReport},
+		}},
+		{name: "healthcheck", args: "[--config FILE] [--url URL]", summary: "exit 0 when the admin server says ready (container healthchecks)", run: cmdHealthcheck},
+		{name: "completion", summary: "shell completion scripts", help: completionHelp, sub: completionCommands()},
+		{name: "version", args: "[--json]", summary: "print the version", run: cmdVersion},
+	}}
+	root.sub = append(root.sub, &command{name: "help", args: "[COMMAND...]", summary: "print a command's usage",
+		run: func(args []string, stdout, stderr io.Writer) error {
+			if wantsHelp(args) {
+				fmt.Fprintln(stdout, "Usage: consentd help [COMMAND...]\n\nPrints the usage of consentd or of a command.")
+				return nil
+			}
+			c, path, rest := root.find(args)
+			if len(rest) > 0 {
+				return usageError{fmt.Errorf("help: unknown command %q", strings.Join(append(path[1:], rest[0]), " "))}
+			}
+			if c.run == nil {
+				c.printUsage(stdout, path)
+				return nil
+			}
+			return c.run([]string{"--help"}, stdout, stdout)
+		}})
+	return root
+}
 
 func main() {
 	app.Version = version
@@ -79,42 +95,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if len(args) > 0 && args[0] == "--version" {
+		args = append([]string{"version"}, args[1:]...)
 	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = cmdRun(args[1:], stderr)
-	case "demo":
-		err = cmdDemo(args[1:], stdout, stderr)
-	case "policy":
-		err = cmdPolicy(args[1:], stdout, stderr)
-	case "keygen":
-		err = cmdKeygen(args[1:], stdout, stderr)
-	case "consent":
-		err = cmdConsent(args[1:], stdout, stderr)
-	case "redis":
-		err = cmdRedis(args[1:], stdout, stderr)
-	case "dlq":
-		err = cmdDLQ(args[1:], stdout, stderr)
-	case "explain":
-		err = cmdExplain(args[1:], stdout, stderr)
-	case "audit":
-		err = cmdAudit(args[1:], stdout, stderr)
-	case "shadow":
-		err = cmdShadow(args[1:], stdout, stderr)
-	case "topics":
-		err = cmdTopics(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "consentd", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "consentd: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
+	c, path, rest := commands().find(args)
+	err := c.exec(path, rest, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -128,28 +113,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-type usageError struct{ error }
-
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	return nil
 }
 
 // loadConfigAndPolicy loads the config file at path and the policy it
@@ -178,21 +141,6 @@ func parseSince(cmd, v string) (time.Time, error) {
 	return time.Time{}, usageError{fmt.Errorf("%s: --since %q: want a duration (24h) or an RFC 3339 time", cmd, v)}
 }
 
-// parseArgs parses fs's flags wherever they stand among the positional
-// arguments, and returns the positional ones in order.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for rest := args; ; {
-		if err := parse(fs, rest); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
-	}
-}
-
 func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -205,7 +153,7 @@ func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	return log, zc.Level, err
 }
 
-func cmdRun(args []string, stderr io.Writer) error {
+func cmdRun(args []string, _, stderr io.Writer) error {
 	fs := newFlags("run", "consentd run --config FILE", stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
 	if err := parse(fs, args); err != nil {
@@ -230,78 +178,6 @@ func cmdRun(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return a.Run(ctx)
-}
-
-func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE]", stderr)
-	opts := demo.DefaultOptions()
-	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to stream synthetic events")
-	fs.IntVar(&opts.Users, "users", opts.Users, "synthetic users with seeded consent")
-	fs.StringVar(&opts.ShadowPolicy, "shadow-policy", "", "a policy file to decide as a shadow beside the embedded one; the report sums its differences")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return demo.Run(ctx, opts, stdout)
-}
-
-const policyUsage = `Usage:
-  consentd policy check FILE [--keys KEYFILE]
-  consentd policy test FILE --cases DIR [--update]`
-
-func cmdPolicy(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "test" {
-		return cmdPolicyTest(args[1:], stdout, stderr)
-	}
-	if len(args) == 0 || args[0] != "check" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(stdout, policyUsage)
-			return nil
-		}
-		return usageError{errors.New(policyUsage)}
-	}
-	fs := newFlags("policy check", "consentd policy check FILE [--keys KEYFILE]", stderr)
-	keysPath := fs.String("keys", "", "pseudonymization key file; when given, every key id the policy uses must be in it")
-	// Accept the file before or after the flags.
-	rest := args[1:]
-	var file string
-	if len(rest) > 0 && len(rest[0]) > 0 && rest[0][0] != '-' {
-		file, rest = rest[0], rest[1:]
-	}
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	} else if fs.NArg() > 0 || file == "" {
-		return usageError{errors.New("policy check takes exactly one FILE")}
-	}
-	var keys *policy.Keyring
-	if *keysPath != "" {
-		if err := config.CheckSecretFile("--keys", *keysPath); err != nil {
-			return err
-		}
-		data, err := os.ReadFile(*keysPath)
-		if err != nil {
-			return err
-		}
-		if keys, err = policy.ParseKeyring(*keysPath, data); err != nil {
-			return err
-		}
-	}
-	p, err := policy.Load(file, keys)
-	if err != nil {
-		return fmt.Errorf("policy is invalid:\n%w", err)
-	}
-	fmt.Fprint(stdout, p.Summary())
-	fmt.Fprint(stdout, p.SignalSummary())
-	if keys == nil {
-		fmt.Fprintln(stdout, "key ids not checked against a key file (pass --keys FILE)")
-	}
-	fmt.Fprintf(stdout, "policy digest %s (header consentd-policy-sha256 on every clean message it decides)\n", p.Digest)
-	fmt.Fprintln(stdout, "policy OK")
-	return nil
 }
 
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {

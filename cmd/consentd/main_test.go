@@ -30,31 +30,42 @@ func TestCommands(t *testing.T) {
 		{"no args", nil, 2, "", "Usage:"},
 		{"unknown", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{"version", []string{"version"}, 0, "consentd dev", ""},
+		{"--version", []string{"--version"}, 0, "consentd dev", ""},
+		{"version --json", []string{"version", "--json"}, 0, `"version": "dev"`, ""},
+		{"policy check --json", []string{"policy", "check", "--json", "../../configs/policy.yaml"}, 0, `"digest": "sha256:`, ""},
+		{"policy check bad --keys", []string{"policy", "check", "../../configs/policy.yaml", "--keys", filepath.Join(dir, "nope.keys")}, 1, "", "--keys: "},
+		{"help COMMAND", []string{"help", "redis", "migrate"}, 0, "--force", ""},
+		{"help unknown", []string{"help", "redis", "nope"}, 2, "", `help: unknown command "redis nope"`},
+		{"consent without a subject", []string{"consent", "get"}, 2, "", "consent get: missing SUBJECT"},
+		{"completion without a shell", []string{"completion"}, 2, "", "completion: missing command"},
 		{"help", []string{"help"}, 0, "consentd run --config FILE", ""},
-		{"run help", []string{"run", "--help"}, 0, "", "Usage: consentd run --config FILE"},
-		{"run bad flag", []string{"run", "--nope"}, 2, "", "flag provided but not defined"},
+		{"run help", []string{"run", "--help"}, 0, "Usage: consentd run --config FILE", ""},
+		{"run bad flag", []string{"run", "--nope"}, 2, "", "run: flag provided but not defined: --nope"},
 		{"run bad config", []string{"run", "--config", bad}, 1, "", "bad.yaml:3: kafka.raw_topic: field raw_topic not found"},
 		{"run missing config", []string{"run", "--config", filepath.Join(dir, "missing.yaml")}, 1, "", "reading config"},
 		{"policy check shipped", []string{"policy", "check", "../../configs/policy.yaml"}, 0, "policy OK", ""},
 		{"policy check invalid", []string{"policy", "check", badPolicy}, 1, "", `unknown purpose "b"`},
 		{"policy check no file", []string{"policy", "check"}, 2, "", "exactly one FILE"},
 		{"policy wrong subcommand", []string{"policy", "lint"}, 2, "", "consentd policy check FILE"},
-		{"demo help", []string{"demo", "--help"}, 0, "", "--duration"},
-		{"explain help", []string{"explain", "--help"}, 0, "", "--show-values"},
+		{"demo help", []string{"demo", "--help"}, 0, "--duration", ""},
+		{"explain help", []string{"explain", "--help"}, 0, "--show-values", ""},
 		{"dlq help", []string{"dlq", "--help"}, 0, "consentd dlq replay", ""},
-		{"topics help", []string{"topics", "--help"}, 0, "consentd topics create|check", ""},
-		{"topics create help", []string{"topics", "create", "--help"}, 0, "", "--partitions"},
-		{"topics bad verb", []string{"topics", "delete"}, 2, "", "usage: consentd topics create|check"},
+		{"topics help", []string{"topics", "--help"}, 0, "consentd topics create [--partitions N]", ""},
+		{"topics create help", []string{"topics", "create", "--help"}, 0, "--partitions", ""},
+		{"topics bad verb", []string{"topics", "delete"}, 2, "", `topics: unknown command "delete"`},
 		{"redis help", []string{"redis", "--help"}, 0, "consentd redis migrate", ""},
 		{"usage names consent link", []string{"help"}, 0, "consent link ANONYMOUS_ID USER_ID", ""},
-		{"policy test help", []string{"policy", "test", "--help"}, 0, "", "--cases"},
-		{"audit help", []string{"audit", "--help"}, 0, "", "--accept-policy"},
+		{"policy test help", []string{"policy", "test", "--help"}, 0, "--cases", ""},
+		{"audit help", []string{"audit", "--help"}, 0, "--accept-policy", ""},
 		{"audit bad --since", []string{"audit", "--since", "soon"}, 2, "", "--since"},
-		{"shadow report help", []string{"shadow", "report", "--help"}, 0, "", "--top"},
+		{"shadow report help", []string{"shadow", "report", "--help"}, 0, "--top", ""},
 		{"demo bad users", []string{"demo", "--users", "1"}, 1, "", "--users must be at least 10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.args) > 0 && tt.args[0] == "demo" && !demoIncluded {
+				t.Skip("built with -tags nodemo")
+			}
 			var out, errOut bytes.Buffer
 			code := run(tt.args, &out, &errOut)
 			if code != tt.code {

@@ -11,7 +11,7 @@ import (
 	"github.com/consentd/consentd/policy"
 )
 
-const policyTestUsage = `consentd policy test FILE --cases DIR [--update]
+const policyTestUsage = `consentd policy test FILE --cases DIR [--update] [--json]
 
 Decides every golden case in DIR (one YAML file per case: a raw event, the
 subject's consent record, and the decision expected per output) with the
@@ -26,6 +26,7 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("policy test", policyTestUsage, stderr)
 	dir := fs.String("cases", "", "directory of golden cases (*.yaml); required")
 	update := fs.Bool("update", false, "rewrite the expectations of the cases that differ")
+	asJSON := fs.Bool("json", false, "print the cases' results as JSON")
 	files, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -58,18 +59,32 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	failed := 0
+	rep := policyTestReport{Policy: pol.Version, Digest: pol.Digest, Results: []policyTestResult{}}
 	for _, r := range results {
+		rep.Results = append(rep.Results, policyTestResult{Name: r.Case.Name, OK: len(r.Diffs) == 0, Diffs: r.Diffs})
+		if len(r.Diffs) > 0 {
+			failed++
+		}
+		if *asJSON {
+			continue
+		}
 		if len(r.Diffs) == 0 {
 			fmt.Fprintf(stdout, "ok   %s\n", r.Case.Name)
 			continue
 		}
-		failed++
 		fmt.Fprintf(stdout, "FAIL %s\n", r.Case.Name)
 		for _, d := range r.Diffs {
 			fmt.Fprintf(stdout, "  %s\n", d)
 		}
 	}
-	fmt.Fprintf(stdout, "%d cases, %d differ (policy %s, %s)\n", len(results), failed, pol.Version, pol.Digest)
+	rep.Cases, rep.Differ = len(results), failed
+	if *asJSON {
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "%d cases, %d differ (policy %s, %s)\n", len(results), failed, pol.Version, pol.Digest)
+	}
 	if failed == 0 {
 		return nil
 	}
@@ -78,8 +93,27 @@ func cmdPolicyTest(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "updated the expectations of %d cases: review them with the policy change\n", len(written))
+		w := stdout
+		if *asJSON {
+			w = stderr // stdout is the JSON alone
+		}
+		fmt.Fprintf(w, "updated the expectations of %d cases: review them with the policy change\n", len(written))
 		return nil
 	}
 	return fmt.Errorf("%d of %d cases differ from their expectations", failed, len(results))
+}
+
+// policyTestReport is what policy test prints with --json.
+type policyTestReport struct {
+	Policy  string             `json:"policy_version"`
+	Digest  string             `json:"policy_digest"`
+	Cases   int                `json:"cases"`
+	Differ  int                `json:"differ"`
+	Results []policyTestResult `json:"results"`
+}
+
+type policyTestResult struct {
+	Name  string   `json:"name"`
+	OK    bool     `json:"ok"`
+	Diffs []string `json:"diffs,omitempty"`
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,11 @@ func TestShippedPolicyCases(t *testing.T) {
 	}
 	if !strings.Contains(out, "19 cases, 0 differ") {
 		t.Fatalf("summary: %s", out)
+	}
+	code, out, errs = policyTestCLI(t, "../../configs/policy.yaml", "--cases", "../../configs/policy-tests", "--json")
+	var rep policyTestReport
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Cases != 19 || rep.Differ != 0 || len(rep.Results) != 19 || !rep.Results[0].OK {
+		t.Fatalf("--json: exit %d, %v\n%s%s", code, err, out, errs)
 	}
 }
 

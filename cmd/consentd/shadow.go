@@ -13,7 +13,7 @@ import (
 	"github.com/consentd/consentd/kafkaops"
 )
 
-const shadowUsage = `consentd shadow report [--since 1h|RFC3339] [--top N] [--config FILE]
+const shadowUsage = `consentd shadow report [--since 1h|RFC3339] [--top N] [--json] [--config FILE]
 
 Summarizes the shadow policy's differences (shadow_policy) that consentd
 wrote to shadow.report_topic: per output and kind of difference, the events
@@ -21,19 +21,13 @@ and the paths most often concerned. A shadow policy writes nothing to clean
 topics; consentd_shadow_diff_total counts every difference, the topic holds
 a sample (shadow.report_per_second).`
 
-func cmdShadow(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "report" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(stdout, "Usage: "+shadowUsage)
-			return nil
-		}
-		return usageError{fmt.Errorf("usage: consentd shadow report [--since 1h] [--config FILE]")}
-	}
+func cmdShadowReport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("shadow report", shadowUsage, stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
 	since := fs.String("since", "1h", "summarize from this time on: a duration back from now or an RFC 3339 time")
 	top := fs.Int("top", 5, "paths listed per output and kind")
-	pos, err := parseArgs(fs, args[1:])
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -60,6 +54,10 @@ func cmdShadow(args []string, stdout, stderr io.Writer) error {
 	sum, err := kafkaops.ReadShadowReport(ctx, kc.Dialer(), kc.Brokers(), cfg.Shadow.ReportTopic, from)
 	if err != nil {
 		return kc.Explain(fmt.Errorf("shadow report: %w", err))
+	}
+	if *asJSON {
+		return printJSON(stdout, map[string]any{"topic": cfg.Shadow.ReportTopic, "since": from.UTC().Format(time.RFC3339),
+			"events": sum.Records, "policies": sum.Policies, "differences": sum.Rows(*top)})
 	}
 	fmt.Fprintf(stdout, "shadow report %s since %s\n", cfg.Shadow.ReportTopic, from.UTC().Format(time.RFC3339))
 	sum.Print(stdout, *top)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -16,9 +15,8 @@ import (
 	"github.com/consentd/consentd/kafkaops"
 )
 
-const topicsUsage = `consentd topics create|check [--partitions N] [--replication-factor R] [--dry-run] [--json] [--config FILE]
-
-The topics the configuration and its policy name: raw topics, one clean
+// topicsHelp is the topics group's description.
+const topicsHelp = `The topics the configuration and its policy name: raw topics, one clean
 topic per output, the dead-letter topic, the consent topic (compacted) and
 the shadow report topic. 'create' creates the missing ones (partitions N,
 replication R or the broker's default) with the settings they must have,
@@ -26,22 +24,23 @@ and leaves existing ones as they are; 'check' reports missing topics and
 settings that differ, and exits 1 when any does. Both connect as run does
 (TLS, SASL).`
 
-func cmdTopics(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-		fmt.Fprintln(stdout, "Usage: "+topicsUsage)
-		return nil
-	}
-	if len(args) == 0 || (args[0] != "create" && args[0] != "check") {
-		return usageError{errors.New("usage: consentd topics create|check [--config FILE]")}
-	}
-	verb := args[0]
-	fs := newFlags("topics "+verb, topicsUsage, stderr)
-	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
+const topicsUsage = `consentd topics %s [--partitions N] [--replication-factor R] [--dry-run] [--json] [--config FILE]
+
+` + topicsHelp
+
+// topicsCommand runs topics create or topics check.
+func topicsCommand(verb string) func(args []string, stdout, stderr io.Writer) error {
+	return func(args []string, stdout, stderr io.Writer) error { return cmdTopics(verb, args, stdout, stderr) }
+}
+
+func cmdTopics(verb string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("topics "+verb, fmt.Sprintf(topicsUsage, verb), stderr)
+	path := fs.String("config", "configs/consentd.yaml", "consentd config `file`")
 	partitions := fs.Int("partitions", 8, "partitions of each topic created")
 	replication := fs.Int("replication-factor", 0, "replicas of each topic created (0: the broker's default)")
 	dry := fs.Bool("dry-run", false, "with create: say what would be created, create nothing")
 	asJSON := fs.Bool("json", false, "print the topics' states as JSON")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

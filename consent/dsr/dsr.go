@@ -102,14 +102,23 @@ func (d *DSR) Get(ctx context.Context, subject string) (ConsentView, error) {
 // identity links both ways, its expiry index entry, and everything stored
 // for each anonymous id linked to it.
 func (d *DSR) Export(ctx context.Context, subject string) (map[string]any, error) {
+	return d.ExportProgress(ctx, subject, nil)
+}
+
+// ExportProgress is Export telling progress, when not nil, how many of
+// the subject's linked ids it has read, of how many.
+func (d *DSR) ExportProgress(ctx context.Context, subject string, progress func(done, total int)) (map[string]any, error) {
 	st, err := d.Store.Read(ctx, subject)
 	if err != nil {
 		return nil, err
 	}
 	linked := map[string]redisstore.Stored{}
-	for _, a := range st.LinkedIDs {
+	for i, a := range st.LinkedIDs {
 		if linked[a], err = d.Store.Read(ctx, a); err != nil {
 			return nil, err
+		}
+		if progress != nil {
+			progress(i+1, len(st.LinkedIDs))
 		}
 	}
 	return map[string]any{"subject": subject, "consent": d.view(subject, st), "stored": st, "linked": linked}, nil

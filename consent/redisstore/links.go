@@ -240,14 +240,30 @@ type Stored struct {
 	// TTL is the key's Redis expiry; -1 when none, -2 when the key does
 	// not exist.
 	TTLSeconds int64 `json:"ttl_seconds"`
+	// KeyExpiry says TTLSeconds in words: KeyExpiryNone, KeyExpiryNoKey,
+	// or when Redis drops the key (RFC 3339, UTC). The consent's own
+	// expiry is ExpiryIndexedAt.
+	KeyExpiry string `json:"redis_key_expiry"`
+	// KeyExpiresIn is the time left until KeyExpiry when it is a time
+	// ("71h59m59s").
+	KeyExpiresIn string `json:"redis_key_expires_in,omitempty"`
 	// ExpiryIndexed is the subject's score in the expiry index (Unix ms),
-	// if it has an entry there.
-	ExpiryIndexed int64 `json:"expiry_index_ms,omitempty"`
+	// if it has an entry there; ExpiryIndexedAt is the same time in
+	// RFC 3339 (UTC).
+	ExpiryIndexed   int64  `json:"expiry_index_ms,omitempty"`
+	ExpiryIndexedAt string `json:"expiry_index_at,omitempty"`
 	// ErasureMarker is the subject's erasure marker, if it was erased
 	// within consent.erasure_retention: "v", the highest version erased,
 	// and "t", when (Unix ms).
 	ErasureMarker map[string]string `json:"erasure_marker,omitempty"`
 }
+
+// Stored.KeyExpiry of a record key without a Redis expiry, and of a key
+// that does not exist.
+const (
+	KeyExpiryNone  = "none (kept until changed or erased)"
+	KeyExpiryNoKey = "no key (never stored, or erased)"
+)
 
 // Read returns the raw record of subject, its identity links both ways
 // and its expiry index entry.
@@ -271,10 +287,18 @@ func (w *Updater) Read(ctx context.Context, subject string) (Stored, error) {
 	if m := erased.Val(); len(m) > 0 {
 		st.ErasureMarker = m
 	}
+	now := w.now()
+	st.KeyExpiry = KeyExpiryNoKey
 	if d := ttl.Val(); d >= 0 {
 		st.TTLSeconds = int64(d / time.Second)
+		st.KeyExpiry = now.Add(d).UTC().Format(time.RFC3339)
+		st.KeyExpiresIn = d.Round(time.Second).String()
 	} else if len(st.Fields) > 0 {
 		st.TTLSeconds = -1
+		st.KeyExpiry = KeyExpiryNone
+	}
+	if st.ExpiryIndexed != 0 {
+		st.ExpiryIndexedAt = time.UnixMilli(st.ExpiryIndexed).UTC().Format(time.RFC3339Nano)
 	}
 	return st, nil
 }

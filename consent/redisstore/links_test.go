@@ -129,3 +129,26 @@ func TestEraseToleratesWrongTypes(t *testing.T) {
 		t.Error("keys of the wrong type survived the erasure")
 	}
 }
+
+// TestReadSaysExpiriesInWords: the raw TTL (-1, -2, seconds) comes with
+// the same in words and as a time, and the expiry index entry as a time.
+func TestReadSaysExpiriesInWords(t *testing.T) {
+	w, _, mr, _ := miniUpdater(t)
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	w.now = func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := w.Put(ctx, "u", 1, map[string]bool{"p": true}, now.Add(time.Hour), time.Time{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := w.Read(ctx, "u")
+	if err != nil || st.TTLSeconds != -1 || st.KeyExpiry != KeyExpiryNone || st.KeyExpiresIn != "" || st.ExpiryIndexedAt != "2026-12-07T11:00:00Z" {
+		t.Fatalf("a record without a key TTL: %+v %v", st, err)
+	}
+	mr.SetTTL(RecordKey("c:", "u"), 90*time.Minute)
+	if st, _ = w.Read(ctx, "u"); st.TTLSeconds != 5400 || st.KeyExpiry != "2026-12-07T11:30:00Z" || st.KeyExpiresIn != "1h30m0s" {
+		t.Fatalf("a key with a TTL: %+v", st)
+	}
+	if st, _ = w.Read(ctx, "nobody"); st.TTLSeconds != -2 || st.KeyExpiry != KeyExpiryNoKey || st.ExpiryIndexedAt != "" {
+		t.Fatalf("no key: %+v", st)
+	}
+}

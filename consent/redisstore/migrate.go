@@ -11,12 +11,12 @@ import (
 
 // MigrateReport says what MigrateKeys did.
 type MigrateReport struct {
-	Scanned  int // keys under the prefix
-	Records  int // consent hashes moved to RecordKey
-	Links    int // identity links moved to LinkKey
-	Current  int // keys already in the current schema
-	Skipped  int // keys left alone: other types, or a target already taken
-	Problems []string
+	Scanned  int      `json:"scanned"`  // keys under the prefix
+	Records  int      `json:"records"`  // consent hashes moved to RecordKey
+	Links    int      `json:"links"`    // identity links moved to LinkKey
+	Current  int      `json:"current"`  // consentd's keys already in the current schema, of every kind (SCAN may return a key moved by this run again, counted here)
+	Skipped  int      `json:"skipped"`  // keys left alone: not consentd's, or a target already taken
+	Problems []string `json:"problems"` // why each skipped key was left alone
 }
 
 // ErrMigrateOnCluster refuses a migration on a Redis Cluster.
@@ -67,10 +67,7 @@ func migrateKey(ctx context.Context, rdb redis.Cmdable, prefix, key string, dryR
 	switch {
 	case rest == "_invalidate":
 		return nil
-	case typ == "hash" && isCurrent(rest, "r:"):
-		rep.Current++
-		return nil
-	case typ == "string" && isCurrent(rest, "l:"):
+	case isCurrentKey(rest, typ):
 		rep.Current++
 		return nil
 	case typ == "string" && strings.HasPrefix(rest, "_link:"):
@@ -79,7 +76,7 @@ func migrateKey(ctx context.Context, rdb redis.Cmdable, prefix, key string, dryR
 		target = RecordKey(prefix, rest)
 	default:
 		rep.Skipped++
-		rep.Problems = append(rep.Problems, fmt.Sprintf("a %s key under the prefix is not consent data; left alone", typ))
+		rep.Problems = append(rep.Problems, fmt.Sprintf("a %s key under the prefix is neither one of consentd's current keys nor a key of the first schema; left alone", typ))
 		return nil
 	}
 	if !dryRun {
@@ -99,6 +96,42 @@ func migrateKey(ctx context.Context, rdb redis.Cmdable, prefix, key string, dryR
 		rep.Links++
 	}
 	return nil
+}
+
+// currentKinds are the kinds of key of the current schema (the part
+// after the prefix, before "{") and their Redis types: records
+// (RecordKey), links (LinkKey), a user's linked ids (LinkedIDsKey),
+// erasure markers (ErasedKey), the expiry index (ExpiryIndexKey), the
+// barrier's leases, fences and confirmations (MembersKey, FencedKey,
+// AckKey).
+var currentKinds = map[string]string{"r:": "hash", "l:": "string", "u:": "set", "e:": "hash", "x:": "zset", "m:": "zset", "f:": "set", "b:": "list"}
+
+// isCurrentKey reports whether rest (a key less the prefix) of Redis type
+// typ is one of consentd's current keys.
+func isCurrentKey(rest, typ string) bool {
+	for kind, t := range currentKinds {
+		if typ == t && isCurrent(rest, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// CountKeys counts the keys under prefix (with SCAN), for a migration's
+// progress.
+func CountKeys(ctx context.Context, rdb redis.Cmdable, prefix string) (int64, error) {
+	var n int64
+	var cursor uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
+		if err != nil {
+			return n, fmt.Errorf("counting keys: %w", err)
+		}
+		n += int64(len(keys))
+		if cursor = next; cursor == 0 {
+			return n, nil
+		}
+	}
 }
 
 // isCurrent reports whether rest (a key less the prefix) is kind + "{...}".

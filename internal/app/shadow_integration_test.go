@@ -86,5 +86,15 @@ func TestIntegrationShadowPolicy(t *testing.T) {
 			t.Errorf("the summary lacks %q:\n%s", want, out.String())
 		}
 	}
+	// Rows (shadow report --json) carry the same.
+	found := false
+	for _, r := range sum.Rows(5) {
+		if r.Output == "advertising" && r.Kind == "field_removed" {
+			found = r.Events == 100 && len(r.Paths) > 0 && r.Paths[0] == kafkaops.ShadowPath{Path: "messageId", Events: 100}
+		}
+	}
+	if !found {
+		t.Errorf("the rows lack advertising field_removed messageId (100): %+v", sum.Rows(5))
+	}
 	t.Logf("consentd shadow report:\n%s", out.String())
 }
