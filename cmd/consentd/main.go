@@ -284,10 +284,10 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 		}
 		data, err := os.ReadFile(*keysPath)
 		if err != nil {
-			return err
+			return fmt.Errorf("--keys: %w", err)
 		}
 		if keys, err = policy.ParseKeyring(*keysPath, data); err != nil {
-			return err
+			return fmt.Errorf("--keys: %w", err)
 		}
 	}
 	p, err := policy.Load(file, keys)
