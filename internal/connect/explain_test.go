@@ -102,6 +102,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 	web := httpServer(t)
 	http400 := listen(t, func(c net.Conn) { c.Read(make([]byte, 64)); c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")) })
 	other := listen(t, func(c net.Conn) { c.Read(make([]byte, 64)); c.Write([]byte("-ERR unknown command\r\n")) })
+	tlsAlert := listen(t, func(c net.Conn) { c.Read(make([]byte, 64)); c.Write([]byte("\x15\x03\x03\x00\x02\x02\x32")) })
 	closesOnTLS := listen(t, func(c net.Conn) { c.Read(make([]byte, 64)) })
 	redisPlain := listen(t, fakeRedis)
 
@@ -120,6 +121,8 @@ func TestErrorsNameTheSetting(t *testing.T) {
 			"kafka.brokers: " + http400 + " answered like an HTTP server, not Kafka (a web or admin port?): "},
 		{"another protocol as a broker", func() error { return kafkaCheck(config.Kafka{Brokers: []string{other}}) },
 			"kafka.brokers: " + other + " answered with something that is not Kafka (another service's port?): "},
+		{"plaintext against a TLS listener", func() error { return kafkaCheck(config.Kafka{Brokers: []string{tlsAlert}}) },
+			"kafka.tls: " + tlsAlert + " answered in TLS: a TLS or SASL_SSL listener (turn kafka.tls on, with kafka.sasl if it is SASL_SSL): "},
 		{"kafka tls against a plaintext port", func() error {
 			return kafkaCheck(config.Kafka{Brokers: []string{closesOnTLS}, TLS: tlsOn, SASL: config.KafkaSASL{Mechanism: config.SASLPlain, Username: "u", Password: "p"}})
 		}, "kafka.tls: " + closesOnTLS + " closed the connection during the TLS handshake: a plaintext listener? (turn kafka.tls off, or use the port of the SSL or SASL_SSL listener; kafka.sasl is sent only after the handshake): "},

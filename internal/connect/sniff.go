@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // maxKafkaFrame is the largest response size consentd believes: a Kafka
@@ -39,25 +40,28 @@ type sniffConn struct {
 	// first four bytes are a response size.
 	frames bool
 
-	mu   sync.Mutex
-	n    int
-	head [4]byte
-	err  error
+	// checked is set once the first bytes passed: later reads go
+	// straight through.
+	checked atomic.Bool
+	mu      sync.Mutex
+	n       int
+	head    [4]byte
+	err     error
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	done, err := c.n == len(c.head), c.err
-	c.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	n, rerr := c.Conn.Read(p)
-	if done || n == 0 {
-		return n, rerr
+	if c.checked.Load() {
+		return c.Conn.Read(p)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, rerr := c.Conn.Read(p)
+	if n == 0 {
+		return n, rerr
+	}
 	c.n += copy(c.head[c.n:], p[:n])
 	if c.n < len(c.head) {
 		return n, rerr
@@ -73,5 +77,6 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	c.checked.Store(true)
 	return n, rerr
 }
