@@ -46,6 +46,9 @@ type ReplayConfig struct {
 	IdleWait time.Duration
 }
 
+// replayFetchWait bounds how long one fetch of a replay waits for records.
+const replayFetchWait = 20 * time.Millisecond
+
 // DefaultReplayIdleWait is ReplayConfig.IdleWait's default.
 const DefaultReplayIdleWait = 10 * time.Second
 
@@ -205,7 +208,9 @@ func highWaterMarks(ctx context.Context, cfg ReplayConfig) ([]span, int64, error
 // replayPartition reads sp and, if write, writes the dead letters selected
 // back to their raw topics, counting into rep.
 func replayPartition(ctx context.Context, cfg ReplayConfig, sp span, want map[string]bool, write bool, total int64, rep *ReplayReport) error {
-	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: cfg.Brokers, Dialer: cfg.Dialer, Topic: cfg.DeadLetterTopic, Partition: sp.partition})
+	// A short fetch wait: the reader fetches ahead, and its last fetch,
+	// at the mark, waits this long for records that are not read.
+	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: cfg.Brokers, Dialer: cfg.Dialer, Topic: cfg.DeadLetterTopic, Partition: sp.partition, MaxWait: replayFetchWait})
 	defer r.Close()
 	if err := r.SetOffset(sp.first); err != nil {
 		return err
