@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -144,5 +145,24 @@ func TestErrorsNameTheSetting(t *testing.T) {
 				t.Fatalf("%v wraps nothing", err)
 			}
 		})
+	}
+}
+
+// TestExplainAdvertisedBroker: a broker the cluster advertises that
+// cannot be reached is not blamed on kafka.brokers.
+func TestExplainAdvertisedBroker(t *testing.T) {
+	k, err := NewKafka(context.Background(), config.Kafka{Brokers: []string{"bootstrap:9092"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	got := k.Explain(fmt.Errorf("fetching: %w", &dialError{addr: "kafka-0.internal:9092", err: refused})).Error()
+	want := "kafka: cannot reach broker kafka-0.internal:9092, which the cluster advertises (its advertised.listeners must be reachable from here; kafka.brokers only bootstraps): fetching: dial tcp: connection refused"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	got = k.Explain(&dialError{addr: "bootstrap:9092", err: refused}).Error()
+	if !strings.HasPrefix(got, "kafka.brokers: cannot reach bootstrap:9092 (connection refused): is Kafka running there?") {
+		t.Fatalf("bootstrap: %s", got)
 	}
 }

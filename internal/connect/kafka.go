@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
@@ -110,10 +111,20 @@ func (k *Kafka) Dialer() *kafka.Dialer {
 func (k *Kafka) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := (&net.Dialer{Timeout: DialTimeout}).DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, err
+		return nil, &dialError{addr: addr, err: err}
 	}
 	return &sniffConn{Conn: c, addr: addr, frames: k.tls == nil}, nil
 }
+
+// dialError is a failed dial of addr, as the client asked for it (a
+// bootstrap address, or one the cluster advertises).
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // Transport returns a new transport for kafka.Writer.Transport and
 // kafka.Client.Transport. Each has its own connection pool and metadata
@@ -228,7 +239,15 @@ func (k *Kafka) Explain(err error) error {
 		}
 		return fmt.Errorf("kafka.brokers: %s answered with something that is not Kafka (another service's port?): %w", nk.Addr, err)
 	}
-	if e := explainDial("kafka.brokers", "Kafka", err); e != nil {
+	var de *dialError
+	if errors.As(err, &de) && !slices.Contains(k.brokers, de.addr) {
+		return fmt.Errorf("kafka: cannot reach broker %s, which the cluster advertises (its advertised.listeners must be reachable from here; kafka.brokers only bootstraps): %w", de.addr, err)
+	}
+	dialled := ""
+	if de != nil {
+		dialled = de.addr
+	}
+	if e := explainDial("kafka.brokers", "Kafka", dialled, err); e != nil {
 		return e
 	}
 	if e := explainTLS("kafka.tls", "broker "+peer, err); e != err {
@@ -295,8 +314,9 @@ func isRecordHeader(err error) bool {
 }
 
 // explainDial names the setting key when err is a failure to resolve or
-// reach an address (what is the service expected there), or returns nil.
-func explainDial(key, what string, err error) error {
+// reach an address (what is the service expected there; dialled, if set,
+// is the address as configured), or returns nil.
+func explainDial(key, what, dialled string, err error) error {
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
 		return fmt.Errorf("%s: cannot resolve %s (a typo in the host name?): %w", key, dns.Name, err)
@@ -305,9 +325,12 @@ func explainDial(key, what string, err error) error {
 	if !errors.As(err, &op) || op.Op != "dial" {
 		return nil
 	}
-	addr := "the address"
-	if op.Addr != nil {
+	addr := dialled
+	if addr == "" && op.Addr != nil {
 		addr = op.Addr.String()
+	}
+	if addr == "" {
+		addr = "the address"
 	}
 	cause, hint := "", "is "+what+" running there?"
 	switch {

@@ -114,7 +114,7 @@ func PingRedis(ctx context.Context, rdb redis.UniversalClient) error {
 // plaintext or a plaintext port dialled with TLS.
 func explainRedis(addrKey string, o *redis.Options, err error) error {
 	addr, tlsOn := o.Addr, o.TLSConfig != nil
-	if e := explainDial(addrKey, "Redis", err); e != nil {
+	if e := explainDial(addrKey, "Redis", addr, err); e != nil {
 		return e
 	}
 	if e := explainTLS("redis.tls", "redis "+addr, err); e != err {
@@ -179,7 +179,7 @@ func plaintextRedis(addr string) bool {
 func (s sentinelSet) explain(ctx context.Context, err error) error {
 	addrs := strings.Join(s.cfg.Addrs, ", ")
 	if !errors.Is(err, redis.Nil) {
-		if e := explainDial("redis.addrs", "Redis Sentinel", err); e != nil {
+		if e := explainDial("redis.addrs", "Redis Sentinel", "", err); e != nil {
 			return e
 		}
 		return fmt.Errorf("redis sentinel %s, master %q: %w", addrs, s.cfg.MasterName, err)
