@@ -129,6 +129,11 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		}, "kafka.tls: " + closesOnTLS + " closed the connection during the TLS handshake: a plaintext listener? (turn kafka.tls off, or use the port of the SSL or SASL_SSL listener; kafka.sasl is sent only after the handshake): "},
 		{"redis refused", func() error { return redisPing(config.Redis{Addr: refused}) },
 			"redis.addr: cannot reach " + refused + " (connection refused): is Redis running there?: "},
+		{"cluster seed refused", func() error { return redisPing(config.Redis{Mode: config.RedisCluster, Addrs: []string{refused}}) },
+			"redis.addrs: cannot reach " + refused + " (connection refused): is a Redis Cluster node running there?: "},
+		{"sentinel refused", func() error {
+			return redisPing(config.Redis{Mode: config.RedisSentinel, Addrs: []string{refused}, MasterName: "m"})
+		}, "redis.addrs: cannot reach "},
 		{"redis wrong password", func() error { return redisPing(config.Redis{Addr: mr.Addr(), Username: "consentd", Password: "wrong"}) },
 			"redis.username, redis.password_file: " + mr.Addr() + ` refused user "consentd" and its password (a wrong password, or a user that does not exist or is disabled): WRONGPASS`},
 		{"redis no password", func() error { return redisPing(config.Redis{Addr: mr.Addr()}) },

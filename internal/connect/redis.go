@@ -96,7 +96,7 @@ func PingRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	switch c := rdb.(type) {
 	case *redis.ClusterClient:
 		if err := c.ForEachMaster(ctx, ping); err != nil {
-			return fmt.Errorf("redis cluster: %w", err)
+			return explainCluster(err)
 		}
 		return nil
 	case *redis.Client:
@@ -145,6 +145,17 @@ func explainRedis(addrKey string, o *redis.Options, err error) error {
 	return fmt.Errorf("redis %s: %w", addr, err)
 }
 
+// explainCluster wraps an error from finding a cluster's masters.
+func explainCluster(err error) error {
+	if strings.Contains(err.Error(), "cluster support disabled") {
+		return fmt.Errorf("redis.mode: cluster, but redis.addrs name a Redis that is not a cluster node (use mode single with redis.addr, or the cluster's nodes): %w", err)
+	}
+	if e := explainDial("redis.addrs", "a Redis Cluster node", "", err); e != nil {
+		return e
+	}
+	return fmt.Errorf("redis cluster: %w", err)
+}
+
 func plaintextErr(addr string, err error) error {
 	return fmt.Errorf("redis.tls: %s did not speak TLS: it answers plaintext Redis (turn redis.tls off, or use the TLS port): %w", addr, err)
 }
@@ -182,6 +193,10 @@ func (s sentinelSet) explain(ctx context.Context, err error) error {
 		if e := explainDial("redis.addrs", "Redis Sentinel", "", err); e != nil {
 			return e
 		}
+		// go-redis may report only its deadline: dial the sentinels.
+		if derr := dialAll(s.cfg.Addrs); derr != nil {
+			return fmt.Errorf("redis.addrs: cannot reach any sentinel at %s (%v): is Redis Sentinel running there?: %w", addrs, derr, err)
+		}
 		return fmt.Errorf("redis sentinel %s, master %q: %w", addrs, s.cfg.MasterName, err)
 	}
 	known := "none"
@@ -189,6 +204,21 @@ func (s sentinelSet) explain(ctx context.Context, err error) error {
 		known = strings.Join(names, ", ")
 	}
 	return fmt.Errorf("redis.master_name %q: the sentinels at %s know no such master (they know: %s): %w", s.cfg.MasterName, addrs, known, err)
+}
+
+// dialAll returns the last dial error if no address of addrs accepts a
+// TCP connection, nil if one does.
+func dialAll(addrs []string) error {
+	var last error
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, probeTimeout)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		last = err
+	}
+	return last
 }
 
 // masters asks the sentinels for the names of the masters they monitor.

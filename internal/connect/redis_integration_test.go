@@ -283,3 +283,15 @@ func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		return next(ctx, cmds)
 	}
 }
+
+// TestIntegrationRedisClusterModeOnASingleNode: mode cluster against a
+// Redis that is not a cluster node names redis.mode.
+func TestIntegrationRedisClusterModeOnASingleNode(t *testing.T) {
+	v := need(t, "CONSENTD_TEST_REDIS")
+	rdb := newRedis(t, config.Redis{Mode: config.RedisCluster, Addrs: []string{v["CONSENTD_TEST_REDIS"]}})
+	err := PingRedis(ctx(t), rdb)
+	want := "redis.mode: cluster, but redis.addrs name a Redis that is not a cluster node (use mode single with redis.addr, or the cluster's nodes): "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("ping: %v\nwant %s...", err, want)
+	}
+}
