@@ -120,6 +120,7 @@ type replayProgress struct {
 	terminal bool
 	start    time.Time
 	last     time.Time // of the last plain line
+	read     int       // dead letters read in this pass, as last seen
 	bar      *progressbar.ProgressBar
 }
 
@@ -139,6 +140,13 @@ func newReplayProgress(w io.Writer) *replayProgress {
 
 func (p *replayProgress) update(r kafkaops.ReplayReport, total int64) {
 	now := time.Now()
+	if r.Read < p.read { // a second pass (a replay by reason counts first)
+		p.start, p.last = now, now
+		if p.bar != nil {
+			p.bar.Reset()
+		}
+	}
+	p.read = r.Read
 	if now.Sub(p.start) < time.Second {
 		return
 	}
