@@ -112,9 +112,10 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 }
 
 // replayProgress shows a replay's progress on w: an animated bar with
-// rate and time left when w is a terminal, otherwise a plain line every
-// few seconds (logs and pipes get no control characters). Nothing is shown
-// for a replay that ends within the first second.
+// rate and time left when w is a terminal (from the first report, every
+// 500 dead letters, so that its rate is right; not for a replay done
+// before it), otherwise a plain line every few seconds (logs and pipes
+// get no control characters).
 type replayProgress struct {
 	w        io.Writer
 	terminal bool
@@ -147,10 +148,10 @@ func (p *replayProgress) update(r kafkaops.ReplayReport, total int64) {
 		}
 	}
 	p.read = r.Read
-	if now.Sub(p.start) < time.Second {
-		return
-	}
 	if p.terminal {
+		if p.bar == nil && int64(r.Read) >= total {
+			return // done before the first report: nothing to animate
+		}
 		if p.bar == nil {
 			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("dead letters"),
 				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("dead letters"),
