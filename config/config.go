@@ -862,7 +862,8 @@ func resolve(dir, p string) string {
 }
 
 // Load reads the file at path, applies the environment's overrides, parses
-// it and resolves secrets.
+// it and resolves secrets. A variable starting with EnvPrefix that names
+// no setting is an error (see NonSettingEnv).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -871,6 +872,9 @@ func Load(path string) (*Config, error) {
 	c, err := ParseEnv(path, data, os.LookupEnv)
 	if err != nil {
 		return nil, err
+	}
+	if err := c.checkEnvNames(os.Environ()); err != nil {
+		return nil, fmt.Errorf("%s: invalid environment:\n%w", path, err)
 	}
 	if err := c.resolveSecrets(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/consentd/consentd/internal/lib/yamlx"
 )
 
 // EnvPrefix starts the name of every environment variable that overrides a
@@ -82,6 +84,54 @@ func walkLeaves(v reflect.Value, prefix string, f func(key string, field reflect
 			panic(fmt.Sprintf("config: no environment override for %s (%s)", key, ft))
 		}
 	}
+}
+
+// NonSettingEnv are the variables starting with EnvPrefix that are not
+// settings: those of scripts/services.sh, the Makefile, the tests and
+// docker-compose.yml. A name ending in "_" stands for every name it
+// starts. Load refuses any other EnvPrefix variable that names no setting
+// (a misspelt override would otherwise be ignored without a word), except
+// the variables the configuration itself names (password_env, key_env).
+var NonSettingEnv = []string{
+	"CONSENTD_KAFKA_PORT", "CONSENTD_REDIS_PORT", "CONSENTD_STATE", "CONSENTD_CACHE", // scripts/services.sh, Makefile
+	"CONSENTD_REQUIRE_INTEGRATION", "CONSENTD_TEST_", // the tests
+	"CONSENTD_VERSION", // docker-compose.yml's image tag
+}
+
+// checkEnvNames returns an error naming each variable of environ
+// ("NAME=value") that starts with EnvPrefix but is no setting's, is not
+// in NonSettingEnv and is not named by one of c's *_env settings, with
+// the closest setting's variable.
+func (c *Config) checkEnvNames(environ []string) error {
+	settings := map[string]string{}
+	var names []string
+	for _, v := range EnvVars() {
+		settings[v.Name] = v.Key
+		names = append(names, v.Name)
+	}
+	named := map[string]bool{c.Redis.PasswordEnv: true, c.Redis.SentinelPasswordEnv: true, c.Kafka.SASL.PasswordEnv: true, c.Pseudonymization.KeyEnv: true}
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || settings[name] != "" || named[name] || nonSetting(name) {
+			continue
+		}
+		msg := fmt.Sprintf("$%s matches no setting", name)
+		if best := yamlx.Closest(name, names, 6); best != "" {
+			msg += fmt.Sprintf(" (did you mean %s, for %s?)", best, settings[best])
+		}
+		errs = append(errs, errors.New(msg+"; configs/environment.txt lists the variables"))
+	}
+	return errors.Join(errs...)
+}
+
+func nonSetting(name string) bool {
+	for _, n := range NonSettingEnv {
+		if name == n || strings.HasSuffix(n, "_") && strings.HasPrefix(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // applyEnv sets every leaf whose variable lookup finds, and returns the

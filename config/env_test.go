@@ -84,14 +84,13 @@ func TestEnvVarNames(t *testing.T) {
 	seen := map[string]bool{}
 	// used by scripts/services.sh, the Makefile and the tests: a setting
 	// with one of these names would be overridden by accident.
-	reserved := map[string]bool{"CONSENTD_KAFKA_PORT": true, "CONSENTD_REDIS_PORT": true, "CONSENTD_STATE": true, "CONSENTD_CACHE": true, "CONSENTD_REQUIRE_INTEGRATION": true}
 	var doc strings.Builder
 	for _, v := range vars {
 		if seen[v.Name] {
 			t.Errorf("two settings share %s", v.Name)
 		}
 		seen[v.Name] = true
-		if reserved[v.Name] || strings.HasPrefix(v.Name, "CONSENTD_TEST_") {
+		if nonSetting(v.Name) {
 			t.Errorf("%s (%s) collides with a variable of the scripts or tests", v.Name, v.Key)
 		}
 		fmt.Fprintf(&doc, "%-40s %-34s %s\n", v.Name, v.Key, v.Kind)
@@ -308,5 +307,41 @@ func TestKafkaAndSentinelSecretsAreReadAndNeverPrinted(t *testing.T) {
 	t.Setenv("CONSENTD_KAFKA_SASL_USERNAME", "from-env")
 	if c, err = Load(cfgPath); err != nil || c.Kafka.SASL.Username != "from-env" {
 		t.Fatalf("Load ignores the environment: %v %+v", err, c)
+	}
+}
+
+// TestLoadRefusesUnknownEnvVars: a CONSENTD_ variable that names no
+// setting is an error naming the closest one; the scripts' and tests'
+// variables and those the configuration names (key_env, password_env)
+// are not settings and pass.
+func TestLoadRefusesUnknownEnvVars(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfgPath, []byte(minimal+"redis:\n  password_env: CONSENTD_REDIS_SECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, value string
+		want        string // "" for accepted
+	}{
+		{"CONSENTD_KAFKA_BROKER", "127.0.0.1:9092", "$CONSENTD_KAFKA_BROKER matches no setting (did you mean CONSENTD_KAFKA_BROKERS, for kafka.brokers?); configs/environment.txt lists the variables"},
+		{"CONSENTD_REDIS_PASWORD_FILE", "/run/pw", "$CONSENTD_REDIS_PASWORD_FILE matches no setting (did you mean CONSENTD_REDIS_PASSWORD_FILE, for redis.password_file?)"},
+		{"CONSENTD_NOTHING_LIKE_ANY_SETTING_AT_ALL", "1", "$CONSENTD_NOTHING_LIKE_ANY_SETTING_AT_ALL matches no setting; configs/environment.txt"},
+		{"CONSENTD_REDIS_SECRET", "pw", ""}, // named by redis.password_env
+		{"CONSENTD_STATE", "/tmp/x", ""},
+		{"CONSENTD_TEST_ANYTHING", "x", ""},
+		{"CONSENTD_LOG_LEVEL", "debug", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CONSENTD_REDIS_SECRET", "pw")
+			t.Setenv(tc.name, tc.value)
+			_, err := Load(cfgPath)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got  %v\nwant %s", err, tc.want)
+			}
+		})
 	}
 }

@@ -44,6 +44,19 @@ func TestReplayDeadLetters(t *testing.T) {
 	if got := kafkatest.ReadAll(t, broker, rawTopic); len(got) != 0 {
 		t.Fatalf("a dry run wrote %d events", len(got))
 	}
+	if rep.Reasons["invalid_json"] != 3 || rep.Reasons["invalid_ip"] != 1 || len(rep.Reasons) != 2 {
+		t.Fatalf("reasons counted %v", rep.Reasons)
+	}
+	typo := cfg
+	typo.Reasons = []string{"invalid_json", "invalid_jsn"}
+	_, err = ReplayDeadLetters(context.Background(), typo)
+	var unknown *UnknownReasonError
+	if !errors.As(err, &unknown) || err.Error() != "no dead letter has reason invalid_jsn; the reasons present are invalid_json (3), invalid_ip (1)" {
+		t.Fatalf("unknown reason: %v", err)
+	}
+	if got := kafkatest.ReadAll(t, broker, rawTopic); len(got) != 0 {
+		t.Fatalf("a replay with an unknown reason wrote %d events", len(got))
+	}
 	rep, err = ReplayDeadLetters(context.Background(), cfg)
 	if err != nil || rep.Replayed != 2 {
 		t.Fatalf("replay: %+v err %v", rep, err)

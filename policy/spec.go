@@ -197,7 +197,7 @@ func FromBytes(name string, data []byte, keys *Keyring) (*Policy, error) {
 	}
 	p, err := Compile(spec, keys)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, locate(name, data, err)
 	}
 	p.Digest = Digest(data)
 	return p, nil

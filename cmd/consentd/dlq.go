@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
@@ -17,16 +22,20 @@ import (
 	"github.com/consentd/consentd/policy"
 )
 
-const dlqUsage = `consentd dlq replay [--reason R[,R...]] [--to TOPIC] [--dry-run] [--config FILE]
+const dlqUsage = `consentd dlq replay [--reason R[,R...]] [--to TOPIC] [--dry-run] [--json] [--config FILE]
 
 Re-injects the dead letters of kafka.dead_letter_topic, after the policy or
 configuration that refused them is fixed: each one's raw key and value go
 back to the raw topic it came from (its consentd-source-topic header), or
 to --to, which must be one of kafka.raw_topics: a clean, consent or
 dead-letter topic is refused. Dead letters whose source is not a raw topic
-are counted, not replayed. --reason replays only dead letters with those reasons. Truncated
-dead letters are counted, not replayed (the raw event is in the raw topic
-at the coordinates they name). Progress is printed every 1000 dead letters.`
+are counted, not replayed. --reason replays only dead letters with those
+reasons; a reason no dead letter has is an error that lists the reasons
+present, and nothing is replayed. Truncated dead letters are counted, not
+replayed (the raw event is in the raw topic at the coordinates they name).
+Each partition is read up to its end at start. A long replay shows its
+progress with rate and time left on standard error (a bar on a terminal,
+a line every few seconds otherwise). --json prints the counts as JSON.`
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
@@ -41,6 +50,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	reasons := fs.String("reason", "", "comma-separated dead-letter reasons to replay (default: all)")
 	to := fs.String("to", "", "topic to write to (default: each dead letter's source topic)")
 	dry := fs.Bool("dry-run", false, "count, write nothing")
+	asJSON := fs.Bool("json", false, "print the counts as JSON")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -61,23 +71,118 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := kc.Check(ctx); err != nil {
+		return fmt.Errorf("dlq replay: %w", err)
+	}
 	producer := app.NewProducer(cfg, kc)
 	defer producer.Close()
+	progress := newReplayProgress(stderr)
 	rc := kafkaops.ReplayConfig{Brokers: cfg.Kafka.Brokers, Dialer: kc.Dialer(), DeadLetterTopic: cfg.Kafka.DeadLetterTopic, RawTopics: cfg.Kafka.RawTopics, To: *to, Producer: producer, DryRun: *dry,
-		Progress: func(r kafkaops.ReplayReport) {
-			fmt.Fprintf(stderr, "read %d dead letters: %d replayed, %d other reasons, %d truncated, %d not from a raw topic\n", r.Read, r.Replayed, r.Skipped, r.Truncated, r.Foreign)
-		}}
+		Progress: progress.update}
 	if *reasons != "" {
 		rc.Reasons = strings.Split(*reasons, ",")
 	}
 	rep, err := kafkaops.ReplayDeadLetters(ctx, rc)
+	progress.finish()
+	var unknown *kafkaops.UnknownReasonError
+	switch {
+	case errors.As(err, &unknown):
+		return fmt.Errorf("dlq replay --reason: %w (in %s); nothing was replayed", err, cfg.Kafka.DeadLetterTopic)
+	case err != nil && !*dry && rep.Replayed > 0:
+		return fmt.Errorf("dlq replay: failed after replaying up to %d dead letters of %s: %w", rep.Replayed, cfg.Kafka.DeadLetterTopic, kc.Explain(err))
+	case err != nil:
+		return fmt.Errorf("dlq replay: %w", kc.Explain(err))
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Topic  string `json:"dead_letter_topic"`
+			DryRun bool   `json:"dry_run"`
+			kafkaops.ReplayReport
+		}{cfg.Kafka.DeadLetterTopic, *dry, rep})
+	}
 	verb := "replayed"
 	if *dry {
 		verb = "would replay"
 	}
 	fmt.Fprintf(stdout, "read %d dead letters from %s: %s %d, skipped %d (other reasons), %d truncated (not replayable), %d not from a raw topic (not replayed)\n",
 		rep.Read, cfg.Kafka.DeadLetterTopic, verb, rep.Replayed, rep.Skipped, rep.Truncated, rep.Foreign)
-	return err
+	return nil
+}
+
+// replayProgress shows a replay's progress on w: an animated bar with
+// rate and time left when w is a terminal (from the first report, every
+// 500 dead letters, so that its rate is right; not for a replay done
+// before it), otherwise a plain line every few seconds (logs and pipes
+// get no control characters).
+type replayProgress struct {
+	w        io.Writer
+	terminal bool
+	start    time.Time
+	last     time.Time // of the last plain line
+	read     int       // dead letters read in this pass, as last seen
+	bar      *progressbar.ProgressBar
+}
+
+// replayProgressEvery is how often a plain progress line is printed.
+const replayProgressEvery = 5 * time.Second
+
+func newReplayProgress(w io.Writer) *replayProgress {
+	p := &replayProgress{w: w, start: time.Now()}
+	p.last = p.start
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *replayProgress) update(r kafkaops.ReplayReport, total int64) {
+	now := time.Now()
+	if r.Read < p.read { // a second pass (a replay by reason counts first)
+		p.start, p.last = now, now
+		if p.bar != nil {
+			p.bar.Reset()
+		}
+	}
+	p.read = r.Read
+	if p.terminal {
+		if p.bar == nil && int64(r.Read) >= total {
+			return // done before the first report: nothing to animate
+		}
+		if p.bar == nil {
+			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("dead letters"),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("dead letters"),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
+		}
+		_ = p.bar.Set64(int64(r.Read))
+		return
+	}
+	if now.Sub(p.last) < replayProgressEvery {
+		return
+	}
+	p.last = now
+	fmt.Fprintln(p.w, progressLine(r, total, now.Sub(p.start)))
+}
+
+func (p *replayProgress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}
+
+// progressLine says how far a replay is, its rate and the time left.
+func progressLine(r kafkaops.ReplayReport, total int64, elapsed time.Duration) string {
+	rate := float64(r.Read) / elapsed.Seconds()
+	left := "unknown"
+	if rate > 0 && total >= int64(r.Read) {
+		left = time.Duration(float64(total-int64(r.Read)) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("read %d of %d dead letters (%.0f/s, %s left): %d to replay, %d other reasons, %d truncated, %d not from a raw topic",
+		r.Read, total, rate, left, r.Replayed, r.Skipped, r.Truncated, r.Foreign)
 }
 
 // topicKind says what a topic that is not a raw topic is, for the refusal.

@@ -223,6 +223,10 @@ func Backoff(cfg *config.Config) retry.Backoff {
 // connect.NewRedis). It does not retry by itself: the pipeline retries
 // with its own backoff.
 func NewRedis(cfg *config.Config) (redis.UniversalClient, error) {
+	// go-redis's own messages (Sentinel lookups, dial retries) are not
+	// for a command's terminal: a command reports the explained error.
+	// New routes them to its logger first, which this leaves in place.
+	routeRedisLogs(zap.NewNop())
 	return connect.NewRedis(cfg.Redis)
 }
 

@@ -191,7 +191,8 @@ func TestIntegrationKafkaRefusedCredentials(t *testing.T) {
 		{"certificate from another CA", untrusted, isUnknownAuthority, "is not signed by a trusted authority"},
 		{"system roots by default", systemRoots, isUnknownAuthority, "is not signed by a trusted authority"},
 		{"certificate for another name", wrongName, func(err error) bool { var h x509.HostnameError; return errors.As(err, &h) }, "not valid for the name dialled"},
-		{"plaintext client on the TLS listener", noTLS, func(err error) bool { return err != nil }, "closed the connection"},
+		{"plaintext client on the TLS listener", noTLS, func(err error) bool { var nk *NotKafkaError; return errors.As(err, &nk) && nk.TLS },
+			"kafka.tls: " + e.addr + " answered in TLS: a TLS or SASL_SSL listener (turn kafka.tls on, with kafka.sasl if it is SASL_SSL)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,6 +232,23 @@ func TestIntegrationKafkaRefusedCredentials(t *testing.T) {
 	}
 	if po := offs.Topics[topic]; len(po) != 1 || po[0].LastOffset != 0 {
 		t.Fatalf("the topic's end offset is %+v, want 0 (nothing written)", po)
+	}
+}
+
+// TestIntegrationKafkaTLSOnPlaintextListener: TLS and SASL settings
+// against the plaintext listener name kafka.tls and the likely cause, not
+// a bare EOF.
+func TestIntegrationKafkaTLSOnPlaintextListener(t *testing.T) {
+	e := needSASL(t)
+	plain := need(t, "CONSENTD_TEST_KAFKA")["CONSENTD_TEST_KAFKA"]
+	cfg := e.config(config.SASLScramSHA512)
+	cfg.Brokers = []string{plain}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := newKafka(t, cfg).Check(ctx)
+	want := "kafka.tls: " + plain + " closed the connection during the TLS handshake: a plaintext listener? "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Check: %v\nwant %s...", err, want)
 	}
 }
 

@@ -78,7 +78,8 @@ func TestIntegrationRedisTLS(t *testing.T) {
 		is    func(error) bool
 		words string
 	}{
-		{"wrong password", wrongPassword, func(err error) bool { return strings.Contains(err.Error(), "WRONGPASS") }, "WRONGPASS"},
+		{"wrong password", wrongPassword, func(err error) bool { return strings.Contains(err.Error(), "WRONGPASS") },
+			`redis.username, redis.password_file: ` + base.Addr + ` refused user "` + base.Username + `" and its password`},
 		{"certificate from another CA", untrusted, isUnknownAuthority, "is not signed by a trusted authority"},
 		{"plaintext client on the TLS port", plaintext, func(err error) bool { return err != nil }, "closed the connection (a TLS port? see redis.tls)"},
 	}
@@ -257,8 +258,10 @@ func TestIntegrationRedisSentinel(t *testing.T) {
 
 	// a wrong master name is an error that names it, not a silent fallback
 	bad := newRedis(t, config.Redis{Mode: config.RedisSentinel, Addrs: []string{v["CONSENTD_TEST_REDIS_SENTINEL"]}, MasterName: "no-such-master"})
-	if err := PingRedis(ctx(t), bad); err == nil || !strings.Contains(err.Error(), "no-such-master") && !errors.Is(err, redis.Nil) {
-		t.Fatalf("unknown master: %v", err)
+	want := fmt.Sprintf(`redis.master_name "no-such-master": the sentinels at %s know no such master (they know: %s): `,
+		v["CONSENTD_TEST_REDIS_SENTINEL"], v["CONSENTD_TEST_REDIS_SENTINEL_MASTER"])
+	if err := PingRedis(ctx(t), bad); err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, redis.Nil) {
+		t.Fatalf("unknown master: %v\nwant %s...", err, want)
 	}
 }
 
@@ -278,5 +281,17 @@ func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 		h.trips.Add(1)
 		h.sent.Add(int32(len(cmds)))
 		return next(ctx, cmds)
+	}
+}
+
+// TestIntegrationRedisClusterModeOnASingleNode: mode cluster against a
+// Redis that is not a cluster node names redis.mode.
+func TestIntegrationRedisClusterModeOnASingleNode(t *testing.T) {
+	v := need(t, "CONSENTD_TEST_REDIS")
+	rdb := newRedis(t, config.Redis{Mode: config.RedisCluster, Addrs: []string{v["CONSENTD_TEST_REDIS"]}})
+	err := PingRedis(ctx(t), rdb)
+	want := "redis.mode: cluster, but redis.addrs name a Redis that is not a cluster node (use mode single with redis.addr, or the cluster's nodes): "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("ping: %v\nwant %s...", err, want)
 	}
 }

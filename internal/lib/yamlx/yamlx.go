@@ -48,13 +48,7 @@ func hint(msg string, t reflect.Type) string {
 		return ""
 	}
 	out := "; valid keys here: " + strings.Join(keys, ", ")
-	best, dist := "", 3
-	for _, k := range keys {
-		if d := distance(strings.ToLower(m[1]), strings.ToLower(k)); d < dist {
-			best, dist = k, d
-		}
-	}
-	if best != "" {
+	if best := Closest(m[1], keys, 2); best != "" {
 		out = " (did you mean " + best + "?)" + out
 	}
 	return out
@@ -79,6 +73,18 @@ func findStruct(t reflect.Type, name string, seen map[reflect.Type]bool) reflect
 		}
 	}
 	return nil
+}
+
+// Closest returns the candidate nearest to word (case-insensitive edit
+// distance), if it is at most maxDist edits away; "" otherwise.
+func Closest(word string, candidates []string, maxDist int) string {
+	best, dist := "", maxDist+1
+	for _, c := range candidates {
+		if d := distance(strings.ToLower(word), strings.ToLower(c)); d < dist {
+			best, dist = c, d
+		}
+	}
+	return best
 }
 
 // distance is the Levenshtein distance of a and b.
