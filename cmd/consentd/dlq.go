@@ -6,18 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/consentd/consentd/config"
 	"github.com/consentd/consentd/internal/app"
 	"github.com/consentd/consentd/internal/connect"
+	"github.com/consentd/consentd/internal/lib/progress"
 	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/policy"
 )
@@ -111,79 +108,29 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// replayProgress shows a replay's progress on w: an animated bar with
-// rate and time left when w is a terminal (from the first report, every
-// 500 dead letters, so that its rate is right; not for a replay done
-// before it), otherwise a plain line every few seconds (logs and pipes
-// get no control characters).
+// replayProgress shows a replay's progress on w with a progress.Meter
+// (a bar with rate and time left on a terminal, plain lines otherwise),
+// a new one for each pass over the dead letters (a replay by reason
+// counts them first).
 type replayProgress struct {
-	w        io.Writer
-	terminal bool
-	start    time.Time
-	last     time.Time // of the last plain line
-	read     int       // dead letters read in this pass, as last seen
-	bar      *progressbar.ProgressBar
+	w    io.Writer
+	m    *progress.Meter
+	read int // dead letters read in this pass, as last seen
 }
 
-// replayProgressEvery is how often a plain progress line is printed.
-const replayProgressEvery = 5 * time.Second
-
-func newReplayProgress(w io.Writer) *replayProgress {
-	p := &replayProgress{w: w, start: time.Now()}
-	p.last = p.start
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.terminal = true
-		}
-	}
-	return p
-}
+func newReplayProgress(w io.Writer) *replayProgress { return &replayProgress{w: w} }
 
 func (p *replayProgress) update(r kafkaops.ReplayReport, total int64) {
-	now := time.Now()
-	if r.Read < p.read { // a second pass (a replay by reason counts first)
-		p.start, p.last = now, now
-		if p.bar != nil {
-			p.bar.Reset()
-		}
+	if p.m == nil || r.Read < p.read {
+		p.m.Finish()
+		p.m = progress.New(p.w, "reading dead letters", "dead letters", total)
 	}
 	p.read = r.Read
-	if p.terminal {
-		if p.bar == nil && int64(r.Read) >= total {
-			return // done before the first report: nothing to animate
-		}
-		if p.bar == nil {
-			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("dead letters"),
-				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("dead letters"),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
-		}
-		_ = p.bar.Set64(int64(r.Read))
-		return
-	}
-	if now.Sub(p.last) < replayProgressEvery {
-		return
-	}
-	p.last = now
-	fmt.Fprintln(p.w, progressLine(r, total, now.Sub(p.start)))
+	p.m.SetTotal(total)
+	p.m.Set(int64(r.Read))
 }
 
-func (p *replayProgress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		fmt.Fprintln(p.w)
-	}
-}
-
-// progressLine says how far a replay is, its rate and the time left.
-func progressLine(r kafkaops.ReplayReport, total int64, elapsed time.Duration) string {
-	rate := float64(r.Read) / elapsed.Seconds()
-	left := "unknown"
-	if rate > 0 && total >= int64(r.Read) {
-		left = time.Duration(float64(total-int64(r.Read)) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	return fmt.Sprintf("read %d of %d dead letters (%.0f/s, %s left): %d to replay, %d other reasons, %d truncated, %d not from a raw topic",
-		r.Read, total, rate, left, r.Replayed, r.Skipped, r.Truncated, r.Foreign)
-}
+func (p *replayProgress) finish() { p.m.Finish() }
 
 // topicKind says what a topic that is not a raw topic is, for the refusal.
 func topicKind(cfg *config.Config, topic string) string {

@@ -9,12 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/internal/testing/itest"
-	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/wire"
 )
 
@@ -144,13 +142,5 @@ func TestIntegrationDLQReplayByReason(t *testing.T) {
 	}
 	if want := map[string]int{"duplicate_key-0": 1, "duplicate_key-1": 1}; !maps.Equal(got, want) {
 		t.Fatalf("the raw topic holds %v, want %v", got, want)
-	}
-}
-
-func TestProgressLine(t *testing.T) {
-	got := progressLine(kafkaops.ReplayReport{Read: 3000, Replayed: 2500, Skipped: 400, Truncated: 60, Foreign: 40}, 9000, 2*time.Second)
-	want := "read 3000 of 9000 dead letters (1500/s, 4s left): 2500 to replay, 400 other reasons, 60 truncated, 40 not from a raw topic"
-	if got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
