@@ -58,6 +58,9 @@ type Output struct {
 	Types      []string
 	Events     []string
 	Transforms []Transform
+	// Retention is the clean topic's retention (Spec: retention); 0
+	// leaves the topic's own.
+	Retention time.Duration
 	// keys pseudonymize for this output: the policy's keyring, or one
 	// derived from it for the output (PerOutputPseudonyms).
 	keys *Keyring
@@ -332,6 +335,17 @@ func (c *compiler) output(i int) {
 		o.Types = os.When.Type
 		o.Events = os.When.Event
 	}
+	if os.Retention != "" {
+		d, err := time.ParseDuration(os.Retention)
+		switch {
+		case err != nil:
+			c.fail("%s: retention: %q is not a duration (e.g. 720h for 30 days)", where, os.Retention)
+		case d < time.Hour:
+			c.fail("%s: retention: %s is under an hour; a clean topic keeps events at least that long", where, os.Retention)
+		default:
+			o.Retention = d
+		}
+	}
 	for j, ts := range os.Transforms {
 		t, err := compileTransform(ts, c.spec.PseudonymKey, c.checkKey, fmt.Sprintf("%s: transforms[%d]", where, j))
 		if err != nil {
@@ -537,6 +551,9 @@ func (p *Policy) Summary() string {
 		}
 		if len(o.Events) > 0 {
 			fmt.Fprintf(&b, ", event in [%s]", strings.Join(o.Events, ", "))
+		}
+		if o.Retention > 0 {
+			fmt.Fprintf(&b, ", kept %s (retention.ms)", o.Retention)
 		}
 		b.WriteString("\n")
 		for i, t := range o.Transforms {

@@ -341,6 +341,8 @@ func TestCompileErrors(t *testing.T) {
 		{"empty identifier", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{scrub: {identifiers: [\"_\"]}}]}]", `identifiers: "_": want a key name or a path`},
 		{"bad identifier path", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], transforms: [{scrub: {identifiers: [context..ip]}}]}]", "identifiers: path \"context..ip\" has an empty segment"},
 		{"bad purpose-one treatment", "version: v\npurposes: [a]\npseudonym_key: k1\niab: {tcf_purpose_one_treatment: yes}\noutputs: [{name: o, topic: t, require: [a]}]", `iab.tcf_purpose_one_treatment: "yes": want deny or allow`},
+		{"retention not a duration", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], retention: 30d}]", `retention: "30d" is not a duration (e.g. 720h for 30 days)`},
+		{"retention too short", "version: v\npurposes: [a]\npseudonym_key: k1\noutputs: [{name: o, topic: t, require: [a], retention: 5m}]", "retention: 5m is under an hour"},
 		{"unknown sensitive-data purpose", "version: v\npurposes: [a]\npseudonym_key: k1\niab: {sensitive_data_denies: [ads]}\noutputs: [{name: o, topic: t, require: [a]}]", `iab.sensitive_data_denies: unknown purpose "ads"`},
 	}
 	for _, tt := range tests {

@@ -92,6 +92,12 @@ type OutputSpec struct {
 	When *FilterSpec `yaml:"when"`
 	// Transforms run in order on the event before it is written.
 	Transforms []TransformSpec `yaml:"transforms"`
+	// Retention is how long the clean topic keeps this output's events:
+	// the purpose's data-retention rule, as the topic's retention.ms
+	// (consentd topics create sets it, topics check reports a topic that
+	// differs). A Go duration, at least 1h; "" leaves the topic's own.
+	// Default: "".
+	Retention string `yaml:"retention"`
 }
 
 // FilterSpec selects events by their "type" and "event" fields. An empty

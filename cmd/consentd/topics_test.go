@@ -59,6 +59,35 @@ func TestIntegrationTopics(t *testing.T) {
 	if code != 1 || !strings.Contains(out, `drift`) || !strings.Contains(out, `cleanup.policy is "delete", want "compact"`) {
 		t.Fatalf("a consent topic that is not compacted: exit %d\n%s", code, out)
 	}
+
+	// Clean topics got the retention their output names; one made by
+	// hand with the broker's default retention is drift.
+	var states2 []kafkaops.TopicState
+	_, out, _ = run2(t, "topics", "check", "--config", cfg, "--json")
+	if err := json.Unmarshal([]byte(out), &states2); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states2 {
+		if s.Name == id+".advertising" && (s.State != "ok" || s.Configs["retention.ms"] != "2592000000") {
+			t.Errorf("advertising topic: %+v, want ok with retention.ms 2592000000 (720h)", s)
+		}
+	}
+	pol2 := strings.Replace(mustRead(t, polPath), "topic: "+id+".advertising", "topic: "+other+".advertising", 1)
+	os.WriteFile(polPath, []byte(pol2), 0o600)
+	itest.CreateTopics(t, env.Kafka, 1, other+".advertising")
+	code, out, _ = run2(t, "topics", "check", "--config", cfg)
+	if code != 1 || !strings.Contains(out, other+".advertising") || !strings.Contains(out, `retention.ms is "604800000", want "2592000000"`) {
+		t.Fatalf("a clean topic with the broker's retention: exit %d\n%s", code, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // shippedPolicyOnly writes the shipped policy with clean topics of its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -165,7 +166,11 @@ func TopicPlan(cfg *config.Config, pol *policy.Policy, partitions int) []kafkaop
 		add(t, "raw", nil)
 	}
 	for _, o := range pol.Outputs {
-		add(o.Topic, "clean (output "+o.Name+")", nil)
+		var configs map[string]string
+		if o.Retention > 0 {
+			configs = map[string]string{"retention.ms": strconv.FormatInt(o.Retention.Milliseconds(), 10)}
+		}
+		add(o.Topic, "clean (output "+o.Name+")", configs)
 	}
 	add(cfg.Kafka.DeadLetterTopic, "dead-letter", nil)
 	add(cfg.Consent.Topic, "consent", map[string]string{"cleanup.policy": "compact"})
