@@ -361,6 +361,11 @@ type Log struct {
 	// Level is debug, info, warn or error. Default: info. Debug logs may
 	// name decision details but never subject ids or event bodies.
 	Level string `yaml:"level"`
+	// TimeFormat is how each log line's "ts" is written: epoch (seconds
+	// since 1970 as a float, what log pipelines parse fastest) or
+	// iso8601 (2026-12-07T04:15:30.123Z, for people reading the logs).
+	// Default: epoch.
+	TimeFormat string `yaml:"time_format"`
 }
 
 // Secret is a string that never prints.
@@ -432,6 +437,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	d("pipeline.shutdown_grace", func() { setDefault(&c.Pipeline.ShutdownGrace, pipeline.DefaultShutdownGrace) })
 	d("pseudonymization.retention", func() { setDefault(&c.Pseudonymization.Retention, DefaultPseudonymRetention) })
 	d("log.level", func() { setDefault(&c.Log.Level, "info") })
+	d("log.time_format", func() { setDefault(&c.Log.TimeFormat, "epoch") })
 	d("consent.group_id", func() { setDefault(&c.Consent.GroupID, c.Kafka.GroupID+"-consent") })
 	d("consent.erasure_retention", func() { setDefault(&c.Consent.ErasureRetention, DefaultErasureRetention) })
 	d("shadow.every", func() { setDefault(&c.Shadow.Every, 1) })
@@ -642,6 +648,11 @@ func (c *Config) validateConsentAndPolicy(v *fieldErrors) {
 	}
 	if c.Pseudonymization.Retention <= 0 {
 		fail("pseudonymization.retention", "must be positive (the clean topics' retention)")
+	}
+	switch c.Log.TimeFormat {
+	case "epoch", "iso8601":
+	default:
+		fail("log.time_format", "%q: want epoch or iso8601", c.Log.TimeFormat)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

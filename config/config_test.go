@@ -67,6 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{"both password sources", minimal + "redis:\n  password_file: f\n  password_env: E\n", "at most one of password_file and password_env"},
 		{"no keys", strings.Replace(minimal, "key_file: keys", "", 1), "exactly one of key_file and key_env"},
 		{"bad log level", minimal + "log:\n  level: loud\n", `log.level: "loud"`},
+		{"bad log time format", minimal + "log:\n  time_format: human\n", `log.time_format: "human": want epoch or iso8601`},
 		{"two documents", minimal + "---\nkafka: {}\n", "more than one YAML document"},
 		{"empty", "", "empty document"},
 	}

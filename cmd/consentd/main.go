@@ -141,7 +141,7 @@ func parseSince(cmd, v string) (time.Time, error) {
 	return time.Time{}, usageError{fmt.Errorf("%s: --since %q: want a duration (24h) or an RFC 3339 time", cmd, v)}
 }
 
-func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
+func newLogger(level, timeFormat string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
 		return nil, zap.AtomicLevel{}, err
@@ -149,6 +149,9 @@ func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil
+	if timeFormat == "iso8601" {
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
 	log, err := zc.Build()
 	return log, zc.Level, err
 }
@@ -166,7 +169,7 @@ func cmdRun(args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, level, err := newLogger(cfg.Log.Level)
+	log, level, err := newLogger(cfg.Log.Level, cfg.Log.TimeFormat)
 	if err != nil {
 		return err
 	}
