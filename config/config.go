@@ -343,8 +343,9 @@ type Pseudonymization struct {
 	KeyEnv string `yaml:"key_env"`
 	// Retention is how long the clean topics keep records: retractions
 	// and erasures go out under the current pseudonym key and under every
-	// key retired less than this long ago (see policy.ParseKeyring).
-	// Default: 168h (7 days).
+	// key retired less than this long ago (see policy.ParseKeyring). An
+	// output's own retention (policy outputs[].retention) that is longer
+	// wins. Default: 168h (7 days).
 	Retention time.Duration `yaml:"retention"`
 }
 

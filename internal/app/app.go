@@ -77,6 +77,20 @@ func loadPolicy(cfg *config.Config, path string) (*policy.Policy, error) {
 	return policy.Load(path, keys)
 }
 
+// KeyRetention is how long a retired pseudonym key still gets
+// retractions and erasures: pseudonymization.retention, or the longest
+// retention an output of pol names when that is longer (its clean topic
+// may still hold records keyed under a key retired that long ago).
+func KeyRetention(cfg *config.Config, pol *policy.Policy) time.Duration {
+	r := cfg.Pseudonymization.Retention
+	for _, o := range pol.Outputs {
+		if o.Retention > r {
+			r = o.Retention
+		}
+	}
+	return r
+}
+
 // App is a wired consentd instance.
 type App struct {
 	Config *config.Config
@@ -243,7 +257,7 @@ func NewChanges(cfg *config.Config, pol *policy.Policy, rdb redis.UniversalClien
 		Barrier:  &barrier.Revoker{Registry: redisstore.NewBarrierRegistry(rdb, cfg.Redis.KeyPrefix), Hooks: hs},
 	}
 	if producer != nil {
-		svc.Retractor = &kafkaops.Retractor{Policy: pol, Producer: producer, Backoff: Backoff(cfg), Log: log, Retention: cfg.Pseudonymization.Retention}
+		svc.Retractor = &kafkaops.Retractor{Policy: pol, Producer: producer, Backoff: Backoff(cfg), Log: log, Retention: KeyRetention(cfg, pol)}
 	}
 	return svc
 }

@@ -50,3 +50,23 @@ func TestRunFailsFastOnMissingTopics(t *testing.T) {
 		t.Fatalf("Run = %v, want an error naming exactly the missing topics", err)
 	}
 }
+
+func TestKeyRetentionCoversTheLongestOutput(t *testing.T) {
+	keys, err := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Load("../../configs/policy.yaml", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{}
+	cfg.Pseudonymization.Retention = 168 * time.Hour
+	if got := KeyRetention(cfg, pol); got != 8760*time.Hour {
+		t.Errorf("shipped policy (analytics kept 8760h): key retention %s, want 8760h", got)
+	}
+	cfg.Pseudonymization.Retention = 10000 * time.Hour
+	if got := KeyRetention(cfg, pol); got != 10000*time.Hour {
+		t.Errorf("a longer pseudonymization.retention: %s, want 10000h", got)
+	}
+}
