@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
@@ -30,7 +31,7 @@ func TestIntegrationCluster(t *testing.T) {
 		defer cancel()
 		prefix := itest.Unique("cl") + ":consent:"
 		inv := &recordingInvalidator{}
-		go redisstore.WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+		go redisstore.WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, outage.New("Redis", "", zaptest.NewLogger(t), outage.Config{}))
 		itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
 		w := redisstore.NewUpdater(rdb, prefix)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
@@ -154,7 +155,7 @@ func TestIntegrationInvalidation(t *testing.T) {
 	name := itest.Unique("watcher")
 	watcher := redis.NewClient(&redis.Options{Addr: env.Redis, ClientName: name})
 	defer watcher.Close()
-	go redisstore.WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+	go redisstore.WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, outage.New("Redis", "", zaptest.NewLogger(t), outage.Config{}))
 	itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
 	w := redisstore.NewUpdater(rdb, prefix)
