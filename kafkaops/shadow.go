@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -38,6 +39,9 @@ type ShadowReporter struct {
 	Live      *policy.Policy
 	Shadow    *policy.Policy
 	Log       *zap.Logger
+	// Outage receives the failed and successful writes, so that a Kafka
+	// outage is a few lines. Default: a Tracker of its own, on Log.
+	Outage *outage.Tracker
 
 	once    sync.Once
 	queue   chan kafka.Message
@@ -119,6 +123,8 @@ func (r *ShadowReporter) Dropped() int64 { return r.dropped.Load() }
 // events for.
 func (r *ShadowReporter) Run(ctx context.Context) {
 	r.once.Do(func() { r.queue = make(chan kafka.Message, 4*max(r.PerSecond, 1)) })
+	loop := outage.OrNew(r.Outage, "Kafka", "", r.Log).Loop("shadow report write", "shadow differences are counted only")
+	defer loop.Close()
 	for {
 		var batch []kafka.Message
 		select {
@@ -139,9 +145,9 @@ func (r *ShadowReporter) Run(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := r.Producer.WriteMessages(wctx, batch...); err != nil && ctx.Err() == nil {
 			r.dropped.Add(int64(len(batch)))
-			if r.Log != nil {
-				r.Log.Warn("writing the shadow report failed; those differences are counted only", zap.String("topic", r.Topic), zap.Int("records", len(batch)), zap.Error(err))
-			}
+			loop.Failed(err)
+		} else if err == nil {
+			loop.OK()
 		}
 		cancel()
 	}

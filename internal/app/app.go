@@ -169,7 +169,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 		}
 	}
 	if a.Shadow != nil && cfg.Shadow.ReportTopic != "" {
-		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log}
+		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log, Outage: a.outages.kafka}
 		a.Hooks = append(a.Hooks, a.shadowReport)
 	}
 	a.Changes = NewChanges(cfg, pol, a.Redis, a.Producer, a.Hooks, log)

@@ -1,10 +1,11 @@
 // Package kafkax holds what every part of consentd that talks to Kafka
 // through kafka-go shares: the one table of which Kafka errors are
 // retriable and why (Classify), the one constructor of readers
-// (NewReader) and the adapter of kafka-go's logs to zap (ErrorLogger).
+// (NewReader) and the adapter of kafka-go's logs to zap (ErrorLogger,
+// rate limited through internal/lib/outage).
 //
 // Owns: no Kafka traffic of its own. Must not import anything of consentd
-// but internal/lib/retry.
+// but internal/lib/retry and internal/lib/outage.
 package kafkax
 
 import (
