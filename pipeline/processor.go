@@ -451,6 +451,10 @@ func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) erro
 	if err == nil {
 		p.cfg.Hooks.Condition(CondConsentStore, nil)
 		p.storeLoop.OK()
+	} else {
+		// ctx ended (the partition was released): these lookups stop
+		// retrying; the next lookups of any partition report again.
+		p.storeLoop.Close()
 	}
 	return err
 }

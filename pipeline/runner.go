@@ -136,6 +136,10 @@ func (r *Runner) nextGeneration(ctx context.Context, cg *kafka.ConsumerGroup) (*
 	}
 	cfg.Hooks.Condition(CondGroup, nil)
 	r.joinLoop.OK()
+	// The group coordinator answered the join, the sync and the offset
+	// fetch: commits, which go to it too, are not failing any more (a
+	// commit failed in an outage would otherwise wait for new events).
+	r.commitLoop.OK()
 	hooks.Each(cfg.Hooks, func(h GenerationHook) { h.OnGeneration(gen.ID) })
 	return gen, nil
 }

@@ -153,6 +153,9 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		return nil, err
 	}
 	if err != nil {
+		// Abandoned, not acknowledged: this write stops retrying (the
+		// next write of any partition reports again).
+		s.loop.Close()
 		if stopClass(err) != retry.Fatal {
 			s.hooks.Condition(cond, err)
 			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(o.pending())), zap.Error(err))
