@@ -160,9 +160,5 @@ func TestBarrierChannelOutageLogsLittle(t *testing.T) {
 	if err := mr.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); logs.FilterMessage("Redis back").Len() == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery line: %v", logs.All())
-		}
-	}
+	waitFor(t, logs, "Redis back")
 }
