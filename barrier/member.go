@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/outage"
 )
 
 // CondBarrier is the readiness condition of the revocation barrier: the
@@ -55,6 +56,10 @@ type Member struct {
 	hooks  hooks.List
 	log    *zap.Logger
 	margin time.Duration
+	// Outage receives the lease renewals' failures and recoveries, so
+	// that an outage of the registry is a few lines. Set it before Run.
+	// Default: a Tracker of its own, on the member's logger.
+	Outage *outage.Tracker
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every change below
@@ -225,6 +230,8 @@ func (m *Member) confirm(id string, subjects []string) {
 
 // keepLease is the lease loop of Run.
 func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
+	loop := outage.OrNew(m.Outage, "the barrier registry", "", m.log).Loop("barrier lease", "writes are held once the lease has run out")
+	defer loop.Close()
 	lapsed := true // never joined: join as after a lapse
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -252,6 +259,7 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 			m.notifyLocked()
 			m.mu.Unlock()
 			m.hooks.Condition(CondBarrier, nil)
+			loop.OK()
 			lapsed = false
 		case IsFenced(err), IsLapsed(err):
 			// Fenced by a revoker, or the registry saw the lease end first
@@ -282,7 +290,7 @@ func (m *Member) keepLease(ctx context.Context, interval time.Duration) {
 				// out meanwhile: say so.
 				m.hooks.Condition(CondBarrier, ErrLeaseLapsed)
 			}
-			m.log.Warn("renewing the revocation barrier lease failed", zap.Error(err))
+			loop.Failed(err)
 		}
 		t := time.NewTimer(interval)
 		select {

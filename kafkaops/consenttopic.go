@@ -17,6 +17,7 @@ import (
 	"github.com/consentd/consentd/consent/ingest"
 	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/kafkax"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
@@ -60,6 +61,11 @@ type ConsentSyncer struct {
 	Backoff         retry.Backoff
 	Hooks           hooks.List // ConsentUpdateHook
 	Log             *zap.Logger
+	// KafkaOutage receives the failed and successful fetches and commits
+	// (and kafka-go's own errors); StoreOutage the applications of
+	// records, which the consent store fails first. Default: Trackers of
+	// their own, on Log.
+	KafkaOutage, StoreOutage *outage.Tracker
 }
 
 // ConsentFetchMaxWait bounds how long a consent-topic fetch waits for
@@ -74,42 +80,53 @@ func (s *ConsentSyncer) Run(ctx context.Context) error {
 	if s.Topic == "" || s.GroupID == "" || s.Changes == nil {
 		return errors.New("consent sync: a topic, a group id and a change service are required")
 	}
+	s.KafkaOutage = outage.OrNew(s.KafkaOutage, "Kafka", "", s.Log)
+	s.StoreOutage = outage.OrNew(s.StoreOutage, "the consent store", "", s.Log)
 	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: s.Brokers, Dialer: s.Dialer, Topic: s.Topic, GroupID: s.GroupID,
-		MaxWait: ConsentFetchMaxWait, Log: s.Log, Name: "kafka consent reader"})
+		MaxWait: ConsentFetchMaxWait, Log: s.Log, Name: "kafka consent reader", Outage: s.KafkaOutage})
 	defer r.Close()
 	s.Log.Info("consent ingestion running", zap.String("topic", s.Topic), zap.String("group", s.GroupID))
 	return s.run(ctx, r)
 }
 
 func (s *ConsentSyncer) run(ctx context.Context, r *kafka.Reader) error {
+	const meanwhile = "consent changes wait on the consent topic"
+	fetchLoop := s.KafkaOutage.Loop("consent topic fetch", meanwhile)
+	applyLoop := s.StoreOutage.Loop("consent record apply", meanwhile)
+	commitLoop := s.KafkaOutage.Loop("consent topic commit", meanwhile)
+	for _, l := range []*outage.Loop{fetchLoop, applyLoop, commitLoop} {
+		defer l.Close()
+	}
+	// A failed fetch is tried again soon (consent changes must not wait
+	// for a long backoff), yet no faster than once a second at most.
+	fetchBackoff := retry.Backoff{Min: s.Backoff.Min, Max: max(s.Backoff.Min, min(s.Backoff.Max, time.Second))}
 	for ctx.Err() == nil {
 		var m kafka.Message
-		// A failed fetch is tried again after the minimum wait: consent
-		// changes must not wait for a growing backoff.
-		fetch := retry.Policy{Backoff: retry.Backoff{Min: s.Backoff.Min, Max: s.Backoff.Min}, OnRetry: s.logRetry("fetching from the consent topic")}
-		if retry.Do(ctx, fetch, func() (err error) { m, err = r.FetchMessage(ctx); return err }) != nil {
+		if s.retry(ctx, fetchLoop, fetchBackoff, func() (err error) { m, err = r.FetchMessage(ctx); return err }) != nil {
 			return nil // ctx ended
 		}
-		if s.retry(ctx, "applying a consent record", func() error { return s.handle(ctx, m) }) != nil {
+		if s.retry(ctx, applyLoop, s.Backoff, func() error { return s.handle(ctx, m) }) != nil {
 			return nil // ctx ended: the record is not committed and will be read again
 		}
-		if s.retry(ctx, "committing a consent record", func() error { return r.CommitMessages(ctx, m) }) != nil {
+		if s.retry(ctx, commitLoop, s.Backoff, func() error { return r.CommitMessages(ctx, m) }) != nil {
 			return nil
 		}
 	}
 	return nil
 }
 
-// retry runs fn until it succeeds or ctx ends: the consent store and the
-// consent topic are waited for (every error is transient).
-func (s *ConsentSyncer) retry(ctx context.Context, what string, fn func() error) error {
-	return retry.Do(ctx, retry.Policy{Backoff: s.Backoff, OnRetry: s.logRetry(what)}, fn)
-}
-
-func (s *ConsentSyncer) logRetry(what string) func(int, error, time.Duration) {
-	return func(attempt int, err error, wait time.Duration) {
-		s.Log.Warn(what+" failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+// retry runs fn until it succeeds or ctx ends (every error is transient:
+// the consent store and the consent topic are waited for), reporting
+// each failure and the success to loop.
+func (s *ConsentSyncer) retry(ctx context.Context, loop *outage.Loop, b retry.Backoff, fn func() error) error {
+	err := retry.Do(ctx, retry.Policy{Backoff: b, OnRetry: func(attempt int, err error, wait time.Duration) {
+		loop.Failed(err)
+		s.Log.Debug("retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+	}}, fn)
+	if err == nil {
+		loop.OK()
 	}
+	return err
 }
 
 func (s *ConsentSyncer) count(format ingest.Format, result string) {

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -38,6 +39,9 @@ type ShadowReporter struct {
 	Live      *policy.Policy
 	Shadow    *policy.Policy
 	Log       *zap.Logger
+	// Outage receives the failed writes, so that a Kafka outage is a few
+	// lines. Default: a Tracker of its own, on Log.
+	Outage *outage.Tracker
 
 	once    sync.Once
 	queue   chan kafka.Message
@@ -119,6 +123,7 @@ func (r *ShadowReporter) Dropped() int64 { return r.dropped.Load() }
 // events for.
 func (r *ShadowReporter) Run(ctx context.Context) {
 	r.once.Do(func() { r.queue = make(chan kafka.Message, 4*max(r.PerSecond, 1)) })
+	tr := outage.OrNew(r.Outage, "Kafka", "", r.Log)
 	for {
 		var batch []kafka.Message
 		select {
@@ -139,9 +144,9 @@ func (r *ShadowReporter) Run(ctx context.Context) {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := r.Producer.WriteMessages(wctx, batch...); err != nil && ctx.Err() == nil {
 			r.dropped.Add(int64(len(batch)))
-			if r.Log != nil {
-				r.Log.Warn("writing the shadow report failed; those differences are counted only", zap.String("topic", r.Topic), zap.Int("records", len(batch)), zap.Error(err))
-			}
+			// Not retried, so no success follows: a note, logged at most
+			// once a minute and folded into a Kafka outage's summary.
+			tr.Note("writing the shadow report failed; those differences are counted only", err.Error())
 		}
 		cancel()
 	}

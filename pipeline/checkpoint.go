@@ -57,9 +57,11 @@ func (r *Runner) commit(g *generation) {
 	}
 	if err := g.gen.CommitOffsets(offsets); err != nil {
 		hooks.Each(r.cfg.Hooks, func(h CommitHook) { h.OnCommit(err, nil) })
-		r.cfg.Log.Warn("offset commit failed; will retry", zap.Int32("generation", g.gen.ID), zap.Error(err))
+		r.commitLoop.Failed(err)
+		r.cfg.Log.Debug("offset commit failed; will retry", zap.Int32("generation", g.gen.ID), zap.Error(err))
 		return
 	}
+	r.commitLoop.OK()
 	lags := make([]PartitionLag, 0, len(moved))
 	for _, p := range moved {
 		p.committed = offsets[p.topic][p.id]

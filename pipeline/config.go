@@ -11,6 +11,7 @@ import (
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/kafkax"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 )
@@ -23,6 +24,10 @@ const (
 	// JoinGroupBackoff is the wait between failed attempts to join the
 	// consumer group.
 	JoinGroupBackoff = time.Second
+	// FetchBackoffMax caps the wait between failed fetches (from
+	// RunnerConfig.Backoff's Min, doubling): a fetch recovers by itself,
+	// and a longer wait only delays events.
+	FetchBackoffMax = time.Second
 	// WriteQueueDepth is how many decided batches per partition may wait
 	// for their writes (bounds memory, latency and the work redone after
 	// a rebalance). One batch decided while another is written keeps
@@ -105,6 +110,11 @@ type RunnerConfig struct {
 	Fence WriteFence
 	// Log receives progress and warnings. Default: none.
 	Log *zap.Logger
+	// Outage receives the failures and recoveries of every Kafka loop
+	// (group join, fetches, writes, commits, kafka-go's own errors), so
+	// that an outage logs a few lines rather than one per retry.
+	// Default: a Tracker of its own, on Log.
+	Outage *outage.Tracker
 }
 
 // ApplyDefaults fills in every unset optional field.
@@ -138,6 +148,7 @@ func (c *RunnerConfig) ApplyDefaults() {
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
+	c.Outage = outage.OrNew(c.Outage, "Kafka", "", c.Log)
 }
 
 // Validate reports every problem with c, after ApplyDefaults.
@@ -216,6 +227,10 @@ type ProcessorConfig struct {
 	ShadowEvery int
 	// Log receives warnings and debug explanations. Default: none.
 	Log *zap.Logger
+	// StoreOutage receives the consent store's failures and recoveries
+	// as the lookups see them, so that an outage logs a few lines rather
+	// than one per retry. Default: a Tracker of its own, on Log.
+	StoreOutage *outage.Tracker
 }
 
 // DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.

@@ -13,6 +13,7 @@ import (
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
 	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 )
@@ -41,10 +42,11 @@ type Result struct {
 // messages and dead letters). Not safe for concurrent use: use one per
 // partition worker.
 type Processor struct {
-	cfg     ProcessorConfig
-	decider policy.Decider
-	render  renderer
-	docs    []event.Doc
+	cfg       ProcessorConfig
+	storeLoop *outage.Loop
+	decider   policy.Decider
+	render    renderer
+	docs      []event.Doc
 	// shadow decides ProcessorConfig.Shadow; shadowN counts the events
 	// seen, for ShadowEvery.
 	shadow  *policy.Decider
@@ -61,11 +63,18 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newProcessor(cfg), nil
+	return newProcessor(cfg, storeLoop(cfg)), nil
 }
 
-func newProcessor(cfg ProcessorConfig) *Processor {
-	p := &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+// storeLoop is the outage.Loop of the lookups of the processors of cfg:
+// one for all, so that a partition released during an outage leaves no
+// loop failing behind.
+func storeLoop(cfg ProcessorConfig) *outage.Loop {
+	return outage.OrNew(cfg.StoreOutage, "the consent store", "", cfg.Log).Loop("consent lookups", "events are held (fail closed)")
+}
+
+func newProcessor(cfg ProcessorConfig, loop *outage.Loop) *Processor {
+	p := &Processor{cfg: cfg, storeLoop: loop, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
 	if cfg.Shadow != nil {
 		p.shadow = &policy.Decider{Policy: cfg.Shadow}
 	}
@@ -79,7 +88,8 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return func() BatchProcessor { return newProcessor(cfg) }, nil
+	loop := storeLoop(cfg)
+	return func() BatchProcessor { return newProcessor(cfg, loop) }, nil
 }
 
 // Process decides msgs. It returns an error only when ctx ends while the
@@ -434,11 +444,17 @@ func asInputError(err error) *policy.InputError {
 func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) error {
 	err := retry.Do(ctx, retry.Policy{Backoff: p.cfg.Backoff, Classify: retry.AlwaysTransient, OnRetry: func(attempt int, err error, wait time.Duration) {
 		p.cfg.Hooks.Condition(CondConsentStore, err)
-		p.cfg.Log.Warn("consent store unavailable; holding the batch (fail closed)",
+		p.storeLoop.Failed(err)
+		p.cfg.Log.Debug("consent store unavailable; holding the batch (fail closed)",
 			zap.Int("attempt", attempt), zap.Int("subjects", n), zap.Duration("retry_in", wait), zap.Error(err))
 	}}, fn)
 	if err == nil {
 		p.cfg.Hooks.Condition(CondConsentStore, nil)
+		p.storeLoop.OK()
+	} else {
+		// ctx ended (the partition was released): these lookups stop
+		// retrying; the next lookups of any partition report again.
+		p.storeLoop.Close()
 	}
 	return err
 }

@@ -8,10 +8,14 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/internal/demo/synth"
 	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
 )
@@ -133,12 +137,18 @@ func TestProcessFailsClosedWhileStoreIsDown(t *testing.T) {
 	h := &hooks.Readiness{}
 	p := newTestProcessor(t, st)
 	p.cfg.Hooks = hooks.List{h}
+	core, logs := observer.New(zapcore.InfoLevel)
+	p.storeLoop = outage.New("Redis", "redis.addr", zap.New(core), outage.Config{}).Loop("consent lookups", "")
 	res, err := p.Process(context.Background(), msgs)
 	if err != nil || len(res.Out) == 0 {
 		t.Fatalf("after the store recovered: %v", err)
 	}
 	if st.calls.Load() != 4 {
 		t.Fatalf("store called %d times, want 4 (3 failures, 1 success)", st.calls.Load())
+	}
+	// Three failures are one warning, and the recovery one line.
+	if e := logs.All(); len(e) != 2 || e[0].Message != "Redis unavailable" || e[1].Message != "Redis back" {
+		t.Fatalf("logged %v, want one warning and one recovery line", e)
 	}
 	if ok, _ := h.Ready(); !ok {
 		t.Fatal("not ready after recovery")

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 )
 
@@ -23,6 +24,9 @@ type Runner struct {
 	workers sync.WaitGroup
 	fatal   atomic.Pointer[error]
 	stop    context.CancelFunc
+	// The Kafka loops, each shared by every partition so that a partition
+	// released during an outage leaves no loop failing behind.
+	joinLoop, fetchLoop, commitLoop *outage.Loop
 }
 
 // NewRunner applies cfg's defaults, validates it and returns a Runner.
@@ -31,9 +35,14 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg}
+	r := &Runner{cfg: cfg,
+		joinLoop:   cfg.Outage.Loop("consumer group join", "no partition is consumed"),
+		fetchLoop:  cfg.Outage.Loop("fetch", "raw events wait in Kafka"),
+		commitLoop: cfg.Outage.Loop("offset commit", "written events are redelivered after a restart"),
+	}
 	r.sink = &sink{producer: cfg.Producer, deadLetterTopic: cfg.DeadLetterTopic, maxWriteBytes: cfg.MaxWriteBytes,
-		backoff: cfg.Backoff, hooks: cfg.Hooks, fail: r.fail}
+		backoff: cfg.Backoff, hooks: cfg.Hooks, fail: r.fail,
+		loop: cfg.Outage.Loop("produce", "decided events are held, uncommitted")}
 	return r, nil
 }
 
@@ -66,6 +75,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	ctx, r.stop = context.WithCancel(ctx)
 	defer r.stop()
+	for _, l := range []*outage.Loop{r.joinLoop, r.fetchLoop, r.commitLoop, r.sink.loop} {
+		defer l.Close()
+	}
 
 	// Writes outlive ctx by at most ShutdownGrace so that in-flight batches
 	// can be acknowledged and committed.
@@ -106,10 +118,10 @@ func (r *Runner) nextGeneration(ctx context.Context, cg *kafka.ConsumerGroup) (*
 	cfg := &r.cfg
 	var gen *kafka.Generation
 	err := retry.Do(ctx, retry.Policy{
-		Backoff: retry.Backoff{Min: JoinGroupBackoff, Max: JoinGroupBackoff},
+		Backoff: retry.Backoff{Min: JoinGroupBackoff, Max: max(JoinGroupBackoff, cfg.Backoff.Max)},
 		OnRetry: func(_ int, err error, _ time.Duration) {
 			cfg.Hooks.Condition(CondGroup, err)
-			cfg.Log.Warn("joining consumer group failed; retrying", zap.String("group", cfg.GroupID), zap.Error(err))
+			r.joinLoop.Failed(err)
 		},
 	}, func() error {
 		var err error
@@ -123,6 +135,11 @@ func (r *Runner) nextGeneration(ctx context.Context, cg *kafka.ConsumerGroup) (*
 		return nil, errors.Join(err, ctx.Err())
 	}
 	cfg.Hooks.Condition(CondGroup, nil)
+	r.joinLoop.OK()
+	// The group coordinator answered the join, the sync and the offset
+	// fetch: commits, which go to it too, are not failing any more (a
+	// commit failed in an outage would otherwise wait for new events).
+	r.commitLoop.OK()
 	hooks.Each(cfg.Hooks, func(h GenerationHook) { h.OnGeneration(gen.ID) })
 	return gen, nil
 }
@@ -206,10 +223,12 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 	}()
 
 	proc := cfg.NewProcessor()
-	// A failed fetch is tried again after the minimum wait: a reader
-	// recovers by itself, and a longer wait only delays events.
-	fetch := retry.Policy{Backoff: retry.Backoff{Min: cfg.Backoff.Min, Max: cfg.Backoff.Min}, OnRetry: func(attempt int, err error, wait time.Duration) {
-		log.Warn("fetch failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+	// A failed fetch is tried again soon: a reader recovers by itself,
+	// and a longer wait only delays events. The wait still grows up to
+	// FetchBackoffMax, so that an outage does not spin.
+	fetch := retry.Policy{Backoff: retry.Backoff{Min: cfg.Backoff.Min, Max: max(cfg.Backoff.Min, min(cfg.Backoff.Max, FetchBackoffMax))}, OnRetry: func(attempt int, err error, wait time.Duration) {
+		r.fetchLoop.Failed(err)
+		log.Debug("fetch failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
 	}}
 	for ctx.Err() == nil {
 		var msgs []kafka.Message
@@ -221,6 +240,7 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 		if err != nil || len(msgs) == 0 {
 			continue // ctx ended
 		}
+		r.fetchLoop.OK()
 		filled := time.Now()
 		r.stage(StageFill, filled.Sub(first))
 		next := msgs[len(msgs)-1].Offset + 1

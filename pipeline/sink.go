@@ -13,6 +13,7 @@ import (
 
 	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/kafkax"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/wire"
 )
@@ -43,6 +44,8 @@ type sink struct {
 	hooks           hooks.List
 	// fail stops the instance: nothing it writes will be accepted.
 	fail func(error)
+	// loop receives the transient write failures and the successes.
+	loop *outage.Loop
 }
 
 // stopError is an attempt's error after which nothing is retried: the
@@ -133,7 +136,8 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		Classify: stopClass,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			s.hooks.Condition(cond, err)
-			log.Warn("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(o.pending())), zap.Duration("retry_in", wait), zap.Error(err))
+			s.loop.Failed(err)
+			log.Debug("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(o.pending())), zap.Duration("retry_in", wait), zap.Error(err))
 		},
 	}, func() error {
 		if !first && !open() {
@@ -149,6 +153,9 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		return nil, err
 	}
 	if err != nil {
+		// Abandoned, not acknowledged: this write stops retrying (the
+		// next write of any partition reports again).
+		s.loop.Close()
 		if stopClass(err) != retry.Fatal {
 			s.hooks.Condition(cond, err)
 			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(o.pending())), zap.Error(err))
@@ -156,6 +163,7 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		return nil, err
 	}
 	s.hooks.Condition(cond, nil)
+	s.loop.OK()
 	return &o.report, nil
 }
 

@@ -28,7 +28,7 @@ func (r *Runner) newConsumerGroup() (*kafka.ConsumerGroup, error) {
 		JoinGroupBackoff:      JoinGroupBackoff,
 		StartOffset:           cfg.StartOffset,
 		WatchPartitionChanges: true,
-		ErrorLogger:           kafkax.ErrorLogger(cfg.Log, "kafka consumer group"),
+		ErrorLogger:           kafkax.ErrorLogger(cfg.Log, "kafka consumer group", cfg.Outage),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer group: %w", err)
@@ -48,6 +48,7 @@ func (r *Runner) newPartitionReader(topic string, partition int, log *zap.Logger
 		QueueCapacity: cfg.BatchSize,
 		Log:           log,
 		Name:          "kafka reader",
+		Outage:        cfg.Outage,
 	})
 }
 

@@ -9,6 +9,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/outage"
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
 // The revocation barrier's registry in Redis: the primitives that
@@ -89,6 +92,10 @@ type BarrierMember struct {
 	id     string
 	ttl    time.Duration
 	log    *zap.Logger
+	// Outage receives the barrier channel's failures and recoveries, so
+	// that an outage is a few lines. Default: a Tracker of its own, on
+	// the member's logger.
+	Outage *outage.Tracker
 }
 
 // NewBarrierMember returns the lease of member id, ttl long. log may be
@@ -174,35 +181,23 @@ type barrierMsg struct {
 }
 
 // resubscribeWait is the first pause before subscribing again after the
-// channel was lost; it doubles up to maxResubscribeWait while the channel
-// stays lost. stillLostEvery spaces the warnings of a long outage.
+// channel was lost; it doubles up to maxResubscribeWait (with jitter)
+// while the channel stays lost.
 const (
 	resubscribeWait    = 100 * time.Millisecond
 	maxResubscribeWait = 2 * time.Second
-	stillLostEvery     = time.Minute
 )
 
 // Watch implements barrier.Lease: it subscribes to BarrierChannel and
 // calls handle for each barrier, in its own goroutine, until ctx ends.
-// While the channel is lost it subscribes again with backoff, and says so
-// once, then once a minute, then when it is back: an outage logs a few
-// lines, not one per attempt.
+// While the channel is lost it subscribes again with backoff and reports
+// each attempt to m.Outage: an outage logs a few lines, not one per
+// attempt.
 func (m *BarrierMember) Watch(ctx context.Context, handle func(id string, subjects []string)) {
-	wait := resubscribeWait
-	var lostSince, lastLog time.Time
-	attempts := 0
-	lost := func(err error) {
-		attempts++
-		now := time.Now()
-		switch {
-		case lostSince.IsZero():
-			lostSince, lastLog = now, now
-			m.log.Warn("barrier channel lost; resubscribing (unconfirmed barriers fence this instance)", zap.Error(err))
-		case now.Sub(lastLog) >= stillLostEvery:
-			lastLog = now
-			m.log.Warn("barrier channel still lost; resubscribing", zap.Duration("for", now.Sub(lostSince).Round(time.Second)), zap.Int("attempts", attempts), zap.Error(err))
-		}
-	}
+	loop := outage.OrNew(m.Outage, "Redis", "", m.log).Loop("barrier channel", "unconfirmed barriers fence this instance")
+	defer loop.Close()
+	backoff := retry.Backoff{Min: resubscribeWait, Max: maxResubscribeWait}
+	attempt := 0
 	for ctx.Err() == nil {
 		ps := m.rdb.Subscribe(ctx, BarrierChannel(m.prefix))
 		// A blocked receive does not see ctx end: closing the
@@ -210,18 +205,16 @@ func (m *BarrierMember) Watch(ctx context.Context, handle func(id string, subjec
 		unblock := context.AfterFunc(ctx, func() { ps.Close() })
 		if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
 			if ctx.Err() == nil {
-				lost(err)
+				loop.Failed(err)
 			}
 		} else {
-			if !lostSince.IsZero() {
-				m.log.Info("barrier channel back", zap.Duration("lost_for", time.Since(lostSince).Round(time.Millisecond)), zap.Int("attempts", attempts))
-			}
-			lostSince, attempts, wait = time.Time{}, 0, resubscribeWait
+			loop.OK()
+			attempt = 0
 			for ctx.Err() == nil {
 				msg, err := ps.ReceiveMessage(ctx)
 				if err != nil {
 					if ctx.Err() == nil {
-						lost(err)
+						loop.Failed(err)
 					}
 					break
 				}
@@ -234,13 +227,8 @@ func (m *BarrierMember) Watch(ctx context.Context, handle func(id string, subjec
 		}
 		unblock()
 		ps.Close()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-		wait = min(2*wait, maxResubscribeWait)
+		attempt++
+		_ = retry.Sleep(ctx, backoff.Delay(attempt))
 	}
 }
 

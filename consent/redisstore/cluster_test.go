@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/testing/itest"
@@ -30,7 +29,7 @@ func TestIntegrationCluster(t *testing.T) {
 		defer cancel()
 		prefix := itest.Unique("cl") + ":consent:"
 		inv := &recordingInvalidator{}
-		go redisstore.WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+		watchInvalidations(t, rdb, prefix, inv)
 		itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
 		w := redisstore.NewUpdater(rdb, prefix)

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/internal/lib/outage"
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
 // ExpiryIndexKey is the sorted set of subjects whose record has an
@@ -51,6 +53,13 @@ type Sweeper struct {
 	// must return only once the retractions are written.
 	Expire func(ctx context.Context, subject string, rec consent.Record) error
 	Log    *zap.Logger
+	// Outage receives failed and successful sweeps. Default: a Tracker of
+	// its own, on Log.
+	Outage *outage.Tracker
+	// Backoff spaces the sweeps after failures (doubling from Min up to
+	// Max, with jitter); a sweep that succeeds waits the interval of Run.
+	// Default: retry's (100ms to 5s).
+	Backoff retry.Backoff
 }
 
 // NewSweeper returns a Sweeper for prefix.
@@ -61,16 +70,25 @@ func NewSweeper(rdb redis.UniversalClient, prefix string, expire func(ctx contex
 // SweepInterval is how often each instance looks for expired records.
 const SweepInterval = 500 * time.Millisecond
 
-// Run sweeps every interval until ctx ends.
+// Run sweeps every interval until ctx ends. After a failed sweep it waits
+// the longer of interval and the backoff, and reports each failure to
+// Outage rather than logging it.
 func (s *Sweeper) Run(ctx context.Context, interval time.Duration) {
+	loop := outage.OrNew(s.Outage, "Redis", "", s.Log).Loop("expiry sweeper", "expired consent is retracted once Redis is back")
+	defer loop.Close()
+	failures := 0
 	for {
+		wait := interval
 		if _, err := s.Sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			s.Log.Warn("sweeping expired consent records failed", zap.Error(err))
+			loop.Failed(err)
+			failures++
+			wait = max(interval, s.Backoff.Delay(failures))
+		} else if err == nil {
+			loop.OK()
+			failures = 0
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, wait) != nil {
 			return
-		case <-time.After(interval):
 		}
 	}
 }

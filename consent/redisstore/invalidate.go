@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/outage"
+	"github.com/consentd/consentd/internal/lib/retry"
 )
 
 // Invalidator is what WatchInvalidations drives: normally *consent.Cache.
@@ -26,15 +28,20 @@ type Invalidator interface {
 // client: changes are announced with PUBLISH, which a Redis Cluster
 // delivers to subscribers on every node, so subscribing on any one node
 // hears every change.
-func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix string, c Invalidator, timeout time.Duration, log *zap.Logger) {
+//
+// Each failure and each confirmed subscription is reported to tr (nil:
+// a Tracker of its own that logs nowhere), and the waits between attempts
+// grow from timeout/4 to timeout, with jitter.
+func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix string, c Invalidator, timeout time.Duration, tr *outage.Tracker) {
+	loop := outage.OrNew(tr, "Redis", "", nil).Loop("invalidation channel", "the local consent cache is bypassed")
+	defer loop.Close()
+	backoff := retry.Backoff{Min: timeout / 4, Max: timeout}
 	c.SetBypass(true)
 	ps := rdb.Subscribe(ctx, InvalidationChannel(prefix))
 	defer ps.Close()
-	subscribed, pinged := false, false
+	subscribed, pinged, failures := false, false, 0
 	deaf := func(err error) {
-		if subscribed {
-			log.Warn("consent invalidation channel lost; local cache bypassed until it is back", zap.Error(err))
-		}
+		loop.Failed(err)
 		subscribed = false
 		c.SetBypass(true)
 	}
@@ -57,18 +64,16 @@ func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix s
 			}
 			deaf(err)
 			pinged = false
-			select {
-			case <-ctx.Done():
-			case <-time.After(timeout / 4):
-			}
+			failures++
+			_ = retry.Sleep(ctx, backoff.Delay(failures))
 			continue
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				subscribed, pinged = true, false
+				subscribed, pinged, failures = true, false, 0
 				c.SetBypass(false)
-				log.Debug("consent invalidation channel subscribed")
+				loop.OK()
 			}
 		case *redis.Pong:
 			pinged = false

@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/consent/redisstore"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/testing/itest"
 )
 
@@ -153,8 +154,8 @@ func TestIntegrationInvalidation(t *testing.T) {
 	inv := &recordingInvalidator{}
 	name := itest.Unique("watcher")
 	watcher := redis.NewClient(&redis.Options{Addr: env.Redis, ClientName: name})
-	defer watcher.Close()
-	go redisstore.WatchInvalidations(ctx, watcher, prefix, inv, 500*time.Millisecond, zaptest.NewLogger(t))
+	t.Cleanup(func() { watcher.Close() })
+	watchInvalidations(t, watcher, prefix, inv)
 	itest.Eventually(t, 5*time.Second, "subscription", func() bool { _, b, _ := inv.state(); return !b })
 
 	w := redisstore.NewUpdater(rdb, prefix)
@@ -178,6 +179,19 @@ func TestIntegrationInvalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	itest.Eventually(t, 2*time.Second, "invalidation after reconnect", func() bool { i, _, _ := inv.state(); return len(i) == 2 && i[1] == "u2" })
+}
+
+// watchInvalidations runs WatchInvalidations until the test ends and
+// waits for it to return before the clients closed by earlier cleanups
+// are closed (so that nothing logs after the test).
+func watchInvalidations(t *testing.T, rdb redis.UniversalClient, prefix string, inv redisstore.Invalidator) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		redisstore.WatchInvalidations(ctx, rdb, prefix, inv, 500*time.Millisecond, outage.New("Redis", "", zaptest.NewLogger(t), outage.Config{}))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // killClient closes the server side of the connections named name.

@@ -40,6 +40,7 @@ import (
 	"github.com/consentd/consentd/consent/redisstore"
 	"github.com/consentd/consentd/internal/connect"
 	"github.com/consentd/consentd/internal/lib/hooks"
+	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/kafkaops"
@@ -115,6 +116,8 @@ type App struct {
 	runner       *pipeline.Runner
 	store        *redisstore.Store
 	member       *barrier.Member
+	outageCfg    outage.Config
+	outages      outages
 	admin        *http.Server
 	ln           net.Listener
 	api          *http.Server // nil when the consent API is off
@@ -155,6 +158,7 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	for _, o := range opts {
 		o(a)
 	}
+	a.outages = newOutages(cfg, log, a.outageCfg)
 	if pol.PerOutputPseudonyms && len(cfg.Pipeline.CopyHeaders) > 0 {
 		log.Warn("pipeline.copy_headers is set with pseudonymization.per_output: copied raw headers are the same on every output and can join them",
 			zap.Strings("copy_headers", cfg.Pipeline.CopyHeaders))
@@ -179,12 +183,14 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 		}
 	}
 	if a.Shadow != nil && cfg.Shadow.ReportTopic != "" {
-		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log}
+		a.shadowReport = &kafkaops.ShadowReporter{Topic: cfg.Shadow.ReportTopic, PerSecond: cfg.Shadow.ReportPerSecond, Producer: a.Producer, Live: pol, Shadow: a.Shadow, Log: log, Outage: a.outages.kafka}
 		a.Hooks = append(a.Hooks, a.shadowReport)
 	}
 	a.Changes = NewChanges(cfg, pol, a.Redis, a.Producer, a.Hooks, log)
 	lease := redisstore.NewBarrierMember(a.Redis, cfg.Redis.KeyPrefix, barrier.NewID(), barrier.DefaultLeaseTTL, log)
+	lease.Outage = a.outages.redis
 	a.member = barrier.NewMember(lease, a.Cache, a.Hooks, log)
+	a.member.Outage = a.outages.redis
 	if a.runner, err = a.newRunner(); err != nil {
 		a.Redis.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -217,12 +223,14 @@ func (a *App) newRunner() (*pipeline.Runner, error) {
 		ShadowEvery:     cfg.Shadow.Every,
 		Hooks:           a.Hooks,
 		Log:             a.Log,
+		StoreOutage:     a.outages.redis,
 	})
 	if err != nil {
 		return nil, err
 	}
 	rc := RunnerConfig(cfg, newProcessor, a.Producer, a.Hooks, a.Log)
 	rc.Dialer = a.Kafka.Dialer()
+	rc.Outage = a.outages.kafka
 	rc.Fence = a.member
 	return pipeline.NewRunner(rc)
 }
@@ -455,7 +463,7 @@ func (a *App) Run(ctx context.Context) error {
 		background = append(background, func() { <-done })
 	}
 	start(func(ctx context.Context) {
-		redisstore.WatchInvalidations(ctx, a.Redis, cfg.Redis.KeyPrefix, a.Cache, max(time.Second, 2*cfg.Redis.Timeout), a.Log)
+		redisstore.WatchInvalidations(ctx, a.Redis, cfg.Redis.KeyPrefix, a.Cache, max(time.Second, 2*cfg.Redis.Timeout), a.outages.redis)
 	})
 	start(func(ctx context.Context) { consent.WatchStore(ctx, a.store, a.Hooks, consent.StoreCheckInterval) })
 	start(a.member.Run)
@@ -468,7 +476,9 @@ func (a *App) Run(ctx context.Context) error {
 			zap.Int("every", cfg.Shadow.Every), zap.String("report_topic", cfg.Shadow.ReportTopic))
 	}
 	start(func(ctx context.Context) {
-		redisstore.NewSweeper(a.Redis, cfg.Redis.KeyPrefix, a.Changes.Expire, a.Log).Run(ctx, redisstore.SweepInterval)
+		sw := redisstore.NewSweeper(a.Redis, cfg.Redis.KeyPrefix, a.Changes.Expire, a.Log)
+		sw.Outage, sw.Backoff = a.outages.redis, Backoff(cfg)
+		sw.Run(ctx, redisstore.SweepInterval)
 	})
 	// The consent sync stops with the engine (also when the engine stops
 	// on a fatal error before ctx ends).
@@ -525,6 +535,8 @@ func (a *App) runConsentSync(ctx context.Context) {
 		Backoff:         Backoff(cfg),
 		Hooks:           a.Hooks,
 		Log:             a.Log,
+		KafkaOutage:     a.outages.kafka,
+		StoreOutage:     a.outages.redis,
 	}
 	if err := s.Run(ctx); err != nil {
 		a.Log.Error("consent ingestion stopped", zap.Error(err))

@@ -150,7 +150,7 @@ type running struct {
 	stop func() error
 }
 
-func (s *stack) start(t *testing.T, mutate func(*config.Config)) *running {
+func (s *stack) start(t *testing.T, mutate func(*config.Config), opts ...Option) *running {
 	t.Helper()
 	cfg := *s.cfg
 	if mutate != nil {
@@ -163,7 +163,7 @@ func (s *stack) start(t *testing.T, mutate func(*config.Config)) *running {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel), zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewTee(c, s.core)
 	})))
-	a, err := New(&cfg, pol, log)
+	a, err := New(&cfg, pol, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 // Package kafkax holds what every part of consentd that talks to Kafka
 // through kafka-go shares: the one table of which Kafka errors are
 // retriable and why (Classify), the one constructor of readers
-// (NewReader) and the adapter of kafka-go's logs to zap (ErrorLogger).
+// (NewReader) and the adapter of kafka-go's logs to zap (ErrorLogger,
+// rate limited through internal/lib/outage).
 //
 // Owns: no Kafka traffic of its own. Must not import anything of consentd
-// but internal/lib/retry.
+// but internal/lib/retry and internal/lib/outage.
 package kafkax
 
 import (
@@ -15,6 +16,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/consentd/consentd/internal/lib/outage"
 
 	"github.com/consentd/consentd/internal/lib/retry"
 )
@@ -103,6 +106,9 @@ type ReaderConfig struct {
 	// Log receives kafka-go's errors under Name. Default: none.
 	Log  *zap.Logger
 	Name string
+	// Outage, if set, receives kafka-go's errors instead of Log (see
+	// ErrorLogger). Default: none.
+	Outage *outage.Tracker
 }
 
 // DefaultProduceLinger is how long consentd's writer waits to fill a
@@ -147,25 +153,29 @@ func NewReader(cfg ReaderConfig) *kafka.Reader {
 		if name == "" {
 			name = "kafka reader"
 		}
-		rc.ErrorLogger = ErrorLogger(cfg.Log, name)
+		rc.ErrorLogger = ErrorLogger(cfg.Log, name, cfg.Outage)
 	}
 	return kafka.NewReader(rc)
 }
 
-// ErrorLogger returns a kafka-go ErrorLogger that logs at warn level
-// under msg, except for the read timeouts kafka-go reports whenever a
-// fetch or a group heartbeat connection stays idle: those say nothing
-// about consentd's health (real failures surface as errors from fetches,
-// writes and commits) and would be most log lines of an idle instance, so
-// they go to debug.
-func ErrorLogger(log *zap.Logger, msg string) kafka.Logger {
+// ErrorLogger returns a kafka-go ErrorLogger that reports each error
+// under msg as a Note to tr (nil: a Tracker of its own, on log), which
+// folds it into the summary of an outage and otherwise logs a warning
+// at most once a minute: kafka-go logs every failed attempt of its own
+// retry loops. The read timeouts kafka-go reports whenever a fetch or a
+// group heartbeat connection stays idle say nothing about consentd's
+// health (real failures surface as errors from fetches, writes and
+// commits) and would be most log lines of an idle instance, so they go
+// to debug.
+func ErrorLogger(log *zap.Logger, msg string, tr *outage.Tracker) kafka.Logger {
+	tr = outage.OrNew(tr, "Kafka", "", log)
 	return kafka.LoggerFunc(func(f string, a ...any) {
 		detail := fmt.Sprintf(f, a...)
 		if IdleTimeoutNoise(detail) {
 			log.Debug(msg, zap.String("detail", detail))
 			return
 		}
-		log.Warn(msg, zap.String("detail", detail))
+		tr.Note(msg, detail)
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 
 func TestKafkaIdleTimeoutsAreDebug(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	l := ErrorLogger(zap.New(core), "kafka reader")
+	l := ErrorLogger(zap.New(core), "kafka reader", nil)
 	l.Printf("the kafka reader got an unknown error reading partition %d of %s at offset %d: %v", 0, "raw", 42, "read tcp 127.0.0.1:5555->127.0.0.1:9092: i/o timeout")
 	l.Printf("kafka reader: %v", "SASL Authentication Failed")
 	if w := logs.FilterLevelExact(zapcore.WarnLevel).All(); len(w) != 1 || !strings.Contains(w[0].ContextMap()["detail"].(string), "SASL") {
@@ -24,6 +24,14 @@ func TestKafkaIdleTimeoutsAreDebug(t *testing.T) {
 	}
 	if d := logs.FilterLevelExact(zapcore.DebugLevel).Len(); d != 1 {
 		t.Errorf("%d debug lines, want the idle timeout", d)
+	}
+	// kafka-go logs every attempt of its own retries: the rest of the
+	// minute is left out.
+	for range 50 {
+		l.Printf("kafka reader: %v", "dial tcp 127.0.0.1:9092: connect: connection refused")
+	}
+	if w := logs.FilterLevelExact(zapcore.WarnLevel).Len(); w != 1 {
+		t.Errorf("%d warnings after 50 more errors within a minute, want still 1", w)
 	}
 }
 
