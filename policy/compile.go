@@ -43,6 +43,9 @@ type Policy struct {
 	signals *signalPolicy
 	keys    *Keyring
 	guard   *event.KeyGuard // see confusable.go
+	// Segments is the representation measurement; nil when the policy
+	// measures none.
+	Segments *Segments
 	// Warnings are problems that do not stop the policy from running: an
 	// output without keep_only (an error with require_keep_only), without
 	// scrub, or without truncate_time (its clean record timestamps are the
@@ -82,6 +85,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		c.output(i)
 	}
 	c.outputKeys()
+	c.segments()
 	c.joinLint()
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)

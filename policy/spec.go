@@ -77,6 +77,9 @@ type Spec struct {
 	Signals *SignalsSpec `yaml:"signals"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
+	// Segments measures how consent changes each output's mix of
+	// segments (country, locale, event name...). Default: not measured.
+	Segments *SegmentsSpec `yaml:"segments"`
 }
 
 // OutputSpec is one clean output.
@@ -90,6 +93,10 @@ type OutputSpec struct {
 	Require []string `yaml:"require"`
 	// When restricts the output to some event types/names. Default: all.
 	When *FilterSpec `yaml:"when"`
+	// Segments are this output's segment fields (see SegmentsSpec),
+	// instead of segments.fields; [] measures none. Default:
+	// segments.fields.
+	Segments []string `yaml:"segments"`
 	// Transforms run in order on the event before it is written.
 	Transforms []TransformSpec `yaml:"transforms"`
 }
