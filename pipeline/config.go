@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -216,6 +217,10 @@ type ProcessorConfig struct {
 	ShadowEvery int
 	// Log receives warnings and debug explanations. Default: none.
 	Log *zap.Logger
+	// AggregateSeed keys the subject hash of aggregate contributions
+	// (Accounting.Contributions); every processor of one factory shares
+	// it. Default: a random seed.
+	AggregateSeed maphash.Seed
 }
 
 // DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.
@@ -227,6 +232,9 @@ func (c *ProcessorConfig) ApplyDefaults() {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	c.Backoff.ApplyDefaults()
+	if c.AggregateSeed == (maphash.Seed{}) {
+		c.AggregateSeed = maphash.MakeSeed()
+	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}

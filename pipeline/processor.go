@@ -15,6 +15,7 @@ import (
 	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/scrub"
 )
 
 // Result is a processed batch: the messages to write, in order, and the
@@ -49,6 +50,8 @@ type Processor struct {
 	// seen, for ShadowEvery.
 	shadow  *policy.Decider
 	shadowN int
+	// scan checks the aggregates' group values (contribute).
+	scan scrub.Scanner
 	// observe, when set (Explain), is told what decide did with each
 	// message.
 	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)
@@ -365,6 +368,9 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 		if reason := d.DropReason(); reason != "" {
 			acc.Dropped[reason]++
+		}
+		if len(p.cfg.Policy.Aggregates) > 0 {
+			p.contribute(res, m, &b.docs[i], b.subjects[i], d)
 		}
 		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
 			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))

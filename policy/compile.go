@@ -46,6 +46,10 @@ type Policy struct {
 	// Segments is the representation measurement; nil when the policy
 	// measures none.
 	Segments *Segments
+	// Aggregates are the outputs of kind aggregate, apart from the clean
+	// Outputs: differentially private counts of what an output did not
+	// write (see aggregate.go).
+	Aggregates []*Aggregate
 	// Warnings are problems that do not stop the policy from running: an
 	// output without keep_only (an error with require_keep_only), without
 	// scrub, or without truncate_time (its clean record timestamps are the
@@ -73,6 +77,7 @@ type Output struct {
 // reported, joined. keys may be nil only to check a policy without its key
 // file (consentd policy check): DecideAt then fails on the first pseudonym.
 func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
+	spec, aggs := splitOutputs(spec)
 	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
 	c.purposes()
 	c.consentSignals()
@@ -86,6 +91,7 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 	}
 	c.outputKeys()
 	c.segments()
+	c.aggregates(aggs)
 	c.joinLint()
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
@@ -303,6 +309,20 @@ func (c *compiler) checkKey(where, id string) {
 	}
 }
 
+// claimName checks an output's name, unique among clean and aggregate
+// outputs.
+func (c *compiler) claimName(where, name string) {
+	if err := validName(name); err != nil {
+		c.fail("%s: name: %w", where, err)
+	} else if c.names[name] {
+		c.fail("%s: name %q used twice", where, name)
+	}
+	if c.names == nil {
+		c.names = map[string]bool{}
+	}
+	c.names[name] = true
+}
+
 // output compiles spec.Outputs[i] and lints it.
 func (c *compiler) output(i int) {
 	os := c.spec.Outputs[i]
@@ -311,15 +331,7 @@ func (c *compiler) output(i int) {
 		where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
 	}
 	o := &Output{Name: os.Name, Topic: os.Topic}
-	if err := validName(os.Name); err != nil {
-		c.fail("%s: name: %w", where, err)
-	} else if c.names[os.Name] {
-		c.fail("%s: name %q used twice", where, os.Name)
-	}
-	if c.names == nil {
-		c.names = map[string]bool{}
-	}
-	c.names[os.Name] = true
+	c.claimName(where, os.Name)
 	if strings.TrimSpace(os.Topic) == "" {
 		c.fail("%s: topic: required", where)
 	}

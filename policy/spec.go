@@ -99,6 +99,13 @@ type OutputSpec struct {
 	Segments []string `yaml:"segments"`
 	// Transforms run in order on the event before it is written.
 	Transforms []TransformSpec `yaml:"transforms"`
+
+	// Kind is "" for a clean output, or "aggregate" for differentially
+	// private counts of the events another output did not write (see
+	// AggregateSpec; its fields below apply to aggregates only).
+	// Default: "" (clean).
+	Kind          string `yaml:"kind"`
+	AggregateSpec `yaml:",inline"`
 }
 
 // FilterSpec selects events by their "type" and "event" fields. An empty

@@ -21,7 +21,7 @@ var layers = []struct {
 	{"leaf helpers, and the auditor (which shares no code with what it audits)", []string{"internal/lib/", "internal/audit"}},
 	{"wire contract, event model, shipped files, consent records", []string{"event", "scrub", "wire", "configs", "consent"}},
 	{"decisions and consent services", []string{"policy", "consent/ingest", "consent/changes", "consent/redisstore", "barrier"}},
-	{"engine, Kafka services, data-subject requests", []string{"pipeline", "kafkaops", "consent/dsr"}},
+	{"engine, Kafka services, data-subject requests", []string{"pipeline", "pipeline/aggregates", "kafkaops", "consent/dsr"}},
 	{"configuration (filled from the components' defaults), adapters, plugins and the policy test runner", []string{"config", "internal/connect", "internal/metrics", "internal/policytest"}},
 	{"composition root", []string{"internal/app"}},
 	{"tools: command, demo, benchmarks, test helpers and contract suites, operations package", []string{"cmd/", "internal/demo/", "internal/bench/", "internal/testing/", "pipeline/enginetest", "consent/storetest", "deploy"}},

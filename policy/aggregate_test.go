@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// aggregatePolicy is a policy with one clean output and, after it, the
+// aggregate output agg (YAML flow mapping fields).
+func aggregatePolicy(agg string) string {
+	return `
+version: v
+purposes: [analytics]
+pseudonym_key: k1
+outputs:
+  - {name: analytics, topic: clean.analytics, require: [analytics]}
+  - {name: dropped, topic: agg.dropped, kind: aggregate, ` + agg + `}
+`
+}
+
+func TestAggregateCompiles(t *testing.T) {
+	p := compileSpec(t, aggregatePolicy(`of: analytics, window: 1h, group_by: [context.location.country, event], epsilon: 0.5, delta: 1e-6, max_groups: 2, max_per_group: 3, noise: gaussian, sum: {field: properties.revenue, min: 0, max: 200}`))
+	if len(p.Outputs) != 1 || p.Outputs[0].Name != "analytics" {
+		t.Fatalf("clean outputs = %v, want only analytics", p.Outputs)
+	}
+	if len(p.Aggregates) != 1 {
+		t.Fatalf("aggregates = %v, want one", p.Aggregates)
+	}
+	a := p.Aggregates[0]
+	if a.Name != "dropped" || a.Topic != "agg.dropped" || a.Of != "analytics" || a.OfIndex != 0 || a.Window != time.Hour ||
+		len(a.GroupBy) != 2 || a.GroupBy[1].Name != "event" || a.Epsilon != 0.5 || a.Delta != 1e-6 || a.MaxGroups != 2 || a.MaxPerGroup != 3 ||
+		a.Noise != NoiseGaussian || a.Sum == nil || a.Sum.Field.Name != "properties.revenue" || a.Sum.Min != 0 || a.Sum.Max != 200 {
+		t.Fatalf("aggregate = %+v", a)
+	}
+	d := compileSpec(t, aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`)).Aggregates[0]
+	if d.Window != DefaultAggregateWindow || d.MaxGroups != 1 || d.MaxPerGroup != 1 || d.Noise != NoiseLaplace || d.Sum != nil || len(d.GroupBy) != 0 {
+		t.Fatalf("defaults = %+v", d)
+	}
+}
+
+func TestAggregateCounts(t *testing.T) {
+	p := compileSpec(t, aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`))
+	a := p.Aggregates[0]
+	for _, tt := range []struct {
+		name string
+		od   OutputDecision
+		want bool
+	}{
+		{"written", OutputDecision{Write: true}, false},
+		{"denied", OutputDecision{Reason: ReasonConsentDeniedPrefix + "analytics"}, true},
+		{"pre-consent", OutputDecision{Reason: ReasonPreConsentPrefix + "analytics"}, true},
+		{"filtered", OutputDecision{Reason: ReasonFiltered}, false},
+	} {
+		if got := a.Counts(&Decision{Outputs: []OutputDecision{tt.od}}); got != tt.want {
+			t.Errorf("%s: Counts = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestAggregateCompileErrors(t *testing.T) {
+	ok := `of: analytics, epsilon: 1, delta: 1e-6`
+	for _, tt := range []struct{ name, agg, want string }{
+		{"no of", `epsilon: 1, delta: 1e-6`, "of: required"},
+		{"unknown of", `of: ads, epsilon: 1, delta: 1e-6`, `of: "ads" is not a clean output`},
+		{"of an aggregate", `of: dropped, epsilon: 1, delta: 1e-6`, `of: "dropped" is not a clean output`},
+		{"no epsilon", `of: analytics, delta: 1e-6`, "epsilon: 0 must be above 0"},
+		{"negative epsilon", `of: analytics, epsilon: -1, delta: 1e-6`, "epsilon: -1 must be above 0"},
+		{"huge epsilon", `of: analytics, epsilon: 11, delta: 1e-6`, "epsilon: 11 must be above 0 and at most 10"},
+		{"no delta", `of: analytics, epsilon: 1`, "delta: 0 must be above 0"},
+		{"large delta", `of: analytics, epsilon: 1, delta: 0.1`, "delta: 0.1 must be above 0 and at most 0.001"},
+		{"k too large", ok + `, max_groups: 101`, "max_groups: 101 is out of range 1..100"},
+		{"negative k", ok + `, max_groups: -1`, "max_groups: -1 is out of range"},
+		{"c too large", ok + `, max_per_group: 1001`, "max_per_group: 1001 is out of range 1..1000"},
+		{"short window", ok + `, window: 500ms`, "window: 500ms is shorter than 1s"},
+		{"fractional window", ok + `, window: 1500ms`, "not a whole number of seconds"},
+		{"bad window", ok + `, window: soon`, "window: time: invalid duration"},
+		{"subject group", ok + `, group_by: [userId]`, `group_by: "userId" cannot be an aggregate field: it is a subject path`},
+		{"identifier group", ok + `, group_by: [context.ip]`, `group_by: "context.ip" cannot be an aggregate field`},
+		{"personal name group", ok + `, group_by: [properties.email]`, `group_by: "properties.email" cannot be an aggregate field`},
+		{"wildcard group", ok + `, group_by: ["properties.*"]`, "wildcards are not allowed"},
+		{"twice", ok + `, group_by: [event, event]`, `"event" listed twice`},
+		{"too many groups", ok + `, group_by: [a, b, c, d, e]`, "group_by: 5 fields, at most 4"},
+		{"require", ok + `, require: [analytics]`, "require, when, transforms and segments belong to clean outputs"},
+		{"transforms", ok + `, transforms: [{drop_fields: [x]}]`, "require, when, transforms and segments belong to clean outputs"},
+		{"noise", ok + `, noise: uniform`, `noise: "uniform" is not laplace or gaussian`},
+		{"sum without bounds", ok + `, sum: {field: properties.revenue}`, "sum: min and max are required"},
+		{"sum bounds reversed", ok + `, sum: {field: properties.revenue, min: 5, max: 5}`, "sum: min 5 must be below max 5"},
+		{"personal sum", ok + `, sum: {field: properties.user_id, min: 0, max: 1}`, `sum.field: "properties.user_id" cannot be an aggregate field`},
+		{"no topic", ok + `, topic: ""`, "topic: required"},
+		{"clean topic", ok + `, topic: clean.analytics`, `topic "clean.analytics" is the clean topic of output analytics`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			y := aggregatePolicy(tt.agg)
+			if tt.name == "no topic" || tt.name == "clean topic" {
+				y = strings.Replace(y, "topic: agg.dropped, ", "", 1)
+			}
+			spec, err := ParseSpec("test.yaml", []byte(y))
+			if err == nil {
+				_, err = Compile(spec, testKeys(t))
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAggregateFieldsOnCleanOutput(t *testing.T) {
+	for _, tt := range []struct{ name, out, want string }{
+		{"epsilon", `{name: a, topic: t, require: [analytics], epsilon: 1}`, "belong to outputs of kind aggregate"},
+		{"unknown kind", `{name: a, topic: t, require: [analytics], kind: histogram}`, `kind "histogram": unknown`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, err := ParseSpec("test.yaml", []byte("version: v\npurposes: [analytics]\npseudonym_key: k1\noutputs: ["+tt.out+"]"))
+			if err == nil {
+				_, err = Compile(spec, testKeys(t))
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
