@@ -19,7 +19,7 @@ import (
 // counted unbounded.
 func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, subject string, d *policy.Decision) {
 	for ai, a := range p.cfg.Policy.Aggregates {
-		if !a.Counts(d) {
+		if !a.Counts(doc, d) {
 			continue
 		}
 		c := Contribution{Aggregate: ai}

@@ -106,12 +106,30 @@ type AggregateSum struct {
 	Min, Max float64
 }
 
-// Counts reports whether the aggregate counts an event d decided (it was
-// eligible for the output Of and not written there). d must not be nil
-// (a dead-lettered event is never counted).
-func (a *Aggregate) Counts(d *Decision) bool {
+// Counts reports whether the aggregate counts the event doc that d
+// decided: the output Of was eligible for it (its when filter selects
+// the event) and did not write it. d must not be nil (a dead-lettered
+// event is never counted). Consent is decided before the filter, so a
+// denied event's reason does not say whether the filter selects it: the
+// filter is read here.
+func (a *Aggregate) Counts(doc *event.Doc, d *Decision) bool {
 	od := &d.Outputs[a.OfIndex]
-	return !od.Write && od.Reason != ReasonFiltered
+	if od.Write || od.Reason == ReasonFiltered {
+		return false
+	}
+	o := od.Output
+	if o == nil || (len(o.Types) == 0 && len(o.Events) == 0) {
+		return true
+	}
+	typ, _, err := doc.GetText(pathType)
+	if err != nil {
+		return false
+	}
+	name, _, err := doc.GetText(pathEvent)
+	if err != nil {
+		return false
+	}
+	return (len(o.Types) == 0 || containsText(o.Types, typ)) && (len(o.Events) == 0 || containsText(o.Events, name))
 }
 
 // splitOutputs returns spec with only its clean outputs, and the

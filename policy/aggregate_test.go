@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/event"
 )
 
 // aggregatePolicy is a policy with one clean output and, after it, the
@@ -40,21 +43,34 @@ func TestAggregateCompiles(t *testing.T) {
 }
 
 func TestAggregateCounts(t *testing.T) {
-	p := compileSpec(t, aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`))
+	y := strings.Replace(aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`), "require: [analytics]}", "require: [analytics], when: {type: [track]}}", 1)
+	p := compileSpec(t, y)
 	a := p.Aggregates[0]
 	for _, tt := range []struct {
-		name string
-		od   OutputDecision
-		want bool
+		name, event string
+		want        bool
 	}{
-		{"written", OutputDecision{Write: true}, false},
-		{"denied", OutputDecision{Reason: ReasonConsentDeniedPrefix + "analytics"}, true},
-		{"pre-consent", OutputDecision{Reason: ReasonPreConsentPrefix + "analytics"}, true},
-		{"filtered", OutputDecision{Reason: ReasonFiltered}, false},
+		{"written", `{"type":"track","userId":"u","x":"granted"}`, false},
+		{"denied", `{"type":"track","userId":"u"}`, true},
+		{"denied, not selected by when", `{"type":"identify","userId":"u"}`, false},
 	} {
-		if got := a.Counts(&Decision{Outputs: []OutputDecision{tt.od}}); got != tt.want {
-			t.Errorf("%s: Counts = %v, want %v", tt.name, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			rec := consent.Record{}
+			if strings.Contains(tt.event, "granted") {
+				rec = granted(1, "analytics")
+			}
+			var doc event.Doc
+			if err := doc.Parse([]byte(tt.event)); err != nil {
+				t.Fatal(err)
+			}
+			d, err := (&Decider{Policy: p}).DecideAt(&doc, "u", rec, Times{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := a.Counts(&doc, d); got != tt.want {
+				t.Errorf("Counts = %v, want %v (decision %+v)", got, tt.want, d.Outputs[0])
+			}
+		})
 	}
 }
 
