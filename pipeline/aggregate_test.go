@@ -43,7 +43,7 @@ outputs:
 		msg("granted", `{"type":"track","event":"Viewed","userId":"granted"}`), // written: not counted
 		msg("u3", `{"type":"identify","userId":"u3"}`),                         // filtered: not counted
 		msg("", `{"type":"track","event":"Viewed"}`),                           // no subject: not counted
-		msg("u4", `not json`),                                                  // dead-lettered: not counted
+		msg("u4", `not json`), // dead-lettered: not counted
 	})
 	if err != nil {
 		t.Fatal(err)
