@@ -3,11 +3,14 @@ package pipeline
 import (
 	"context"
 	"hash/maphash"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/consent"
+	"github.com/consentd/consentd/event"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -66,5 +69,67 @@ outputs:
 	acc := Account(res, &WriteReport{Refused: []Refusal{{Output: "analytics", Reason: "too_large", DeadLettered: true}}})
 	if len(acc.Contributions) != len(want) {
 		t.Fatalf("Account kept %d contributions, want %d", len(acc.Contributions), len(want))
+	}
+}
+
+// BenchmarkProcessBatchAggregate is BenchmarkProcessBatch with an
+// aggregate output over analytics (two group_by fields and a sum) added
+// to the shipped policy, and messages keyed by their subject as the
+// aggregate requires: what an aggregate costs the decide stage.
+func BenchmarkProcessBatchAggregate(b *testing.B) {
+	msgs, st := synthBatch(1000)
+	keys, err := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	text, err := os.ReadFile("../configs/policy.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	withAgg := strings.Replace(string(text), "outputs:\n", `outputs:
+  - name: dropped
+    kind: aggregate
+    topic: aggs
+    of: analytics
+    group_by: [context.location.country, event]
+    epsilon: 1
+    delta: 1e-6
+    sum: {field: properties.revenue, min: 0, max: 500}
+`, 1)
+	pol, err := policy.FromBytes("policy.yaml", []byte(withAgg), keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keyBySubject(b, pol, msgs)
+	p, err := NewProcessor(ProcessorConfig{Policy: pol, Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096})
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchProcess(b, p, msgs)
+	b.ReportMetric(float64(len(res.Accounting.Contributions)), "contributions/batch")
+}
+
+// BenchmarkProcessBatchKeyed is BenchmarkProcessBatch with the messages
+// keyed as in BenchmarkProcessBatchAggregate, its baseline.
+func BenchmarkProcessBatchKeyed(b *testing.B) {
+	msgs, st := synthBatch(1000)
+	keyBySubject(b, testPolicy(b), msgs)
+	benchProcess(b, newTestProcessor(b, st), msgs)
+}
+
+// keyBySubject sets each message's key to its subject id.
+func keyBySubject(b *testing.B, pol *policy.Policy, msgs []kafka.Message) {
+	for i := range msgs {
+		var doc event.Doc
+		if err := doc.Parse(msgs[i].Value); err != nil {
+			continue
+		}
+		if s, _, ok, _ := pol.Subject(&doc); ok {
+			msgs[i].Key = []byte(s)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,28 @@ func TestAggregateFieldsOnCleanOutput(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestShippedAggregateExampleCompiles uncomments the aggregate output
+// the shipped policy shows and compiles it.
+func TestShippedAggregateExampleCompiles(t *testing.T) {
+	data, err := os.ReadFile("../configs/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, example, found := strings.Cut(string(data), "Uncomment to use:\n")
+	if !found {
+		t.Fatal("the shipped policy shows no aggregate output")
+	}
+	var lines []string
+	for _, l := range strings.Split(example, "\n") {
+		if rest, ok := strings.CutPrefix(l, "  # "); ok {
+			lines = append(lines, "  "+rest)
+		}
+	}
+	p := compileSpec(t, text+"\n"+strings.Join(lines, "\n")+"\n")
+	if len(p.Aggregates) != 1 || p.Aggregates[0].Of != "analytics" || p.Aggregates[0].Sum == nil || len(p.Outputs) != 3 {
+		t.Fatalf("aggregates = %+v, outputs %d", p.Aggregates, len(p.Outputs))
 	}
 }
