@@ -132,24 +132,45 @@ func (a *Aggregate) Counts(doc *event.Doc, d *Decision) bool {
 	return (len(o.Types) == 0 || containsText(o.Types, typ)) && (len(o.Events) == 0 || containsText(o.Events, name))
 }
 
-// splitOutputs returns spec with only its clean outputs, and the
-// aggregate ones: the rest of the compiler, and every reader of
+// String describes the aggregate in one line (consentd policy check).
+func (a *Aggregate) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "aggregate %s -> topic %s: events output %s did not write, per %s window", a.Name, a.Topic, a.Of, a.Window)
+	if len(a.GroupBy) > 0 {
+		names := make([]string, len(a.GroupBy))
+		for i, f := range a.GroupBy {
+			names[i] = f.Name
+		}
+		fmt.Fprintf(&b, " by %s", strings.Join(names, ", "))
+	}
+	if a.Sum != nil {
+		fmt.Fprintf(&b, ", with the sum of %s clipped to [%g, %g] per subject", a.Sum.Field.Name, a.Sum.Min, a.Sum.Max)
+	}
+	fmt.Fprintf(&b, "; %s noise, ε=%g δ=%g per window, each subject in at most %d group(s), %d event(s) per group", a.Noise, a.Epsilon, a.Delta, a.MaxGroups, a.MaxPerGroup)
+	return b.String()
+}
+
+// splitOutputs returns spec with only its clean outputs, the aggregate
+// ones, and the index in the file of each clean output (nil when there
+// are no aggregates): the rest of the compiler, and every reader of
 // Policy.Outputs, sees clean outputs only.
-func splitOutputs(spec *Spec) (*Spec, []OutputSpec) {
+func splitOutputs(spec *Spec) (*Spec, []OutputSpec, []int) {
 	var clean, aggs []OutputSpec
-	for _, o := range spec.Outputs {
+	var index []int
+	for i, o := range spec.Outputs {
 		if o.Kind == OutputKindAggregate {
 			aggs = append(aggs, o)
 		} else {
 			clean = append(clean, o)
+			index = append(index, i)
 		}
 	}
 	if len(aggs) == 0 {
-		return spec, nil
+		return spec, nil, nil
 	}
 	s := *spec
 	s.Outputs = clean
-	return &s, aggs
+	return &s, aggs, index
 }
 
 // aggregates compiles the aggregate outputs, after the clean ones.

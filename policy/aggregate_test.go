@@ -37,6 +37,12 @@ func TestAggregateCompiles(t *testing.T) {
 		a.Noise != NoiseGaussian || a.Sum == nil || a.Sum.Field.Name != "properties.revenue" || a.Sum.Min != 0 || a.Sum.Max != 200 {
 		t.Fatalf("aggregate = %+v", a)
 	}
+	if got, want := a.String(), "aggregate dropped -> topic agg.dropped: events output analytics did not write, per 1h0m0s window by context.location.country, event, with the sum of properties.revenue clipped to [0, 200] per subject; gaussian noise, ε=0.5 δ=1e-06 per window, each subject in at most 2 group(s), 3 event(s) per group"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if !strings.Contains(p.Summary(), "- "+a.String()+"\n") {
+		t.Errorf("Summary does not list the aggregate:\n%s", p.Summary())
+	}
 	d := compileSpec(t, aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`)).Aggregates[0]
 	if d.Window != DefaultAggregateWindow || d.MaxGroups != 1 || d.MaxPerGroup != 1 || d.Noise != NoiseLaplace || d.Sum != nil || len(d.GroupBy) != 0 {
 		t.Fatalf("defaults = %+v", d)
@@ -120,6 +126,23 @@ func TestAggregateCompileErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCleanOutputErrorsNameTheFileIndex(t *testing.T) {
+	spec, err := ParseSpec("test.yaml", []byte(`
+version: v
+purposes: [analytics]
+pseudonym_key: k1
+outputs:
+  - {name: dropped, topic: aggs, kind: aggregate, of: analytics, epsilon: 1, delta: 1e-6}
+  - {name: analytics, topic: clean.analytics}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Compile(spec, nil); err == nil || !strings.Contains(err.Error(), "outputs[1] (analytics): require") {
+		t.Fatalf("err = %v, want it to name outputs[1]", err)
 	}
 }
 

@@ -77,8 +77,8 @@ type Output struct {
 // reported, joined. keys may be nil only to check a policy without its key
 // file (consentd policy check): DecideAt then fails on the first pseudonym.
 func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
-	spec, aggs := splitOutputs(spec)
-	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
+	spec, aggs, fileIndex := splitOutputs(spec)
+	c := &compiler{spec: spec, fileIndex: fileIndex, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
 	c.purposes()
 	c.consentSignals()
 	c.timing()
@@ -127,7 +127,10 @@ type compiler struct {
 	p     *Policy
 	known map[string]bool // declared purposes
 	names map[string]bool // output names seen
-	errs  []error
+	// fileIndex maps the index of a clean output to its index in the
+	// file, when aggregate outputs were set apart (nil: the same).
+	fileIndex []int
+	errs      []error
 }
 
 func (c *compiler) fail(format string, a ...any) { c.errs = append(c.errs, fmt.Errorf(format, a...)) }
@@ -326,9 +329,13 @@ func (c *compiler) claimName(where, name string) {
 // output compiles spec.Outputs[i] and lints it.
 func (c *compiler) output(i int) {
 	os := c.spec.Outputs[i]
-	where := fmt.Sprintf("outputs[%d]", i)
+	n := i
+	if c.fileIndex != nil {
+		n = c.fileIndex[i]
+	}
+	where := fmt.Sprintf("outputs[%d]", n)
 	if os.Name != "" {
-		where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
+		where = fmt.Sprintf("outputs[%d] (%s)", n, os.Name)
 	}
 	o := &Output{Name: os.Name, Topic: os.Topic}
 	c.claimName(where, os.Name)
@@ -558,6 +565,9 @@ func (p *Policy) Summary() string {
 		for i, t := range o.Transforms {
 			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
 		}
+	}
+	for _, a := range p.Aggregates {
+		fmt.Fprintf(&b, "- %s\n", a)
 	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)
