@@ -146,7 +146,7 @@ func (g *segmentTally) index(out, f, slot int, clean bool) int {
 }
 
 // event counts one decided event: for every output it was decided for
-// (written, or skipped for any reason but its filter), its value of
+// (written, or skipped while its filter selects it), its value of
 // each of the output's segment fields, at stage raw, and at stage clean
 // when written.
 func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
@@ -156,9 +156,10 @@ func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
 	for f := range g.slot {
 		g.slot[f] = -1
 	}
+	typ, name := policy.TypeAndName(doc)
 	for j := range d.Outputs {
 		od := &d.Outputs[j]
-		if !od.Write && od.Reason == policy.ReasonFiltered {
+		if !od.Write && !od.Output.Selects(typ, name) {
 			continue
 		}
 		for _, f := range g.t.spec.ByOutput[j] {

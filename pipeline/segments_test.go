@@ -63,6 +63,7 @@ func TestSegmentsCountDecidedAndWrittenEvents(t *testing.T) {
 		ev("u-b", "track", `"DE"`),                   // all: raw DE; tracks: raw+clean DE
 		ev("u-none", "track", `"FR"`),                // no record: raw FR on both, clean nowhere
 		ev("u-both", "page", `"FR"`),                 // tracks filters it: all raw+clean FR only
+		ev("u-none", "page", `"FR"`),                 // denied, and not for tracks: all raw FR only
 		ev("u-both", "track", `"alice@example.com"`), // personal: redacted
 		ev("u-both", "track", `{"x":1}`),             // not a scalar: redacted
 		ev("u-both", "track", ""),                    // missing: none
@@ -93,7 +94,7 @@ func TestSegmentsCountDecidedAndWrittenEvents(t *testing.T) {
 	}
 	add("all", "DE", StageClean, 1)
 	add("tracks", "DE", StageClean, 2)
-	add("all", "FR", StageRaw, 1)
+	add("all", "FR", StageRaw, 2)
 	add("all", "FR", StageClean, 1)
 	if !maps.Equal(res.Accounting.Segments, want) {
 		t.Fatalf("segments:\n got %v\nwant %v", res.Accounting.Segments, want)

@@ -343,3 +343,20 @@ func SafeSegmentText(text []byte, sc *scrub.Scanner) bool {
 	}
 	return true
 }
+
+// TypeAndName returns the event's "type" and "event" texts (nil when
+// missing or not strings), as Output.Selects reads them.
+func TypeAndName(doc *event.Doc) (typ, name []byte) {
+	typ, _, _ = doc.GetText(pathType)
+	name, _, _ = doc.GetText(pathEvent)
+	return typ, name
+}
+
+// Selects reports whether the output's when-filter selects an event of
+// this type and name (an output without a filter selects every event).
+// The decision checks consent before the filter, so a skip's reason is
+// consent_denied even for an event the filter would not select: use
+// Selects, not the reason, to tell the events an output is for.
+func (o *Output) Selects(typ, name []byte) bool {
+	return (len(o.Types) == 0 || containsText(o.Types, typ)) && (len(o.Events) == 0 || containsText(o.Events, name))
+}
