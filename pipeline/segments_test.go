@@ -59,17 +59,17 @@ func TestSegmentsCountDecidedAndWrittenEvents(t *testing.T) {
 		return kafka.Message{Topic: "raw", Value: []byte(`{"type":"` + typ + `","userId":"` + subject + `"` + c + `}`)}
 	}
 	msgs := []kafka.Message{
-		ev("u-both", "track", `"DE"`),                // all: raw+clean DE; tracks: raw+clean DE
-		ev("u-b", "track", `"DE"`),                   // all: raw DE; tracks: raw+clean DE
-		ev("u-none", "track", `"FR"`),                // no record: raw FR on both, clean nowhere
-		ev("u-both", "page", `"FR"`),                 // tracks filters it: all raw+clean FR only
-		ev("u-none", "page", `"FR"`),                 // denied, and not for tracks: all raw FR only
-		ev("u-both", "track", `"alice@example.com"`), // personal: redacted
-		ev("u-both", "track", `{"x":1}`),             // not a scalar: redacted
-		ev("u-both", "track", ""),                    // missing: none
-		ev("u-both", "track", `"IT"`),                // third value admitted
-		ev("u-both", "track", `"ES"`),                // past top 3: other
-		ev("u-both", "track", `"ES"`),                // still other
+		ev("u-both", "track", `"DE"`),                                      // all: raw+clean DE; tracks: raw+clean DE
+		ev("u-b", "track", `"DE"`),                                         // all: raw DE; tracks: raw+clean DE
+		ev("u-none", "track", `"FR"`),                                      // no record: raw FR on both, clean nowhere
+		ev("u-both", "page", `"FR"`),                                       // tracks filters it: all raw+clean FR only
+		ev("u-none", "page", `"FR"`),                                       // denied, and not for tracks: all raw FR only
+		ev("u-both", "track", `"alice@example.com"`),                       // personal: redacted
+		ev("u-both", "track", `{"x":1}`),                                   // not a scalar: redacted
+		ev("u-both", "track", ""),                                          // missing: none
+		ev("u-both", "track", `"IT"`),                                      // third value admitted
+		ev("u-both", "track", `"ES"`),                                      // past top 3: other
+		ev("u-both", "track", `"ES"`),                                      // still other
 		{Topic: "raw", Value: []byte(`{"type":"track","country":"PT"}`)},   // no subject: not counted
 		{Topic: "raw", Value: []byte(`{"type":"track","userId":{"x":1}}`)}, // dead-lettered: not counted
 	}

@@ -139,4 +139,3 @@ func countsFromMetrics(ctx context.Context, url string) (representation.Counts, 
 	}
 	return representation.FromMetrics(io.LimitReader(resp.Body, 64<<20))
 }
-

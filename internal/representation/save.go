@@ -50,4 +50,3 @@ func save(path string, write func(io.Writer) (int64, error)) error {
 	}
 	return os.Rename(f.Name(), path)
 }
-
