@@ -64,6 +64,7 @@ func RepresentationFromTopics(ctx context.Context, pol *policy.Policy, src Repre
 	seen := map[rawRef]bool{}
 	sc := &scrub.Scanner{}
 	var doc event.Doc
+	var ids [][]byte
 	read := 0
 	tick := func() {
 		read++
@@ -83,13 +84,14 @@ func RepresentationFromTopics(ctx context.Context, pol *policy.Policy, src Repre
 			}
 			seen[rawRef{m.Topic, m.Partition, m.Offset}] = true
 			typ, name := policy.TypeAndName(&doc)
+			ids = pol.EventIdentifiers(&doc, ids[:0])
 			for j, o := range pol.Outputs {
 				if !o.Selects(typ, name) {
 					continue
 				}
 				for _, f := range seg.ByOutput[j] {
 					field := seg.Fields[f]
-					counts.Add(representation.Key{Output: o.Name, Field: field.Name, Value: policy.SegmentValue(&doc, field.Path, sc)}, false, 1)
+					counts.Add(representation.Key{Output: o.Name, Field: field.Name, Value: policy.SegmentValue(&doc, field.Path, sc, ids)}, false, 1)
 				}
 			}
 		})
@@ -114,9 +116,12 @@ func RepresentationFromTopics(ctx context.Context, pol *policy.Policy, src Repre
 			if doc.Parse(m.Value) != nil {
 				return
 			}
+			// A clean event's identifiers are pseudonyms: its values
+			// were checked against the raw ids by scrub already.
+			ids = pol.EventIdentifiers(&doc, ids[:0])
 			for _, f := range seg.ByOutput[j] {
 				field := seg.Fields[f]
-				counts.Add(representation.Key{Output: o.Name, Field: field.Name, Value: policy.SegmentValue(&doc, field.Path, sc)}, true, 1)
+				counts.Add(representation.Key{Output: o.Name, Field: field.Name, Value: policy.SegmentValue(&doc, field.Path, sc, ids)}, true, 1)
 			}
 		})
 		if err != nil {

@@ -63,7 +63,7 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newProcessor(cfg, newSegmentTable(cfg.Policy.Segments)), nil
+	return newProcessor(cfg, newSegmentTable(cfg.Policy)), nil
 }
 
 func newProcessor(cfg ProcessorConfig, segments *segmentTable) *Processor {
@@ -83,7 +83,7 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 	}
 	// One table of segment values for all partition workers: the first
 	// values seen get their labels process-wide.
-	segments := newSegmentTable(cfg.Policy.Segments)
+	segments := newSegmentTable(cfg.Policy)
 	return func() BatchProcessor { return newProcessor(cfg, segments) }, nil
 }
 

@@ -33,11 +33,15 @@ const (
 )
 
 // segmentTable maps the values of every segment field to slots, shared
-// by the partition workers of one process: the first Top values seen
-// (and found non-personal) of a field get a slot of their own, later
-// ones count as policy.SegmentOther. Lookups read an immutable snapshot;
-// admissions copy it under a lock (at most Top per field, ever).
+// by the partition workers of one process: the first Top values of a
+// field that a written event carries (and that are found non-personal)
+// get a slot of their own; later ones, and values no written event has
+// carried yet, count as policy.SegmentOther. A label is thus always a
+// value some clean topic already holds: the metric never shows a value
+// only a subject without consent sent. Lookups read an immutable
+// snapshot; admissions copy it under a lock (at most Top per field).
 type segmentTable struct {
+	pol    *policy.Policy
 	spec   *policy.Segments
 	fields []segmentValues
 	// scanners for SegmentValue's check of values not yet admitted.
@@ -54,11 +58,12 @@ type segmentSnap struct {
 	names []string // by slot
 }
 
-func newSegmentTable(s *policy.Segments) *segmentTable {
+func newSegmentTable(pol *policy.Policy) *segmentTable {
+	s := pol.Segments
 	if s == nil {
 		return nil
 	}
-	t := &segmentTable{spec: s, fields: make([]segmentValues, len(s.Fields))}
+	t := &segmentTable{pol: pol, spec: s, fields: make([]segmentValues, len(s.Fields))}
 	for i := range t.fields {
 		t.fields[i].snap.Store(&segmentSnap{slot: map[string]int{}, names: []string{policy.SegmentOther, policy.SegmentNone, policy.SegmentRedacted}})
 	}
@@ -69,8 +74,10 @@ func newSegmentTable(s *policy.Segments) *segmentTable {
 // slots is the number of value slots per field.
 func (t *segmentTable) slots() int { return firstValueSlot + t.spec.Top }
 
-// slotOf returns the slot of doc's value at field f.
-func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner) int {
+// slotOf returns the slot of doc's value at field f; admit allows a
+// value not yet labelled to get a label (the event was written to an
+// output that measures f). ids returns the event's identifier values.
+func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner, admit bool, ids func() [][]byte) int {
 	fv := &t.fields[f]
 	path := t.spec.Fields[f].Path
 	v, found, _ := doc.Get(path)
@@ -89,10 +96,10 @@ func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner) int {
 		}
 	}
 	snap := fv.snap.Load()
-	if len(snap.names) >= t.slots() {
+	if !admit || len(snap.names) >= t.slots() {
 		return slotOther
 	}
-	label := policy.SegmentValue(doc, path, sc)
+	label := policy.SegmentValue(doc, path, sc, ids())
 	switch label {
 	case policy.SegmentNone:
 		return slotNone
@@ -128,13 +135,19 @@ type segmentTally struct {
 	counts []int32
 	// slot caches the current event's slot per field (-1: not looked up).
 	slot []int
+	// admit: per field, whether the current event was written to an
+	// output that measures it.
+	admit []bool
+	// ids holds the current event's identifier values once read.
+	ids     [][]byte
+	idsRead bool
 }
 
 func (t *segmentTable) tally() *segmentTally {
 	if t == nil {
 		return nil
 	}
-	return &segmentTally{t: t, sc: t.scanners.Get().(*scrub.Scanner), slot: make([]int, len(t.spec.Fields))}
+	return &segmentTally{t: t, sc: t.scanners.Get().(*scrub.Scanner), slot: make([]int, len(t.spec.Fields)), admit: make([]bool, len(t.spec.Fields))}
 }
 
 func (g *segmentTally) index(out, f, slot int, clean bool) int {
@@ -155,6 +168,21 @@ func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
 	}
 	for f := range g.slot {
 		g.slot[f] = -1
+		g.admit[f] = false
+	}
+	g.idsRead = false
+	for j := range d.Outputs {
+		if d.Outputs[j].Write {
+			for _, f := range g.t.spec.ByOutput[j] {
+				g.admit[f] = true
+			}
+		}
+	}
+	ids := func() [][]byte {
+		if !g.idsRead {
+			g.ids, g.idsRead = g.t.pol.EventIdentifiers(doc, g.ids[:0]), true
+		}
+		return g.ids
 	}
 	typ, name := policy.TypeAndName(doc)
 	for j := range d.Outputs {
@@ -164,7 +192,7 @@ func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
 		}
 		for _, f := range g.t.spec.ByOutput[j] {
 			if g.slot[f] < 0 {
-				g.slot[f] = g.t.slotOf(doc, f, g.sc)
+				g.slot[f] = g.t.slotOf(doc, f, g.sc, g.admit[f], ids)
 			}
 			g.counts[g.index(j, f, g.slot[f], false)]++
 			if od.Write {

@@ -67,6 +67,8 @@ func TestSegmentsCountDecidedAndWrittenEvents(t *testing.T) {
 		ev("u-both", "track", `"alice@example.com"`),                       // personal: redacted
 		ev("u-both", "track", `{"x":1}`),                                   // not a scalar: redacted
 		ev("u-both", "track", ""),                                          // missing: none
+		ev("u-both", "track", `"u-both"`),                                  // the event's own subject id: redacted
+		ev("u-both", "track", `"A123456"`),                                 // an account number: redacted
 		ev("u-both", "track", `"IT"`),                                      // third value admitted
 		ev("u-both", "track", `"ES"`),                                      // past top 3: other
 		ev("u-both", "track", `"ES"`),                                      // still other
@@ -82,12 +84,12 @@ func TestSegmentsCountDecidedAndWrittenEvents(t *testing.T) {
 	add := func(out, value, stage string, n int) { want[SegmentCount{out, "country", value, stage}] += n }
 	for _, out := range []string{"all", "tracks"} {
 		add(out, "DE", StageRaw, 2)
-		add(out, "FR", StageRaw, 1)
-		add(out, policy.SegmentRedacted, StageRaw, 2)
+		add(out, policy.SegmentOther, StageRaw, 1) // u-none's FR
+		add(out, policy.SegmentRedacted, StageRaw, 4)
 		add(out, policy.SegmentNone, StageRaw, 1)
 		add(out, "IT", StageRaw, 1)
 		add(out, policy.SegmentOther, StageRaw, 2)
-		add(out, policy.SegmentRedacted, StageClean, 2)
+		add(out, policy.SegmentRedacted, StageClean, 4)
 		add(out, policy.SegmentNone, StageClean, 1)
 		add(out, "IT", StageClean, 1)
 		add(out, policy.SegmentOther, StageClean, 2)

@@ -138,13 +138,26 @@ func TestSegmentValue(t *testing.T) {
 		{`{"c":"(none)"}`, "c", SegmentRedacted},
 		{`{"a":{"c":"fr-FR"}}`, "a.c", "fr-FR"},
 		{`{"a":"fr"}`, "a.c", SegmentNone},
+		{`{"c":"A123456"}`, "c", SegmentRedacted},
+		{`{"c":"550e8400-e29b-41d4-a716-446655440000"}`, "c", SegmentRedacted},
+		{`{"c":"d41d8cd98f00b204"}`, "c", SegmentRedacted},
+		{`{"c":"2026"}`, "c", "2026"},
+		{`{"c":"pro-2"}`, "c", "pro-2"},
+		{`{"userId":"u-7","c":"plan u-7"}`, "c", SegmentRedacted},
+		{`{"anonymousId":"anon-42","c":"anon-42"}`, "c", SegmentRedacted},
+		{`{"context":{"device":{"id":"dev-9"}},"c":"dev-9"}`, "c", SegmentRedacted},
+		{`{"userId":"u-7","c":"u-8"}`, "c", "u-8"},
+	}
+	p, err := Load("../configs/policy.yaml", testKeys(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		var d event.Doc
 		if err := d.Parse([]byte(tt.doc)); err != nil {
 			t.Fatal(err)
 		}
-		if got := SegmentValue(&d, event.MustPath(tt.path), sc); got != tt.want {
+		if got := SegmentValue(&d, event.MustPath(tt.path), sc, p.EventIdentifiers(&d, nil)); got != tt.want {
 			t.Errorf("SegmentValue(%s, %s) = %q, want %q", tt.doc, tt.path, got, tt.want)
 		}
 	}
