@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
@@ -341,13 +342,29 @@ func SafeSegmentText(text []byte, sc *scrub.Scanner, ids [][]byte) bool {
 	case SegmentNone, SegmentRedacted, SegmentOther:
 		return false
 	}
-	if looksLikeID(text) {
+	if looksLikeID(text) || holdsPlaceholder(text) {
 		return false
 	}
 	if sc != nil && sc.Find(text, ids) != scrub.None {
 		return false
 	}
 	return true
+}
+
+// holdsPlaceholder reports text holding what scrub puts in place of
+// personal data ("[email]", "[id]"...): a clean event's value that held
+// personal data in the raw event, counted as SegmentRedacted like the
+// raw one.
+func holdsPlaceholder(text []byte) bool {
+	if !bytes.Contains(text, []byte("[")) {
+		return false
+	}
+	for k := scrub.Email; k <= scrub.Hash; k++ {
+		if bytes.Contains(text, []byte(k.Placeholder())) {
+			return true
+		}
+	}
+	return false
 }
 
 // looksLikeID reports text with a run of 6 or more digits, or of 16 or

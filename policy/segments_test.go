@@ -147,6 +147,9 @@ func TestSegmentValue(t *testing.T) {
 		{`{"anonymousId":"anon-42","c":"anon-42"}`, "c", SegmentRedacted},
 		{`{"context":{"device":{"id":"dev-9"}},"c":"dev-9"}`, "c", SegmentRedacted},
 		{`{"userId":"u-7","c":"u-8"}`, "c", "u-8"},
+		{`{"c":"[email]"}`, "c", SegmentRedacted},
+		{`{"c":"plan [id]"}`, "c", SegmentRedacted},
+		{`{"c":"[pro]"}`, "c", "[pro]"},
 	}
 	p, err := Load("../configs/policy.yaml", testKeys(t))
 	if err != nil {
