@@ -10,6 +10,9 @@ type Accounting struct {
 	Dead     map[string]int // reason: events dead-lettered
 	// Decisions counts output decisions by output, action and reason.
 	Decisions map[Decision]int
+	// Segments counts, when the policy measures segments, each output's
+	// events per segment value and stage (nil: none counted).
+	Segments map[SegmentCount]int
 	// Contributions are the events the policy's aggregates count (see
 	// Contribution), in batch order. Add does not carry them: they are
 	// read from each batch's Accounting by the hooks that need them.
@@ -73,6 +76,12 @@ func (a *Accounting) Add(b *Accounting) {
 	add(a.Dead, b.Dead)
 	for k, v := range b.Decisions {
 		a.Decisions[k] += v
+	}
+	if len(b.Segments) > 0 && a.Segments == nil {
+		a.Segments = map[SegmentCount]int{}
+	}
+	for k, v := range b.Segments {
+		a.Segments[k] += v
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // is not its subject id is excluded (and reported as such) rather than
 // counted unbounded.
 func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, subject string, d *policy.Decision) {
+	idsRead := false
 	for ai, a := range p.cfg.Policy.Aggregates {
 		if !a.Counts(doc, d) {
 			continue
@@ -26,8 +27,11 @@ func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, su
 		if string(m.Key) != subject {
 			c.Excluded = ExcludedKeyNotSubject
 		} else {
+			if !idsRead {
+				p.ids, idsRead = p.cfg.Policy.EventIdentifiers(doc, p.ids[:0]), true
+			}
 			c.Subject = maphash.String(p.cfg.AggregateSeed, subject)
-			c.Group = p.group(doc, a.GroupBy)
+			c.Group = p.group(doc, a.GroupBy, p.ids)
 			if a.Sum != nil {
 				c.Value = number(doc, a.Sum.Field.Path)
 			}
@@ -36,20 +40,21 @@ func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, su
 	}
 }
 
-// group returns the event's values at fields, joined by GroupSep.
-func (p *Processor) group(doc *event.Doc, fields []policy.SegmentField) string {
+// group returns the event's values at fields (policy.SegmentValue, ids
+// the event's identifier values), joined by GroupSep.
+func (p *Processor) group(doc *event.Doc, fields []policy.SegmentField, ids [][]byte) string {
 	switch len(fields) {
 	case 0:
 		return ""
 	case 1:
-		return policy.SegmentValue(doc, fields[0].Path, &p.scan)
+		return policy.SegmentValue(doc, fields[0].Path, &p.scan, ids)
 	}
 	var b strings.Builder
 	for i, f := range fields {
 		if i > 0 {
 			b.WriteString(GroupSep)
 		}
-		b.WriteString(policy.SegmentValue(doc, f.Path, &p.scan))
+		b.WriteString(policy.SegmentValue(doc, f.Path, &p.scan, ids))
 	}
 	return b.String()
 }

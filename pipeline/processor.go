@@ -46,12 +46,15 @@ type Processor struct {
 	decider policy.Decider
 	render  renderer
 	docs    []event.Doc
+	// segments labels segment values (nil: the policy measures none).
+	segments *segmentTable
 	// shadow decides ProcessorConfig.Shadow; shadowN counts the events
 	// seen, for ShadowEvery.
 	shadow  *policy.Decider
 	shadowN int
-	// scan checks the aggregates' group values (contribute).
+	// scan and ids check the aggregates' group values (contribute).
 	scan scrub.Scanner
+	ids  [][]byte
 	// observe, when set (Explain), is told what decide did with each
 	// message.
 	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)
@@ -64,11 +67,11 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newProcessor(cfg), nil
+	return newProcessor(cfg, newSegmentTable(cfg.Policy)), nil
 }
 
-func newProcessor(cfg ProcessorConfig) *Processor {
-	p := &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+func newProcessor(cfg ProcessorConfig, segments *segmentTable) *Processor {
+	p := &Processor{cfg: cfg, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders), segments: segments}
 	if cfg.Shadow != nil {
 		p.shadow = &policy.Decider{Policy: cfg.Shadow}
 	}
@@ -82,7 +85,10 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return func() BatchProcessor { return newProcessor(cfg) }, nil
+	// One table of segment values for all partition workers: the first
+	// values seen get their labels process-wide.
+	segments := newSegmentTable(cfg.Policy)
+	return func() BatchProcessor { return newProcessor(cfg, segments) }, nil
 }
 
 // Process decides msgs. It returns an error only when ctx ends while the
@@ -304,7 +310,11 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 	// batch; so are consumed messages, per run of one topic.
 	writes := make([]int, len(p.cfg.Policy.Outputs))
 	topic, consumed := "", 0
+	seg := p.segments.tally()
 	defer func() {
+		if seg != nil {
+			seg.addTo(acc, p.cfg.Policy.Outputs)
+		}
 		if consumed > 0 {
 			acc.Consumed[topic] += consumed
 		}
@@ -357,6 +367,9 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 			continue
 		}
 		p.told(i, b.subjects[i], rec, d, nil)
+		if seg != nil {
+			seg.event(&b.docs[i], d)
+		}
 		source := p.render.clean(res, i, m, d)
 		for j := range d.Outputs {
 			od := &d.Outputs[j]

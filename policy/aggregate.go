@@ -117,19 +117,8 @@ func (a *Aggregate) Counts(doc *event.Doc, d *Decision) bool {
 	if od.Write || od.Reason == ReasonFiltered {
 		return false
 	}
-	o := od.Output
-	if o == nil || (len(o.Types) == 0 && len(o.Events) == 0) {
-		return true
-	}
-	typ, _, err := doc.GetText(pathType)
-	if err != nil {
-		return false
-	}
-	name, _, err := doc.GetText(pathEvent)
-	if err != nil {
-		return false
-	}
-	return (len(o.Types) == 0 || containsText(o.Types, typ)) && (len(o.Events) == 0 || containsText(o.Events, name))
+	typ, name := TypeAndName(doc)
+	return od.Output.Selects(typ, name)
 }
 
 // String describes the aggregate in one line (consentd policy check).

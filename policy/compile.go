@@ -566,6 +566,19 @@ func (p *Policy) Summary() string {
 			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
 		}
 	}
+	if s := p.Segments; s != nil {
+		fmt.Fprintf(&b, "segments measured (consentd_segment_events_total; top %d values per field, flagged past %.2fx):\n", s.Top, s.FlagRatio)
+		for j, o := range p.Outputs {
+			var names []string
+			for _, f := range s.ByOutput[j] {
+				names = append(names, s.Fields[f].Name)
+			}
+			if len(names) == 0 {
+				names = []string{"none"}
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", o.Name, strings.Join(names, ", "))
+		}
+	}
 	for _, a := range p.Aggregates {
 		fmt.Fprintf(&b, "- %s\n", a)
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"unicode"
@@ -297,11 +298,12 @@ func covers(pattern string, path event.Path) bool {
 
 // SegmentValue returns the label an event's value at a segment field is
 // counted under: the value itself when it is a short, printable string,
-// a number or a boolean in which sc finds no personal data;
+// a number or a boolean in which sc finds no personal data (nor any of
+// ids, the event's identifier values);
 // SegmentNone when it is missing or null; SegmentRedacted otherwise.
 // sc is the caller's scanner (not safe for concurrent use); nil skips
 // the scan, for values already admitted.
-func SegmentValue(doc *event.Doc, path event.Path, sc *scrub.Scanner) string {
+func SegmentValue(doc *event.Doc, path event.Path, sc *scrub.Scanner, ids [][]byte) string {
 	v, found, _ := doc.Get(path)
 	if !found || v.Kind == event.Null {
 		return SegmentNone
@@ -315,7 +317,7 @@ func SegmentValue(doc *event.Doc, path event.Path, sc *scrub.Scanner) string {
 	default:
 		return SegmentRedacted
 	}
-	if !SafeSegmentText(text, sc) {
+	if !SafeSegmentText(text, sc, ids) {
 		return SegmentRedacted
 	}
 	return string(text)
@@ -324,8 +326,10 @@ func SegmentValue(doc *event.Doc, path event.Path, sc *scrub.Scanner) string {
 // SafeSegmentText reports whether text may be shown as a segment value:
 // non-empty, at most MaxSegmentValueLen bytes of valid UTF-8 without
 // control or invisible characters, not one of the placeholder labels,
-// and (with sc) holding nothing scrub finds.
-func SafeSegmentText(text []byte, sc *scrub.Scanner) bool {
+// not looking like an id (a run of 6 digits, or 16 hex digits), and
+// (with sc) holding nothing scrub finds, ids (the event's identifier
+// values, see Policy.EventIdentifiers) included.
+func SafeSegmentText(text []byte, sc *scrub.Scanner, ids [][]byte) bool {
 	if len(text) == 0 || len(text) > MaxSegmentValueLen || !utf8.Valid(text) {
 		return false
 	}
@@ -338,8 +342,104 @@ func SafeSegmentText(text []byte, sc *scrub.Scanner) bool {
 	case SegmentNone, SegmentRedacted, SegmentOther:
 		return false
 	}
-	if sc != nil && sc.Find(text, nil) != scrub.None {
+	if looksLikeID(text) || holdsPlaceholder(text) {
+		return false
+	}
+	if sc != nil && sc.Find(text, ids) != scrub.None {
 		return false
 	}
 	return true
+}
+
+// holdsPlaceholder reports text holding what scrub puts in place of
+// personal data ("[email]", "[id]"...): a clean event's value that held
+// personal data in the raw event, counted as SegmentRedacted like the
+// raw one.
+func holdsPlaceholder(text []byte) bool {
+	if !bytes.Contains(text, []byte("[")) {
+		return false
+	}
+	for k := scrub.Email; k <= scrub.Hash; k++ {
+		if bytes.Contains(text, []byte(k.Placeholder())) {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeID reports text with a run of 6 or more digits, or of 16 or
+// more hex digits: an account, order or device number, a UUID or a
+// hash, never a segment.
+func looksLikeID(text []byte) bool {
+	digits, hex := 0, 0
+	for _, c := range text {
+		isDigit := c >= '0' && c <= '9'
+		isHex := isDigit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+		if isDigit {
+			digits++
+		} else {
+			digits = 0
+		}
+		if isHex {
+			hex++
+		} else if c != '-' {
+			hex = 0
+		}
+		if digits >= 6 || hex >= 16 {
+			return true
+		}
+	}
+	return false
+}
+
+// EventIdentifiers appends to dst the string values of the event's
+// identifier fields: its subject paths, and the DefaultIdentifiers as
+// top-level keys, under context and as the paths they name. A segment
+// value holding one of them is not a segment.
+func (p *Policy) EventIdentifiers(doc *event.Doc, dst [][]byte) [][]byte {
+	add := func(path event.Path) {
+		if v, found, _ := doc.Get(path); found && v.Kind == event.String {
+			if t := v.Text(); len(t) >= scrub.MinIDLen {
+				dst = append(dst, t)
+			}
+		}
+	}
+	for _, path := range p.Subjects {
+		add(path)
+	}
+	for _, path := range identifierPaths {
+		add(path)
+	}
+	return dst
+}
+
+// identifierPaths are where EventIdentifiers looks besides the subject
+// paths.
+var identifierPaths = func() []event.Path {
+	var out []event.Path
+	for _, id := range DefaultIdentifiers {
+		if strings.Contains(id, ".") {
+			out = append(out, event.MustPath(id))
+			continue
+		}
+		out = append(out, event.Path{id}, event.Path{"context", id}, event.Path{"context", "traits", id}, event.Path{"traits", id})
+	}
+	return out
+}()
+
+// TypeAndName returns the event's "type" and "event" texts (nil when
+// missing or not strings), as Output.Selects reads them.
+func TypeAndName(doc *event.Doc) (typ, name []byte) {
+	typ, _, _ = doc.GetText(pathType)
+	name, _, _ = doc.GetText(pathEvent)
+	return typ, name
+}
+
+// Selects reports whether the output's when-filter selects an event of
+// this type and name (an output without a filter selects every event).
+// The decision checks consent before the filter, so a skip's reason is
+// consent_denied even for an event the filter would not select: use
+// Selects, not the reason, to tell the events an output is for.
+func (o *Output) Selects(typ, name []byte) bool {
+	return (len(o.Types) == 0 || containsText(o.Types, typ)) && (len(o.Events) == 0 || containsText(o.Events, name))
 }

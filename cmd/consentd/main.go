@@ -11,6 +11,7 @@
 //	consentd dlq replay [--reason R] [--to TOPIC] [--dry-run] [--config FILE]
 //	consentd explain FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]
 //	consentd audit [--topics T] [--since 24h] [--ids FILE] [--json]
+//	consentd report representation [--from 24h] [--metrics URL] [--chart FILE] [--json]
 //	consentd version
 //
 // Flags and wiring only: every command builds what it needs through the
@@ -68,6 +69,8 @@ Usage:
                                     create or check every topic the config and policy name
   consentd shadow report [--since 1h]
                                     summarize the shadow policy's differences
+  consentd report representation [--from 24h] [--metrics URL] [--chart FILE] [--json]
+                                    how consent changes each output's mix of segments
   consentd version                  print the version
 
 Run 'consentd COMMAND --help' for a command's flags.
@@ -107,6 +110,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdShadow(args[1:], stdout, stderr)
 	case "topics":
 		err = cmdTopics(args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "consentd", version)
 	case "help", "-h", "--help":
@@ -233,11 +238,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE]", stderr)
+	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE] [--chart FILE]", stderr)
 	opts := demo.DefaultOptions()
 	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to stream synthetic events")
 	fs.IntVar(&opts.Users, "users", opts.Users, "synthetic users with seeded consent")
 	fs.StringVar(&opts.ShadowPolicy, "shadow-policy", "", "a policy file to decide as a shadow beside the embedded one; the report sums its differences")
+	fs.StringVar(&opts.Chart, "chart", "", "draw the representation report's chart into FILE (.svg, .png or .pdf)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
