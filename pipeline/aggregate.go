@@ -19,6 +19,12 @@ import (
 // counted unbounded.
 func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, subject string, d *policy.Decision) {
 	idsRead := false
+	ids := func() [][]byte {
+		if !idsRead {
+			p.ids, idsRead = p.cfg.Policy.EventIdentifiers(doc, p.ids[:0]), true
+		}
+		return p.ids
+	}
 	for ai, a := range p.cfg.Policy.Aggregates {
 		if !a.Counts(doc, d) {
 			continue
@@ -27,11 +33,8 @@ func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, su
 		if string(m.Key) != subject {
 			c.Excluded = ExcludedKeyNotSubject
 		} else {
-			if !idsRead {
-				p.ids, idsRead = p.cfg.Policy.EventIdentifiers(doc, p.ids[:0]), true
-			}
 			c.Subject = maphash.String(p.cfg.AggregateSeed, subject)
-			c.Group = p.group(doc, a.GroupBy, p.ids)
+			c.Group = p.group(doc, a.GroupBy, ids)
 			if a.Sum != nil {
 				c.Value = number(doc, a.Sum.Field.Path)
 			}
@@ -40,23 +43,57 @@ func (p *Processor) contribute(res *Result, m *kafka.Message, doc *event.Doc, su
 	}
 }
 
-// group returns the event's values at fields (policy.SegmentValue, ids
-// the event's identifier values), joined by GroupSep.
-func (p *Processor) group(doc *event.Doc, fields []policy.SegmentField, ids [][]byte) string {
+// group returns the event's values at fields (labels), joined by
+// GroupSep.
+func (p *Processor) group(doc *event.Doc, fields []policy.SegmentField, ids func() [][]byte) string {
 	switch len(fields) {
 	case 0:
 		return ""
 	case 1:
-		return policy.SegmentValue(doc, fields[0].Path, &p.scan, ids)
+		return p.label(doc, fields[0].Path, ids)
 	}
 	var b strings.Builder
 	for i, f := range fields {
 		if i > 0 {
 			b.WriteString(GroupSep)
 		}
-		b.WriteString(policy.SegmentValue(doc, f.Path, &p.scan, ids))
+		b.WriteString(p.label(doc, f.Path, ids))
 	}
 	return b.String()
+}
+
+// MaxGroupLabels bounds the group values a processor remembers as
+// admitted (label).
+const MaxGroupLabels = 4096
+
+// label returns the event's group value at path (policy.SegmentValue,
+// with ids the event's identifier values). A value admitted once is
+// remembered, as the segment table does: seen again, it costs a map
+// lookup, not a read of the event's identifiers and a scan.
+func (p *Processor) label(doc *event.Doc, path event.Path, ids func() [][]byte) string {
+	v, found, _ := doc.Get(path)
+	switch {
+	case !found || v.Kind == event.Null:
+		return policy.SegmentNone
+	case v.Kind == event.String || v.Kind == event.Number || v.Kind == event.Bool:
+		text := v.Raw
+		if v.Kind == event.String {
+			text = v.Text()
+		}
+		if l, ok := p.labels[string(text)]; ok {
+			return l
+		}
+	default:
+		return policy.SegmentRedacted
+	}
+	l := policy.SegmentValue(doc, path, &p.scan, ids())
+	if l != policy.SegmentNone && l != policy.SegmentRedacted && len(p.labels) < MaxGroupLabels {
+		if p.labels == nil {
+			p.labels = map[string]string{}
+		}
+		p.labels[l] = l
+	}
+	return l
 }
 
 // number returns the JSON number at path, 0 when there is none.

@@ -43,6 +43,8 @@ outputs:
 	res, err := p.Process(context.Background(), []kafka.Message{
 		msg("u1", `{"type":"track","event":"Order Completed","userId":"u1","context":{"location":{"country":"DE"}},"properties":{"revenue":12.5}}`),
 		msg("u1", `{"type":"track","event":"Viewed","userId":"u1","context":{"location":{"country":"alice@example.com"}}}`),
+		msg("u1", `{"type":"track","event":"Order Completed","userId":"u1","context":{"location":{"country":"DE"}}}`),       // DE admitted: from the labels
+		msg("user-77", `{"type":"track","event":"Viewed","userId":"user-77","context":{"location":{"country":"user-77"}}}`), // its own id
 		msg("other", `{"type":"track","event":"Viewed","userId":"u2"}`),
 		msg("granted", `{"type":"track","event":"Viewed","userId":"granted"}`), // written: not counted
 		msg("u3", `{"type":"identify","userId":"u3"}`),                         // filtered: not counted
@@ -55,6 +57,8 @@ outputs:
 	want := []Contribution{
 		{Subject: maphash.String(seed, "u1"), Group: "DE" + GroupSep + "Order Completed", Value: 12.5},
 		{Subject: maphash.String(seed, "u1"), Group: policy.SegmentRedacted + GroupSep + "Viewed"},
+		{Subject: maphash.String(seed, "u1"), Group: "DE" + GroupSep + "Order Completed"},
+		{Subject: maphash.String(seed, "user-77"), Group: policy.SegmentRedacted + GroupSep + "Viewed"},
 		{Excluded: ExcludedKeyNotSubject},
 	}
 	got := res.Accounting.Contributions

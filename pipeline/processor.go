@@ -52,9 +52,11 @@ type Processor struct {
 	// seen, for ShadowEvery.
 	shadow  *policy.Decider
 	shadowN int
-	// scan and ids check the aggregates' group values (contribute).
-	scan scrub.Scanner
-	ids  [][]byte
+	// scan, ids and labels check the aggregates' group values
+	// (contribute).
+	scan   scrub.Scanner
+	ids    [][]byte
+	labels map[string]string
 	// observe, when set (Explain), is told what decide did with each
 	// message.
 	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)

@@ -104,7 +104,6 @@ type window struct {
 	agg        int
 	start, end time.Time
 	subjects   map[uint64]*subject
-	bounded    int
 }
 
 // subject is one subject's contributions in a window: at most
@@ -220,7 +219,6 @@ func (w *window) add(a *policy.Aggregate, c *pipeline.Contribution) bool {
 	j := slices.IndexFunc(s.groups, func(gc groupContribution) bool { return gc.group == c.Group })
 	if j < 0 {
 		if len(s.groups) >= a.MaxGroups {
-			w.bounded++
 			return false
 		}
 		s.groups = append(s.groups, groupContribution{group: c.Group})
@@ -228,7 +226,6 @@ func (w *window) add(a *policy.Aggregate, c *pipeline.Contribution) bool {
 	}
 	gc := &s.groups[j]
 	if gc.n >= int64(a.MaxPerGroup) {
-		w.bounded++
 		return false
 	}
 	gc.n++
