@@ -172,7 +172,7 @@ func TestNoiseHasTheConfiguredScale(t *testing.T) {
 			t.Fatalf("bounded count = %d, want %d", got, trueCount)
 		}
 		rels := h.next(t)
-		// The threshold is about c + b·ln(k/2δ) ≈ 111: a count of 500
+		// The threshold is about c + b·ln(k/2δ) ≈ 112: a count of 500
 		// is below it with probability under e^-48.
 		if len(rels) != 1 {
 			t.Fatalf("released %d groups, want 1", len(rels))
@@ -222,7 +222,9 @@ func TestGaussianNoiseScale(t *testing.T) {
 		sumAbs += x
 	}
 	// The mean of 400 half-normal samples is below a tenth of its
-	// expectation with probability far below 1e-9 (Chernoff).
+	// expectation with probability below e^-600 (Chernoff with λ = 10/σ:
+	// E[e^-λ|X|] = 2e^50·Φ(-10) ≈ 0.079, times e^(λ·0.08σ) ≈ 2.23, to the
+	// 400th power).
 	if mean := sumAbs / windows; mean < 0.1*sigma*math.Sqrt(2/math.Pi) {
 		t.Fatalf("mean |noise| = %v, want about %v", mean, sigma*math.Sqrt(2/math.Pi))
 	}
