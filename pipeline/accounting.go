@@ -10,7 +10,43 @@ type Accounting struct {
 	Dead     map[string]int // reason: events dead-lettered
 	// Decisions counts output decisions by output, action and reason.
 	Decisions map[Decision]int
+	// Segments counts, when the policy measures segments, each output's
+	// events per segment value and stage (nil: none counted).
+	Segments map[SegmentCount]int
+	// Contributions are the events the policy's aggregates count (see
+	// Contribution), in batch order. Add does not carry them: they are
+	// read from each batch's Accounting by the hooks that need them.
+	Contributions []Contribution
 }
+
+// Contribution is one event an aggregate (policy.Aggregate) counts: an
+// event the aggregate's output was eligible for and did not write. It
+// holds no subject id, only its keyed hash.
+type Contribution struct {
+	// Aggregate is the index in Policy.Aggregates.
+	Aggregate int
+	// Subject is a keyed hash of the event's subject id
+	// (ProcessorConfig.AggregateSeed), kept in memory only.
+	Subject uint64
+	// Group is the event's group: its values at the aggregate's group_by
+	// fields (policy.SegmentValue), joined by GroupSep.
+	Group string
+	// Value is the number at the aggregate's sum field; 0 when it is
+	// absent, not a number, or the aggregate has no sum.
+	Value float64
+	// Excluded, when set, is why the event is not counted
+	// (ExcludedKeyNotSubject).
+	Excluded string
+}
+
+// GroupSep separates the values of Contribution.Group (segment values
+// never hold control characters).
+const GroupSep = "\x1f"
+
+// ExcludedKeyNotSubject: the event's Kafka key is not its subject id, so
+// the subject's events may reach other partitions (and instances), where
+// its contributions could not be bounded together.
+const ExcludedKeyNotSubject = "key_not_subject"
 
 // Decision labels one per-output decision.
 type Decision struct {
@@ -40,6 +76,12 @@ func (a *Accounting) Add(b *Accounting) {
 	add(a.Dead, b.Dead)
 	for k, v := range b.Decisions {
 		a.Decisions[k] += v
+	}
+	if len(b.Segments) > 0 && a.Segments == nil {
+		a.Segments = map[SegmentCount]int{}
+	}
+	for k, v := range b.Segments {
+		a.Segments[k] += v
 	}
 }
 
@@ -80,6 +122,7 @@ func Account(res *Result, rep *WriteReport) *Accounting {
 	}
 	acc := NewAccounting()
 	acc.Add(&res.Accounting)
+	acc.Contributions = res.Accounting.Contributions
 	for _, r := range rep.Refused {
 		acc.Written[r.Output]--
 		acc.Decisions[Decision{r.Output, "write", ""}]--

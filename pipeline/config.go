@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -231,6 +232,10 @@ type ProcessorConfig struct {
 	// as the lookups see them, so that an outage logs a few lines rather
 	// than one per retry. Default: a Tracker of its own, on Log.
 	StoreOutage *outage.Tracker
+	// AggregateSeed keys the subject hash of aggregate contributions
+	// (Accounting.Contributions); every processor of one factory shares
+	// it. Default: a random seed.
+	AggregateSeed maphash.Seed
 }
 
 // DefaultMaxMessageBytes is the default of ProcessorConfig.MaxMessageBytes.
@@ -242,6 +247,9 @@ func (c *ProcessorConfig) ApplyDefaults() {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	c.Backoff.ApplyDefaults()
+	if c.AggregateSeed == (maphash.Seed{}) {
+		c.AggregateSeed = maphash.MakeSeed()
+	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}

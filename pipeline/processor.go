@@ -16,6 +16,7 @@ import (
 	"github.com/consentd/consentd/internal/lib/outage"
 	"github.com/consentd/consentd/internal/lib/retry"
 	"github.com/consentd/consentd/policy"
+	"github.com/consentd/consentd/scrub"
 )
 
 // Result is a processed batch: the messages to write, in order, and the
@@ -47,10 +48,17 @@ type Processor struct {
 	decider   policy.Decider
 	render    renderer
 	docs      []event.Doc
+	// segments labels segment values (nil: the policy measures none).
+	segments *segmentTable
 	// shadow decides ProcessorConfig.Shadow; shadowN counts the events
 	// seen, for ShadowEvery.
 	shadow  *policy.Decider
 	shadowN int
+	// scan, ids and labels check the aggregates' group values
+	// (contribute).
+	scan   scrub.Scanner
+	ids    [][]byte
+	labels map[string]string
 	// observe, when set (Explain), is told what decide did with each
 	// message.
 	observe func(i int, subject string, rec consent.Record, d *policy.Decision, ie *policy.InputError)
@@ -63,7 +71,7 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newProcessor(cfg, storeLoop(cfg)), nil
+	return newProcessor(cfg, storeLoop(cfg), newSegmentTable(cfg.Policy)), nil
 }
 
 // storeLoop is the outage.Loop of the lookups of the processors of cfg:
@@ -73,8 +81,8 @@ func storeLoop(cfg ProcessorConfig) *outage.Loop {
 	return outage.OrNew(cfg.StoreOutage, "the consent store", "", cfg.Log).Loop("consent lookups", "events are held (fail closed)")
 }
 
-func newProcessor(cfg ProcessorConfig, loop *outage.Loop) *Processor {
-	p := &Processor{cfg: cfg, storeLoop: loop, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders)}
+func newProcessor(cfg ProcessorConfig, loop *outage.Loop, segments *segmentTable) *Processor {
+	p := &Processor{cfg: cfg, storeLoop: loop, decider: policy.Decider{Policy: cfg.Policy}, render: newRenderer(cfg.Policy, cfg.DeadLetterTopic, cfg.CopyHeaders), segments: segments}
 	if cfg.Shadow != nil {
 		p.shadow = &policy.Decider{Policy: cfg.Shadow}
 	}
@@ -89,7 +97,10 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 		return nil, err
 	}
 	loop := storeLoop(cfg)
-	return func() BatchProcessor { return newProcessor(cfg, loop) }, nil
+	// One table of segment values for all partition workers: the first
+	// values seen get their labels process-wide.
+	segments := newSegmentTable(cfg.Policy)
+	return func() BatchProcessor { return newProcessor(cfg, loop, segments) }, nil
 }
 
 // Process decides msgs. It returns an error only when ctx ends while the
@@ -311,7 +322,11 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 	// batch; so are consumed messages, per run of one topic.
 	writes := make([]int, len(p.cfg.Policy.Outputs))
 	topic, consumed := "", 0
+	seg := p.segments.tally()
 	defer func() {
+		if seg != nil {
+			seg.addTo(acc, p.cfg.Policy.Outputs)
+		}
 		if consumed > 0 {
 			acc.Consumed[topic] += consumed
 		}
@@ -364,6 +379,9 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 			continue
 		}
 		p.told(i, b.subjects[i], rec, d, nil)
+		if seg != nil {
+			seg.event(&b.docs[i], d)
+		}
 		source := p.render.clean(res, i, m, d)
 		for j := range d.Outputs {
 			od := &d.Outputs[j]
@@ -375,6 +393,9 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 		if reason := d.DropReason(); reason != "" {
 			acc.Dropped[reason]++
+		}
+		if len(p.cfg.Policy.Aggregates) > 0 {
+			p.contribute(res, m, &b.docs[i], b.subjects[i], d)
 		}
 		if ce := p.cfg.Log.Check(zap.DebugLevel, "decision"); ce != nil {
 			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))

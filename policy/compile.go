@@ -43,6 +43,13 @@ type Policy struct {
 	signals *signalPolicy
 	keys    *Keyring
 	guard   *event.KeyGuard // see confusable.go
+	// Segments is the representation measurement; nil when the policy
+	// measures none.
+	Segments *Segments
+	// Aggregates are the outputs of kind aggregate, apart from the clean
+	// Outputs: differentially private counts of what an output did not
+	// write (see aggregate.go).
+	Aggregates []*Aggregate
 	// Warnings are problems that do not stop the policy from running: an
 	// output without keep_only (an error with require_keep_only), without
 	// scrub, or without truncate_time (its clean record timestamps are the
@@ -73,7 +80,8 @@ type Output struct {
 // reported, joined. keys may be nil only to check a policy without its key
 // file (consentd policy check): DecideAt then fails on the first pseudonym.
 func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
-	c := &compiler{spec: spec, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
+	spec, aggs, fileIndex := splitOutputs(spec)
+	c := &compiler{spec: spec, fileIndex: fileIndex, keys: keys, p: &Policy{Version: spec.Version, PseudonymKey: spec.PseudonymKey, PerOutputPseudonyms: spec.Pseudonymization.PerOutput, keys: keys}}
 	c.purposes()
 	c.consentSignals()
 	c.timing()
@@ -85,6 +93,8 @@ func Compile(spec *Spec, keys *Keyring) (*Policy, error) {
 		c.output(i)
 	}
 	c.outputKeys()
+	c.segments()
+	c.aggregates(aggs)
 	c.joinLint()
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
@@ -120,7 +130,10 @@ type compiler struct {
 	p     *Policy
 	known map[string]bool // declared purposes
 	names map[string]bool // output names seen
-	errs  []error
+	// fileIndex maps the index of a clean output to its index in the
+	// file, when aggregate outputs were set apart (nil: the same).
+	fileIndex []int
+	errs      []error
 }
 
 func (c *compiler) fail(format string, a ...any) { c.errs = append(c.errs, fmt.Errorf(format, a...)) }
@@ -302,23 +315,33 @@ func (c *compiler) checkKey(where, id string) {
 	}
 }
 
-// output compiles spec.Outputs[i] and lints it.
-func (c *compiler) output(i int) {
-	os := c.spec.Outputs[i]
-	where := fmt.Sprintf("outputs[%d]", i)
-	if os.Name != "" {
-		where = fmt.Sprintf("outputs[%d] (%s)", i, os.Name)
-	}
-	o := &Output{Name: os.Name, Topic: os.Topic}
-	if err := validName(os.Name); err != nil {
+// claimName checks an output's name, unique among clean and aggregate
+// outputs.
+func (c *compiler) claimName(where, name string) {
+	if err := validName(name); err != nil {
 		c.fail("%s: name: %w", where, err)
-	} else if c.names[os.Name] {
-		c.fail("%s: name %q used twice", where, os.Name)
+	} else if c.names[name] {
+		c.fail("%s: name %q used twice", where, name)
 	}
 	if c.names == nil {
 		c.names = map[string]bool{}
 	}
-	c.names[os.Name] = true
+	c.names[name] = true
+}
+
+// output compiles spec.Outputs[i] and lints it.
+func (c *compiler) output(i int) {
+	os := c.spec.Outputs[i]
+	n := i
+	if c.fileIndex != nil {
+		n = c.fileIndex[i]
+	}
+	where := fmt.Sprintf("outputs[%d]", n)
+	if os.Name != "" {
+		where = fmt.Sprintf("outputs[%d] (%s)", n, os.Name)
+	}
+	o := &Output{Name: os.Name, Topic: os.Topic}
+	c.claimName(where, os.Name)
 	if strings.TrimSpace(os.Topic) == "" {
 		c.fail("%s: topic: required", where)
 	}
@@ -559,6 +582,22 @@ func (p *Policy) Summary() string {
 		for i, t := range o.Transforms {
 			fmt.Fprintf(&b, "    %d. %s\n", i+1, t)
 		}
+	}
+	if s := p.Segments; s != nil {
+		fmt.Fprintf(&b, "segments measured (consentd_segment_events_total; top %d values per field, flagged past %.2fx):\n", s.Top, s.FlagRatio)
+		for j, o := range p.Outputs {
+			var names []string
+			for _, f := range s.ByOutput[j] {
+				names = append(names, s.Fields[f].Name)
+			}
+			if len(names) == 0 {
+				names = []string{"none"}
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", o.Name, strings.Join(names, ", "))
+		}
+	}
+	for _, a := range p.Aggregates {
+		fmt.Fprintf(&b, "- %s\n", a)
 	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)

@@ -21,6 +21,7 @@ import (
 const sharedOutputs = `
   - name: hashes
     topic: c.hashes
+    segments: []
     require: [analytics]
     transforms:
       - keep_only: [type, event, userId, anonymousId, messageId, timestamp, properties, context.page, context.traits, traits]
@@ -36,6 +37,7 @@ const sharedOutputs = `
       - scrub: {identifiers: [email, context.device.id, sessionId], keep_params: [ref, "q*"]}
   - name: urls
     topic: c.urls
+    segments: []
     require: [personalization]
     transforms:
       - keep_only: [type, userId, context.page, properties.url, properties.path, properties.search, properties.referrer]
@@ -44,6 +46,7 @@ const sharedOutputs = `
       - scrub: {keep_params: [], fields: [properties]}
   - name: raw
     topic: c.raw
+    segments: []
     require: [personalization]
     transforms:
       - keep_only: [type, event, properties, context.locale, timestamp]

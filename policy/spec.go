@@ -77,6 +77,9 @@ type Spec struct {
 	Signals *SignalsSpec `yaml:"signals"`
 	// Outputs are the clean topics. At least one.
 	Outputs []OutputSpec `yaml:"outputs"`
+	// Segments measures how consent changes each output's mix of
+	// segments (country, locale, event name...). Default: not measured.
+	Segments *SegmentsSpec `yaml:"segments"`
 }
 
 // OutputSpec is one clean output.
@@ -90,6 +93,10 @@ type OutputSpec struct {
 	Require []string `yaml:"require"`
 	// When restricts the output to some event types/names. Default: all.
 	When *FilterSpec `yaml:"when"`
+	// Segments are this output's segment fields (see SegmentsSpec),
+	// instead of segments.fields; [] measures none. Default:
+	// segments.fields.
+	Segments []string `yaml:"segments"`
 	// Transforms run in order on the event before it is written.
 	Transforms []TransformSpec `yaml:"transforms"`
 	// Retention is how long the clean topic keeps this output's events:
@@ -98,6 +105,13 @@ type OutputSpec struct {
 	// differs). A Go duration, at least 1h; "" leaves the topic's own.
 	// Default: "".
 	Retention string `yaml:"retention"`
+
+	// Kind is "" for a clean output, or "aggregate" for differentially
+	// private counts of the events another output did not write (see
+	// AggregateSpec; its fields below apply to aggregates only).
+	// Default: "" (clean).
+	Kind          string `yaml:"kind"`
+	AggregateSpec `yaml:",inline"`
 }
 
 // FilterSpec selects events by their "type" and "event" fields. An empty

@@ -22,11 +22,12 @@ func demoCommand() *command {
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE]", stderr)
+	fs := newFlags("demo", "consentd demo [--duration 4s] [--users 3000] [--shadow-policy FILE] [--chart FILE]", stderr)
 	opts := demo.DefaultOptions()
 	fs.DurationVar(&opts.Duration, "duration", opts.Duration, "how long to stream synthetic events")
 	fs.IntVar(&opts.Users, "users", opts.Users, "synthetic users with seeded consent")
 	fs.StringVar(&opts.ShadowPolicy, "shadow-policy", "", "a policy file to decide as a shadow beside the embedded one; the report sums its differences")
+	fs.StringVar(&opts.Chart, "chart", "", "draw the representation report's chart into FILE (.svg, .png or .pdf)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

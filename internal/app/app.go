@@ -45,6 +45,7 @@ import (
 	"github.com/consentd/consentd/internal/metrics"
 	"github.com/consentd/consentd/kafkaops"
 	"github.com/consentd/consentd/pipeline"
+	"github.com/consentd/consentd/pipeline/aggregates"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -109,6 +110,10 @@ type App struct {
 	Cache     *consent.Cache
 	Producer  *kafka.Writer
 	Changes   *changes.Service
+	// Aggregator counts and releases the policy's aggregate outputs, with
+	// its own writer; nil when the policy has none.
+	Aggregator *aggregates.Aggregator
+	aggWriter  *kafka.Writer
 
 	level *zap.AtomicLevel // nil: the log level cannot be changed at run time
 	// shadowReport writes the shadow policy's differences (shadow.report_topic).
@@ -191,6 +196,10 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	lease.Outage = a.outages.redis
 	a.member = barrier.NewMember(lease, a.Cache, a.Hooks, log)
 	a.member.Outage = a.outages.redis
+	if err := a.newAggregator(); err != nil {
+		a.Redis.Close()
+		return nil, err
+	}
 	if a.runner, err = a.newRunner(); err != nil {
 		a.Redis.Close()
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -200,6 +209,29 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 		return nil, err
 	}
 	return a, nil
+}
+
+// newAggregator builds the aggregator of the policy's aggregate
+// outputs, if it has any, with a writer of its own, and adds it to the
+// hooks told about acknowledged batches.
+func (a *App) newAggregator() error {
+	if len(a.Policy.Aggregates) == 0 {
+		return nil
+	}
+	a.aggWriter = NewProducer(a.Config, a.Kafka)
+	agg, err := aggregates.New(aggregates.Config{
+		Policy:  a.Policy,
+		Writer:  a.aggWriter,
+		Backoff: Backoff(a.Config),
+		Hooks:   append(hooks.List{metrics.NewAggregates(a.Metrics)}, a.Hooks...),
+		Log:     a.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("policy aggregates: %w", err)
+	}
+	a.Aggregator = agg
+	a.Hooks = append(a.Hooks, agg)
+	return nil
 }
 
 // newRunner builds the engine over the cache, the barrier member and the
@@ -425,6 +457,9 @@ func (a *App) CheckTopics(ctx context.Context) error {
 		written = append(written, o.Topic)
 	}
 	read := append([]string(nil), cfg.Kafka.RawTopics...)
+	for _, ag := range a.Policy.Aggregates {
+		read = append(read, ag.Topic) // written, by aggWriter: small messages
+	}
 	if cfg.Consent.Topic != "" {
 		read = append(read, cfg.Consent.Topic)
 	}
@@ -470,6 +505,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.shadowReport != nil {
 		start(a.shadowReport.Run)
 	}
+	if a.Aggregator != nil {
+		start(a.Aggregator.Run)
+	}
 	if a.Shadow != nil {
 		a.Log.Info("shadow policy decided beside the live one; it writes nothing to clean topics",
 			zap.String("shadow_policy_version", a.Shadow.Version), zap.String("shadow_policy_digest", a.Shadow.Digest),
@@ -503,6 +541,9 @@ func (a *App) Run(ctx context.Context) error {
 		wait()
 	}
 	werr := a.Producer.Close()
+	if a.aggWriter != nil {
+		a.aggWriter.Close()
+	}
 	a.Redis.Close()
 	a.shutdownServers()
 	a.Log.Info("consentd stopped")

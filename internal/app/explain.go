@@ -148,7 +148,7 @@ func ReadRaw(ctx context.Context, cfg *config.Config, topic string, partition in
 }
 
 // TopicPlan lists every topic cfg and its policy name, with the settings
-// each must have: raw topics, one per clean output, the dead-letter
+// each must have: raw topics, one per clean output, the aggregates topics, the dead-letter
 // topic, the consent topic (compacted: its latest record per subject is
 // the consent), the shadow report topic. Every topic gets partitions
 // partitions when created.
@@ -171,6 +171,9 @@ func TopicPlan(cfg *config.Config, pol *policy.Policy, partitions int) []kafkaop
 			configs = map[string]string{"retention.ms": strconv.FormatInt(o.Retention.Milliseconds(), 10)}
 		}
 		add(o.Topic, "clean (output "+o.Name+")", configs)
+	}
+	for _, ag := range pol.Aggregates {
+		add(ag.Topic, "aggregates (output "+ag.Name+")", nil)
 	}
 	add(cfg.Kafka.DeadLetterTopic, "dead-letter", nil)
 	add(cfg.Consent.Topic, "consent", map[string]string{"cleanup.policy": "compact"})

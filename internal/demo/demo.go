@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/consentd/consentd/internal/representation"
 	"github.com/consentd/consentd/kafkaops"
 	"io"
 	"os"
@@ -42,6 +43,9 @@ type Options struct {
 	// the embedded one (compiled with the demo's key); the report then
 	// sums its differences. Default: none.
 	ShadowPolicy string
+	// Chart, if set, is a file (.svg, .png, .pdf) the representation
+	// report's chart is drawn into. Default: none.
+	Chart string
 }
 
 // DefaultOptions returns the defaults.
@@ -109,6 +113,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	appDone := make(chan error, 1)
 	go func() { appDone <- a.Run(runCtx) }()
 	fmt.Fprintf(out, "pipeline running; metrics at http://%s/metrics\n", a.AdminAddr())
+	started := time.Now().Add(-time.Second)
 	produced, err := produce(ctx, brokers, gen, opts.Duration)
 	if err != nil {
 		return err
@@ -123,6 +128,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return waitErr
 	}
 	report(out, a, pol, brokers, produced)
+	if err := reportRepresentation(ctx, out, pol, brokers, started, opts.Chart); err != nil {
+		return err
+	}
 	if shadow != nil {
 		fmt.Fprintln(out, "\n== the shadow policy's differences (consentd_shadow_diff_total) ==")
 		diffs.mu.Lock()
@@ -380,4 +388,27 @@ func byCount(m map[string]int) []labeled {
 		return out[i].label < out[j].label
 	})
 	return out
+}
+
+// reportRepresentation prints what consentd report representation
+// prints over the demo's topics: the seeded skew (synth.SkewedCountry
+// consents less) shows as an under-represented country.
+func reportRepresentation(ctx context.Context, out io.Writer, pol *policy.Policy, brokers []string, from time.Time, chart string) error {
+	fmt.Fprintf(out, "\n== representation: how consent changes each output's mix (consentd report representation; users in %s were seeded to consent less) ==\n", synth.SkewedCountry)
+	counts, err := kafkaops.RepresentationFromTopics(ctx, pol, kafkaops.RepresentationSource{
+		Dialer: &kafka.Dialer{Timeout: 5 * time.Second}, Brokers: brokers, RawTopics: []string{rawTopic}, From: from, To: time.Now().Add(time.Second)})
+	if err != nil {
+		return fmt.Errorf("representation report: %w", err)
+	}
+	rep := representation.Build(counts, representation.Options{Top: pol.Segments.Top, FlagRatio: pol.Segments.FlagRatio})
+	if err := rep.WriteText(out); err != nil {
+		return err
+	}
+	if chart != "" {
+		if err := rep.WriteChart(chart); err != nil {
+			return fmt.Errorf("representation chart: %w", err)
+		}
+		fmt.Fprintf(out, "chart written to %s\n", chart)
+	}
+	return nil
 }

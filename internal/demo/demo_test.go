@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"github.com/consentd/consentd/internal/demo/synth"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -141,5 +142,49 @@ func TestDemoShadowPolicy(t *testing.T) {
 	}
 	if !seen["advertising field_removed"] || !seen["advertising transform_changed"] {
 		t.Fatalf("the differences are missing:\n%s", s[i:])
+	}
+}
+
+// TestDemoRepresentationFindsTheSeededSkew runs the demo, whose users in
+// synth.SkewedCountry consent less to personalization and analytics, and
+// checks that the representation report flags that country, and only
+// it, as under-represented in those outputs, and draws the chart.
+func TestDemoRepresentationFindsTheSeededSkew(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	chart := filepath.Join(t.TempDir(), "representation.svg")
+	if err := Run(ctx, Options{Duration: 1500 * time.Millisecond, Users: 3000, Chart: chart}, &out); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	i := strings.Index(s, "== representation:")
+	if i < 0 {
+		t.Fatalf("no representation report:\n%s", s)
+	}
+	rep := s[i:]
+	// The report's blocks: a heading line, then indented rows.
+	blocks := map[string]string{}
+	var head string
+	for _, line := range strings.Split(rep, "\n") {
+		if !strings.HasPrefix(line, " ") {
+			head = line
+		}
+		blocks[strings.SplitN(head, ":", 2)[0]] += line + "\n"
+	}
+	for _, output := range []string{"personalization", "analytics"} {
+		block := blocks[output+" / context.location.country"]
+		if block == "" {
+			t.Fatalf("no %s country block:\n%s", output, rep)
+		}
+		// The other countries gain the share the skewed one loses (a
+		// ratio near 1.1), so only under-representation is asserted.
+		flagged := regexp.MustCompile(`(?m)^  (\S+) .*<- under-represented`).FindAllStringSubmatch(block, -1)
+		if len(flagged) != 1 || flagged[0][1] != synth.SkewedCountry {
+			t.Errorf("%s: under-represented %v, want only %s:\n%s", output, flagged, synth.SkewedCountry, block)
+		}
+	}
+	if data, err := os.ReadFile(chart); err != nil || !bytes.Contains(data, []byte("<svg")) {
+		t.Errorf("chart: %v", err)
 	}
 }

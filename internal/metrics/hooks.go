@@ -35,6 +35,9 @@ func (m *Metrics) OnBatchWritten(a *pipeline.Accounting) {
 			m.Decisions.WithLabelValues(k.Output, k.Action, k.Reason).Add(float64(v))
 		}
 	}
+	for k, v := range a.Segments {
+		m.Segments.WithLabelValues(k.Output, k.Field, k.Value, k.Stage).Add(float64(v))
+	}
 }
 
 // OnProduce implements pipeline.ProduceHook.

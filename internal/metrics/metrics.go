@@ -23,6 +23,7 @@ type Metrics struct {
 
 	Consumed      *prometheus.CounterVec   // topic
 	Decisions     *prometheus.CounterVec   // output, action, reason
+	Segments      *prometheus.CounterVec   // purpose (output name), field, value, stage
 	Written       *prometheus.CounterVec   // output
 	Dropped       *prometheus.CounterVec   // reason
 	DeadLettered  *prometheus.CounterVec   // reason
@@ -60,6 +61,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m := &Metrics{Registry: r}
 	m.Consumed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_consumed_total", Help: "Raw events consumed, per raw topic."}, []string{"topic"})
 	m.Decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_decisions_total", Help: "Per-output decisions: action write or skip, with the reason for skips (consent_denied:<purpose>, filtered, no_subject)."}, []string{"output", "action", "reason"})
+	m.Segments = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_segment_events_total", Help: "Representation measurement (policy segments): per output (label purpose: the output's name), segment field and value, the events decided for it (stage raw) and those written (stage clean). Values past the field's first top are (other); missing ones (none); personal or unreadable ones (redacted)."}, []string{"purpose", "field", "value", "stage"})
 	m.Written = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_written_total", Help: "Clean events acknowledged by Kafka, per output."}, []string{"output"})
 	m.Dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_dropped_total", Help: "Raw events written to no output, per reason."}, []string{"reason"})
 	m.DeadLettered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_events_dead_lettered_total", Help: "Raw events sent to the dead-letter topic, per reason."}, []string{"reason"})
@@ -90,7 +92,7 @@ func New(readiness *hooks.Readiness) *Metrics {
 	m.Info = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "consentd_policy_info", Help: "The loaded policy version (value 1)."}, []string{"policy_version"})
 	m.Updates = prometheus.NewCounterVec(consentUpdatesOpts, []string{"format", "result"})
 	m.Links = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentd_identity_links_total", Help: "Identity links identify and alias events asked for, by result (linked, unchanged, refused_relink: already linked to another user, refused_cap: the user has identity.max_linked_ids)."}, []string{"result"})
-	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.CacheEntries, m.CacheBytes, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ShadowEvents, m.ShadowDiffs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
+	for _, c := range []prometheus.Collector{m.Updates, m.Links, m.Consumed, m.Decisions, m.Segments, m.Written, m.Dropped, m.DeadLettered, m.Lookups, m.CacheHits, m.CacheEntries, m.CacheBytes, m.RedisErrors, m.InvalidRecord, m.LookupSeconds, m.ProduceSecs, m.StageSeconds, m.ShadowEvents, m.ShadowDiffs, m.ProduceErrors, m.Commits, m.CommitLag, readyGauge, m.MembersFenced, m.LeaseLost, &conditionGauge{vec: m.Condition, r: readiness}, m.Rebalances, m.Info} {
 		f(c)
 	}
 	return m

@@ -34,17 +34,33 @@ func AnonID(i int) string { return fmt.Sprintf("anon-%06d-5f2c", i) }
 
 // Consent returns user i's seeded consent: roughly 10% have no record,
 // the rest a mix of grants. ok is false for "no record".
+//
+// Consent is skewed on purpose: users at home in SkewedCountry grant
+// personalization and analytics far less often (30% and 40%, against
+// 70% and 80%), so that the representation report has a segment to
+// find.
 func (g *Generator) Consent(i int) (purposes map[string]bool, ok bool) {
 	r := rand.New(rand.NewPCG(uint64(i), 7))
 	if r.IntN(10) == 0 {
 		return nil, false
 	}
+	pers, anal := 7, 8
+	if HomeCountry(i) == SkewedCountry {
+		pers, anal = 3, 4
+	}
 	return map[string]bool{
-		"personalization": r.IntN(10) < 7,
-		"analytics":       r.IntN(10) < 8,
+		"personalization": r.IntN(10) < pers,
+		"analytics":       r.IntN(10) < anal,
 		"advertising":     r.IntN(10) < 3,
 	}, true
 }
+
+// SkewedCountry is the country whose users consent less (see Consent).
+const SkewedCountry = "DE"
+
+// HomeCountry returns user i's country: every event of the user is sent
+// from it.
+func HomeCountry(i int) string { return countries[i%len(countries)] }
 
 var (
 	pages     = []string{"/", "/products", "/products/shoes", "/cart", "/checkout", "/account"}
@@ -62,7 +78,8 @@ func (g *Generator) Event() ([]byte, int) {
 	g.seq++
 	r := g.rnd
 	u := r.IntN(g.users)
-	c := r.IntN(len(cities))
+	_ = r.IntN(len(cities)) // the stream of draws stays as it was
+	c := u % len(cities)    // the user's home (HomeCountry)
 	ts := g.start.Add(time.Duration(g.seq) * 37 * time.Millisecond).Format(time.RFC3339Nano)
 	ip := fmt.Sprintf("%d.%d.%d.%d", 10+r.IntN(200), r.IntN(256), r.IntN(256), 1+r.IntN(254))
 	if r.IntN(5) == 0 {

@@ -18,10 +18,10 @@ var layers = []struct {
 	name     string
 	packages []string
 }{
-	{"leaf helpers, and the auditor (which shares no code with what it audits)", []string{"internal/lib/", "internal/audit"}},
+	{"leaf helpers, and the auditor (which shares no code with what it audits)", []string{"internal/lib/", "internal/audit", "internal/representation"}},
 	{"wire contract, event model, shipped files, consent records", []string{"event", "scrub", "wire", "configs", "consent"}},
 	{"decisions and consent services", []string{"policy", "consent/ingest", "consent/changes", "consent/redisstore", "barrier"}},
-	{"engine, Kafka services, data-subject requests", []string{"pipeline", "kafkaops", "consent/dsr"}},
+	{"engine, Kafka services, data-subject requests", []string{"pipeline", "pipeline/aggregates", "kafkaops", "consent/dsr"}},
 	{"configuration (filled from the components' defaults), adapters, plugins and the policy test runner", []string{"config", "internal/connect", "internal/metrics", "internal/policytest"}},
 	{"composition root", []string{"internal/app"}},
 	{"tools: command, demo, benchmarks, test helpers and contract suites, operations package", []string{"cmd/", "internal/demo/", "internal/bench/", "internal/testing/", "pipeline/enginetest", "consent/storetest", "deploy"}},
@@ -30,22 +30,23 @@ var layers = []struct {
 // forbidden lists, per package prefix, imports it must never have: the
 // concerns each package leaves to another (see each package doc).
 var forbidden = map[string][]string{
-	"event":               {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline"},
-	"scrub":               {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/"},
-	"policy/":             {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", "go.uber.org/zap"},
-	"consent/":            {"github.com/segmentio/kafka-go", "github.com/prometheus/", module + "/pipeline", module + "/kafkaops"},
-	"barrier/":            {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline", module + "/consent"},
-	"pipeline/":           {"github.com/redis/go-redis", "github.com/prometheus/", module + "/barrier", module + "/kafkaops", module + "/config"},
-	"kafkaops/":           {"github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline", module + "/config"},
-	"internal/app":        {"github.com/prometheus/client_golang/prometheus\x00"},
-	"cmd/consentd":        {"github.com/redis/go-redis", "github.com/prometheus/"},
-	"wire":                {"github.com/redis/go-redis", "github.com/prometheus/"},
-	"config":              {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/"},
-	"internal/connect":    {module + "/pipeline", module + "/consent"},
-	"internal/metrics":    {module + "/internal/app"},
-	"internal/audit":      {module + "/"},
-	"internal/policytest": {"github.com/redis/go-redis", "github.com/prometheus/", module + "/internal/app", module + "/kafkaops"},
-	"consent/redisstore":  {module + "/barrier", module + "/policy"},
+	"event":                   {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline"},
+	"scrub":                   {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/"},
+	"policy/":                 {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", "go.uber.org/zap"},
+	"consent/":                {"github.com/segmentio/kafka-go", "github.com/prometheus/", module + "/pipeline", module + "/kafkaops"},
+	"barrier/":                {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline", module + "/consent"},
+	"pipeline/":               {"github.com/redis/go-redis", "github.com/prometheus/", module + "/barrier", module + "/kafkaops", module + "/config"},
+	"kafkaops/":               {"github.com/redis/go-redis", "github.com/prometheus/", module + "/pipeline", module + "/config"},
+	"internal/app":            {"github.com/prometheus/client_golang/prometheus\x00"},
+	"cmd/consentd":            {"github.com/redis/go-redis", "github.com/prometheus/"},
+	"wire":                    {"github.com/redis/go-redis", "github.com/prometheus/"},
+	"config":                  {"github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/"},
+	"internal/connect":        {module + "/pipeline", module + "/consent"},
+	"internal/metrics":        {module + "/internal/app"},
+	"internal/audit":          {module + "/"},
+	"internal/representation": {module + "/", "github.com/segmentio/kafka-go", "github.com/redis/go-redis", "github.com/prometheus/client_golang"},
+	"internal/policytest":     {"github.com/redis/go-redis", "github.com/prometheus/", module + "/internal/app", module + "/kafkaops"},
+	"consent/redisstore":      {module + "/barrier", module + "/policy"},
 }
 
 // production packages never import tooling.
