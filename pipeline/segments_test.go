@@ -177,3 +177,13 @@ func TestSegmentLabelsAreBoundedAcrossWorkers(t *testing.T) {
 		t.Errorf("counted %d events, want 800", sum)
 	}
 }
+
+// BenchmarkProcessBatchNoSegments is BenchmarkProcessBatch without the
+// shipped policy's segment tally: the difference is what measuring
+// segments costs per event.
+func BenchmarkProcessBatchNoSegments(b *testing.B) {
+	msgs, st := synthBatch(1000)
+	p := newTestProcessor(b, st)
+	p.segments = nil
+	benchProcess(b, p, msgs)
+}
