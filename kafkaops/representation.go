@@ -52,7 +52,9 @@ type rawRef struct {
 //     From (its clean record times are truncated) to To.
 //
 // Values are labelled as the pipeline labels them (policy.SegmentValue);
-// every distinct value is counted (the report keeps the top ones).
+// a value no clean record of the range holds counts as (other), as in
+// the metric; every other distinct value is counted (the report keeps
+// the top ones).
 func RepresentationFromTopics(ctx context.Context, pol *policy.Policy, src RepresentationSource) (representation.Counts, error) {
 	if pol.Segments == nil {
 		return nil, fmt.Errorf("the policy names no segment fields (segments.fields): nothing to report")
@@ -131,7 +133,35 @@ func RepresentationFromTopics(ctx context.Context, pol *policy.Policy, src Repre
 	if src.Progress != nil {
 		src.Progress(read)
 	}
-	return counts, nil
+	return foldUnwritten(counts), nil
+}
+
+// foldUnwritten counts every value of a field that no clean topic holds
+// as representation.Other, as the pipeline's metric does: the report
+// (which an ML team may be given) never shows a value that only
+// subjects without consent sent.
+func foldUnwritten(counts representation.Counts) representation.Counts {
+	written := map[[2]string]bool{} // field, value
+	for k, p := range counts {
+		if p.Clean > 0 {
+			written[[2]string{k.Field, k.Value}] = true
+		}
+	}
+	out := representation.Counts{}
+	for k, p := range counts {
+		switch k.Value {
+		case policy.SegmentNone, policy.SegmentRedacted, representation.Other:
+		default:
+			if !written[[2]string{k.Field, k.Value}] {
+				k.Value = representation.Other
+			}
+		}
+		q := out[k]
+		q.Raw += p.Raw
+		q.Clean += p.Clean
+		out[k] = q
+	}
+	return out
 }
 
 // sourceOf reads a clean record's consentd-source header: the raw

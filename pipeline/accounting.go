@@ -110,6 +110,8 @@ type Refusal struct {
 	// DeadLettered is true for the first refusal of a raw event: the one
 	// whose dead letter was written.
 	DeadLettered bool
+	// Origin is the raw event's index in the batch.
+	Origin int
 }
 
 // Account returns what a batch did: the decisions of res (the decide
@@ -127,6 +129,7 @@ func Account(res *Result, rep *WriteReport) *Accounting {
 		acc.Written[r.Output]--
 		acc.Decisions[Decision{r.Output, "write", ""}]--
 		acc.Decisions[Decision{r.Output, "skip", r.Reason}]++
+		res.segments.unwrite(&acc, r.Output, r.Origin)
 		if r.DeadLettered {
 			acc.Dead[r.Reason]++
 		}

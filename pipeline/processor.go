@@ -35,6 +35,9 @@ type Result struct {
 	seq      uint64
 	subjects []string
 	expires  time.Time
+	// segments holds each event's segment labels, for Account to take a
+	// refused write out of the clean counts (nil: none measured).
+	segments *segmentRecord
 }
 
 // Processor decides a batch of raw messages in four stages: parse (size,
@@ -322,10 +325,10 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 	// batch; so are consumed messages, per run of one topic.
 	writes := make([]int, len(p.cfg.Policy.Outputs))
 	topic, consumed := "", 0
-	seg := p.segments.tally()
+	seg := p.segments.tally(len(msgs))
 	defer func() {
 		if seg != nil {
-			seg.addTo(acc, p.cfg.Policy.Outputs)
+			res.segments = seg.addTo(acc, p.cfg.Policy.Outputs)
 		}
 		if consumed > 0 {
 			acc.Consumed[topic] += consumed
@@ -380,7 +383,7 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 		}
 		p.told(i, b.subjects[i], rec, d, nil)
 		if seg != nil {
-			seg.event(&b.docs[i], d)
+			seg.event(i, &b.docs[i], d)
 		}
 		source := p.render.clean(res, i, m, d)
 		for j := range d.Outputs {

@@ -74,10 +74,15 @@ func newSegmentTable(pol *policy.Policy) *segmentTable {
 // slots is the number of value slots per field.
 func (t *segmentTable) slots() int { return firstValueSlot + t.spec.Top }
 
-// slotOf returns the slot of doc's value at field f; admit allows a
-// value not yet labelled to get a label (the event was written to an
-// output that measures f). ids returns the event's identifier values.
-func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner, admit bool, ids func() [][]byte) int {
+// slotOf returns the slot of doc's value at field f. clean, nil when
+// no output that measures f wrote the event, returns the text the
+// first such output wrote at the field (found false when it wrote
+// none there): a value not yet labelled gets a label only when it is
+// safe and that output wrote it unchanged, so that the label is a
+// value the clean topic holds (the output's own scrub, with its
+// identifiers and options, had the last word). ids returns the event's
+// identifier values.
+func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner, clean func(f int) (text []byte, found bool), ids func() [][]byte) int {
 	fv := &t.fields[f]
 	path := t.spec.Fields[f].Path
 	v, found, _ := doc.Get(path)
@@ -96,7 +101,7 @@ func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner, admit bo
 		}
 	}
 	snap := fv.snap.Load()
-	if !admit || len(snap.names) >= t.slots() {
+	if clean == nil || len(snap.names) >= t.slots() {
 		return slotOther
 	}
 	label := policy.SegmentValue(doc, path, sc, ids())
@@ -105,6 +110,9 @@ func (t *segmentTable) slotOf(doc *event.Doc, f int, sc *scrub.Scanner, admit bo
 		return slotNone
 	case policy.SegmentRedacted:
 		return slotRedacted
+	}
+	if text, found := clean(f); !found || string(text) != label {
+		return slotRedacted // the output rewrote it: personal data
 	}
 	fv.mu.Lock()
 	defer fv.mu.Unlock()
@@ -135,19 +143,63 @@ type segmentTally struct {
 	counts []int32
 	// slot caches the current event's slot per field (-1: not looked up).
 	slot []int
-	// admit: per field, whether the current event was written to an
-	// output that measures it.
-	admit []bool
+	// writer: per field, the first output that measures it and wrote the
+	// current event (-1: none); cleanDoc is that output's value, parsed
+	// (cleanOf: which output, -1: none yet).
+	writer   []int
+	cleanDoc event.Doc
+	cleanOf  int
+	// rec holds every event's slot per field, for refused writes.
+	rec *segmentRecord
 	// ids holds the current event's identifier values once read.
 	ids     [][]byte
 	idsRead bool
 }
 
-func (t *segmentTable) tally() *segmentTally {
+func (t *segmentTable) tally(events int) *segmentTally {
 	if t == nil {
 		return nil
 	}
-	return &segmentTally{t: t, sc: t.scanners.Get().(*scrub.Scanner), slot: make([]int, len(t.spec.Fields)), admit: make([]bool, len(t.spec.Fields))}
+	nf := len(t.spec.Fields)
+	rec := &segmentRecord{t: t, fields: nf, slots: make([]int16, events*nf)}
+	for i := range rec.slots {
+		rec.slots[i] = -1
+	}
+	return &segmentTally{t: t, sc: t.scanners.Get().(*scrub.Scanner), slot: make([]int, nf), writer: make([]int, nf), rec: rec}
+}
+
+// segmentRecord is a batch's segment slots per event and field (-1:
+// not counted).
+type segmentRecord struct {
+	t      *segmentTable
+	fields int
+	slots  []int16
+}
+
+// unwrite takes a clean write of event origin to output out, which the
+// broker refused, back out of acc's clean segment counts.
+func (r *segmentRecord) unwrite(acc *Accounting, out string, origin int) {
+	if r == nil || origin < 0 || (origin+1)*r.fields > len(r.slots) {
+		return
+	}
+	for j, o := range r.t.pol.Outputs {
+		if o.Name != out {
+			continue
+		}
+		for _, f := range r.t.spec.ByOutput[j] {
+			s := r.slots[origin*r.fields+f]
+			if s < 0 {
+				continue
+			}
+			k := SegmentCount{out, r.t.spec.Fields[f].Name, r.t.name(f, int(s)), StageClean}
+			if acc.Segments[k] > 0 {
+				acc.Segments[k]--
+			}
+			if acc.Segments[k] == 0 {
+				delete(acc.Segments, k)
+			}
+		}
+	}
 }
 
 func (g *segmentTally) index(out, f, slot int, clean bool) int {
@@ -162,21 +214,43 @@ func (g *segmentTally) index(out, f, slot int, clean bool) int {
 // (written, or skipped while its filter selects it), its value of
 // each of the output's segment fields, at stage raw, and at stage clean
 // when written.
-func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
+func (g *segmentTally) event(i int, doc *event.Doc, d *policy.Decision) {
 	if g.counts == nil {
 		g.counts = make([]int32, len(d.Outputs)*len(g.t.spec.Fields)*g.t.slots()*2)
 	}
 	for f := range g.slot {
 		g.slot[f] = -1
-		g.admit[f] = false
+		g.writer[f] = -1
 	}
 	g.idsRead = false
+	g.cleanOf = -1
+	written := false
 	for j := range d.Outputs {
 		if d.Outputs[j].Write {
 			for _, f := range g.t.spec.ByOutput[j] {
-				g.admit[f] = true
+				if g.writer[f] < 0 {
+					g.writer[f] = j
+					written = true
+				}
 			}
 		}
+	}
+	clean := func(f int) ([]byte, bool) {
+		j := g.writer[f]
+		if g.cleanOf != j {
+			if g.cleanDoc.Parse(d.Outputs[j].Value) != nil {
+				return nil, false
+			}
+			g.cleanOf = j
+		}
+		v, found, _ := g.cleanDoc.Get(g.t.spec.Fields[f].Path)
+		if !found {
+			return nil, false
+		}
+		if v.Kind == event.String {
+			return v.Text(), true
+		}
+		return v.Raw, true
 	}
 	ids := func() [][]byte {
 		if !g.idsRead {
@@ -192,7 +266,14 @@ func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
 		}
 		for _, f := range g.t.spec.ByOutput[j] {
 			if g.slot[f] < 0 {
-				g.slot[f] = g.t.slotOf(doc, f, g.sc, g.admit[f], ids)
+				check := clean
+				if !written || g.writer[f] < 0 {
+					check = nil
+				}
+				g.slot[f] = g.t.slotOf(doc, f, g.sc, check, ids)
+				if i*len(g.slot)+f < len(g.rec.slots) {
+					g.rec.slots[i*len(g.slot)+f] = int16(g.slot[f])
+				}
 			}
 			g.counts[g.index(j, f, g.slot[f], false)]++
 			if od.Write {
@@ -202,11 +283,12 @@ func (g *segmentTally) event(doc *event.Doc, d *policy.Decision) {
 	}
 }
 
-// addTo adds the batch's counts to acc and releases the tally.
-func (g *segmentTally) addTo(acc *Accounting, outputs []*policy.Output) {
+// addTo adds the batch's counts to acc, releases the tally and returns
+// the batch's record of slots (for refused writes).
+func (g *segmentTally) addTo(acc *Accounting, outputs []*policy.Output) *segmentRecord {
 	defer g.t.scanners.Put(g.sc)
 	if g.counts == nil {
-		return
+		return nil
 	}
 	if acc.Segments == nil {
 		acc.Segments = map[SegmentCount]int{}
@@ -222,4 +304,5 @@ func (g *segmentTally) addTo(acc *Accounting, outputs []*policy.Output) {
 			}
 		}
 	}
+	return g.rec
 }

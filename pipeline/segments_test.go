@@ -187,3 +187,65 @@ func BenchmarkProcessBatchNoSegments(b *testing.B) {
 	p.segments = nil
 	benchProcess(b, p, msgs)
 }
+
+// TestSegmentLabelsAreWhatTheCleanTopicHolds: a value the output's own
+// scrub rewrites (here the value of an identifier field the output
+// drops, found again in the segment field) never becomes a label, even
+// though it looks harmless on its own; a refused write is taken back
+// out of the clean counts.
+func TestSegmentLabelsAreWhatTheCleanTopicHolds(t *testing.T) {
+	keys, _ := policy.NewKeyring(map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")})
+	pol, err := policy.FromBytes("segments.yaml", []byte(`version: v
+purposes: [a]
+pseudonym_key: k1
+segments: {fields: [properties.plan]}
+outputs:
+  - name: all
+    topic: t.all
+    require: [a]
+    transforms:
+      - drop_fields: [properties.crm]
+      - keep_only: [type, properties.plan]
+      - scrub: {}
+`), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := consent.Record{Found: true, Version: 1, Granted: map[string]bool{"a": true}}
+	p, err := NewProcessor(ProcessorConfig{Policy: pol, Store: &mapStore{recs: map[string]consent.Record{"u1": rec}}, DeadLetterTopic: "dlq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []kafka.Message{
+		{Topic: "raw", Value: []byte(`{"type":"track","userId":"u1","properties":{"plan":"jdoe","crm":{"externalId":"jdoe"}}}`)},
+		{Topic: "raw", Value: []byte(`{"type":"track","userId":"u1","properties":{"plan":"pro"}}`)},
+		{Topic: "raw", Value: []byte(`{"type":"track","userId":"u1","properties":{"plan":"pro"}}`)},
+	}
+	res, err := p.Process(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range res.Out {
+		if strings.Contains(string(m.Value), "jdoe") {
+			t.Fatalf("the clean event holds the id: %s", m.Value)
+		}
+	}
+	want := map[SegmentCount]int{
+		{"all", "properties.plan", policy.SegmentRedacted, StageRaw}: 1, {"all", "properties.plan", policy.SegmentRedacted, StageClean}: 1,
+		{"all", "properties.plan", "pro", StageRaw}: 2, {"all", "properties.plan", "pro", StageClean}: 2,
+	}
+	if !maps.Equal(res.Accounting.Segments, want) {
+		t.Fatalf("segments %v, want %v", res.Accounting.Segments, want)
+	}
+	// The broker refuses event 2's clean write: it leaves the clean count.
+	acc := Account(res, &WriteReport{Refused: []Refusal{{Output: "all", Reason: ReasonOutputTooLarge, DeadLettered: true, Origin: 2}}})
+	if got := acc.Segments[SegmentCount{"all", "properties.plan", "pro", StageClean}]; got != 1 {
+		t.Errorf("after a refused write, clean pro = %d, want 1", got)
+	}
+	if got := acc.Segments[SegmentCount{"all", "properties.plan", "pro", StageRaw}]; got != 2 {
+		t.Errorf("after a refused write, raw pro = %d, want 2 (still decided)", got)
+	}
+	if res.Accounting.Segments[SegmentCount{"all", "properties.plan", "pro", StageClean}] != 2 {
+		t.Error("Account changed the decide stage's own counts")
+	}
+}

@@ -288,7 +288,7 @@ func (s *sink) refuse(o *outbox, i int, reason string, cause error) error {
 	origin := o.res.Origin[i]
 	output := string(wire.Header(m, wire.HeaderOutput))
 	first := !o.dead[origin]
-	o.report.Refused = append(o.report.Refused, Refusal{Output: output, Reason: reason, DeadLettered: first})
+	o.report.Refused = append(o.report.Refused, Refusal{Output: output, Reason: reason, DeadLettered: first, Origin: origin})
 	if !first {
 		o.done[i] = true
 		return nil

@@ -324,31 +324,54 @@ func SegmentValue(doc *event.Doc, path event.Path, sc *scrub.Scanner, ids [][]by
 }
 
 // SafeSegmentText reports whether text may be shown as a segment value:
-// non-empty, at most MaxSegmentValueLen bytes of valid UTF-8 without
-// control or invisible characters, not one of the placeholder labels,
-// not looking like an id (a run of 6 digits, or 16 hex digits), and
-// (with sc) holding nothing scrub finds, ids (the event's identifier
-// values, see Policy.EventIdentifiers) included.
+//   - non-empty, at most MaxSegmentValueLen bytes of valid UTF-8;
+//   - only graphic characters and single inner ASCII spaces: no control,
+//     format, combining-joiner or filler character (U+034F, U+3164,
+//     U+FFA0, U+115F, U+1160, variation selectors, braille blank) that
+//     would make two labels look alike, no leading "(" that would pass
+//     for a placeholder label ("(none)", "(other)");
+//   - not looking like an id (see looksLikeID) and holding no scrub
+//     placeholder;
+//   - with sc, holding nothing scrub finds (e-mails, phones, cards, IPs,
+//     hashes, "at"/"dot" spelled addresses), ids (the event's
+//     identifier values, see Policy.EventIdentifiers) included.
 func SafeSegmentText(text []byte, sc *scrub.Scanner, ids [][]byte) bool {
 	if len(text) == 0 || len(text) > MaxSegmentValueLen || !utf8.Valid(text) {
 		return false
 	}
+	if text[0] == '(' || text[0] == ' ' || text[len(text)-1] == ' ' || bytes.Contains(text, []byte("  ")) {
+		return false
+	}
 	for _, r := range string(text) {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+		if r == ' ' {
+			continue
+		}
+		if !unicode.IsGraphic(r) || unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || invisible(r) {
 			return false
 		}
-	}
-	switch string(text) {
-	case SegmentNone, SegmentRedacted, SegmentOther:
-		return false
 	}
 	if looksLikeID(text) || holdsPlaceholder(text) {
 		return false
 	}
-	if sc != nil && sc.Find(text, ids) != scrub.None {
-		return false
+	if sc != nil {
+		sc.AtWords, sc.Hashes = true, true
+		if sc.Find(text, ids) != scrub.None {
+			return false
+		}
 	}
 	return true
+}
+
+// invisible reports letters and symbols that render as nothing (Hangul
+// fillers, the braille blank, variation selectors and similar).
+func invisible(r rune) bool {
+	switch {
+	case r == 0x115F, r == 0x1160, r == 0x3164, r == 0xFFA0, r == 0x2800, r == 0x034F, r == 0x17B4, r == 0x17B5:
+		return true
+	case r >= 0x180B && r <= 0x180F, r >= 0xFE00 && r <= 0xFE0F, r >= 0xE0100 && r <= 0xE01EF:
+		return true
+	}
+	return false
 }
 
 // holdsPlaceholder reports text holding what scrub puts in place of
@@ -367,17 +390,26 @@ func holdsPlaceholder(text []byte) bool {
 	return false
 }
 
-// looksLikeID reports text with a run of 6 or more digits, or of 16 or
-// more hex digits: an account, order or device number, a UUID or a
-// hash, never a segment.
+// looksLikeID reports text that reads as an identifier, never a
+// segment: 6 or more digits in one number (separators "-", ".", "/" and
+// spaces between digit groups included: account, order, phone-like and
+// social security numbers, dates), 16 or more hex digits in a run
+// (UUIDs, hashes), or a token of 10 or more letters, digits and "_"
+// mixing letters and digits (API-style ids such as cus_NffrFeUfNV2Hib).
 func looksLikeID(text []byte) bool {
 	digits, hex := 0, 0
-	for _, c := range text {
+	token, tokDigit, tokLetter := 0, false, false
+	for i, c := range text {
 		isDigit := c >= '0' && c <= '9'
+		isLetter := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 		isHex := isDigit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-		if isDigit {
+		sep := c == '-' || c == '.' || c == '/' || c == ' '
+		switch {
+		case isDigit:
 			digits++
-		} else {
+		case sep && digits > 0 && i+1 < len(text) && text[i+1] >= '0' && text[i+1] <= '9':
+			// a separator between digit groups keeps the number going
+		default:
 			digits = 0
 		}
 		if isHex {
@@ -385,7 +417,14 @@ func looksLikeID(text []byte) bool {
 		} else if c != '-' {
 			hex = 0
 		}
-		if digits >= 6 || hex >= 16 {
+		if isDigit || isLetter || c == '_' {
+			token++
+			tokDigit = tokDigit || isDigit
+			tokLetter = tokLetter || isLetter
+		} else {
+			token, tokDigit, tokLetter = 0, false, false
+		}
+		if digits >= 6 || hex >= 16 || (token >= 10 && tokDigit && tokLetter) {
 			return true
 		}
 	}
