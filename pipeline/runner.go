@@ -156,18 +156,23 @@ func (r *Runner) fail(err error) {
 func (r *Runner) startGeneration(stop, writeCtx context.Context, gen *kafka.Generation) {
 	g := &generation{gen: gen}
 	var assigned []string
+	var offsets []int64
+	// Every partition is in g.parts before any worker starts: a worker's
+	// commit reads g.parts.
 	for topic, as := range gen.Assignments {
 		for _, a := range as {
-			p := newPartition(topic, a.ID)
-			g.parts = append(g.parts, p)
+			g.parts = append(g.parts, newPartition(topic, a.ID))
+			offsets = append(offsets, a.Offset)
 			assigned = append(assigned, topic+"/"+strconv.Itoa(a.ID))
-			offset := a.Offset
-			r.workers.Add(1)
-			gen.Start(func(genCtx context.Context) {
-				defer r.workers.Done()
-				r.runPartition(genCtx, stop, writeCtx, g, p, offset)
-			})
 		}
+	}
+	for i, p := range g.parts {
+		offset := offsets[i]
+		r.workers.Add(1)
+		gen.Start(func(genCtx context.Context) {
+			defer r.workers.Done()
+			r.runPartition(genCtx, stop, writeCtx, g, p, offset)
+		})
 	}
 	r.cfg.Log.Info("joined consumer group generation", zap.Int32("generation", gen.ID), zap.Strings("partitions", assigned))
 	r.workers.Add(1)
