@@ -44,7 +44,7 @@ type AggregateSpec struct {
 	MaxPerGroup int `yaml:"max_per_group"`
 	// MaxSubjects caps the subjects one instance counts in one window:
 	// a new subject's events beyond it are not counted. It bounds the
-	// memory (about 150 bytes a subject) and release time of a window.
+	// memory (about 100 to 150 bytes a subject) and release time of a window.
 	// Default: 1000000; at most 100000000.
 	MaxSubjects int `yaml:"max_subjects"`
 	// MaxGroupsPerWindow caps the distinct groups one instance counts in

@@ -9,9 +9,14 @@
 // max_groups groups, max_per_group events per group, its sum per group
 // clipped), and when a window ends adds noise and thresholds each group
 // with Google's differential-privacy library (dpagg, noise), then writes
-// one message per released group to the aggregate's topic.
+// one message per released group to the aggregate's topic. Each window
+// holds at most max_subjects subjects and max_groups_per_window groups.
+// It is also a pipeline.PartitionObserver: a subject seen in two raw
+// partitions in one window is evidence that the raw topic is not
+// partitioned by subject (bounding is per instance), reported, not
+// corrected.
 //
-// Owns: windows, contribution bounding, noise, thresholding and the
+// Owns: windows, their caps, contribution bounding, noise, thresholding and the
 // aggregates topic's messages. The decision of what counts is the
 // policy's (policy.Aggregate.Counts) and the pipeline's (contribute).
 package aggregates
@@ -91,10 +96,11 @@ type Config struct {
 	// Backoff bounds the waits between failed writes of a release.
 	// Default: 100ms to 5s.
 	Backoff retry.Backoff
-	// Hooks are told about windows, bounding, exclusions and failed
+	// Hooks are told about windows, exclusions, keying evidence and failed
 	// releases (Hook). Default: none.
 	Hooks hooks.List
-	// Log receives failed releases (no personal data). Default: none.
+	// Log receives failed releases, caps reached and keying evidence
+	// (no personal data). Default: none.
 	Log *zap.Logger
 	// Now is the clock windows are cut by. Default: time.Now.
 	Now func() time.Time

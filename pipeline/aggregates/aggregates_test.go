@@ -405,6 +405,18 @@ func TestReleaseMessage(t *testing.T) {
 // batch of 1000 contributions (10 000 subjects, 50 groups, k = 2, c = 3),
 // paid once the batch's writes are acknowledged.
 func BenchmarkOnBatchWritten(b *testing.B) {
+	benchBatches(b, func(g *Aggregator, acc *pipeline.Accounting) { g.OnBatchWritten(acc) })
+}
+
+// BenchmarkObservePartition is the keying check's cost per batch of the
+// same 1000 contributions (one partition), paid on the decide stage.
+func BenchmarkObservePartition(b *testing.B) {
+	benchBatches(b, func(g *Aggregator, acc *pipeline.Accounting) { g.ObservePartition("raw", 0, acc.Contributions) })
+}
+
+// benchBatches runs fn over a batch of 1000 contributions (10 000
+// subjects, 50 groups, k = 2, c = 3), a new window every 100 batches.
+func benchBatches(b *testing.B, fn func(*Aggregator, *pipeline.Accounting)) {
 	h := newHarness(b, "epsilon: 1, delta: 1e-6, max_groups: 2, max_per_group: 3")
 	acc := pipeline.NewAccounting()
 	for i := range 1000 {
@@ -413,7 +425,7 @@ func BenchmarkOnBatchWritten(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		h.g.OnBatchWritten(&acc)
+		fn(h.g, &acc)
 		if n++; n%100 == 0 {
 			h.next(b) // a new window now and then, as in production
 		}
