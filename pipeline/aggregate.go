@@ -8,8 +8,30 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/policy"
 )
+
+// PartitionObserver is told, per batch, the aggregate contributions of
+// the batch's events and the raw partition they were read from (every
+// message of a batch comes from one partition), before the batch is
+// written: evidence of how the raw topic is partitioned (a subject seen
+// in two partitions), which the Kafka key cannot prove. A Hook of the
+// ProcessorConfig; calls are synchronous and from every partition
+// worker: return quickly.
+type PartitionObserver interface {
+	ObservePartition(topic string, partition int, contributions []Contribution)
+}
+
+// observePartition tells the PartitionObservers of the batch's counted
+// contributions.
+func (p *Processor) observePartition(msgs []kafka.Message, res *Result) {
+	if len(res.Accounting.Contributions) == 0 || len(msgs) == 0 {
+		return
+	}
+	m := &msgs[0]
+	hooks.Each(p.cfg.Hooks, func(h PartitionObserver) { h.ObservePartition(m.Topic, m.Partition, res.Accounting.Contributions) })
+}
 
 // contribute adds to res the event's contribution to every aggregate of
 // the policy that counts it (policy.Aggregate.Counts). The aggregates

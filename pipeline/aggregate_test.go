@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentd/consentd/consent"
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/policy"
 )
 
@@ -33,12 +34,13 @@ outputs:
 	}
 	st := &mapStore{recs: map[string]consent.Record{"granted": {Found: true, Version: 1, Granted: map[string]bool{"analytics": true}}}}
 	seed := maphash.MakeSeed()
-	p, err := NewProcessor(ProcessorConfig{Policy: pol, Store: st, DeadLetterTopic: "dlq", AggregateSeed: seed})
+	obs := &partitionObserver{}
+	p, err := NewProcessor(ProcessorConfig{Policy: pol, Store: st, DeadLetterTopic: "dlq", AggregateSeed: seed, Hooks: hooks.List{obs}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg := func(key, value string) kafka.Message {
-		return kafka.Message{Topic: "raw", Key: []byte(key), Value: []byte(value)}
+		return kafka.Message{Topic: "raw", Partition: 3, Key: []byte(key), Value: []byte(value)}
 	}
 	res, err := p.Process(context.Background(), []kafka.Message{
 		msg("u1", `{"type":"track","event":"Order Completed","userId":"u1","context":{"location":{"country":"DE"}},"properties":{"revenue":12.5}}`),
@@ -70,11 +72,28 @@ outputs:
 			t.Errorf("contribution %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// The batch's partition is told with its contributions.
+	if obs.calls != 1 || obs.topic != "raw" || obs.partition != 3 || !slices.Equal(obs.contributions, got) {
+		t.Fatalf("observed %d calls, %s/%d %+v; want one, raw/3 with the batch's contributions", obs.calls, obs.topic, obs.partition, obs.contributions)
+	}
 	// A refused write does not lose the batch's contributions.
 	acc := Account(res, &WriteReport{Refused: []Refusal{{Output: "analytics", Reason: "too_large", DeadLettered: true}}})
 	if len(acc.Contributions) != len(want) {
 		t.Fatalf("Account kept %d contributions, want %d", len(acc.Contributions), len(want))
 	}
+}
+
+// partitionObserver is a PartitionObserver that keeps the last call.
+type partitionObserver struct {
+	calls         int
+	topic         string
+	partition     int
+	contributions []Contribution
+}
+
+func (o *partitionObserver) ObservePartition(topic string, partition int, cs []Contribution) {
+	o.calls++
+	o.topic, o.partition, o.contributions = topic, partition, slices.Clone(cs)
 }
 
 // BenchmarkProcessBatchAggregate is BenchmarkProcessBatch with an

@@ -404,6 +404,7 @@ func (p *Processor) decide(msgs []kafka.Message, b *parsed, records map[string]c
 			ce.Write(zap.ByteString("source", source), zap.String("explain", d.Explain()))
 		}
 	}
+	p.observePartition(msgs, res)
 	return res
 }
 

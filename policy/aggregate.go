@@ -28,19 +28,29 @@ type AggregateSpec struct {
 	// "(none)", "(redacted)"); each must be non-personal (see
 	// NonPersonalPath). Default: none (one group); at most 4.
 	GroupBy []string `yaml:"group_by"`
-	// Epsilon is the privacy budget ε of one window. Required, > 0, at
-	// most 10.
+	// Epsilon is the privacy budget ε of one window. Required, at least
+	// 1e-3, at most 10.
 	Epsilon float64 `yaml:"epsilon"`
 	// Delta is the δ of one window, spent on the threshold that hides
 	// groups too small to release (and, with gaussian noise, on the
-	// noise). Required, > 0, at most 1e-3.
+	// noise). Required, at least 1e-12, at most 1e-3.
 	Delta float64 `yaml:"delta"`
 	// MaxGroups (k) is how many groups one subject may add to in one
 	// window: the first k it is seen in. Default: 1; at most 100.
 	MaxGroups int `yaml:"max_groups"`
 	// MaxPerGroup (c) is how many events of one subject count in one
-	// group in one window. Default: 1; at most 1000.
+	// group in one window. Default: 1; at most 1000, and k·c at most
+	// 10000.
 	MaxPerGroup int `yaml:"max_per_group"`
+	// MaxSubjects caps the subjects one instance counts in one window:
+	// a new subject's events beyond it are not counted. It bounds the
+	// memory (about 100 to 150 bytes a subject) and release time of a window.
+	// Default: 1000000; at most 100000000.
+	MaxSubjects int `yaml:"max_subjects"`
+	// MaxGroupsPerWindow caps the distinct groups one instance counts in
+	// one window: events of a new group beyond it are not counted.
+	// Default: 100000; at most 10000000.
+	MaxGroupsPerWindow int `yaml:"max_groups_per_window"`
 	// Sum, if set, adds a noisy sum of a numeric field per group (each
 	// subject's sum per group clipped to [min, max]). Default: none.
 	Sum *AggregateSumSpec `yaml:"sum"`
@@ -67,10 +77,21 @@ const (
 	DefaultAggregateWindow = time.Minute
 	MinAggregateWindow     = time.Second
 	MaxAggregateGroupBy    = 4
+	MinAggregateEpsilon    = 1e-3
 	MaxAggregateEpsilon    = 10
+	MinAggregateDelta      = 1e-12
 	MaxAggregateDelta      = 1e-3
 	MaxAggregateGroups     = 100
 	MaxAggregatePerGroup   = 1000
+	// MaxAggregateContribution bounds k·c (max_groups × max_per_group):
+	// with the bounds on ε and δ it keeps the release threshold a finite
+	// number far below 2^53.
+	MaxAggregateContribution = 10000
+
+	DefaultAggregateMaxSubjects        = 1_000_000
+	MaxAggregateMaxSubjects            = 100_000_000
+	DefaultAggregateMaxGroupsPerWindow = 100_000
+	MaxAggregateMaxGroupsPerWindow     = 10_000_000
 )
 
 // Aggregate noise mechanisms.
@@ -95,6 +116,9 @@ type Aggregate struct {
 	// contributions per window.
 	MaxGroups   int
 	MaxPerGroup int
+	// MaxSubjects and MaxGroupsPerWindow cap one instance's window.
+	MaxSubjects        int
+	MaxGroupsPerWindow int
 	// Sum is nil without a sum.
 	Sum   *AggregateSum
 	Noise string
@@ -168,8 +192,8 @@ func (c *compiler) aggregates(specs []OutputSpec) {
 		if k := c.spec.Outputs[i].Kind; k != "" {
 			c.fail("outputs[%s]: kind %q: unknown (\"\" for a clean output, or %q)", c.spec.Outputs[i].Name, k, OutputKindAggregate)
 		}
-		if as := c.spec.Outputs[i].AggregateSpec; as.Of != "" || as.Window != "" || as.GroupBy != nil || as.Epsilon != 0 || as.Delta != 0 || as.MaxGroups != 0 || as.MaxPerGroup != 0 || as.Sum != nil || as.Noise != "" {
-			c.fail("outputs[%s]: of, window, group_by, epsilon, delta, max_groups, max_per_group, sum and noise belong to outputs of kind aggregate", c.spec.Outputs[i].Name)
+		if as := c.spec.Outputs[i].AggregateSpec; as.Of != "" || as.Window != "" || as.GroupBy != nil || as.Epsilon != 0 || as.Delta != 0 || as.MaxGroups != 0 || as.MaxPerGroup != 0 || as.MaxSubjects != 0 || as.MaxGroupsPerWindow != 0 || as.Sum != nil || as.Noise != "" {
+			c.fail("outputs[%s]: of, window, group_by, epsilon, delta, max_groups, max_per_group, max_subjects, max_groups_per_window, sum and noise belong to outputs of kind aggregate", c.spec.Outputs[i].Name)
 		}
 	}
 	for i := range specs {
@@ -180,7 +204,8 @@ func (c *compiler) aggregates(specs []OutputSpec) {
 func (c *compiler) aggregate(os *OutputSpec) {
 	where := fmt.Sprintf("outputs[%s]", os.Name)
 	a := &Aggregate{Name: os.Name, Topic: os.Topic, Of: os.Of, OfIndex: -1, Epsilon: os.Epsilon, Delta: os.Delta,
-		MaxGroups: os.MaxGroups, MaxPerGroup: os.MaxPerGroup, Window: DefaultAggregateWindow, Noise: os.Noise}
+		MaxGroups: os.MaxGroups, MaxPerGroup: os.MaxPerGroup, MaxSubjects: os.MaxSubjects, MaxGroupsPerWindow: os.MaxGroupsPerWindow,
+		Window: DefaultAggregateWindow, Noise: os.Noise}
 	c.claimName(where, os.Name)
 	if strings.TrimSpace(os.Topic) == "" {
 		c.fail("%s: topic: required (the aggregates topic)", where)
@@ -228,11 +253,11 @@ func (c *compiler) aggregate(os *OutputSpec) {
 			a.GroupBy = append(a.GroupBy, sf)
 		}
 	}
-	if !(os.Epsilon > 0) || os.Epsilon > MaxAggregateEpsilon {
-		c.fail("%s: epsilon: %v must be above 0 and at most %d (the privacy budget of one window; 1 is common)", where, os.Epsilon, MaxAggregateEpsilon)
+	if !(os.Epsilon >= MinAggregateEpsilon) || os.Epsilon > MaxAggregateEpsilon {
+		c.fail("%s: epsilon: %v must be at least %g and at most %d (the privacy budget of one window; 1 is common)", where, os.Epsilon, MinAggregateEpsilon, MaxAggregateEpsilon)
 	}
-	if !(os.Delta > 0) || os.Delta > MaxAggregateDelta {
-		c.fail("%s: delta: %v must be above 0 and at most %g (it bounds the chance that a group of one subject is released; 1e-6 is common)", where, os.Delta, MaxAggregateDelta)
+	if !(os.Delta >= MinAggregateDelta) || os.Delta > MaxAggregateDelta {
+		c.fail("%s: delta: %v must be at least %g and at most %g (it bounds the chance that a group of one subject is released; 1e-6 is common)", where, os.Delta, MinAggregateDelta, MaxAggregateDelta)
 	}
 	if a.MaxGroups == 0 {
 		a.MaxGroups = 1
@@ -245,6 +270,21 @@ func (c *compiler) aggregate(os *OutputSpec) {
 	}
 	if a.MaxPerGroup < 1 || a.MaxPerGroup > MaxAggregatePerGroup {
 		c.fail("%s: max_per_group: %d is out of range 1..%d", where, a.MaxPerGroup, MaxAggregatePerGroup)
+	}
+	if a.MaxGroups*a.MaxPerGroup > MaxAggregateContribution {
+		c.fail("%s: max_groups × max_per_group: %d, at most %d (one subject's largest contribution to a window; the noise and threshold grow with it)", where, a.MaxGroups*a.MaxPerGroup, MaxAggregateContribution)
+	}
+	if a.MaxSubjects == 0 {
+		a.MaxSubjects = DefaultAggregateMaxSubjects
+	}
+	if a.MaxSubjects < 1 || a.MaxSubjects > MaxAggregateMaxSubjects {
+		c.fail("%s: max_subjects: %d is out of range 1..%d", where, a.MaxSubjects, MaxAggregateMaxSubjects)
+	}
+	if a.MaxGroupsPerWindow == 0 {
+		a.MaxGroupsPerWindow = DefaultAggregateMaxGroupsPerWindow
+	}
+	if a.MaxGroupsPerWindow < 1 || a.MaxGroupsPerWindow > MaxAggregateMaxGroupsPerWindow {
+		c.fail("%s: max_groups_per_window: %d is out of range 1..%d", where, a.MaxGroupsPerWindow, MaxAggregateMaxGroupsPerWindow)
 	}
 	switch a.Noise {
 	case "":

@@ -44,6 +44,9 @@ func TestAggregateCompiles(t *testing.T) {
 		t.Errorf("Summary does not list the aggregate:\n%s", p.Summary())
 	}
 	d := compileSpec(t, aggregatePolicy(`of: analytics, epsilon: 1, delta: 1e-6`)).Aggregates[0]
+	if d.MaxSubjects != DefaultAggregateMaxSubjects || d.MaxGroupsPerWindow != DefaultAggregateMaxGroupsPerWindow {
+		t.Fatalf("caps = %d subjects, %d groups; want the defaults", d.MaxSubjects, d.MaxGroupsPerWindow)
+	}
 	if d.Window != DefaultAggregateWindow || d.MaxGroups != 1 || d.MaxPerGroup != 1 || d.Noise != NoiseLaplace || d.Sum != nil || len(d.GroupBy) != 0 {
 		t.Fatalf("defaults = %+v", d)
 	}
@@ -87,11 +90,20 @@ func TestAggregateCompileErrors(t *testing.T) {
 		{"no of", `epsilon: 1, delta: 1e-6`, "of: required"},
 		{"unknown of", `of: ads, epsilon: 1, delta: 1e-6`, `of: "ads" is not a clean output`},
 		{"of an aggregate", `of: dropped, epsilon: 1, delta: 1e-6`, `of: "dropped" is not a clean output`},
-		{"no epsilon", `of: analytics, delta: 1e-6`, "epsilon: 0 must be above 0"},
-		{"negative epsilon", `of: analytics, epsilon: -1, delta: 1e-6`, "epsilon: -1 must be above 0"},
-		{"huge epsilon", `of: analytics, epsilon: 11, delta: 1e-6`, "epsilon: 11 must be above 0 and at most 10"},
-		{"no delta", `of: analytics, epsilon: 1`, "delta: 0 must be above 0"},
-		{"large delta", `of: analytics, epsilon: 1, delta: 0.1`, "delta: 0.1 must be above 0 and at most 0.001"},
+		{"no epsilon", `of: analytics, delta: 1e-6`, "epsilon: 0 must be at least 0.001"},
+		{"negative epsilon", `of: analytics, epsilon: -1, delta: 1e-6`, "epsilon: -1 must be at least 0.001"},
+		{"huge epsilon", `of: analytics, epsilon: 11, delta: 1e-6`, "epsilon: 11 must be at least 0.001 and at most 10"},
+		// A tiny ε makes the threshold overflow (1.8e21 for ε = 1e-13,
+		// k = 100, c = 1000 with Laplace noise).
+		{"tiny epsilon", `of: analytics, epsilon: 1e-13, delta: 1e-6`, "epsilon: 1e-13 must be at least 0.001"},
+		{"no delta", `of: analytics, epsilon: 1`, "delta: 0 must be at least 1e-12"},
+		{"large delta", `of: analytics, epsilon: 1, delta: 0.1`, "delta: 0.1 must be at least 1e-12 and at most 0.001"},
+		// With δ/2 below 2^-53 the Gaussian threshold is +Inf.
+		{"tiny delta", `of: analytics, epsilon: 1, delta: 1e-16, noise: gaussian`, "delta: 1e-16 must be at least 1e-12"},
+		{"k·c too large", ok + `, max_groups: 100, max_per_group: 1000`, "max_groups × max_per_group: 100000, at most 10000"},
+		{"no subjects", ok + `, max_subjects: -1`, "max_subjects: -1 is out of range 1..100000000"},
+		{"too many subjects", ok + `, max_subjects: 100000001`, "max_subjects: 100000001 is out of range"},
+		{"too many groups per window", ok + `, max_groups_per_window: 10000001`, "max_groups_per_window: 10000001 is out of range 1..10000000"},
 		{"k too large", ok + `, max_groups: 101`, "max_groups: 101 is out of range 1..100"},
 		{"negative k", ok + `, max_groups: -1`, "max_groups: -1 is out of range"},
 		{"c too large", ok + `, max_per_group: 1001`, "max_per_group: 1001 is out of range 1..1000"},

@@ -211,6 +211,10 @@ func New(cfg *config.Config, pol *policy.Policy, log *zap.Logger, opts ...Option
 	return a, nil
 }
 
+// The aggregates' metrics are told through hooks.Each, which skips a
+// hook of the wrong type silently: this fails the build instead.
+var _ aggregates.Hook = (*metrics.Aggregates)(nil)
+
 // newAggregator builds the aggregator of the policy's aggregate
 // outputs, if it has any, with a writer of its own, and adds it to the
 // hooks told about acknowledged batches.

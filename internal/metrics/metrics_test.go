@@ -49,3 +49,28 @@ func TestCacheUsageGauges(t *testing.T) {
 		t.Fatalf("cache gauges %v entries, %v bytes; want 3, 400", e, b)
 	}
 }
+
+// The aggregates' metrics carry nothing the release hides: no count of
+// groups below the threshold, none of contributions dropped by bounding.
+func TestAggregateMetricsHideWhatTheReleaseHides(t *testing.T) {
+	m := New(&hooks.Readiness{})
+	a := NewAggregates(m)
+	a.OnAggregateWindow("dropped", 0.5, 0)
+	a.OnAggregateWindow("dropped", 0.5, 3)
+	a.OnAggregateKeying("dropped", "subject_in_several_partitions", 2)
+	if got := Sum(m.Registry, "consentd_aggregate_epsilon_spent_total", nil); got != 1 {
+		t.Fatalf("ε spent %v, want 1 (every window, released or not)", got)
+	}
+	if got := Sum(m.Registry, "consentd_aggregate_groups_total", map[string]string{"result": "released"}); got != 3 {
+		t.Fatalf("released %v, want 3", got)
+	}
+	if got := len(Collect(m.Registry, "consentd_aggregate_groups_total", map[string]string{"result": "suppressed"})); got != 0 {
+		t.Fatalf("%d suppressed series: the groups below the threshold count the subjects the release hides", got)
+	}
+	if got := len(Collect(m.Registry, "consentd_aggregate_contributions_bounded_total", nil)); got != 0 {
+		t.Fatalf("%d bounded-contributions series: an exact count of one flooder's events", got)
+	}
+	if got := Sum(m.Registry, "consentd_aggregate_keying_evidence_total", map[string]string{"reason": "subject_in_several_partitions"}); got != 2 {
+		t.Fatalf("keying evidence %v, want 2", got)
+	}
+}

@@ -9,9 +9,14 @@
 // max_groups groups, max_per_group events per group, its sum per group
 // clipped), and when a window ends adds noise and thresholds each group
 // with Google's differential-privacy library (dpagg, noise), then writes
-// one message per released group to the aggregate's topic.
+// one message per released group to the aggregate's topic. Each window
+// holds at most max_subjects subjects and max_groups_per_window groups.
+// It is also a pipeline.PartitionObserver: a subject seen in two raw
+// partitions in one window is evidence that the raw topic is not
+// partitioned by subject (bounding is per instance), reported, not
+// corrected.
 //
-// Owns: windows, contribution bounding, noise, thresholding and the
+// Owns: windows, their caps, contribution bounding, noise, thresholding and the
 // aggregates topic's messages. The decision of what counts is the
 // policy's (policy.Aggregate.Counts) and the pipeline's (contribute).
 package aggregates
@@ -45,20 +50,42 @@ type Writer interface {
 
 // Hook is told what the aggregator did, for metrics. Calls are
 // synchronous: return quickly.
+//
+// Nothing a Hook is told may depend on who contributed beyond what the
+// release itself shows: how many groups fell below the threshold, or
+// how many contributions bounding dropped, would count the subjects the
+// release hides. Hence no such calls.
 type Hook interface {
-	// OnAggregateWindow: a window of the aggregate with contributions
-	// ended; epsilon was spent on it (by each subject in it), released
-	// groups were released and suppressed fell below the threshold.
-	OnAggregateWindow(aggregate string, epsilon float64, released, suppressed int)
-	// OnAggregateBounded: n contributions were dropped by contribution
-	// bounding (beyond max_groups or max_per_group).
-	OnAggregateBounded(aggregate string, n int)
+	// OnAggregateWindow: a window of the aggregate ended, whether or not
+	// anything was contributed to it (releasing nothing is a release
+	// too); epsilon was spent on it and released groups were released
+	// (the count of a differentially private output).
+	OnAggregateWindow(aggregate string, epsilon float64, released int)
 	// OnAggregateExcluded: n events were not counted, for reason
-	// (pipeline.ExcludedKeyNotSubject).
+	// (pipeline.ExcludedKeyNotSubject, ExcludedCapSubjects,
+	// ExcludedCapGroups).
 	OnAggregateExcluded(aggregate, reason string, n int)
+	// OnAggregateKeying: n subjects of the aggregate's window were seen
+	// in more than one raw partition (reason KeyingSeveralPartitions):
+	// the raw topic is not partitioned by subject.
+	OnAggregateKeying(aggregate, reason string, n int)
 	// OnAggregateReleaseFailed: a window's release could not be written.
 	OnAggregateReleaseFailed(aggregate string)
 }
+
+// Reasons of OnAggregateExcluded beyond pipeline's, and of
+// OnAggregateKeying.
+const (
+	// ExcludedCapSubjects: the window already held max_subjects subjects;
+	// a new subject's contribution was dropped.
+	ExcludedCapSubjects = "cap_subjects"
+	// ExcludedCapGroups: the window already held max_groups_per_window
+	// groups; a contribution to a new group was dropped.
+	ExcludedCapGroups = "cap_groups"
+	// KeyingSeveralPartitions: a subject's contributions came from two
+	// raw partitions in one window.
+	KeyingSeveralPartitions = "subject_in_several_partitions"
+)
 
 // Config configures an Aggregator.
 type Config struct {
@@ -69,10 +96,11 @@ type Config struct {
 	// Backoff bounds the waits between failed writes of a release.
 	// Default: 100ms to 5s.
 	Backoff retry.Backoff
-	// Hooks are told about windows, bounding, exclusions and failed
+	// Hooks are told about windows, exclusions, keying evidence and failed
 	// releases (Hook). Default: none.
 	Hooks hooks.List
-	// Log receives failed releases (no personal data). Default: none.
+	// Log receives failed releases, caps reached and keying evidence
+	// (no personal data). Default: none.
 	Log *zap.Logger
 	// Now is the clock windows are cut by. Default: time.Now.
 	Now func() time.Time
@@ -96,6 +124,16 @@ type Aggregator struct {
 	open []*window
 	// ended holds windows that ended, waiting for Run.
 	ended []*window
+	// spentTo holds, per aggregate, the end of the next window whose
+	// budget is not yet accounted (OnAggregateWindow).
+	spentTo []time.Time
+	// partitions numbers the raw partitions seen (ObservePartition).
+	partitions map[topicPartition]int32
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
 }
 
 // window is one aggregate's window: the bounded contributions of each
@@ -104,7 +142,20 @@ type window struct {
 	agg        int
 	start, end time.Time
 	subjects   map[uint64]*subject
+	// groups are the distinct groups contributed to (for
+	// max_groups_per_window).
+	groups map[string]struct{}
+	// partitions holds the raw partition each subject was seen in
+	// (ObservePartition); severalPartitions once it was seen in two.
+	partitions map[uint64]int32
+	// capped and keyingWarned: the window's cap, and its keying, were
+	// logged.
+	capped, keyingWarned bool
 }
+
+// severalPartitions marks, in window.partitions, a subject already
+// seen in two raw partitions.
+const severalPartitions = -1
 
 // subject is one subject's contributions in a window: at most
 // max_groups groups.
@@ -133,8 +184,12 @@ func New(cfg Config) (*Aggregator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	for _, a := range cfg.Policy.Aggregates {
+	aggs := cfg.Policy.Aggregates
+	for _, a := range aggs {
 		b := budgetOf(a)
+		if a.MaxSubjects < 1 || a.MaxGroupsPerWindow < 1 {
+			return nil, fmt.Errorf("aggregate %s: max_subjects (%d) and max_groups_per_window (%d) must be at least 1", a.Name, a.MaxSubjects, a.MaxGroupsPerWindow)
+		}
 		if _, err := b.newCount(); err != nil {
 			return nil, fmt.Errorf("aggregate %s: %w", a.Name, err)
 		}
@@ -147,7 +202,12 @@ func New(cfg Config) (*Aggregator, error) {
 			}
 		}
 	}
-	return &Aggregator{cfg: cfg, open: make([]*window, len(cfg.Policy.Aggregates))}, nil
+	g := &Aggregator{cfg: cfg, open: make([]*window, len(aggs)), spentTo: make([]time.Time, len(aggs)), partitions: map[topicPartition]int32{}}
+	now := cfg.Now()
+	for i, a := range aggs {
+		g.spentTo[i] = now.Truncate(a.Window).Add(a.Window)
+	}
+	return g, nil
 }
 
 // OnBatchWritten implements pipeline.BatchWrittenHook: the batch's
@@ -162,7 +222,7 @@ func (g *Aggregator) OnBatchWritten(acc *pipeline.Accounting) {
 		reason string
 	}
 	var excluded map[excl]int
-	bounded := make([]int, len(aggs))
+	var capped []*window
 	g.mu.Lock()
 	now := g.cfg.Now()
 	for i := range acc.Contributions {
@@ -177,15 +237,25 @@ func (g *Aggregator) OnBatchWritten(acc *pipeline.Accounting) {
 			excluded[excl{c.Aggregate, c.Excluded}]++
 			continue
 		}
-		if !g.windowAt(c.Aggregate, now).add(aggs[c.Aggregate], c) {
-			bounded[c.Aggregate]++
+		w := g.windowAt(c.Aggregate, now)
+		// Contributions beyond bounding are dropped silently: how many
+		// there were is what one subject did.
+		if reason := w.add(aggs[c.Aggregate], c); reason != "" {
+			if excluded == nil {
+				excluded = map[excl]int{}
+			}
+			excluded[excl{c.Aggregate, reason}]++
+			if !w.capped {
+				w.capped = true
+				capped = append(capped, w)
+			}
 		}
 	}
 	g.mu.Unlock()
-	for i, n := range bounded {
-		if n > 0 {
-			hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateBounded(aggs[i].Name, n) })
-		}
+	for _, w := range capped {
+		a := aggs[w.agg]
+		g.cfg.Log.Warn("aggregate window reached its cap: contributions beyond it are not counted, and the window's guarantee is weaker (see max_subjects)",
+			zap.String("aggregate", a.Name), zap.Time("window_start", w.start), zap.Int("max_subjects", a.MaxSubjects), zap.Int("max_groups_per_window", a.MaxGroupsPerWindow))
 	}
 	for k, n := range excluded {
 		hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateExcluded(aggs[k.agg].Name, k.reason, n) })
@@ -204,33 +274,100 @@ func (g *Aggregator) windowAt(i int, now time.Time) *window {
 	}
 	size := g.cfg.Policy.Aggregates[i].Window
 	start := now.Truncate(size)
-	w = &window{agg: i, start: start, end: start.Add(size), subjects: map[uint64]*subject{}}
+	w = &window{agg: i, start: start, end: start.Add(size), subjects: map[uint64]*subject{}, groups: map[string]struct{}{}}
 	g.open[i] = w
 	return w
 }
 
-// add bounds and counts c; false when bounding dropped it.
-func (w *window) add(a *policy.Aggregate, c *pipeline.Contribution) bool {
+// add bounds and counts c. It returns why c was dropped by a cap of the
+// window (ExcludedCapSubjects, ExcludedCapGroups), "" when c was
+// counted or dropped by contribution bounding.
+func (w *window) add(a *policy.Aggregate, c *pipeline.Contribution) string {
 	s := w.subjects[c.Subject]
 	if s == nil {
+		if len(w.subjects) >= a.MaxSubjects {
+			return ExcludedCapSubjects
+		}
 		s = &subject{}
 		w.subjects[c.Subject] = s
 	}
 	j := slices.IndexFunc(s.groups, func(gc groupContribution) bool { return gc.group == c.Group })
 	if j < 0 {
 		if len(s.groups) >= a.MaxGroups {
-			return false
+			return ""
+		}
+		if _, ok := w.groups[c.Group]; !ok {
+			if len(w.groups) >= a.MaxGroupsPerWindow {
+				return ExcludedCapGroups
+			}
+			w.groups[c.Group] = struct{}{}
 		}
 		s.groups = append(s.groups, groupContribution{group: c.Group})
 		j = len(s.groups) - 1
 	}
 	gc := &s.groups[j]
 	if gc.n >= int64(a.MaxPerGroup) {
-		return false
+		return ""
 	}
 	gc.n++
 	gc.sum += c.Value
-	return true
+	return ""
+}
+
+// ObservePartition implements pipeline.PartitionObserver: the
+// contributions of a batch of raw partition (topic, partition), before
+// its writes. A subject seen in two raw partitions in one window is
+// evidence that the raw topic is not partitioned by subject: its
+// events may reach other instances, where its contributions are bounded
+// apart. It is counted (OnAggregateKeying) and logged once per window;
+// its contributions still count.
+func (g *Aggregator) ObservePartition(topic string, partition int, contributions []pipeline.Contribution) {
+	aggs := g.cfg.Policy.Aggregates
+	var several map[int]int
+	var warn []*window
+	g.mu.Lock()
+	now := g.cfg.Now()
+	tp := topicPartition{topic, partition}
+	id, ok := g.partitions[tp]
+	if !ok {
+		id = int32(len(g.partitions))
+		g.partitions[tp] = id
+	}
+	for i := range contributions {
+		c := &contributions[i]
+		if c.Excluded != "" || c.Aggregate < 0 || c.Aggregate >= len(aggs) {
+			continue
+		}
+		w := g.windowAt(c.Aggregate, now)
+		if w.partitions == nil {
+			w.partitions = map[uint64]int32{}
+		}
+		seen, ok := w.partitions[c.Subject]
+		switch {
+		case !ok:
+			if len(w.partitions) < aggs[c.Aggregate].MaxSubjects {
+				w.partitions[c.Subject] = id
+			}
+		case seen != id && seen != severalPartitions:
+			w.partitions[c.Subject] = severalPartitions
+			if several == nil {
+				several = map[int]int{}
+			}
+			several[c.Aggregate]++
+			if !w.keyingWarned {
+				w.keyingWarned = true
+				warn = append(warn, w)
+			}
+		}
+	}
+	g.mu.Unlock()
+	for _, w := range warn {
+		g.cfg.Log.Warn("aggregate: a subject's events came from two raw partitions in one window: the raw topic is not partitioned by subject, so a subject whose events reach m instances spends up to m·ε per window (partition the raw topic by key)",
+			zap.String("aggregate", aggs[w.agg].Name), zap.Time("window_start", w.start))
+	}
+	for i, n := range several {
+		hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateKeying(aggs[i].Name, KeyingSeveralPartitions, n) })
+	}
 }
 
 // boundedCounts returns the window's counts per group after bounding,
@@ -263,14 +400,27 @@ func (g *Aggregator) Run(ctx context.Context) {
 
 // Flush closes the windows that ended by now (Config.Now) and writes
 // their releases.
+//
+// Every window end spends its aggregate's ε, whether or not anything was
+// contributed: the windows with contributions are released, the others
+// release nothing (also a release), and the budget spent (the hook's
+// epsilon) depends on the clock only, not on who was seen.
 func (g *Aggregator) Flush(ctx context.Context) {
-	for _, w := range g.takeEnded(g.cfg.Now()) {
+	ended, empty := g.takeEnded(g.cfg.Now())
+	for _, w := range ended {
 		g.release(ctx, w)
+	}
+	aggs := g.cfg.Policy.Aggregates
+	for i, n := range empty {
+		for range n {
+			hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateWindow(aggs[i].Name, aggs[i].Epsilon, 0) })
+		}
 	}
 }
 
-// takeEnded removes and returns the windows that ended by now.
-func (g *Aggregator) takeEnded(now time.Time) []*window {
+// takeEnded removes and returns the windows that ended by now, and how
+// many window ends of each aggregate passed without one.
+func (g *Aggregator) takeEnded(now time.Time) ([]*window, []int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, w := range g.open {
@@ -281,7 +431,17 @@ func (g *Aggregator) takeEnded(now time.Time) []*window {
 	}
 	ended := g.ended
 	g.ended = nil
-	return ended
+	empty := make([]int, len(g.spentTo))
+	for i, a := range g.cfg.Policy.Aggregates {
+		for !now.Before(g.spentTo[i]) {
+			empty[i]++
+			g.spentTo[i] = g.spentTo[i].Add(a.Window)
+		}
+	}
+	for _, w := range ended {
+		empty[w.agg] = max(empty[w.agg]-1, 0)
+	}
+	return ended, empty
 }
 
 // Release is one released group: the JSON of a message on the
@@ -307,16 +467,14 @@ type Release struct {
 // threshold.
 func (g *Aggregator) release(ctx context.Context, w *window) {
 	a := g.cfg.Policy.Aggregates[w.agg]
-	if len(w.subjects) == 0 {
-		return
-	}
-	rels, suppressed, err := compute(a, w)
+	rels, err := compute(a, w)
 	if err != nil {
 		g.cfg.Log.Error("aggregate window not released", zap.String("aggregate", a.Name), zap.Time("window_start", w.start), zap.Error(err))
+		hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateWindow(a.Name, a.Epsilon, 0) })
 		hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateReleaseFailed(a.Name) })
 		return
 	}
-	hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateWindow(a.Name, a.Epsilon, len(rels), suppressed) })
+	hooks.Each(g.cfg.Hooks, func(h Hook) { h.OnAggregateWindow(a.Name, a.Epsilon, len(rels)) })
 	if len(rels) == 0 {
 		return
 	}
@@ -330,7 +488,7 @@ func (g *Aggregator) release(ctx context.Context, w *window) {
 		if err != nil {
 			continue // a Release always marshals
 		}
-		msgs = append(msgs, kafka.Message{Topic: a.Topic, Key: []byte(key(r, a)), Value: value, Headers: headers})
+		msgs = append(msgs, kafka.Message{Topic: a.Topic, Key: key(r, a), Value: value, Headers: headers})
 	}
 	err = retry.Do(ctx, retry.Policy{Backoff: g.cfg.Backoff, MaxAttempts: ReleaseAttempts, OnRetry: func(attempt int, err error, wait time.Duration) {
 		g.cfg.Log.Warn("writing an aggregate window failed; retrying", zap.String("aggregate", a.Name), zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
@@ -342,24 +500,27 @@ func (g *Aggregator) release(ctx context.Context, w *window) {
 	}
 }
 
-// key is a release's message key: the aggregate, the window and the
-// group's values (all non-personal), so that a topic compacted by key
-// keeps one message per group and window.
-func key(r Release, a *policy.Aggregate) string {
+// key is a release's message key: the JSON array of the aggregate, the
+// window start and the group's values (all non-personal), so that two
+// groups never share a key whatever their values hold. It names the
+// group; it does not make the topic compactable: with several instances
+// each releases its own partial count of a group under the same key, and
+// a reader sums them (the topic is not compacted).
+func key(r Release, a *policy.Aggregate) []byte {
 	parts := []string{r.Aggregate, r.WindowStart}
 	for _, f := range a.GroupBy {
 		parts = append(parts, r.Group[f.Name])
 	}
-	return strings.Join(parts, "|")
+	k, _ := json.Marshal(parts) // strings always marshal
+	return k
 }
 
-// compute returns w's releases (sorted by group) and how many groups
-// fell below the threshold.
-func compute(a *policy.Aggregate, w *window) ([]Release, int, error) {
+// compute returns w's releases, sorted by group.
+func compute(a *policy.Aggregate, w *window) ([]Release, error) {
 	b := budgetOf(a)
 	threshold, err := b.threshold()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	type group struct {
 		count *dpagg.BoundedSumInt64
@@ -372,11 +533,11 @@ func compute(a *policy.Aggregate, w *window) ([]Release, int, error) {
 			if gr == nil {
 				gr = &group{}
 				if gr.count, err = b.newCount(); err != nil {
-					return nil, 0, err
+					return nil, err
 				}
 				if a.Sum != nil {
 					if gr.sum, err = b.newSum(); err != nil {
-						return nil, 0, err
+						return nil, err
 					}
 				}
 				groups[gc.group] = gr
@@ -384,11 +545,11 @@ func compute(a *policy.Aggregate, w *window) ([]Release, int, error) {
 			// Each subject adds at most max_per_group to a group's count
 			// and its sum clipped to [min, max] (the library clamps).
 			if err := gr.count.Add(gc.n); err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			if gr.sum != nil {
 				if err := gr.sum.Add(gc.sum); err != nil {
-					return nil, 0, err
+					return nil, err
 				}
 			}
 		}
@@ -399,18 +560,17 @@ func compute(a *policy.Aggregate, w *window) ([]Release, int, error) {
 	}
 	slices.Sort(names)
 	var rels []Release
-	suppressed := 0
 	for _, name := range names {
 		gr := groups[name]
 		noisy, err := gr.count.Result()
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		// A group is released only when its noisy count reaches the
 		// threshold: with probability at least 1-δ_threshold, no group
-		// that one subject alone adds to is released.
-		if noisy < threshold {
-			suppressed++
+		// that one subject alone adds to is released. Compared as
+		// float64: the threshold is finite and below 2^53 (New).
+		if float64(noisy) < threshold {
 			continue
 		}
 		r := Release{
@@ -422,13 +582,13 @@ func compute(a *policy.Aggregate, w *window) ([]Release, int, error) {
 		if gr.sum != nil {
 			s, err := gr.sum.Result()
 			if err != nil {
-				return nil, 0, err
+				return nil, err
 			}
 			r.Sum = &s
 		}
 		rels = append(rels, r)
 	}
-	return rels, suppressed, nil
+	return rels, nil
 }
 
 // groupMap returns a group's values by field name.
@@ -492,14 +652,29 @@ func (b budget) newSum() (*dpagg.BoundedSumFloat64, error) {
 	})
 }
 
+// MaxThreshold bounds the threshold: every integer up to it is a
+// float64, so a noisy count compares with it exactly.
+const MaxThreshold = 1 << 53
+
 // threshold is the smallest noisy count released: the library's
 // threshold for a partition one subject adds up to c to (Wilson et al.,
-// "Differentially Private SQL with Bounded User Contribution", 2020),
-// rounded up as dpagg.Count.ThresholdedResult does.
-func (b budget) threshold() (int64, error) {
+// "Differentially Private SQL with Bounded User Contribution", 2020). A
+// threshold that is not finite or above MaxThreshold (a tiny ε or δ with
+// a large k·c: the library returns +Inf when δ/2 < 2^-53) is refused: as
+// an int64 it would wrap and release every group, or release none.
+func (b budget) threshold() (float64, error) {
 	t, err := b.noise.Threshold(b.maxGroups, float64(b.perGroup), b.eps, b.noiseDelta, b.thresholdDelta)
 	if err != nil {
 		return 0, err
 	}
-	return int64(math.Ceil(t)), nil
+	if math.IsNaN(t) || math.IsInf(t, 0) || t > MaxThreshold {
+		return 0, fmt.Errorf("the release threshold for epsilon %g, delta %g, max_groups %d, max_per_group %d (%s noise) is %g, not a finite number below 2^53: raise epsilon or delta, or lower max_groups or max_per_group",
+			b.a.Epsilon, b.a.Delta, b.a.MaxGroups, b.a.MaxPerGroup, b.a.Noise, t)
+	}
+	return math.Ceil(t), nil
 }
+
+var (
+	_ pipeline.BatchWrittenHook  = (*Aggregator)(nil)
+	_ pipeline.PartitionObserver = (*Aggregator)(nil)
+)

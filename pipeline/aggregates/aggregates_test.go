@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/differential-privacy/go/v3/noise"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consentd/consentd/internal/lib/hooks"
 	"github.com/consentd/consentd/pipeline"
@@ -51,23 +54,27 @@ func (r *recorder) take(t testing.TB) []Release {
 
 // counter is a Hook that keeps totals.
 type counter struct {
-	windows, released, suppressed, bounded, failed int
-	epsilon                                        float64
-	excluded                                       map[string]int
+	windows, released, failed int
+	epsilon                   float64
+	excluded, keying          map[string]int
 }
 
-func (c *counter) OnAggregateWindow(_ string, eps float64, released, suppressed int) {
+func (c *counter) OnAggregateWindow(_ string, eps float64, released int) {
 	c.windows++
 	c.epsilon += eps
 	c.released += released
-	c.suppressed += suppressed
 }
-func (c *counter) OnAggregateBounded(_ string, n int) { c.bounded += n }
 func (c *counter) OnAggregateExcluded(_, reason string, n int) {
 	if c.excluded == nil {
 		c.excluded = map[string]int{}
 	}
 	c.excluded[reason] += n
+}
+func (c *counter) OnAggregateKeying(_, reason string, n int) {
+	if c.keying == nil {
+		c.keying = map[string]int{}
+	}
+	c.keying[reason] += n
 }
 func (c *counter) OnAggregateReleaseFailed(string) { c.failed++ }
 
@@ -245,7 +252,6 @@ func TestFloodingSubjectMovesGroupsByItsBoundAtMost(t *testing.T) {
 	h.next(t)
 
 	base()
-	boundedBefore := h.hook.bounded
 	// The flooding subject: 10 000 events over 50 groups, in batches.
 	for i := range 100 {
 		acc := pipeline.NewAccounting()
@@ -272,8 +278,8 @@ func TestFloodingSubjectMovesGroupsByItsBoundAtMost(t *testing.T) {
 	if total != k*c {
 		t.Fatalf("the flooder counted %d, want exactly k·c = %d (its first k groups, c each)", total, k*c)
 	}
-	if got := h.hook.bounded - boundedBefore; got != 10000-int(k*c) {
-		t.Fatalf("bounded contributions reported: %d, want %d", got, 10000-k*c)
+	if len(h.hook.excluded) != 0 {
+		t.Fatalf("excluded %v: bounding drops silently (a count would be the flooder's)", h.hook.excluded)
 	}
 }
 
@@ -347,8 +353,8 @@ func TestSingleSubjectGroupsAreNotReleased(t *testing.T) {
 	if crowd != windows {
 		t.Fatalf("the group of 200 subjects was released in %d of %d windows", crowd, windows)
 	}
-	if h.hook.suppressed < windows-lonely {
-		t.Fatalf("suppressed %d groups, want at least %d", h.hook.suppressed, windows-lonely)
+	if h.hook.released != lonely+crowd {
+		t.Fatalf("hook: %d released, want %d", h.hook.released, lonely+crowd)
 	}
 	t.Logf("group of one subject released in %d of %d windows", lonely, windows)
 }
@@ -381,7 +387,7 @@ func TestReleaseMessage(t *testing.T) {
 		t.Fatalf("messages = %d, want 1", len(h.w.msgs))
 	}
 	m := h.w.msgs[0]
-	if m.Topic != "aggs" || string(m.Key) != "dropped|"+start.Format(time.RFC3339)+"|DE|Order Completed" {
+	if m.Topic != "aggs" || string(m.Key) != `["dropped","`+start.Format(time.RFC3339)+`","DE","Order Completed"]` {
 		t.Fatalf("topic %q key %q", m.Topic, m.Key)
 	}
 	if len(m.Headers) != 2 || m.Headers[0].Key != wire.HeaderPolicyVersion || string(m.Headers[0].Value) != "v1" || m.Headers[1].Key != wire.HeaderPolicyDigest {
@@ -399,6 +405,18 @@ func TestReleaseMessage(t *testing.T) {
 // batch of 1000 contributions (10 000 subjects, 50 groups, k = 2, c = 3),
 // paid once the batch's writes are acknowledged.
 func BenchmarkOnBatchWritten(b *testing.B) {
+	benchBatches(b, func(g *Aggregator, acc *pipeline.Accounting) { g.OnBatchWritten(acc) })
+}
+
+// BenchmarkObservePartition is the keying check's cost per batch of the
+// same 1000 contributions (one partition), paid on the decide stage.
+func BenchmarkObservePartition(b *testing.B) {
+	benchBatches(b, func(g *Aggregator, acc *pipeline.Accounting) { g.ObservePartition("raw", 0, acc.Contributions) })
+}
+
+// benchBatches runs fn over a batch of 1000 contributions (10 000
+// subjects, 50 groups, k = 2, c = 3), a new window every 100 batches.
+func benchBatches(b *testing.B, fn func(*Aggregator, *pipeline.Accounting)) {
 	h := newHarness(b, "epsilon: 1, delta: 1e-6, max_groups: 2, max_per_group: 3")
 	acc := pipeline.NewAccounting()
 	for i := range 1000 {
@@ -407,10 +425,142 @@ func BenchmarkOnBatchWritten(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		h.g.OnBatchWritten(&acc)
+		fn(h.g, &acc)
 		if n++; n%100 == 0 {
 			h.next(b) // a new window now and then, as in production
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(acc.Contributions)), "ns/contribution")
+}
+
+func TestThresholdThatOverflowsIsRefused(t *testing.T) {
+	// Aggregates built by hand: the policy compiler refuses both
+	// settings already, and New must too.
+	for _, tt := range []struct {
+		name string
+		a    policy.Aggregate
+	}{
+		// δ/2 below 2^-53: the library's Gaussian threshold is +Inf, and
+		// every single-subject group was released with count 0.
+		{"gaussian tiny delta", policy.Aggregate{Noise: policy.NoiseGaussian, Epsilon: 1, Delta: 1e-16, MaxGroups: 1, MaxPerGroup: 1}},
+		// About 1.8e21, which wrapped to MinInt64: every group released.
+		{"laplace tiny epsilon", policy.Aggregate{Noise: policy.NoiseLaplace, Epsilon: 1e-13, Delta: 1e-6, MaxGroups: 100, MaxPerGroup: 1000}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.a
+			a.Name, a.Topic, a.Window, a.MaxSubjects, a.MaxGroupsPerWindow = "dropped", "aggs", time.Minute, 10, 10
+			_, err := New(Config{Policy: &policy.Policy{Aggregates: []*policy.Aggregate{&a}}, Writer: &recorder{}})
+			if err == nil || !strings.Contains(err.Error(), "aggregate dropped") || !strings.Contains(err.Error(), "threshold") {
+				t.Fatalf("New: err = %v, want the threshold of aggregate dropped refused", err)
+			}
+		})
+	}
+}
+
+func TestEveryWindowEndSpendsEpsilon(t *testing.T) {
+	h := newHarness(t, "epsilon: 0.5, delta: 1e-6")
+	for range 3 {
+		h.next(t) // nothing contributed: releasing nothing is a release
+	}
+	for s := range 5 {
+		h.add(uint64(s+1), "", 1)
+	}
+	h.next(t)
+	// A gap of 4 windows between two flushes spends 4 windows.
+	h.clock.now = h.clock.now.Add(3 * time.Minute)
+	h.next(t)
+	if h.hook.windows != 8 || math.Abs(h.hook.epsilon-8*0.5) > 1e-9 {
+		t.Fatalf("hook: %d windows, ε %v; want 8 windows, ε 4 (whoever contributed)", h.hook.windows, h.hook.epsilon)
+	}
+}
+
+func TestWindowCaps(t *testing.T) {
+	h := newHarness(t, "epsilon: 1, delta: 1e-6, group_by: [event], max_subjects: 10, max_groups_per_window: 3")
+	core, logs := observer.New(zap.WarnLevel)
+	h.g.cfg.Log = zap.New(core)
+	for range 2 { // the caps hold per window
+		for s := range 20 {
+			h.add(uint64(s+1), "G", 1)
+		}
+		if got := h.bounded(); got["G"] != 10 {
+			t.Fatalf("counted %v, want the first 10 subjects only", got)
+		}
+		if h.hook.excluded[ExcludedCapSubjects] != 10 {
+			t.Fatalf("excluded %v, want 10 %s", h.hook.excluded, ExcludedCapSubjects)
+		}
+		h.hook.excluded = nil
+		h.next(t)
+	}
+	for s := range 6 {
+		h.add(uint64(s+1), fmt.Sprintf("G%d", s), 1)
+	}
+	h.add(50, "G0", 1) // a group already held still counts
+	if got := h.bounded(); len(got) != 3 || got["G0"] != 2 {
+		t.Fatalf("counted %v, want 3 groups, G0 twice", got)
+	}
+	if h.hook.excluded[ExcludedCapGroups] != 3 {
+		t.Fatalf("excluded %v, want 3 %s", h.hook.excluded, ExcludedCapGroups)
+	}
+	if n := logs.FilterMessageSnippet("reached its cap").Len(); n != 3 {
+		t.Fatalf("%d cap warnings, want one per window (3)", n)
+	}
+	for _, e := range logs.All() {
+		for _, f := range e.Context {
+			if f.Key != "aggregate" && f.Key != "window_start" && f.Key != "max_subjects" && f.Key != "max_groups_per_window" {
+				t.Fatalf("warning field %s: only the aggregate, its window and caps", f.Key)
+			}
+		}
+	}
+}
+
+func TestSubjectInSeveralPartitionsIsDetected(t *testing.T) {
+	h := newHarness(t, "epsilon: 1, delta: 1e-6")
+	core, logs := observer.New(zap.WarnLevel)
+	h.g.cfg.Log = zap.New(core)
+	contrib := func(subjects ...uint64) []pipeline.Contribution {
+		var cs []pipeline.Contribution
+		for _, s := range subjects {
+			cs = append(cs, pipeline.Contribution{Subject: s})
+		}
+		return append(cs, pipeline.Contribution{Excluded: pipeline.ExcludedKeyNotSubject})
+	}
+	h.g.ObservePartition("raw", 0, contrib(1, 2))
+	h.g.ObservePartition("raw", 0, contrib(1, 2)) // again from the same partition: fine
+	if len(h.hook.keying) != 0 {
+		t.Fatalf("keying %v after one partition", h.hook.keying)
+	}
+	h.g.ObservePartition("raw", 1, contrib(2, 3))
+	h.g.ObservePartition("raw", 2, contrib(2))      // subject 2 counted once
+	h.g.ObservePartition("other", 0, contrib(1, 3)) // another topic's partition 0
+	if got := h.hook.keying[KeyingSeveralPartitions]; got != 3 {
+		t.Fatalf("keying %v, want 3 subjects in several partitions", h.hook.keying)
+	}
+	h.next(t)
+	h.g.ObservePartition("raw", 1, contrib(1)) // a new window forgets
+	if got := h.hook.keying[KeyingSeveralPartitions]; got != 3 {
+		t.Fatalf("keying %v, want still 3 in a new window", h.hook.keying)
+	}
+	h.g.ObservePartition("raw", 0, contrib(1))
+	if got := h.hook.keying[KeyingSeveralPartitions]; got != 4 {
+		t.Fatalf("keying %v, want 4", h.hook.keying)
+	}
+	if n := logs.FilterMessageSnippet("two raw partitions").Len(); n != 2 {
+		t.Fatalf("%d keying warnings, want one per window (2)", n)
+	}
+}
+
+func TestReleaseKeysAreUnambiguous(t *testing.T) {
+	h := newHarness(t, "epsilon: 1, delta: 1e-6, group_by: [event, properties.plan]")
+	for s := range 300 {
+		h.add(uint64(s+1), "a|b"+pipeline.GroupSep+"c", 1)
+		h.add(uint64(1000+s), "a"+pipeline.GroupSep+"b|c", 1)
+	}
+	h.clock.now = h.clock.now.Add(time.Minute)
+	h.g.Flush(context.Background())
+	if len(h.w.msgs) != 2 {
+		t.Fatalf("messages = %d, want 2", len(h.w.msgs))
+	}
+	if k0, k1 := string(h.w.msgs[0].Key), string(h.w.msgs[1].Key); k0 == k1 {
+		t.Fatalf("groups (a|b, c) and (a, b|c) share the key %s", k0)
+	}
 }
