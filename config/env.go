@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -112,8 +113,8 @@ func (c *Config) checkEnvNames(environ []string) error {
 	named := map[string]bool{c.Redis.PasswordEnv: true, c.Redis.SentinelPasswordEnv: true, c.Kafka.SASL.PasswordEnv: true, c.Pseudonymization.KeyEnv: true}
 	var errs []error
 	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, EnvPrefix) || settings[name] != "" || named[name] || nonSetting(name) {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || settings[name] != "" || named[name] || nonSetting(name) || serviceLink(name, value) {
 			continue
 		}
 		msg := fmt.Sprintf("$%s matches no setting", name)
@@ -123,6 +124,23 @@ func (c *Config) checkEnvNames(environ []string) error {
 		errs = append(errs, errors.New(msg+"; configs/environment.txt lists the variables"))
 	}
 	return errors.Join(errs...)
+}
+
+// serviceLinkName matches the variables Kubernetes puts into every pod
+// for each Service of its namespace (enableServiceLinks, on by
+// default): a Service named consentd-metrics gives
+// CONSENTD_METRICS_SERVICE_HOST, CONSENTD_METRICS_SERVICE_PORT[_NAME],
+// CONSENTD_METRICS_PORT=tcp://… and CONSENTD_METRICS_PORT_9464_TCP[_…].
+var serviceLinkName = regexp.MustCompile(`_SERVICE_HOST$|_SERVICE_PORT(_[A-Z0-9_]+)?$|_PORT_[0-9]+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?$`)
+
+// serviceLink reports a Kubernetes service-link variable: one of
+// serviceLinkName's, or NAME_PORT whose value is a tcp://, udp:// or
+// sctp:// address.
+func serviceLink(name, value string) bool {
+	if serviceLinkName.MatchString(name) {
+		return true
+	}
+	return strings.HasSuffix(name, "_PORT") && (strings.HasPrefix(value, "tcp://") || strings.HasPrefix(value, "udp://") || strings.HasPrefix(value, "sctp://"))
 }
 
 func nonSetting(name string) bool {

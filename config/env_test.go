@@ -331,6 +331,20 @@ func TestLoadRefusesUnknownEnvVars(t *testing.T) {
 		{"CONSENTD_STATE", "/tmp/x", ""},
 		{"CONSENTD_TEST_ANYTHING", "x", ""},
 		{"CONSENTD_LOG_LEVEL", "debug", ""},
+		// Kubernetes service links of the shipped Service consentd-metrics
+		// (and of a Service named consentd) are in every pod.
+		{"CONSENTD_METRICS_SERVICE_HOST", "10.96.0.12", ""},
+		{"CONSENTD_METRICS_SERVICE_PORT", "9464", ""},
+		{"CONSENTD_METRICS_SERVICE_PORT_ADMIN", "9464", ""},
+		{"CONSENTD_METRICS_PORT", "tcp://10.96.0.12:9464", ""},
+		{"CONSENTD_METRICS_PORT_9464_TCP", "tcp://10.96.0.12:9464", ""},
+		{"CONSENTD_METRICS_PORT_9464_TCP_ADDR", "10.96.0.12", ""},
+		{"CONSENTD_METRICS_PORT_9464_TCP_PORT", "9464", ""},
+		{"CONSENTD_METRICS_PORT_9464_TCP_PROTO", "tcp", ""},
+		{"CONSENTD_SERVICE_HOST", "10.96.0.13", ""},
+		{"CONSENTD_PORT", "tcp://10.96.0.13:9465", ""},
+		// ... but a _PORT that is no address is still a typo.
+		{"CONSENTD_ADMIN_PORT", "9464", "$CONSENTD_ADMIN_PORT matches no setting"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("CONSENTD_REDIS_SECRET", "pw")

@@ -376,3 +376,58 @@ func TestKubernetesAuditCronJob(t *testing.T) {
 		t.Errorf("the CronJob's volumes %s differ from the Deployment's %s", vols(pod), vols(dep))
 	}
 }
+
+// TestKubernetesServiceLinksDoNotStopConsentd: Kubernetes puts
+// NAME_SERVICE_HOST, NAME_PORT... of every Service of the namespace into
+// every pod unless enableServiceLinks is false; the shipped Service's
+// (consentd-metrics → CONSENTD_METRICS_*) start with consentd's own
+// prefix. The pods turn them off, and consentd ignores them anyway: the
+// Deployment's configuration loads with them set.
+func TestKubernetesServiceLinksDoNotStopConsentd(t *testing.T) {
+	m := manifests(t)
+	job := readYAML(t, "kubernetes/audit-cronjob.yaml")
+	for name, pod := range map[string]any{"Deployment": at(m["Deployment"], "spec", "template", "spec"), "CronJob": at(job, "spec", "jobTemplate", "spec", "template", "spec")} {
+		if str(pod, "enableServiceLinks") != "false" {
+			t.Errorf("%s: enableServiceLinks is not false", name)
+		}
+	}
+	c := at(m["Deployment"], "spec", "template", "spec", "containers", 0)
+	for _, e := range list(c, "env") {
+		if v, ok := at(e, "value").(string); ok {
+			t.Setenv(str(e, "name"), v)
+		}
+	}
+	svc := m["Service"]
+	prefix := strings.ToUpper(strings.ReplaceAll(str(svc, "metadata", "name"), "-", "_"))
+	if !strings.HasPrefix(prefix+"_", config.EnvPrefix) {
+		t.Logf("the Service %s does not share consentd's prefix", prefix)
+	}
+	for _, p := range list(svc, "spec", "ports") {
+		port := str(p, "port")
+		t.Setenv(prefix+"_SERVICE_HOST", "10.96.0.12")
+		t.Setenv(prefix+"_SERVICE_PORT", port)
+		t.Setenv(prefix+"_SERVICE_PORT_"+strings.ToUpper(strings.ReplaceAll(str(p, "name"), "-", "_")), port)
+		t.Setenv(prefix+"_PORT", "tcp://10.96.0.12:"+port)
+		t.Setenv(prefix+"_PORT_"+port+"_TCP", "tcp://10.96.0.12:"+port)
+		t.Setenv(prefix+"_PORT_"+port+"_TCP_ADDR", "10.96.0.12")
+		t.Setenv(prefix+"_PORT_"+port+"_TCP_PORT", port)
+		t.Setenv(prefix+"_PORT_"+port+"_TCP_PROTO", "tcp")
+	}
+	args := strs(list(c, "args"))
+	cfgName := filepath.Base(args[slices.Index(args, "--config")+1])
+	path := filepath.Join(t.TempDir(), cfgName)
+	if err := os.WriteFile(path, []byte(str(m["ConfigMap"], "data", cfgName)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The secrets the pod mounts, here as files of the test's.
+	for _, v := range []string{"CONSENTD_ADMIN_TOKEN_FILE", "CONSENTD_PSEUDONYMIZATION_KEY_FILE", "CONSENTD_REDIS_PASSWORD_FILE", "CONSENTD_KAFKA_SASL_PASSWORD_FILE"} {
+		f := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(f, []byte("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(v, f)
+	}
+	if _, err := config.Load(path); err != nil {
+		t.Fatalf("with the Service's links in the environment: %v", err)
+	}
+}
