@@ -54,8 +54,11 @@ const DefaultReplayIdleWait = 10 * time.Second
 
 // ReplayReport counts what ReplayDeadLetters did.
 type ReplayReport struct {
-	Read      int `json:"read"`
+	Read int `json:"read"`
+	// Replayed counts the dead letters selected for replay (a dry run:
+	// that would be); Written those whose writes Kafka acknowledged.
 	Replayed  int `json:"replayed"`
+	Written   int `json:"written"`
 	Skipped   int `json:"skipped"`   // another reason
 	Truncated int `json:"truncated"` // cut down when dead-lettered: cannot be replayed
 	// Foreign counts dead letters whose source topic is not one of
@@ -224,6 +227,7 @@ func replayPartition(ctx context.Context, cfg ReplayConfig, sp span, want map[st
 		if err := cfg.Producer.WriteMessages(ctx, batch...); err != nil {
 			return fmt.Errorf("writing replayed events: %w", err)
 		}
+		rep.Written += len(batch)
 		batch = batch[:0]
 		return nil
 	}

@@ -77,7 +77,11 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	rc := kafkaops.ReplayConfig{Brokers: cfg.Kafka.Brokers, Dialer: kc.Dialer(), DeadLetterTopic: cfg.Kafka.DeadLetterTopic, RawTopics: cfg.Kafka.RawTopics, To: *to, Producer: producer, DryRun: *dry,
 		Progress: progress.update}
 	if *reasons != "" {
-		rc.Reasons = strings.Split(*reasons, ",")
+		for _, r := range strings.Split(*reasons, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				rc.Reasons = append(rc.Reasons, r)
+			}
+		}
 	}
 	rep, err := kafkaops.ReplayDeadLetters(ctx, rc)
 	progress.finish()
@@ -85,8 +89,8 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case errors.As(err, &unknown):
 		return fmt.Errorf("dlq replay --reason: %w (in %s); nothing was replayed", err, cfg.Kafka.DeadLetterTopic)
-	case err != nil && !*dry && rep.Replayed > 0:
-		return fmt.Errorf("dlq replay: failed after replaying up to %d dead letters of %s: %w", rep.Replayed, cfg.Kafka.DeadLetterTopic, kc.Explain(err))
+	case err != nil && !*dry && rep.Written > 0:
+		return fmt.Errorf("dlq replay: failed after writing %d dead letters of %s back to their raw topics: %w; a replay starts again from the first dead letter, so running it again writes those %d again (they are decided again: duplicates, as after a crash)", rep.Written, cfg.Kafka.DeadLetterTopic, kc.Explain(err), rep.Written)
 	case err != nil:
 		return fmt.Errorf("dlq replay: %w", kc.Explain(err))
 	}

@@ -108,9 +108,9 @@ func TestIntegrationDLQReplayByReason(t *testing.T) {
 	}
 	code, out, errOut := replay("--dry-run", "--json")
 	var rep struct {
-		DryRun                                      bool `json:"dry_run"`
-		Read, Replayed, Skipped, Truncated, Foreign int
-		Reasons                                     map[string]int
+		DryRun                                               bool `json:"dry_run"`
+		Read, Replayed, Written, Skipped, Truncated, Foreign int
+		Reasons                                              map[string]int
 	}
 	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil {
 		t.Fatalf("dry run: exit %d, %v: %s%s", code, err, out, errOut)
@@ -118,7 +118,10 @@ func TestIntegrationDLQReplayByReason(t *testing.T) {
 	if !rep.DryRun || rep.Read != 7 || rep.Replayed != 7 || rep.Skipped != 0 || !maps.Equal(rep.Reasons, reasons) {
 		t.Fatalf("dry run counts %+v, want 7 read and replayable, reasons %v", rep, reasons)
 	}
-	code, out, _ = replay("--dry-run", "--reason", "duplicate_key,invalid_ip")
+	if rep.Written != 0 {
+		t.Fatalf("a dry run wrote %d", rep.Written)
+	}
+	code, out, _ = replay("--dry-run", "--reason", "duplicate_key, invalid_ip")
 	if want := "would replay 3, skipped 4 (other reasons)"; code != 0 || !strings.Contains(out, want) {
 		t.Fatalf("dry run by reason: exit %d %s, want %q", code, out, want)
 	}
@@ -132,9 +135,9 @@ func TestIntegrationDLQReplayByReason(t *testing.T) {
 		t.Fatalf("the raw topic holds %d records after a dry run and a refused replay", n)
 	}
 
-	code, out, errOut = replay("--reason", "duplicate_key")
-	if code != 0 || !strings.Contains(out, "replayed 2, skipped 5") {
-		t.Fatalf("replay: exit %d %s%s", code, out, errOut)
+	code, out, errOut = replay("--reason", "duplicate_key", "--json")
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Replayed != 2 || rep.Written != 2 || rep.Skipped != 5 {
+		t.Fatalf("replay: exit %d %+v %s%s", code, rep, out, errOut)
 	}
 	got := map[string]int{}
 	for _, m := range itest.ReadAll(t, env.Kafka, raw) {
