@@ -109,8 +109,8 @@ func CheckTopicSpecs(ctx context.Context, client *kafka.Client, specs []TopicSpe
 // CreateTopicSpecs creates the missing topics of specs with their
 // partitions and settings (replication: the broker's default when
 // replication is 0), unless dryRun; existing topics are left as they are
-// (their drift is reported, never changed). It returns every topic's
-// state afterwards.
+// (their drift is reported, never changed: AlterTopicSpecs changes it).
+// It returns every topic's state afterwards.
 func CreateTopicSpecs(ctx context.Context, client *kafka.Client, specs []TopicSpec, replication int, dryRun bool) ([]TopicState, error) {
 	states, err := CheckTopicSpecs(ctx, client, specs)
 	if err != nil {
