@@ -281,8 +281,9 @@ func TestKubernetesNetworkPolicy(t *testing.T) {
 }
 
 // TestKubernetesTopics: an init container creates the topics with
-// `consentd topics create`, with the container's configuration, secrets,
-// image and hardening.
+// `consentd topics create --alter` (a policy's edited retention must not
+// stop every new pod), with the container's configuration, secrets, image
+// and hardening.
 func TestKubernetesTopics(t *testing.T) {
 	m := manifests(t)
 	pod := at(m["Deployment"], "spec", "template", "spec")
@@ -295,6 +296,9 @@ func TestKubernetesTopics(t *testing.T) {
 	args, runArgs := strs(list(ic, "args")), strs(list(c, "args"))
 	if len(args) < 4 || args[0] != "topics" || args[1] != "create" || args[slices.Index(args, "--config")+1] != runArgs[slices.Index(runArgs, "--config")+1] {
 		t.Errorf("init container runs %v, want topics create with the container's --config", args)
+	}
+	if !slices.Contains(args, "--alter") {
+		t.Errorf("init container runs %v, without --alter: a topic whose settings differ from the policy's stops every new pod", args)
 	}
 	if str(ic, "image") != str(c, "image") {
 		t.Errorf("init container image %s, consentd's %s", str(ic, "image"), str(c, "image"))

@@ -384,7 +384,8 @@ func TestComposeKafkaListeners(t *testing.T) {
 }
 
 // TestComposeServicesFitTogether: topics come from `consentd topics
-// create` (no hand-written loop), before consentd starts; consentd's
+// create --alter` (no hand-written loop; settings that differ from the
+// policy's are set, not left to block consentd), before consentd starts; consentd's
 // healthcheck is `consentd healthcheck` with its own configuration; each
 // consentd service finds every file its configuration names on a volume
 // it mounts (writable where it writes); the API token and Grafana's
@@ -401,8 +402,8 @@ func TestComposeServicesFitTogether(t *testing.T) {
 	consentd := composeService(t, compose, "consentd")
 	run := strs(list(consentd, "command"))
 	topics := strs(list(composeService(t, compose, "topics-init"), "command"))
-	if len(topics) < 2 || topics[0] != "topics" || topics[1] != "create" || !slices.Contains(topics, composeConfigPath) {
-		t.Errorf("topics-init runs %v, want topics create --config %s", topics, composeConfigPath)
+	if len(topics) < 2 || topics[0] != "topics" || topics[1] != "create" || !slices.Contains(topics, "--alter") || !slices.Contains(topics, composeConfigPath) {
+		t.Errorf("topics-init runs %v, want topics create --alter --config %s", topics, composeConfigPath)
 	}
 	if str(consentd, "depends_on", "topics-init", "condition") != "service_completed_successfully" ||
 		str(composeService(t, compose, "topics-init"), "depends_on", "kafka", "condition") != "service_healthy" {

@@ -60,7 +60,7 @@ func commands() *command {
 		{name: "explain", args: "FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]", summary: "explain what consentd does with one raw event", run: cmdExplain},
 		{name: "audit", args: "[--since 24h] [--ids FILE] [--json]", summary: "check clean topics independently of the code that wrote them", run: cmdAudit},
 		{name: "topics", summary: "the Kafka topics the config and policy name", help: topicsHelp, sub: []*command{
-			{name: "create", args: "[--partitions N] [--dry-run] [--json]", summary: "create the missing topics with the settings they must have", run: topicsCommand("create")},
+			{name: "create", args: "[--partitions N] [--alter] [--dry-run] [--json]", summary: "create the missing topics with the settings they must have", run: topicsCommand("create")},
 			{name: "check", args: "[--json]", summary: "report missing topics and settings that differ", run: topicsCommand("check")},
 		}},
 		{name: "shadow", summary: "the shadow policy", sub: []*command{

@@ -12,8 +12,10 @@ import (
 )
 
 // TestIntegrationTopics: on real Kafka, check reports what is missing,
-// create makes it with the settings it must have, check then passes, and
-// a consent topic that is not compacted is reported, never changed.
+// create makes it with the settings it must have, check then passes; a
+// consent topic that is not compacted and a clean topic with the broker's
+// retention are reported and left alone by create, and set to the plan by
+// create --alter (not by create --alter --dry-run).
 func TestIntegrationTopics(t *testing.T) {
 	env := itest.Require(t)
 	id := itest.Unique("topics")
@@ -78,6 +80,57 @@ func TestIntegrationTopics(t *testing.T) {
 	code, out, _ = run2(t, "topics", "check", "--config", cfg)
 	if code != 1 || !strings.Contains(out, other+".advertising") || !strings.Contains(out, `retention.ms is "604800000", want "2592000000"`) {
 		t.Fatalf("a clean topic with the broker's retention: exit %d\n%s", code, out)
+	}
+	code, out, errs = run2(t, "topics", "create", "--config", cfg)
+	if code != 1 || strings.Count(out, "drift") != 2 || !strings.Contains(errs, "--alter") {
+		t.Fatalf("create with two topics whose settings differ: exit %d\n%s%s", code, out, errs)
+	}
+
+	// --alter --dry-run says what it would alter and changes nothing.
+	code, out, errs = run2(t, "topics", "create", "--alter", "--dry-run", "--config", cfg)
+	if code != 0 || strings.Count(out, "would alter") != 2 || !strings.Contains(out, `retention.ms is "604800000", want "2592000000"`) {
+		t.Fatalf("create --alter --dry-run: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := run2(t, "topics", "check", "--config", cfg); code != 1 || strings.Count(out, "drift") != 2 {
+		t.Fatalf("check after create --alter --dry-run: exit %d\n%s", code, out)
+	}
+
+	// --alter sets them; partition counts are reported, never changed.
+	code, out, errs = run2(t, "topics", "create", "--alter", "--json", "--config", cfg)
+	var altered []kafkaops.TopicState
+	if err := json.Unmarshal([]byte(out), &altered); code != 0 || err != nil {
+		t.Fatalf("create --alter: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	for _, s := range altered {
+		want := "ok"
+		if s.Name == other+".consent" || s.Name == other+".advertising" {
+			want = "altered"
+		}
+		if s.State != want {
+			t.Errorf("create --alter: %s is %s, want %s (%v)", s.Name, s.State, want, s.Drift)
+		}
+		if s.HasPartitions != 8 && (len(s.Notes) != 1 || !strings.Contains(s.Notes[0], "never changed")) {
+			t.Errorf("create --alter: %s has %d partitions, the plan 8, notes %q", s.Name, s.HasPartitions, s.Notes)
+		}
+	}
+	code, out, errs = run2(t, "topics", "check", "--config", cfg, "--json")
+	var after []kafkaops.TopicState
+	if err := json.Unmarshal([]byte(out), &after); code != 0 || err != nil {
+		t.Fatalf("check after create --alter: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	for _, s := range after {
+		if s.Name == other+".consent" && s.Current["cleanup.policy"] != "compact" {
+			t.Errorf("consent topic after create --alter: %+v", s)
+		}
+		if s.Name == other+".advertising" && s.Current["retention.ms"] != "2592000000" {
+			t.Errorf("advertising topic after create --alter: %+v", s)
+		}
+	}
+	if ps, err := kafkatest.Partitions(env.Kafka, other+".advertising"); err != nil || len(ps) != 1 {
+		t.Errorf("%s.advertising has partitions %v (%v) after create --alter, want its 1", other, ps, err)
+	}
+	if code, out, errs := run2(t, "topics", "create", "--alter", "--config", cfg); code != 0 || strings.Contains(out, "altered") {
+		t.Errorf("a second create --alter: exit %d\n%s%s", code, out, errs)
 	}
 }
 
