@@ -78,8 +78,9 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 }
 
 // storeLoop is the outage.Loop of the lookups of the processors of cfg:
-// one for all, so that a partition released during an outage leaves no
-// loop failing behind.
+// one for all, each processor reporting as one of its members, so that
+// one partition's failing lookups are one outage while the others'
+// succeed.
 func storeLoop(cfg ProcessorConfig) *outage.Loop {
 	return outage.OrNew(cfg.StoreOutage, "the consent store", "", cfg.Log).Loop("consent lookups", "events are held (fail closed)")
 }
@@ -103,7 +104,7 @@ func NewProcessorFactory(cfg ProcessorConfig) (func() BatchProcessor, error) {
 	// One table of segment values for all partition workers: the first
 	// values seen get their labels process-wide.
 	segments := newSegmentTable(cfg.Policy)
-	return func() BatchProcessor { return newProcessor(cfg, loop, segments) }, nil
+	return func() BatchProcessor { return newProcessor(cfg, loop.Member(), segments) }, nil
 }
 
 // Process decides msgs. It returns an error only when ctx ends while the
@@ -478,7 +479,7 @@ func (p *Processor) retryStore(ctx context.Context, n int, fn func() error) erro
 		p.storeLoop.OK()
 	} else {
 		// ctx ended (the partition was released): these lookups stop
-		// retrying; the next lookups of any partition report again.
+		// retrying and withdraw their failure.
 		p.storeLoop.Close()
 	}
 	return err

@@ -370,3 +370,62 @@ func TestProcessHearsItsOwnLinks(t *testing.T) {
 		t.Fatal("a change heard after the decision does not make the batch stale")
 	}
 }
+
+// hookStore fails while fail is positive, running during each failed
+// lookup what another partition's worker does meanwhile.
+type hookStore struct {
+	*mapStore
+	meanwhile func()
+}
+
+func (s *hookStore) Lookup(ctx context.Context, subjects []string) (map[string]consent.Record, error) {
+	if s.fail.Load() > 0 {
+		s.fail.Add(-1)
+		s.meanwhile()
+		return nil, errors.New("store down")
+	}
+	return s.mapStore.Lookup(ctx, subjects)
+}
+
+// TestPartitionFailingWhileOthersSucceed: the processors of one factory
+// report as members of one loop, so that one partition's failing lookups
+// are one outage while another partition's succeed: the system stays down
+// until the failing partition's lookups succeed, with one warning and one
+// recovery line.
+func TestPartitionFailingWhileOthersSucceed(t *testing.T) {
+	msgs, ms := synthBatch(50)
+	core, logs := observer.New(zapcore.InfoLevel)
+	tr := outage.New("Redis", "redis.addr", zap.New(core), outage.Config{})
+	st := &hookStore{mapStore: ms}
+	newProc, err := NewProcessorFactory(ProcessorConfig{Policy: testPolicy(t), Store: st, DeadLetterTopic: "dlq", MaxMessageBytes: 4096,
+		StoreOutage: tr, Backoff: retry.Backoff{Min: time.Millisecond, Max: 2 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing, healthy := newProc(), newProc()
+	lookups := 0
+	st.meanwhile = func() {
+		lookups++
+		if lookups == 1 {
+			return // the failing partition has not reported yet
+		}
+		fail := st.fail.Swap(0) // the other partition's lookups succeed
+		if _, err := healthy.Process(context.Background(), msgs); err != nil {
+			t.Errorf("healthy partition: %v", err)
+		}
+		st.fail.Store(fail)
+		if down, _ := tr.Down(); !down {
+			t.Errorf("after lookup %d: up while a partition's lookups fail", lookups)
+		}
+	}
+	st.fail.Store(10)
+	if _, err := failing.Process(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if down, _ := tr.Down(); down {
+		t.Fatal("down after every partition's lookups succeeded")
+	}
+	if e := logs.All(); len(e) != 2 || e[0].Message != "Redis unavailable" || e[1].Message != "Redis back" {
+		t.Fatalf("logged %d lines (%v), want one warning and one recovery line", len(e), e)
+	}
+}

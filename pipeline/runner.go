@@ -24,8 +24,10 @@ type Runner struct {
 	workers sync.WaitGroup
 	fatal   atomic.Pointer[error]
 	stop    context.CancelFunc
-	// The Kafka loops, each shared by every partition so that a partition
-	// released during an outage leaves no loop failing behind.
+	// The Kafka loops. Each partition worker fetches and produces as a
+	// Member of fetchLoop and of the sink's loop, closed when the worker
+	// ends: the loop fails while any partition fails, and a partition
+	// released during an outage leaves no failure behind.
 	joinLoop, fetchLoop, commitLoop *outage.Loop
 }
 
@@ -228,11 +230,13 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 	}()
 
 	proc := cfg.NewProcessor()
+	fetchLoop := r.fetchLoop.Member()
+	defer fetchLoop.Close()
 	// A failed fetch is tried again soon: a reader recovers by itself,
 	// and a longer wait only delays events. The wait still grows up to
 	// FetchBackoffMax, so that an outage does not spin.
 	fetch := retry.Policy{Backoff: retry.Backoff{Min: cfg.Backoff.Min, Max: max(cfg.Backoff.Min, min(cfg.Backoff.Max, FetchBackoffMax))}, OnRetry: func(attempt int, err error, wait time.Duration) {
-		r.fetchLoop.Failed(err)
+		fetchLoop.Failed(err)
 		log.Debug("fetch failed; retrying", zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
 	}}
 	for ctx.Err() == nil {
@@ -245,7 +249,7 @@ func (r *Runner) runPartition(genCtx, stop, writeCtx context.Context, g *generat
 		if err != nil || len(msgs) == 0 {
 			continue // ctx ended
 		}
-		r.fetchLoop.OK()
+		fetchLoop.OK()
 		filled := time.Now()
 		r.stage(StageFill, filled.Sub(first))
 		next := msgs[len(msgs)-1].Offset + 1
@@ -277,6 +281,8 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 	cond := PartitionCond(CondKafkaWrite, p.topic, p.id)
 	defer cfg.Hooks.Condition(cond, nil) // a released partition is not this instance's to report
 	reproc := cfg.NewProcessor()         // decides stale batches again
+	produce := r.sink.loop.Member()
+	defer produce.Close()
 	for b := range queue {
 		if failed {
 			fl.written()
@@ -284,7 +290,7 @@ func (r *Runner) writeLoop(ctx, writeCtx context.Context, queue <-chan pending, 
 		}
 		start := time.Now()
 		r.stage(StageQueue, start.Sub(b.decided))
-		ok := r.writeBatch(ctx, writeCtx, reproc, &b, cond, log)
+		ok := r.writeBatch(ctx, writeCtx, reproc, produce, &b, cond, log)
 		fl.written()
 		if !ok {
 			failed = true
@@ -321,9 +327,9 @@ func oldestRecord(msgs []kafka.Message, now time.Time) time.Time {
 // waits for it from its last check; decided again while stale. It
 // reports the batch's accounting once every write is acknowledged and
 // returns false when the batch was not written.
-func (r *Runner) writeBatch(ctx, writeCtx context.Context, reproc BatchProcessor, b *pending, cond string, log *zap.Logger) bool {
+func (r *Runner) writeBatch(ctx, writeCtx context.Context, reproc BatchProcessor, loop *outage.Loop, b *pending, cond string, log *zap.Logger) bool {
 	for {
-		rep, err := r.writeOnce(ctx, writeCtx, reproc, b, cond, log)
+		rep, err := r.writeOnce(ctx, writeCtx, reproc, loop, b, cond, log)
 		if errors.Is(err, errFenceClosed) {
 			continue // begun again: held until the lease is current, checked, decided again if stale
 		}
@@ -338,7 +344,7 @@ func (r *Runner) writeBatch(ctx, writeCtx context.Context, reproc BatchProcessor
 
 // writeOnce is one pass of writeBatch through the fence. A nil report
 // with a nil error: ctx ended while the store failed.
-func (r *Runner) writeOnce(ctx, writeCtx context.Context, reproc BatchProcessor, b *pending, cond string, log *zap.Logger) (*WriteReport, error) {
+func (r *Runner) writeOnce(ctx, writeCtx context.Context, reproc BatchProcessor, loop *outage.Loop, b *pending, cond string, log *zap.Logger) (*WriteReport, error) {
 	cfg := &r.cfg
 	w, err := cfg.Fence.Begin(ctx)
 	if err != nil {
@@ -348,7 +354,7 @@ func (r *Runner) writeOnce(ctx, writeCtx context.Context, reproc BatchProcessor,
 	if !r.recheck(ctx, w, reproc, b) {
 		return nil, nil // ctx ended while the store failed: write nothing more
 	}
-	return r.sink.write(ctx, writeCtx, b.msgs, b.res, cond, cfg.Fence.Open, log)
+	return r.sink.write(ctx, writeCtx, b.msgs, b.res, loop, cond, cfg.Fence.Open, log)
 }
 
 // recheck decides b again until no consent it was decided with changed

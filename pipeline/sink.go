@@ -44,7 +44,8 @@ type sink struct {
 	hooks           hooks.List
 	// fail stops the instance: nothing it writes will be accepted.
 	fail func(error)
-	// loop receives the transient write failures and the successes.
+	// loop is the produce loop: each partition's writes report their
+	// transient failures and successes to a Member of it.
 	loop *outage.Loop
 }
 
@@ -123,9 +124,10 @@ func (o *outbox) gather(idx []int) []kafka.Message {
 // write at all. Writes themselves run under writeCtx, which outlives ctx
 // by the shutdown grace.
 //
-// cond is the partition's readiness condition (PartitionCond): failing
-// while writes fail, so that /readyz names the stuck partition and why.
-func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, cond string, open func() bool, log *zap.Logger) (*WriteReport, error) {
+// loop is the partition's Member of the produce loop, and cond its
+// readiness condition (PartitionCond): failing while writes fail, so that
+// /readyz names the stuck partition and why.
+func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Result, loop *outage.Loop, cond string, open func() bool, log *zap.Logger) (*WriteReport, error) {
 	o := newOutbox(raw, res)
 	if err := s.refuseOversized(o); err != nil {
 		return nil, err
@@ -136,7 +138,7 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		Classify: stopClass,
 		OnRetry: func(attempt int, err error, wait time.Duration) {
 			s.hooks.Condition(cond, err)
-			s.loop.Failed(err)
+			loop.Failed(err)
 			log.Debug("produce failed; retrying", zap.Int("attempt", attempt), zap.Int("messages", len(o.pending())), zap.Duration("retry_in", wait), zap.Error(err))
 		},
 	}, func() error {
@@ -153,9 +155,9 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		return nil, err
 	}
 	if err != nil {
-		// Abandoned, not acknowledged: this write stops retrying (the
-		// next write of any partition reports again).
-		s.loop.Close()
+		// Abandoned, not acknowledged: this write stops retrying and
+		// withdraws its failure (the next write reports again).
+		loop.Close()
 		if stopClass(err) != retry.Fatal {
 			s.hooks.Condition(cond, err)
 			log.Warn("abandoning unacknowledged writes; they will be redelivered", zap.Int("messages", len(o.pending())), zap.Error(err))
@@ -163,7 +165,7 @@ func (s *sink) write(ctx, writeCtx context.Context, raw []kafka.Message, res *Re
 		return nil, err
 	}
 	s.hooks.Condition(cond, nil)
-	s.loop.OK()
+	loop.OK()
 	return &o.report, nil
 }
 

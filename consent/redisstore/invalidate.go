@@ -24,6 +24,15 @@ type Invalidator interface {
 // answering pings within timeout), c is bypassed, so that a change missed
 // while deaf is never served from the cache.
 //
+// Deaf ends when the subscription is confirmed again (a new connection),
+// or when anything arrives on the connection whose subscription was
+// confirmed (Redis paused, then answered the late ping). The latter is
+// safe because a connection that stayed open lost nothing: Redis sends a
+// subscriber every message in order or drops the connection, so the
+// messages published while Redis seemed silent arrive, and are applied,
+// before the late answer. And bypassing emptied c and kept it empty
+// (consent.Cache.SetBypass), so it holds nothing read while deaf.
+//
 // rdb may be a single node, a Sentinel failover client or a Cluster
 // client: changes are announced with PUBLISH, which a Redis Cluster
 // delivers to subscribers on every node, so subscribing on any one node
@@ -39,11 +48,23 @@ func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix s
 	c.SetBypass(true)
 	ps := rdb.Subscribe(ctx, InvalidationChannel(prefix))
 	defer ps.Close()
-	subscribed, pinged, failures := false, false, 0
+	// subscribed: the cache may be used. live: the connection the
+	// subscription was confirmed on is still open (a read timeout keeps
+	// it; any other error replaces it, and the new one is confirmed with
+	// a new subscribe message).
+	subscribed, live, pinged, failures := false, false, false, 0
 	deaf := func(err error) {
 		loop.Failed(err)
 		subscribed = false
 		c.SetBypass(true)
+	}
+	heard := func() {
+		pinged = false
+		if !subscribed && live {
+			subscribed, failures = true, 0
+			c.SetBypass(false)
+			loop.OK()
+		}
 	}
 	for ctx.Err() == nil {
 		msg, err := ps.ReceiveTimeout(ctx, timeout)
@@ -54,6 +75,7 @@ func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix s
 					deaf(err) // no pong within timeout: Redis is not answering
 				}
 				if perr := ps.Ping(ctx); perr != nil {
+					live = false
 					deaf(perr)
 				}
 				pinged = true
@@ -62,6 +84,7 @@ func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix s
 			if ctx.Err() != nil {
 				return
 			}
+			live = false
 			deaf(err)
 			pinged = false
 			failures++
@@ -71,17 +94,15 @@ func WatchInvalidations(ctx context.Context, rdb redis.UniversalClient, prefix s
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				subscribed, pinged, failures = true, false, 0
+				subscribed, live, pinged, failures = true, true, false, 0
 				c.SetBypass(false)
 				loop.OK()
 			}
 		case *redis.Pong:
-			pinged = false
-			if subscribed {
-				c.SetBypass(false)
-			}
+			heard()
 		case *redis.Message:
 			c.Invalidate(m.Payload)
+			heard()
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 // succeeded or closed, or a note from source "lib".
 type step struct {
 	at   time.Duration
-	loop string // "a", "b", or "" for a note
+	loop string // "a", "b", shared loop "p" or its members "p1", "p2", or "" for a note
 	op   string // "fail", "ok", "close", "note"
 }
 
@@ -26,7 +26,9 @@ func run(t *testing.T, steps []step) []observer.LoggedEntry {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := start
 	tr := New("Redis", "redis.addr", zap.New(core), Config{Now: func() time.Time { return now }})
-	loops := map[string]*Loop{"a": tr.Loop("a", "holding events"), "b": tr.Loop("b", "")}
+	shared := tr.Loop("produce", "held")
+	loops := map[string]*Loop{"a": tr.Loop("a", "holding events"), "b": tr.Loop("b", ""),
+		"p": shared, "p1": shared.Member(), "p2": shared.Member()}
 	for _, s := range steps {
 		now = start.Add(s.at)
 		switch s.op {
@@ -60,6 +62,14 @@ func lines(entries []observer.LoggedEntry) []string {
 		out[i] = e.Level.String() + " " + e.Message
 	}
 	return out
+}
+
+// same fails t unless got are the lines want.
+func same(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestTracker(t *testing.T) {
@@ -114,12 +124,28 @@ func TestTracker(t *testing.T) {
 				step{62 * time.Second, "a", "ok"}),
 			want: []string{"warn Redis unavailable", "warn Redis still unavailable", "info Redis back"},
 		},
+		{
+			name: "one member fails every second while another succeeds: one outage",
+			steps: append(alternate("p1", "p2", 5*time.Minute+time.Second),
+				step{5*time.Minute + time.Second, "p1", "ok"}),
+			want: []string{"warn Redis unavailable",
+				"warn Redis still unavailable", "warn Redis still unavailable", "warn Redis still unavailable",
+				"warn Redis still unavailable", "warn Redis still unavailable", "info Redis back"},
+		},
+		{
+			name:  "a closed member withdraws its failure quietly",
+			steps: []step{{0, "p1", "fail"}, {time.Second, "p2", "fail"}, {2 * time.Second, "p1", "close"}, {3 * time.Second, "p2", "ok"}},
+			want:  []string{"warn Redis unavailable", "info Redis back"},
+		},
+		{
+			name:  "closing the loop closes its members",
+			steps: []step{{0, "p1", "fail"}, {time.Second, "p2", "fail"}, {2 * time.Second, "p", "close"}, {3 * time.Second, "p1", "ok"}, {4 * time.Second, "p2", "ok"}},
+			want:  []string{"warn Redis unavailable"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := lines(run(t, tc.steps))
-			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-				t.Fatalf("logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			same(t, got, tc.want)
 		})
 	}
 }
@@ -164,5 +190,51 @@ func TestOKWithoutFailure(t *testing.T) {
 	l.Failed(nil)
 	if down, _ := tr.Down(); !down {
 		t.Fatal("not down after a failure")
+	}
+}
+
+// alternate returns, once a second from 0 to to, a failure of loop fail
+// followed by a success of loop ok.
+func alternate(fail, ok string, to time.Duration) []step {
+	var out []step
+	for at := time.Duration(0); at < to; at += time.Second {
+		out = append(out, step{at, fail, "fail"}, step{at, ok, "ok"})
+	}
+	return out
+}
+
+// TestFlapping: a loop that fails and succeeds again once a second for
+// five minutes logs a warning, then about two lines a minute saying it
+// comes and goes, and ends with a recovery line.
+func TestFlapping(t *testing.T) {
+	entries := run(t, alternate("a", "a", 5*time.Minute))
+	got := lines(entries)
+	if len(got) >= 50 {
+		t.Fatalf("%d lines in five minutes of flapping", len(got))
+	}
+	want := []string{"warn Redis unavailable", "info Redis back"}
+	for range 4 {
+		want = append(want, "warn Redis unavailable on and off", "info Redis back")
+	}
+	same(t, got, want)
+	summary, back := entries[2].ContextMap(), entries[3].ContextMap()
+	if summary["outages"] != int64(60) || summary["attempts"] != int64(60) || summary["for"] != 59*time.Second {
+		t.Errorf("summary: %v", summary)
+	}
+	if back["outages"] != int64(60) || back["after"] != 59*time.Second {
+		t.Errorf("recovery: %v", back)
+	}
+}
+
+// TestFlapThenQuiet: short outages that no line reported are counted in
+// the warning of the next outage that comes after a quiet interval.
+func TestFlapThenQuiet(t *testing.T) {
+	entries := run(t, []step{{0, "a", "fail"}, {time.Second, "a", "ok"}, {2 * time.Second, "a", "fail"}, {3 * time.Second, "a", "ok"},
+		{time.Hour, "a", "fail"}, {time.Hour + time.Second, "a", "ok"}})
+	got := lines(entries)
+	want := []string{"warn Redis unavailable", "info Redis back", "warn Redis unavailable", "info Redis back"}
+	same(t, got, want)
+	if n := entries[2].ContextMap()["unreported_outages"]; n != int64(1) {
+		t.Errorf("unreported_outages: %v", n)
 	}
 }
