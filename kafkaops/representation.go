@@ -2,6 +2,7 @@ package kafkaops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/consentd/consentd/event"
+	"github.com/consentd/consentd/internal/lib/kafkax"
 	"github.com/consentd/consentd/internal/representation"
 	"github.com/consentd/consentd/policy"
 	"github.com/consentd/consentd/scrub"
@@ -191,9 +193,11 @@ func sourceOf(m *kafka.Message) (rawRef, bool) {
 }
 
 // readRange calls fn with every record of topic whose offset lies
-// between the first record at or after from and the first at or after
-// to (or the partition's end as of the call), partition by partition.
-// A topic that does not exist is an error naming it.
+// between the first record at or after from (zero: the partition's
+// start) and the first at or after to (zero, or none there: the
+// partition's end as of the call), partition by partition. A topic that
+// does not exist, or a partition that stops answering before the end of
+// its range, is an error naming it.
 func readRange(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, from, to time.Time, fn func(*kafka.Message)) error {
 	var conn *kafka.Conn
 	var err error
@@ -229,7 +233,7 @@ func readRange(ctx context.Context, d *kafka.Dialer, brokers []string, topic str
 }
 
 // offsetsBetween returns the offsets of the first records at or after
-// from and to (the end when none is).
+// from and to (see readRange for zero times).
 func offsetsBetween(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, from, to time.Time) (first, last int64, err error) {
 	lc, err := d.DialLeader(ctx, "tcp", brokers[0], topic, partition)
 	if err != nil {
@@ -241,30 +245,41 @@ func offsetsBetween(ctx context.Context, d *kafka.Dialer, brokers []string, topi
 		return 0, 0, fmt.Errorf("%s/%d: reading offsets: %w", topic, partition, err)
 	}
 	first, last = start, end
-	if at, err := lc.ReadOffset(from); err == nil && at > first {
-		first = at
+	if !from.IsZero() {
+		if at, err := lc.ReadOffset(from); err == nil && at > first {
+			first = at
+		}
 	}
-	if at, err := lc.ReadOffset(to); err == nil && at >= 0 && at < last {
-		last = at
+	if !to.IsZero() {
+		if at, err := lc.ReadOffset(to); err == nil && at >= 0 && at < last {
+			last = at
+		}
 	}
 	return first, last, nil
 }
 
-// readOffsets calls fn with the records of [first, last), which exist:
-// each fetch waits at most a few seconds, and a partition that stops
-// answering is an error rather than a hang.
+// rangeIdleWait bounds how long readOffsets waits for the next record.
+const rangeIdleWait = 10 * time.Second
+
+// readOffsets calls fn with the records of [first, last). Each read
+// waits at most rangeIdleWait: when it ends with the reader at or past
+// last, the rest of the range held no records to read (transaction
+// markers, or records compacted away), as in the dead-letter replay;
+// before last, the partition stopped answering: an error rather than a
+// hang or a silently short read.
 func readOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, first, last int64, fn func(*kafka.Message)) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: d, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 250 * time.Millisecond})
+	r := kafkax.NewReader(kafkax.ReaderConfig{Brokers: brokers, Dialer: d, Topic: topic, Partition: partition, MaxWait: 250 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
 		return err
 	}
 	for {
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		m, err := r.FetchMessage(fctx)
-		cancel()
+		m, err := readBounded(ctx, r, rangeIdleWait)
 		if err != nil {
-			return fmt.Errorf("%s/%d: reading offset %d of [%d, %d): %w", topic, partition, first, first, last, err)
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && r.Offset() >= last {
+				return nil
+			}
+			return fmt.Errorf("%s/%d: reading [%d, %d) at offset %d: %w", topic, partition, first, last, r.Offset(), err)
 		}
 		if m.Offset >= last {
 			return nil
@@ -273,6 +288,5 @@ func readOffsets(ctx context.Context, d *kafka.Dialer, brokers []string, topic s
 		if m.Offset+1 >= last {
 			return nil
 		}
-		first = m.Offset + 1
 	}
 }

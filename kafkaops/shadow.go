@@ -163,85 +163,32 @@ type ShadowSummary struct {
 }
 
 // ReadShadowReport sums the records of topic from since on (all
-// partitions, up to their end as of the call).
+// partitions, up to their end as of the call; since zero: from the
+// start).
 func ReadShadowReport(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, since time.Time) (*ShadowSummary, error) {
-	var conn *kafka.Conn
-	var err error
-	for _, b := range brokers {
-		if conn, err = d.DialContext(ctx, "tcp", b); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connecting to Kafka: %w", err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
-	if err != nil {
-		return nil, fmt.Errorf("topic %s: %w", topic, err)
-	}
 	sum := &ShadowSummary{Counts: map[[2]string]int{}, Paths: map[[3]string]int{}, Policies: map[string]int{}}
-	for _, p := range parts {
-		lc, err := d.DialLeader(ctx, "tcp", brokers[0], topic, p.ID)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%d: %w", topic, p.ID, err)
+	err := readRange(ctx, d, brokers, topic, since, time.Time{}, func(m *kafka.Message) {
+		var rec ShadowRecord
+		if json.Unmarshal(m.Value, &rec) != nil {
+			return
 		}
-		first, last, err := lc.ReadOffsets()
-		if err == nil && !since.IsZero() {
-			var at int64
-			if at, err = lc.ReadOffset(since); err == nil && at > first {
-				first = at
+		sum.Records++
+		digest := rec.Digest
+		if len(digest) > 19 {
+			digest = digest[:19] + "…"
+		}
+		sum.Policies[rec.Live+" -> "+rec.Shadow+" ("+digest+")"]++
+		for _, df := range rec.Diffs {
+			sum.Counts[[2]string{df.Output, df.Kind}]++
+			if df.Path != "" {
+				sum.Paths[[3]string{df.Output, df.Kind, df.Path}]++
 			}
 		}
-		lc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s/%d: reading offsets: %w", topic, p.ID, err)
-		}
-		if first >= last {
-			continue
-		}
-		if err := readShadowPartition(ctx, d, brokers, topic, p.ID, first, last, sum); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return sum, nil
-}
-
-func readShadowPartition(ctx context.Context, d *kafka.Dialer, brokers []string, topic string, partition int, first, last int64, sum *ShadowSummary) error {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Dialer: d, Topic: topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond})
-	defer r.Close()
-	if err := r.SetOffset(first); err != nil {
-		return err
-	}
-	for {
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		m, err := r.FetchMessage(fctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && fctx.Err() != nil {
-				return nil // the end lies past the last record
-			}
-			return fmt.Errorf("%s/%d: %w", topic, partition, err)
-		}
-		var rec ShadowRecord
-		if json.Unmarshal(m.Value, &rec) == nil {
-			sum.Records++
-			d := rec.Digest
-			if len(d) > 19 {
-				d = d[:19] + "…"
-			}
-			sum.Policies[rec.Live+" -> "+rec.Shadow+" ("+d+")"]++
-			for _, df := range rec.Diffs {
-				sum.Counts[[2]string{df.Output, df.Kind}]++
-				if df.Path != "" {
-					sum.Paths[[3]string{df.Output, df.Kind, df.Path}]++
-				}
-			}
-		}
-		if m.Offset+1 >= last {
-			return nil
-		}
-	}
 }
 
 // ShadowRow is one output and kind of difference, with the paths most
