@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -169,27 +167,15 @@ func foldUnwritten(counts representation.Counts) representation.Counts {
 // sourceOf reads a clean record's consentd-source header: the raw
 // record it was made from, when written as topic/partition/offset.
 func sourceOf(m *kafka.Message) (rawRef, bool) {
-	for _, h := range m.Headers {
-		if h.Key != wire.HeaderSource {
-			continue
-		}
-		s := string(h.Value)
-		i := strings.LastIndexByte(s, '/')
-		if i <= 0 {
-			return rawRef{}, false
-		}
-		j := strings.LastIndexByte(s[:i], '/')
-		if j <= 0 {
-			return rawRef{}, false
-		}
-		p, err1 := strconv.Atoi(s[j+1 : i])
-		o, err2 := strconv.ParseInt(s[i+1:], 10, 64)
-		if err1 != nil || err2 != nil {
-			return rawRef{}, false
-		}
-		return rawRef{s[:j], p, o}, true
+	h := wire.Header(m, wire.HeaderSource)
+	if h == nil {
+		return rawRef{}, false
 	}
-	return rawRef{}, false
+	topic, partition, offset, err := wire.ParseSource(string(h))
+	if err != nil {
+		return rawRef{}, false
+	}
+	return rawRef{topic, partition, offset}, true
 }
 
 // readRange calls fn with every record of topic whose offset lies
