@@ -67,10 +67,7 @@ func commands() *command {
 			{name: "report", args: "[--since 1h] [--json]", summary: "summarize the shadow policy's differences", run: cmdShadowReport},
 		}},
 		{name: "report", summary: "reports on what consent filtering does", sub: []*command{
-			{name: "representation", args: "[--from 24h] [--to T] [--metrics URL] [--chart FILE] [--json]", summary: "how consent changes each output's mix of segments",
-				run: func(args []string, stdout, stderr io.Writer) error {
-					return cmdReport(append([]string{"representation"}, args...), stdout, stderr)
-				}},
+			{name: "representation", args: "[--from 24h] [--to T] [--metrics URL] [--chart FILE] [--json]", summary: "how consent changes each output's mix of segments", run: cmdReportRepresentation},
 		}},
 		{name: "healthcheck", args: "[--config FILE] [--url URL]", summary: "exit 0 when the admin server says ready (container healthchecks)", run: cmdHealthcheck},
 		{name: "completion", summary: "shell completion scripts", help: completionHelp, sub: completionCommands()},

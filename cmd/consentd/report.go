@@ -29,14 +29,9 @@ running consentd's consentd_segment_events_total instead (since it started;
 e.g. --metrics http://127.0.0.1:9464/metrics). --chart draws the shares as
 paired bars into an .svg, .png or .pdf file.`
 
-func cmdReport(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "representation" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(stdout, "Usage: "+reportUsage)
-			return nil
-		}
-		return usageError{fmt.Errorf("usage: consentd report representation [--from 24h] [--to T] [--metrics URL] [--chart FILE] [--json] [--config FILE]")}
-	}
+// cmdReportRepresentation runs consentd report representation; args
+// are those after it (the command table dispatches "report").
+func cmdReportRepresentation(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("report representation", reportUsage, stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file (its policy names the segment fields; its Kafka settings are read from)")
 	fromFlag := fs.String("from", "24h", "start of the range: a duration back from now or an RFC 3339 time")
@@ -47,7 +42,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	top := fs.Int("top", 0, "values listed per field, the rest summed as (other); default the policy's segments.top")
 	ratio := fs.Float64("flag-ratio", 0, "flag a value whose clean share differs from its raw share by more than this ratio; default the policy's segments.flag_ratio")
 	minEvents := fs.Int64("min-events", 30, "never flag a value with fewer raw events than this")
-	pos, err := parseArgs(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
