@@ -34,21 +34,16 @@ Each partition is read up to its end at start. A long replay shows its
 progress with rate and time left on standard error (a bar on a terminal,
 a line every few seconds otherwise). --json prints the counts as JSON.`
 
-func cmdDLQ(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-		fmt.Fprintln(stdout, "Usage: "+dlqUsage)
-		return nil
-	}
-	if len(args) == 0 || args[0] != "replay" {
-		return usageError{errors.New("usage: " + strings.SplitN(dlqUsage, "\n", 2)[0])}
-	}
+// cmdDLQReplay runs consentd dlq replay; args are those after it (the
+// command table dispatches "dlq").
+func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("dlq replay", dlqUsage, stderr)
 	path := fs.String("config", "configs/consentd.yaml", "consentd config file")
 	reasons := fs.String("reason", "", "comma-separated dead-letter reasons to replay (default: all)")
 	to := fs.String("to", "", "topic to write to (default: each dead letter's source topic)")
 	dry := fs.Bool("dry-run", false, "count, write nothing")
 	asJSON := fs.Bool("json", false, "print the counts as JSON")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -52,10 +52,7 @@ func commands() *command {
 			{name: "migrate", args: "[--dry-run] [--json] [--config FILE]", summary: "move consent keys to the current key schema", run: cmdRedisMigrate},
 		}},
 		{name: "dlq", summary: "dead letters", sub: []*command{
-			{name: "replay", args: "[--reason R] [--to TOPIC] [--dry-run] [--config FILE]", summary: "re-inject dead letters into their raw topics",
-				run: func(args []string, stdout, stderr io.Writer) error {
-					return cmdDLQ(append([]string{"replay"}, args...), stdout, stderr)
-				}},
+			{name: "replay", args: "[--reason R] [--to TOPIC] [--dry-run] [--config FILE]", summary: "re-inject dead letters into their raw topics", run: cmdDLQReplay},
 		}},
 		{name: "explain", args: "FILE|-|--from TOPIC/PARTITION/OFFSET [--consent JSON] [--json]", summary: "explain what consentd does with one raw event", run: cmdExplain},
 		{name: "audit", args: "[--since 24h] [--ids FILE] [--json]", summary: "check clean topics independently of the code that wrote them", run: cmdAudit},
