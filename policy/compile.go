@@ -465,6 +465,14 @@ func paths(list []string, def ...string) ([]event.Path, error) {
 	return out, nil
 }
 
+// The fields of truncate_ip, round_geo and truncate_time when they name
+// none (TransformSpec).
+var (
+	defaultIPFields   = []string{"context.ip"}
+	defaultGeoFields  = []string{"context.location.latitude", "context.location.longitude"}
+	defaultTimeFields = []string{"timestamp"}
+)
+
 func intOr(p *int, def int) int {
 	if p == nil {
 		return def
@@ -507,7 +515,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		checkKey(where+": pseudonymize", key)
 		return &pseudonymize{fields: newFields(ps), key: key}, nil
 	case ts.TruncateIP != nil:
-		ps, err := paths(ts.TruncateIP.Fields, "context.ip")
+		ps, err := paths(ts.TruncateIP.Fields, defaultIPFields...)
 		if err != nil {
 			return nil, fmt.Errorf("truncate_ip: %w", err)
 		}
@@ -522,7 +530,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 	case ts.Scrub != nil:
 		return compileScrub(ts.Scrub)
 	case ts.RoundGeo != nil:
-		ps, err := paths(ts.RoundGeo.Fields, "context.location.latitude", "context.location.longitude")
+		ps, err := paths(ts.RoundGeo.Fields, defaultGeoFields...)
 		if err != nil {
 			return nil, fmt.Errorf("round_geo: %w", err)
 		}
@@ -532,7 +540,7 @@ func compileTransform(ts TransformSpec, defKey string, checkKey func(where, id s
 		}
 		return &roundGeo{fields: newFields(ps), decimals: dec}, nil
 	default:
-		ps, err := paths(ts.TruncateTime.Fields, "timestamp")
+		ps, err := paths(ts.TruncateTime.Fields, defaultTimeFields...)
 		if err != nil {
 			return nil, fmt.Errorf("truncate_time: %w", err)
 		}

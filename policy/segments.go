@@ -241,15 +241,15 @@ func keptVerbatim(os *OutputSpec, path event.Path) error {
 				return fmt.Errorf("pseudonymize %q rewrites it", f)
 			}
 		case t.TruncateIP != nil:
-			if f, ok := coveredBy(orDefault(t.TruncateIP.Fields, "context.ip"), path); ok {
+			if f, ok := coveredBy(orDefault(t.TruncateIP.Fields, defaultIPFields...), path); ok {
 				return fmt.Errorf("truncate_ip %q rewrites it", f)
 			}
 		case t.RoundGeo != nil:
-			if f, ok := coveredBy(orDefault(t.RoundGeo.Fields, "context.location.latitude", "context.location.longitude"), path); ok {
+			if f, ok := coveredBy(orDefault(t.RoundGeo.Fields, defaultGeoFields...), path); ok {
 				return fmt.Errorf("round_geo %q rewrites it", f)
 			}
 		case t.TruncateTime != nil:
-			if f, ok := coveredBy(orDefault(t.TruncateTime.Fields, "timestamp"), path); ok {
+			if f, ok := coveredBy(orDefault(t.TruncateTime.Fields, defaultTimeFields...), path); ok {
 				return fmt.Errorf("truncate_time %q rewrites it", f)
 			}
 		case t.Scrub != nil:
